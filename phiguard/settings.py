@@ -1,0 +1,58 @@
+"""Settings, read from the environment (``PHIGUARD_*``) and an optional ``phiguard.toml``-less
+``.env`` in the home. Every setting carries its help text; ``docs/user/settings.md`` is
+generated from these descriptions and a test fails when it drifts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path("phiguard-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHIGUARD_", extra="ignore")
+
+    home: Path = Field(
+        DEFAULT_HOME,
+        description="The home directory holding databases, keys and the audit log.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the operational database. Empty means SQLite inside the home "
+            "(home/phiguard.db); set a postgresql+psycopg:// URL to run on PostgreSQL."
+        ),
+    )
+    hospital_no_pattern: str = Field(
+        r"HN\d{8}[0-9A-Z]",
+        description=(
+            "Regular expression for a hospital file number (upper-cased, without spaces). "
+            "The default, HN + 8 digits + a check character, is phiguard's own convention."
+        ),
+    )
+    hospital_no_check: bool = Field(
+        True,
+        description=(
+            "Validate the check character of default-shaped hospital numbers "
+            "(mod-11 over the 8 digits, as for HKIDs). Turn off for other shapes."
+        ),
+    )
+    timezone: str = Field("Asia/Hong_Kong", description="Time zone for deadlines and reports.")
+    import_batch_rows: int = Field(
+        50_000, description="Rows per batch when importing reference data.", ge=1
+    )
+    engine: str = Field(
+        "duckdb",
+        description="Analytics engine for detection and linkage: 'duckdb' or 'spark'.",
+    )
+    spark_master: str = Field(
+        "local[2]", description="Spark master URL when engine = spark (e.g. spark://host:7077)."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'phiguard.db').resolve()}"

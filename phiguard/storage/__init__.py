@@ -1,0 +1,1 @@
+"""Operational storage (SQLAlchemy 2 + Alembic) and the analytics event store."""

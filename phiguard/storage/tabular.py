@@ -1,0 +1,218 @@
+"""Readers for the tabular inputs of spec §1: CSV (header row), Parquet, NDJSON.
+
+Each yields ``(line, row)`` where ``line`` is the 1-based physical line of the row in the
+file (the header is line 1 in CSV; Parquet rows count from 1) so errors point a person at
+the right place, and ``row`` maps column names to strings (or ``None``). A row that cannot be
+decoded is yielded as a :class:`BadRow` instead of stopping the read: the caller counts it
+and goes on. Extra columns are kept; callers ignore what they do not know.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from phiguard.errors import InputError
+
+FORMATS = ("csv", "parquet", "ndjson")
+MAX_LINE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+Row = dict[str, str | None]
+
+
+def detect_format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".gz",):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".ndjson", ".jsonl", ".json")):
+        return "ndjson"
+    raise InputError(f"{path.name}: unknown file type (expected .csv, .parquet or .ndjson)")
+
+
+class CountingReader(io.RawIOBase):
+    """Wraps a binary file and counts bytes read, for progress bars."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return n  # type: ignore[no-any-return]
+
+
+def _has_surrogates(values: Any) -> bool:
+    for v in values:
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def _open_text(counter: CountingReader) -> io.TextIOWrapper:
+    buffered = io.BufferedReader(counter, buffer_size=1 << 20)
+    # surrogateescape keeps undecodable bytes as lone surrogates: the row is then reported
+    # as "not valid UTF-8" with its line number instead of aborting the whole file.
+    return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def read_csv(
+    counter: CountingReader, *, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, Row | BadRow]]:
+    """Rows of a CSV or TSV file; the delimiter is read off the header line."""
+    text = _open_text(counter)
+    first = text.readline()
+    if not first.strip():
+        raise InputError("file is empty (no header row)")
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.reader(itertools.chain([first], text), delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    if _has_surrogates(header):
+        raise InputError("header row is not valid UTF-8")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"missing column(s): {', '.join(missing)}")
+    width = len(header)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, BadRow(reader.line_num, f"unreadable CSV: {exc}")
+            continue
+        line = reader.line_num  # the physical line on which this record ends
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue
+        if _has_surrogates(values):
+            yield line, BadRow(line, "not valid UTF-8 (wrong encoding?)")
+        elif len(values) != width:
+            yield line, BadRow(line, f"has {len(values)} fields, the header has {width}")
+        else:
+            yield line, {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)}
+
+
+def read_ndjson(
+    counter: CountingReader, *, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, Row | BadRow]]:
+    buffered = io.BufferedReader(counter, buffer_size=1 << 20)
+    for line_no, raw in enumerate(buffered, start=1):
+        if len(raw) > MAX_LINE_BYTES:
+            yield line_no, BadRow(line_no, f"line longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except UnicodeDecodeError:
+            yield line_no, BadRow(line_no, "not valid UTF-8 (wrong encoding?)")
+            continue
+        except ValueError as exc:
+            yield line_no, BadRow(line_no, f"not valid JSON: {str(exc)[:80]}")
+            continue
+        if not isinstance(obj, dict):
+            yield line_no, BadRow(line_no, "not a JSON object")
+            continue
+        missing = [c for c in required if c not in obj]
+        if missing:
+            yield line_no, BadRow(line_no, f"missing field(s): {', '.join(missing)}")
+            continue
+        yield line_no, {k: _stringify(v) for k, v in obj.items()}
+
+
+def read_parquet(
+    path: Path, *, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, Row | BadRow]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise InputError(f"{path.name}: not a readable Parquet file ({exc})") from exc
+    names = pf.schema_arrow.names
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InputError(f"missing column(s): {', '.join(missing)}")
+    line = 0
+    for batch in pf.iter_batches(batch_size=65_536):
+        cols = {n: batch.column(n).to_pylist() for n in batch.schema.names}
+        for i in range(batch.num_rows):
+            line += 1
+            yield line, {n: _stringify(cols[n][i]) for n in cols}
+
+
+def _stringify(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    if hasattr(v, "isoformat"):
+        return str(v.isoformat())
+    return str(v)
+
+
+@dataclass
+class TabularFile:
+    """An open tabular input with a byte counter for progress."""
+
+    path: Path
+    format: str
+    size: int
+    _counter: CountingReader | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        if self.format == "parquet":
+            return self.size
+        return self._counter.count if self._counter else 0
+
+    def rows(self, *, required: tuple[str, ...] = ()) -> Iterator[tuple[int, Row | BadRow]]:
+        """Yield ``(line, row_or_bad)``; CSV lines are physical lines, the header is line 1."""
+        if self.format == "parquet":
+            yield from read_parquet(self.path, required=required)
+            return
+        with self.path.open("rb") as raw:
+            source: BinaryIO = raw
+            if self.path.name.lower().endswith(".gz"):
+                source = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+            self._counter = CountingReader(source)
+            if self.format == "csv":
+                yield from read_csv(self._counter, required=required)
+            else:
+                yield from read_ndjson(self._counter, required=required)
+
+
+def open_tabular(path: Path, fmt: str | None = None) -> TabularFile:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}")
+    return TabularFile(path=path, format=fmt, size=path.stat().st_size)
