@@ -1,0 +1,1 @@
+"""The synthetic hospital (generator) and the end-to-end demo story."""
