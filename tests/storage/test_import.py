@@ -1,0 +1,175 @@
+"""Reference-data import through the real CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from phiguard.app import App
+from phiguard.settings import Settings
+from phiguard.storage.importer import import_file
+from phiguard.storage.models import Account, Encounter, Grant, Patient, Vendor
+from tests.factories import patient_rows, write_csv, write_ndjson, write_parquet
+
+
+def count(app: App, model: type) -> int:
+    with app.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_patients_import_in_every_format(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(30)
+    for writer, name, chunk in (
+        (write_csv, "p.csv", rows[:10]),
+        (write_parquet, "p.parquet", rows[10:20]),
+        (write_ndjson, "p.ndjson", rows[20:]),
+    ):
+        report = import_file(app, "patients", writer(tmp_path / name, chunk))
+        assert (report.inserted, report.rows_bad, report.committed) == (10, 0, True)
+    assert count(app, Patient) == 30
+
+
+def test_identifiers_are_encrypted_and_found_through_the_blind_index(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(5)
+    import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
+    canonical = rows[3]["hkid"].replace("(", "").replace(")", "")
+    with app.session() as s:
+        p = s.scalars(select(Patient).where(Patient.hkid_bidx == app.blind.digest("hkid", canonical))).one()
+        assert p.patient_id == rows[3]["patient_id"]
+        assert rows[3]["name_en"].encode() not in p.pii
+        pii = app.cipher.decrypt_json(p.pii, b"patient:pii")
+    assert pii["name_en"] == rows[3]["name_en"] and pii["hkid"] == canonical
+
+
+def test_bad_rows_are_counted_with_line_numbers_and_the_rest_imported(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(8)
+    rows[1]["hkid"] = "A123456(4)"  # wrong check character -> line 3
+    rows[2]["cluster"] = "XYZ"  # line 4
+    rows[3]["dob"] = "1990-13-45"  # line 5
+    rows[4]["patient_id"] = rows[0]["patient_id"]  # duplicate id, line 6
+    rows[5]["hkid"] = rows[6]["hkid"]  # duplicate HKID: the later row (line 8) is the bad one
+    report = import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
+    by_line = {e.line: e.reason for e in report.errors}
+    assert by_line[3] == "hkid check character is wrong"
+    assert "cluster" in by_line[4]
+    assert "dob" in by_line[5]
+    assert "duplicate patient_id" in by_line[6] and "line 2" in by_line[6]
+    assert "duplicate HKID" in by_line[8]
+    assert (report.rows_bad, report.inserted, report.committed) == (5, 3, True)
+    assert count(app, Patient) == 3
+    # no reason ever repeats the value it rejected
+    assert not any("A123456" in e.reason for e in report.errors)
+
+
+def test_wrong_encoding_is_a_bad_row_not_a_crash(app: App, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", patient_rows(3))
+    data = path.read_bytes().replace("陳大文".encode(), "陳大文".encode("big5"), 1)
+    path.write_bytes(data)
+    report = import_file(app, "patients", path)
+    assert report.rows_bad == 1 and "UTF-8" in report.errors[0].reason
+    assert report.inserted == 2
+
+
+def test_strict_imports_nothing_when_any_row_is_bad(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(6)
+    rows[5]["sex"] = "Q"
+    report = import_file(app, "patients", write_csv(tmp_path / "p.csv", rows), strict=True)
+    assert not report.committed and report.rows_bad == 1
+    assert count(app, Patient) == 0
+
+
+def test_reimport_is_idempotent_and_changes_are_applied(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(10)
+    path = write_csv(tmp_path / "p.csv", rows)
+    first = import_file(app, "patients", path)
+    again = import_file(app, "patients", path)
+    assert (first.inserted, again.inserted, again.updated, again.unchanged) == (10, 0, 0, 10)
+    rows[2]["cluster"] = "NTWC"
+    changed = import_file(app, "patients", write_csv(tmp_path / "p2.csv", rows))
+    assert (changed.updated, changed.unchanged) == (1, 9)
+    with app.session() as s:
+        assert s.get(Patient, rows[2]["patient_id"]).cluster == "NTWC"  # type: ignore[union-attr]
+
+
+def test_hkid_of_another_patient_in_the_database_is_rejected(app: App, tmp_path: Path) -> None:
+    rows = patient_rows(3)
+    import_file(app, "patients", write_csv(tmp_path / "a.csv", rows))
+    other = patient_rows(1, start=50)
+    other[0]["hkid"] = rows[0]["hkid"]
+    report = import_file(app, "patients", write_csv(tmp_path / "b.csv", other))
+    assert report.rows_bad == 1 and "HKID already belongs" in report.errors[0].reason
+
+
+def test_other_kinds(app: App, tmp_path: Path) -> None:
+    import_file(app, "vendors", write_csv(tmp_path / "v.csv", [
+        {"vendor_id": "V012", "name": "Acme Systems", "contract_id": "C1", "contract_start": "2025-01-01",
+         "contract_end": "2026-12-31", "dpa_signed": "true", "last_assessment": "2025-06-01"},
+    ]))
+    accounts = import_file(app, "accounts", write_csv(tmp_path / "a.csv", [
+        {"account_id": "vx-eng-07", "person_name": "WONG Siu Ming", "employer": "V012",
+         "role": "vendor_engineer", "department": "IT", "cluster": "ALL", "active_from": "2025-01-01",
+         "active_to": "", "patient_id": "", "home_address": ""},
+        {"account_id": "bad", "person_name": "", "employer": "HA", "role": "doctor",
+         "department": "MED", "cluster": "KEC", "active_from": "2025-02-01",
+         "active_to": "2025-01-01", "patient_id": "", "home_address": ""},
+    ]))
+    assert (accounts.inserted, accounts.rows_bad) == (1, 1)
+    grants = import_file(app, "grants", write_csv(tmp_path / "g.csv", [
+        {"grant_id": "G1", "account_id": "vx-eng-07", "scope_cluster": "HKWC",
+         "scope_fields": "name,sex,hospital_no", "actions": "read,search", "max_rows": "50",
+         "valid_from": "2026-04-01T09:00:00+08:00", "valid_to": "2026-04-05T18:00:00+08:00",
+         "purpose": "SYSADMIN", "approved_by": "ha-it-mgr"},
+        {"grant_id": "G2", "account_id": "vx-eng-07", "scope_cluster": "HKWC", "scope_fields": "*",
+         "actions": "read,teleport", "max_rows": "5", "valid_from": "2026-04-01T09:00:00+08:00",
+         "valid_to": "2026-04-01T08:00:00+08:00", "purpose": "", "approved_by": ""},
+    ]))
+    assert (grants.inserted, grants.rows_bad) == (1, 1)
+    enc = import_file(app, "encounters", write_csv(tmp_path / "e.csv", [
+        {"patient_id": "P0000001", "department": "SURG", "account_id": "",
+         "start": "2026-04-01T08:00:00+08:00", "end": "2026-04-03T08:00:00+08:00"},
+    ] * 2))
+    assert (enc.inserted, enc.rows_bad) == (1, 1)
+    with app.session() as s:
+        g = s.get(Grant, "G1")
+        assert g is not None and g.valid_from.isoformat() == "2026-04-01T01:00:00+00:00"
+        assert s.get(Vendor, "V012").status == "active"  # type: ignore[union-attr]
+        acct = s.get(Account, "vx-eng-07")
+        assert acct is not None and b"WONG" not in (acct.person or b"")
+    assert count(app, Encounter) == 1
+
+
+def test_cli_import_reports_and_exit_codes(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("init").exit_code == 0
+    rows = patient_rows(4)
+    rows[0]["hkid"] = "Z999999(9)"
+    path = write_csv(tmp_path / "p.csv", rows)
+    res = cli("import", "patients", str(path), "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["bad"] == 1 and doc["inserted"] == 3 and doc["errors"][0]["line"] == 2
+    strict = cli("import", "patients", str(path), "--strict")
+    assert strict.exit_code == 1 and "NOT imported" in strict.stdout
+    missing = cli("import", "patients", str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    wrong = cli("import", "planets", str(path))
+    assert wrong.exit_code == 2
+
+
+def test_missing_home_is_a_clear_error(sqlite_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    res = sqlite_cli("import", "patients", str(tmp_path / "x.csv"))
+    assert res.exit_code == 2 and "not a phiguard home" in res.stderr
+
+
+@pytest.mark.parametrize("home_position", ["before", "after"])
+def test_home_accepted_before_and_after_the_subcommand(tmp_path: Path, home_position: str) -> None:
+    from typer.testing import CliRunner
+
+    from phiguard.cli.main import app as cli_app
+
+    home = str(tmp_path / "h")
+    args = ["--home", home, "init"] if home_position == "before" else ["init", "--home", home]
+    assert CliRunner().invoke(cli_app, args).exit_code == 0
+    assert App.open(Settings(home=Path(home))).home.exists
