@@ -3,8 +3,23 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SYSTEM := $(VENV)/.system
+DEMO_HOME ?= phiguard-demo
 
-.PHONY: demo test test-fast bench lint install clean browser
+.PHONY: demo test test-fast bench lint install system clean
+
+# Debian packages the tests and reports need (chromium for browser tests, a TrueType CJK
+# font for bilingual PDFs, ripgrep as a benchmark anchor). Installed only when missing.
+$(SYSTEM): .ci/apt-packages
+	@missing=""; for p in $$(grep -v '^#' .ci/apt-packages); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages:$$missing (run as root to install)"; fi; \
+	fi
+	@mkdir -p $(VENV) && touch $(SYSTEM)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,24 +27,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,spark,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(SYSTEM)
+system: $(SYSTEM)
 
-demo: $(STAMP)
-	$(BIN)/phiguard demo --home $(or $(HOME_DIR),phiguard-demo) --fresh
+demo: install
+	$(BIN)/phiguard demo --home $(DEMO_HOME) --fresh
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+test: install
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -m "not slow and not spark and not browser"
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m "not slow and not spark and not browser"
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python -m bench
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check phiguard tests bench
 	$(BIN)/ruff format --check phiguard tests bench
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) phiguard-demo .pytest_cache
+	rm -rf $(VENV) $(DEMO_HOME) $(DEMO_HOME)-input .pytest_cache

@@ -86,6 +86,27 @@ def parse_hkid(text: str) -> Hkid:
     return Hkid(prefix, digits, check)
 
 
+_FAST = re.compile(r"([A-Z]{1,2})(\d{6})([0-9A])")
+_CHAR_VALUE = {**{chr(c): c - 55 for c in range(65, 91)}, **{str(d): d for d in range(10)}}
+
+
+def canonical_hkid_fast(text: str) -> str | None:
+    """Hot-path validation for bulk imports: the canonical form of a full valid HKID, or
+    ``None`` when the text is not one (callers fall back to :func:`parse_hkid` for reasons)."""
+    t = text.upper().replace("(", "").replace(")", "").replace(" ", "")
+    m = _FAST.fullmatch(t)
+    if m is None:
+        return None
+    prefix, digits, check = m.groups()
+    v = _CHAR_VALUE
+    total = (36 * 9 + v[prefix] * 8) if len(prefix) == 1 else (v[prefix[0]] * 9 + v[prefix[1]] * 8)
+    for ch, w in zip(digits, (7, 6, 5, 4, 3, 2), strict=True):
+        total += v[ch] * w
+    r = total % 11
+    expected = "0" if r == 0 else "A" if r == 1 else str(11 - r)
+    return t if check == expected else None
+
+
 def normalise_hkid(text: str) -> str:
     """The canonical form of a full, valid HKID; raise :class:`InputError` otherwise."""
     hkid = parse_hkid(text)

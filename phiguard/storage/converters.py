@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from phiguard.app import App
 from phiguard.audit.tags import Tag
 from phiguard.errors import InputError
-from phiguard.identifiers.hkid import parse_hkid
+from phiguard.identifiers.hkid import canonical_hkid_fast, parse_hkid
 from phiguard.storage import normalise as n
 from phiguard.storage.models import Account, Contract, Encounter, Grant, Patient, Vendor
 
@@ -45,57 +45,68 @@ def _mac(app: App, kind: str, row: Row, columns: tuple[str, ...]) -> bytes:
     return app.blind.digest(f"row:{kind}", canonical)
 
 
-PATIENT_COLUMNS = ("patient_id", "hkid", "hospital_no", "name_en", "name_zh", "sex", "dob",
-                   "cluster", "phone", "address", "app_registered", "vip")
-
-
 def _patients(app: App) -> KindSpec:
-    blind, cipher, hn = app.blind, app.cipher, app.hospital_no_format
+    # This converter is the hot path of a 7.5-million-row PMI load, so it avoids helper
+    # layers: one fast HKID check, one JSON document for all identifiers, one AES-GCM call
+    # and HMACs only for the values phiguard must look up.
+    digest, encrypt, hn = app.blind.digest, app.cipher.encrypt, app.hospital_no_format
+    clusters, sexes = n.CLUSTERS, n.SEXES
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def convert(row: Row) -> dict[str, Any]:
-        pid = n.required(row, "patient_id")
+        get = row.get
+        pid = (get("patient_id") or "").strip()
+        if not pid:
+            raise ValueError("patient_id is empty")
         hkid = None
-        if raw := n.optional(row, "hkid"):
-            try:
-                parsed = parse_hkid(raw)
-            except InputError:
-                raise ValueError("hkid has the wrong shape") from None
-            if parsed.masked:
-                raise ValueError("hkid is masked; the PMI needs the full number")
-            if not parsed.valid:
-                raise ValueError("hkid check character is wrong")
-            hkid = parsed.canonical
+        if raw := (get("hkid") or "").strip():
+            hkid = canonical_hkid_fast(raw)
+            if hkid is None:
+                _hkid_reason(raw)
         hospital_no = None
-        if raw := n.optional(row, "hospital_no"):
+        if raw := (get("hospital_no") or "").strip():
             try:
                 hospital_no = hn.normalise(raw)
             except InputError as exc:
                 raise ValueError(str(exc)) from None
-        name_en = n.required(row, "name_en")
-        name_zh = n.optional(row, "name_zh")
-        dob = n.iso_date(row.get("dob"), "dob")
-        phone = n.phone(row.get("phone"))
-        address = n.optional(row, "address")
+        name_en = (get("name_en") or "").strip()
+        if not name_en:
+            raise ValueError("name_en is empty")
+        name_zh = (get("name_zh") or "").strip() or None
+        dob = n.iso_date(get("dob"), "dob")
+        phone = n.phone(get("phone"))
+        address = (get("address") or "").strip() or None
+        sex = (get("sex") or "U").strip().upper() or "U"
+        if sex not in sexes:
+            raise ValueError("sex is not M, F or U")
+        cluster = (get("cluster") or "").strip().upper()
+        if cluster not in clusters:
+            n.cluster(cluster)  # raises with the list of clusters
+        app_registered = n.boolean(get("app_registered"), "app_registered")
+        vip = n.boolean(get("vip"), "vip")
         surname = n.surname(name_en)
         akey = n.address_key(address)
-        pii = {"hkid": hkid, "hospital_no": hospital_no, "name_en": name_en, "name_zh": name_zh,
-               "dob": dob.isoformat() if dob else None, "phone": phone, "address": address}
+        dob_s = dob.isoformat() if dob else None
+        pii = dumps({"hkid": hkid, "hospital_no": hospital_no, "name_en": name_en,
+                     "name_zh": name_zh, "dob": dob_s, "phone": phone, "address": address}).encode()
+        plain = f"{pid}\x1f{sex}\x1f{cluster}\x1f{app_registered:d}{vip:d}"
         return {
             "patient_id": pid,
-            "pii": cipher.encrypt_json(pii, b"patient:pii"),
-            "hkid_bidx": blind.digest("hkid", hkid) if hkid else None,
-            "hospital_no_bidx": blind.digest("hospital_no", hospital_no) if hospital_no else None,
-            "surname_bidx": blind.digest("surname", surname) if surname else None,
-            "address_bidx": blind.digest("address", akey) if akey else None,
-            "sex": n.sex(row.get("sex")),
+            "pii": encrypt(pii, b"patient:pii"),
+            "hkid_bidx": digest("hkid", hkid) if hkid else None,
+            "hospital_no_bidx": digest("hospital_no", hospital_no) if hospital_no else None,
+            "surname_bidx": digest("surname", surname) if surname else None,
+            "address_bidx": digest("address", akey) if akey else None,
+            "sex": sex,
             "birth_year": dob.year if dob else None,
-            "cluster": n.cluster(row.get("cluster")),
+            "cluster": cluster,
             "has_phone": phone is not None,
             "has_address": address is not None,
-            "app_registered": n.boolean(row.get("app_registered"), "app_registered"),
-            "vip": n.boolean(row.get("vip"), "vip"),
+            "app_registered": app_registered,
+            "vip": vip,
             "is_canary": False,
-            "row_mac": _mac(app, "patients", row, PATIENT_COLUMNS),
+            # the fingerprint of everything this row says, keyed (it covers identifiers)
+            "row_mac": digest("row:patients", plain + "\x1f" + pii.decode()),
         }
 
     return KindSpec(
@@ -105,6 +116,17 @@ def _patients(app: App) -> KindSpec:
         unique={"hkid_bidx": "HKID", "hospital_no_bidx": "hospital number"},
         preserve=frozenset({"is_canary"}),
     )
+
+
+def _hkid_reason(raw: str) -> None:
+    """Raise the precise reason a value that failed the fast check is not a usable HKID."""
+    try:
+        parsed = parse_hkid(raw)
+    except InputError:
+        raise ValueError("hkid has the wrong shape") from None
+    if parsed.masked:
+        raise ValueError("hkid is masked; the PMI needs the full number")
+    raise ValueError("hkid check character is wrong")
 
 
 ACCOUNT_COLUMNS = ("account_id", "person_name", "employer", "role", "department", "cluster",

@@ -32,6 +32,7 @@ from phiguard.audit.tags import Tag
 from phiguard.errors import InputError, UsageError
 from phiguard.storage import converters
 from phiguard.storage.models import ImportRun
+from phiguard.storage.types import UTCDateTime
 from phiguard.storage.tabular import BadRow, open_tabular
 
 KINDS = ("patients", "accounts", "vendors", "grants", "encounters")
@@ -103,6 +104,9 @@ class _Writer:
         self.report = report
         self.key = self.table.c[spec.key]
         self.empty_at_start = conn.execute(select(self.key).limit(1)).first() is None
+        self.raw_insert = not any(
+            isinstance(c.type, UTCDateTime) for c in self.table.c
+        ) and conn.dialect.paramstyle in {"qmark", "format", "pyformat"}
 
     def _existing(self, column: str, values: list[Any]) -> dict[Any, Any]:
         """Map value → (key, row_mac) for rows already in the table (chunked IN lists)."""
@@ -114,6 +118,21 @@ class _Writer:
             for row in self.conn.execute(select(col, self.key, mac).where(col.in_(chunk))):
                 found[row[0]] = (row[1], row[2])
         return found
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if not self.raw_insert:
+            self.conn.execute(self.table.insert(), rows)
+            return
+        # Bulk path: straight to the driver's executemany with tuples. SQLAlchemy's per-value
+        # type processing costs more than the whole encryption step at PMI scale; these
+        # tables hold only str/int/bool/bytes/date, which both drivers adapt natively.
+        names = list(rows[0])
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO {self.table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join([mark] * len(names))})"
+        )
+        self.conn.exec_driver_sql(sql, [tuple(r[k] for k in names) for r in rows])
 
     def write(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         if not batch:
@@ -147,7 +166,7 @@ class _Writer:
             else:
                 rep.unchanged += 1
         if inserts:
-            self.conn.execute(self.table.insert(), inserts)
+            self._insert(inserts)
             rep.inserted += len(inserts)
         if updates:
             cols = [c for c in updates[0] if c[2:] not in spec.preserve and c[2:] != spec.key]
