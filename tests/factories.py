@@ -60,3 +60,19 @@ def write_ndjson(path: Path, rows: list[dict[str, str]]) -> Path:
 def write_parquet(path: Path, rows: list[dict[str, str]]) -> Path:
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+EVENT_HEADER = ["event_id", "source", "seq", "ts", "account_id", "action", "patient_id", "fields",
+                "query_id", "client_ip", "device_id", "purpose", "outcome"]
+
+
+def write_events(path: Path, patients: list[dict[str, str]], account: str = "ha-doc-1") -> Path:
+    """One read event per patient from ``account``, in the spec's CSV format."""
+    rows = [
+        {"event_id": f"e{i}", "source": "CMS", "seq": str(i + 1),
+         "ts": f"2026-04-02T10:{i % 60:02d}:00+08:00", "account_id": account, "action": "read",
+         "patient_id": p["patient_id"], "fields": "name,sex,hkid", "query_id": "",
+         "client_ip": "10.1.2.3", "device_id": "WS-1", "purpose": "TREAT", "outcome": "success"}
+        for i, p in enumerate(patients)
+    ]
+    return write_csv(path, rows, EVENT_HEADER)
