@@ -25,8 +25,8 @@ class Patient(Base):
 
     patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     pii: Mapped[bytes] = mapped_column(LargeBinary)
-    hkid_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True)
-    hospital_no_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True)
+    hkid_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True, index=True)
+    hospital_no_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True, index=True)
     surname_bidx: Mapped[bytes | None] = mapped_column(Bidx, index=True)
     address_bidx: Mapped[bytes | None] = mapped_column(Bidx, index=True)
     sex: Mapped[str] = mapped_column(String(1))

@@ -44,7 +44,7 @@ def iso_date(value: str | None, column: str, *, allow_empty: bool = True) -> dat
             return None
         raise ValueError(f"{column} is empty")
     try:
-        return date.fromisoformat(v[:10]) if len(v) >= 10 else date.fromisoformat(v)
+        return date.fromisoformat(v[:10])
     except ValueError:
         raise ValueError(f"{column} is not a YYYY-MM-DD date") from None
 
@@ -76,6 +76,8 @@ def sex(value: str | None) -> str:
 def phone(value: str | None) -> str | None:
     if not value or not value.strip():
         return None
+    if len(value) == 8 and value.isdigit():
+        return value
     digits = re.sub(r"[\s\-()]", "", value)
     if digits.startswith("+852"):
         digits = digits[4:]
@@ -94,20 +96,22 @@ def surname(name_en: str | None) -> str | None:
     """
     if not name_en:
         return None
-    tokens = [t for t in re.split(r"[\s,]+", name_en.strip()) if t]
+    tokens = name_en.replace(",", " ").split()
     if not tokens:
         return None
     caps = [t for t in tokens if t.isupper() and len(t) > 1]
     return (caps[0] if len(caps) == 1 else tokens[0]).upper()
 
 
+_NON_WORD = re.compile(r"[\W_]+")
+
+
 def address_key(address: str | None) -> str | None:
     """Address normalised for equality: NFKC, upper case, punctuation and runs of space folded."""
     if not address or not address.strip():
         return None
-    a = unicodedata.normalize("NFKC", address).upper()
-    a = re.sub(r"[^\w]+", " ", a)
-    return re.sub(r"\s+", " ", a).strip() or None
+    a = address if address.isascii() else unicodedata.normalize("NFKC", address)
+    return _NON_WORD.sub(" ", a.upper()).strip() or None
 
 
 def csv_list(value: str | None, column: str, allowed: frozenset[str] | None = None) -> str:

@@ -65,6 +65,8 @@ class CountingReader(io.RawIOBase):
 
 
 def _has_surrogates(values: Any) -> bool:
+    if "".join(values).isascii():  # the common case, checked in one C call
+        return False
     for v in values:
         if isinstance(v, str):
             try:

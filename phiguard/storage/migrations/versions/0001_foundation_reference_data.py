@@ -104,10 +104,12 @@ def upgrade() -> None:
     sa.Column('is_canary', sa.Boolean(), nullable=False),
     sa.Column('row_mac', sa.LargeBinary(length=16), nullable=False),
     sa.PrimaryKeyConstraint('patient_id', name=op.f('pk_patients')),
-    sa.UniqueConstraint('hkid_bidx', name=op.f('uq_patients_hkid_bidx')),
-    sa.UniqueConstraint('hospital_no_bidx', name=op.f('uq_patients_hospital_no_bidx'))
     )
     with op.batch_alter_table('patients', schema=None) as batch_op:
+        # unique *indexes* rather than constraints: a bulk load into an empty table drops
+        # and rebuilds them, which SQLite cannot do with inline constraints
+        batch_op.create_index(batch_op.f('ix_patients_hkid_bidx'), ['hkid_bidx'], unique=True)
+        batch_op.create_index(batch_op.f('ix_patients_hospital_no_bidx'), ['hospital_no_bidx'], unique=True)
         batch_op.create_index(batch_op.f('ix_patients_address_bidx'), ['address_bidx'], unique=False)
         batch_op.create_index(batch_op.f('ix_patients_cluster'), ['cluster'], unique=False)
         batch_op.create_index(batch_op.f('ix_patients_surname_bidx'), ['surname_bidx'], unique=False)

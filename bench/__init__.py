@@ -1,0 +1,1 @@
+"""Benchmarks: each module compares phiguard against an anchor in the same run."""

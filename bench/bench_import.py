@@ -1,0 +1,84 @@
+"""PMI import with encryption and blind indexes vs pandas ``read_csv`` + ``to_sql`` (no encryption).
+
+Quick: 200,000 patients, median of 3. ``BENCH_SCALE=full``: 7,500,000 patients, once, with
+peak memory of the importing process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from bench.common import FULL, median_time, report, run_child
+
+
+def make_file(path: Path, n: int) -> None:
+    from tests.factories import PATIENT_HEADER, patient_rows
+
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=PATIENT_HEADER)
+        w.writeheader()
+        step = 100_000
+        for start in range(0, n, step):
+            w.writerows(patient_rows(min(step, n - start), start=start))
+
+
+def main() -> None:
+    n = 7_500_000 if FULL else 200_000
+    tmp = Path(tempfile.mkdtemp(prefix="phg-bench-import-"))
+    try:
+        src = tmp / "patients.csv"
+        make_file(src, n)
+        print(f"{n:,} patients, {src.stat().st_size / 1e6:.0f} MB CSV")
+        home = tmp / "home"
+
+        code = (
+            "from pathlib import Path\n"
+            "import time\n"
+            "from phiguard.app import App\n"
+            "from phiguard.settings import Settings\n"
+            "from phiguard.storage.importer import import_file\n"
+            f"app = App.open(Settings(home=Path({str(home)!r})))\n"
+            "t = time.perf_counter()\n"
+            f"r = import_file(app, 'patients', Path({str(src)!r}))\n"
+            "print(time.perf_counter() - t, r.inserted)\n"
+        )
+        times, peaks = [], []
+        for _ in range(1 if FULL else 3):
+            shutil.rmtree(home, ignore_errors=True)
+            from phiguard.app import App
+            from phiguard.settings import Settings
+
+            App.init(Settings(home=home)).close()
+            _, peak, out = run_child(code)
+            secs, inserted = out.split()
+            assert int(inserted) == n, out
+            times.append(float(secs))
+            peaks.append(peak)
+        ours = sorted(times)[len(times) // 2]
+
+        import pandas as pd
+
+        db = tmp / "anchor.db"
+
+        def anchor() -> None:
+            con = sqlite3.connect(db)
+            for chunk in pd.read_csv(src, chunksize=200_000, dtype=str):
+                chunk.to_sql("patients", con, if_exists="append", index=False)
+            con.commit()
+            con.close()
+
+        anchor_t = median_time(anchor, repeat=1 if FULL else 3, setup=lambda: db.unlink(missing_ok=True))
+        report("PMI import", n / ours, n / anchor_t, "patients/s",
+               "pandas read_csv+to_sql (plain, no encryption)")
+        print(f"peak RSS of the importing process: {max(peaks):,.0f} MiB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
