@@ -19,6 +19,8 @@ class Tag(StrEnum):
     EVIDENCE_EXPORTED = "audit:evidence:exported"
     LOG_EXPORTED = "audit:log:exported"
     SEQ_GAP = "audit:source:gap"
+    SEQ_DUPLICATE = "audit:source:duplicate"
+    SEQ_REGRESSION = "audit:source:regression"
     SOURCE_SILENT = "audit:source:silent"
     KEY_ROTATED = "audit:key:rotated"
     PERIOD_ERASED = "audit:period:erased"

@@ -1,0 +1,112 @@
+"""Factories for access tests: a small hospital world written straight to the database
+(reference data is the foundation's; these tests are about what access governance does
+with it)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from phiguard.access import grants
+from phiguard.access.settings import AccessSettings
+from phiguard.app import App
+from phiguard.storage.models import Account, Contract, Patient, Vendor
+
+MAC = b"\x00" * 16
+
+
+class World:
+    """Builds vendors, accounts and patients; ``today`` is the clock's Hong Kong date."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.today = app.clock.now().date()
+
+    def vendor(self, vendor_id: str = "V1", *, start: date | None = None,
+               end: date | None = None, dpa: bool = True, assessed: date | None = None,
+               contract: bool = True) -> str:
+        with self.app.session() as s:
+            s.add(Vendor(vendor_id=vendor_id, name=f"{vendor_id} Ltd", dpa_signed=dpa,
+                         last_assessment=assessed or self.today - timedelta(days=30),
+                         status="active", row_mac=MAC))
+            s.flush()
+            if contract:
+                s.add(Contract(contract_id=f"C-{vendor_id}", vendor_id=vendor_id,
+                               start=start or self.today - timedelta(days=100),
+                               end=end or self.today + timedelta(days=100), dpa_signed=dpa))
+        return vendor_id
+
+    def account(self, account_id: str, *, employer: str = "HA", role: str = "doctor",
+                cluster: str = "KEC", department: str = "MED", **kw: Any) -> str:
+        with self.app.session() as s:
+            s.add(Account(account_id=account_id, employer=employer, role=role,
+                          department=department, cluster=cluster, status="active",
+                          row_mac=MAC, **kw))
+        return account_id
+
+    def contractor(self, account_id: str, vendor_id: str = "V1", *, trained: bool = True,
+                   **kw: Any) -> str:
+        from phiguard.access.assessments import record_training
+
+        self.account(account_id, employer=vendor_id, role="vendor_engineer", cluster="ALL",
+                     department="IT", **kw)
+        if trained:
+            record_training(self.app, account_id, completed_on=self.today - timedelta(days=10),
+                            expires_on=self.today + timedelta(days=355), actor="hr")
+        return account_id
+
+    def patient(self, patient_id: str, cluster: str = "KEC", *, vip: bool = False) -> str:
+        with self.app.session() as s:
+            s.add(Patient(patient_id=patient_id, pii=b"", sex="U", cluster=cluster,
+                          has_phone=False, has_address=False, app_registered=False, vip=vip,
+                          is_canary=False, row_mac=MAC))
+        return patient_id
+
+    def standard(self) -> World:
+        """V1 under contract, contractor c1 (trained), staff approvers m1, m2, clinician d1,
+        patients P1 (KEC), P2 (KWC), VIP1 (KEC, restricted)."""
+        self.vendor("V1")
+        self.contractor("c1")
+        self.account("m1", role="it_manager", department="IT")
+        self.account("m2", role="privacy_officer", department="PRIV")
+        self.account("d1", role="doctor", cluster="KEC")
+        self.patient("P1", "KEC")
+        self.patient("P2", "KWC")
+        self.patient("VIP1", "KEC", vip=True)
+        return self
+
+    def grant(self, account_id: str = "c1", *, cluster: str = "KEC",
+              fields: str = "name,sex,hospital_no", actions: str = "read,search",
+              max_rows: int = 20, purpose: str = "HOPERAT", duration: str = "8h",
+              single_use: bool = False, approvers: tuple[str, ...] = ("m1", "m2")) -> str:
+        req = grants.request_access(
+            self.app, account_id=account_id, cluster=cluster, fields=fields, actions=actions,
+            max_rows=max_rows, purpose=purpose, ticket="CHG-1", reason="database maintenance",
+            duration=duration, single_use=single_use)
+        outcome = None
+        for who in approvers[: req.required_approvals]:
+            outcome = grants.approve(self.app, req.request_id, who)
+        assert outcome is not None and outcome.grant is not None
+        return outcome.grant.grant_id
+
+
+def configure(app: App, **overrides: Any) -> AccessSettings:
+    """Give this app its own access settings (and a fresh decision point)."""
+    from phiguard.access.pdp import invalidate
+
+    settings = AccessSettings(**overrides)
+    app.__dict__["_access_settings"] = settings
+    invalidate(app)
+    return settings
+
+
+@pytest.fixture
+def world(app: App) -> World:
+    return World(app).standard()
+
+
+@pytest.fixture
+def sqlite_world(sqlite_app: App) -> World:
+    return World(sqlite_app).standard()
