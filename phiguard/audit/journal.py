@@ -1,0 +1,398 @@
+"""The on-disk formats of the audit log: journal frames, node files, period keys.
+
+Layout under ``HOME/audit/``::
+
+    log.json               origin, public key, creation time (sealed as entry 0)
+    journal/<first>.seg    segments of frames, named by the index of their first entry
+    tree/<level>.nodes     every perfect Merkle node of one level, 32 bytes each, in order
+    keys/<YYYY-MM>.key     the period's data key, wrapped by the home's key provider
+    keys/<YYYY-MM>.erased  marker left by crypto-erasure of that period
+    checkpoints.log        every signed checkpoint, hash-chained records
+    state.json             the recovery point written with each checkpoint
+
+A *frame* holds up to :data:`FRAME_ENTRIES` entries of one batch::
+
+    header  magic "PGJ1" | flags | kind | 0 | first_index u64 | count u32 | period u32 |
+            ts_ms i64 | body_len u32 | nonce 12 | crc32(header) u32          (52 bytes)
+    body    leaf hashes (count × 32) | AES-256-GCM ciphertext of the entries
+    crc32(body) u32
+
+The leaf hashes sit in clear so the tree (and every proof) survives crypto-erasure of the
+ciphertext's key; the CRCs find torn writes without any key; the AEAD authenticates the
+entries, the header fields that describe them and the leaf hashes. The last frame of a batch
+carries :data:`LAST`: a batch without it on disk was never acknowledged and recovery drops it.
+
+An entry's *leaf data* (what its leaf hash commits to, RFC 9162 ``SHA-256(0x00 ‖ data)``)::
+
+    0x01 | salt 16 | kind u8 | ts_ms i64 | len(source) u8 | source | the exact received bytes
+
+The random salt is encrypted with the entry, so a leaf hash in clear cannot be used to test
+guesses of a low-entropy entry (an HKID has about 2^31 values), even after erasure.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from phiguard.errors import CryptoError, DurabilityError
+
+MAGIC = b"PGJ1"
+LAST = 0x01
+KIND_EVENT = 1
+KIND_ACTION = 2
+KINDS = {"event": KIND_EVENT, "action": KIND_ACTION}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+HEADER = struct.Struct(">4sBBHQIIqI12s")
+HEADER_SIZE = HEADER.size + 4
+FRAME_ENTRIES = 4096
+FRAME_BYTES = 1 << 20
+LEAF_VERSION = 1
+SALT_SIZE = 16
+_LEAF_FIXED = struct.Struct(">B16sBqB")
+_AAD_PREFIX = b"phiguard/audit/frame/v1"
+MAX_SOURCE = 255
+
+Fsync = Callable[[int], None]
+
+
+def period_of(ts_ms: int) -> int:
+    """The retention period (YYYYMM in Hong Kong time) of a timestamp in ms since the epoch."""
+    from datetime import UTC, datetime
+
+    from phiguard.clock import HKT
+
+    at = datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(HKT)
+    return at.year * 100 + at.month
+
+
+def period_label(period: int) -> str:
+    return f"{period // 100:04d}-{period % 100:02d}"
+
+
+def parse_period(label: str) -> int:
+    try:
+        year, month = label.split("-")
+        value = int(year) * 100 + int(month)
+    except ValueError:
+        value = 0
+    if not 1 <= value % 100 <= 12 or len(label) != 7:
+        raise ValueError(f"a period is written YYYY-MM, not {label!r}")
+    return value
+
+
+# -- leaf data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    salt: bytes
+    kind: int
+    ts_ms: int
+    source: str
+    data: bytes
+
+    @classmethod
+    def decode(cls, leaf: bytes) -> Leaf:
+        """Parse leaf data (without the 0x00 hashing prefix)."""
+        version, salt, kind, ts_ms, srclen = _LEAF_FIXED.unpack_from(leaf, 0)
+        if version != LEAF_VERSION:
+            raise ValueError(f"unknown leaf version {version}")
+        start = _LEAF_FIXED.size
+        source = leaf[start : start + srclen].decode()
+        return cls(salt, kind, ts_ms, source, bytes(leaf[start + srclen :]))
+
+
+def leaf_prefix(salt: bytes, kind: int, ts_ms: int, source: bytes) -> bytes:
+    return b"\x00" + _LEAF_FIXED.pack(LEAF_VERSION, salt, kind, ts_ms, len(source)) + source
+
+
+# -- frames ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """One batch turned into frames, ready to be written once its first index is known."""
+
+    frames: list[bytearray]  # header with first_index 0 and no header CRC yet, body, body CRC
+    counts: list[int]
+    leaf_hashes: list[bytes]
+    ts_ms: int
+    period: int
+
+    @property
+    def count(self) -> int:
+        return len(self.leaf_hashes)
+
+    def finalise(self, first_index: int) -> bytes:
+        out = []
+        index = first_index
+        for frame, count in zip(self.frames, self.counts, strict=True):
+            struct.pack_into(">Q", frame, 8, index)
+            struct.pack_into(">I", frame, HEADER.size, zlib.crc32(memoryview(frame)[: HEADER.size]))
+            out.append(frame)
+            index += count
+        return b"".join(out)
+
+
+def _aad(kind: int, period: int, ts_ms: int, count: int, hashes: bytes) -> bytes:
+    return _AAD_PREFIX + struct.pack(">BIqI", kind, period, ts_ms, count) + hashes
+
+
+def _offsets(values: Sequence[int]) -> bytes:
+    table = array("I", values)
+    if sys.byteorder != "little":
+        table.byteswap()
+    return table.tobytes()
+
+
+def _read_offsets(buf: memoryview, count: int) -> array[int]:
+    table = array("I")
+    table.frombytes(buf[: 4 * (count + 1)])
+    if sys.byteorder != "little":
+        table.byteswap()
+    return table
+
+
+def prepare(
+    kind: int, source: str, ts_ms: int, entries: Sequence[bytes], aead: AESGCM, period: int
+) -> Prepared:
+    """Salt, hash, and encrypt a batch. CPU only: no file is touched."""
+    src = source.encode()
+    salts = os.urandom(SALT_SIZE * len(entries))
+    frames: list[bytearray] = []
+    counts: list[int] = []
+    all_hashes: list[bytes] = []
+    i = 0
+    while i < len(entries):
+        chunk: list[bytes] = []
+        size = 0
+        while i < len(entries) and len(chunk) < FRAME_ENTRIES and (not chunk or size < FRAME_BYTES):
+            salt = salts[SALT_SIZE * i : SALT_SIZE * (i + 1)]
+            leaf = leaf_prefix(salt, kind, ts_ms, src) + entries[i]
+            chunk.append(leaf)
+            size += len(leaf)
+            i += 1
+        hashes = [sha256(leaf).digest() for leaf in chunk]
+        offsets = [4 * (len(chunk) + 1)]
+        for leaf in chunk:
+            offsets.append(offsets[-1] + len(leaf))
+        plain = _offsets(offsets) + b"".join(chunk)
+        hash_block = b"".join(hashes)
+        nonce = os.urandom(12)
+        cipher = aead.encrypt(nonce, plain, _aad(kind, period, ts_ms, len(chunk), hash_block))
+        body = hash_block + cipher
+        flags = LAST if i == len(entries) else 0
+        header = HEADER.pack(MAGIC, flags, kind, 0, 0, len(chunk), period, ts_ms, len(body), nonce)
+        frame = bytearray(header)
+        frame += b"\0\0\0\0"
+        frame += body
+        frame += struct.pack(">I", zlib.crc32(body))
+        frames.append(frame)
+        counts.append(len(chunk))
+        all_hashes.extend(hashes)
+    return Prepared(frames, counts, all_hashes, ts_ms, period)
+
+
+@dataclass
+class Frame:
+    segment: Path
+    offset: int
+    end: int
+    flags: int
+    kind: int
+    first_index: int
+    count: int
+    period: int
+    ts_ms: int
+    nonce: bytes
+    body: bytes
+
+    @property
+    def hashes(self) -> bytes:
+        return self.body[: 32 * self.count]
+
+    def decrypt(self, aead: AESGCM) -> list[bytes]:
+        """The entries' leaf data, each still prefixed by 0x00 (ready to hash)."""
+        try:
+            plain = aead.decrypt(
+                self.nonce,
+                self.body[32 * self.count :],
+                _aad(self.kind, self.period, self.ts_ms, self.count, self.hashes),
+            )
+        except InvalidTag as exc:
+            raise CryptoError("entry ciphertext does not authenticate") from exc
+        mv = memoryview(plain)
+        offs = _read_offsets(mv, self.count)
+        if len(offs) != self.count + 1 or offs[-1] != len(plain):
+            raise CryptoError("entry table is inconsistent")
+        return [plain[a:b] for a, b in zip(offs, offs[1:], strict=False)]
+
+
+class TornFrame(Exception):
+    """The bytes at this offset are not a whole, intact frame."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"{reason} at byte {offset}")
+        self.offset = offset
+        self.reason = reason
+
+
+def read_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+    """Frames of one segment from byte ``start``; raises :class:`TornFrame` at a bad one."""
+    with path.open("rb") as f:
+        f.seek(start)
+        pos = start
+        limit = os.fstat(f.fileno()).st_size if stop is None else stop
+        while pos < limit:
+            head = f.read(HEADER_SIZE)
+            if len(head) < HEADER_SIZE or pos + HEADER_SIZE > limit:
+                raise TornFrame(pos, "incomplete frame header")
+            (crc,) = struct.unpack_from(">I", head, HEADER.size)
+            if zlib.crc32(head[: HEADER.size]) != crc:
+                raise TornFrame(pos, "frame header checksum mismatch")
+            magic, flags, kind, _, first, count, period, ts_ms, body_len, nonce = HEADER.unpack_from(head)
+            if magic != MAGIC or kind not in KIND_NAMES or count == 0 or body_len < 32 * count:
+                raise TornFrame(pos, "malformed frame header")
+            end = pos + HEADER_SIZE + body_len + 4
+            if end > limit:
+                raise TornFrame(pos, "incomplete frame body")
+            rest = f.read(body_len + 4)
+            body = rest[:body_len]
+            if len(rest) != body_len + 4 or zlib.crc32(body) != struct.unpack(">I", rest[body_len:])[0]:
+                raise TornFrame(pos, "frame body checksum mismatch")
+            yield Frame(path, pos, end, flags, kind, first, count, period, ts_ms, nonce, body)
+            pos = end
+
+
+def segments(journal: Path) -> list[tuple[int, Path]]:
+    out = []
+    for p in journal.glob("*.seg"):
+        try:
+            out.append((int(p.stem), p))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def fsync_dir(path: Path, fsync: Fsync) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- node files ------------------------------------------------------------------------------
+
+
+class NodeFiles:
+    """One append-only file of perfect nodes per tree level (``tree/NN.nodes``).
+
+    Written with ``pwrite`` at the position a node's index dictates, so replaying a frame
+    twice (recovery, a second process catching up) rewrites the same bytes. They are a
+    cache of the leaf hashes in the journal: fsynced at each checkpoint, and rebuilt from the
+    journal after a crash for whatever came later.
+    """
+
+    def __init__(self, folder: Path, writable: bool) -> None:
+        self.folder = folder
+        self.writable = writable
+        self._fds: dict[int, int] = {}
+
+    def _fd(self, level: int) -> int:
+        fd = self._fds.get(level)
+        if fd is None:
+            path = self.folder / f"{level:02d}.nodes"
+            flags = (os.O_RDWR | os.O_CREAT) if self.writable else os.O_RDONLY
+            fd = os.open(path, flags, 0o600)
+            self._fds[level] = fd
+        return fd
+
+    def node(self, level: int, index: int) -> bytes:
+        data = os.pread(self._fd(level), 32, index * 32)
+        if len(data) != 32:
+            raise IndexError(f"node ({level}, {index}) is not stored")
+        return data
+
+    def write(self, old_size: int, created: list[list[bytes]]) -> None:
+        for level, nodes in enumerate(created):
+            data = b"".join(nodes)
+            if os.pwrite(self._fd(level), data, (old_size >> level) * 32) != len(data):
+                raise DurabilityError(f"short write to tree level {level}")
+
+    def truncate(self, size: int) -> None:
+        """Cut every level to exactly the nodes of a tree of ``size`` leaves."""
+        level = 0
+        while True:
+            path = self.folder / f"{level:02d}.nodes"
+            if not path.exists() and (size >> level) == 0:
+                break
+            os.ftruncate(self._fd(level), (size >> level) * 32)
+            level += 1
+
+    def sync(self, fsync: Fsync) -> None:
+        for fd in self._fds.values():
+            fsync(fd)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+# -- checkpoint records ----------------------------------------------------------------------
+
+CKPT_MAGIC = b"PGC1"
+_CKPT_HEAD = struct.Struct(">4sI32s")
+
+
+def encode_checkpoint_record(prev: bytes, note: bytes) -> bytes:
+    """``magic | len(note) | SHA-256 of the previous note | note | crc32``: a hash chain, so a
+    record deleted from the middle of ``checkpoints.log`` breaks the next one's link."""
+    rec = _CKPT_HEAD.pack(CKPT_MAGIC, len(note), prev) + note
+    return rec + struct.pack(">I", zlib.crc32(rec))
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    offset: int
+    end: int
+    prev: bytes
+    note: bytes
+
+    @property
+    def digest(self) -> bytes:
+        return sha256(self.note).digest()
+
+
+def read_checkpoint_records(path: Path, start: int = 0, stop: int | None = None) -> Iterator[CheckpointRecord]:
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return
+    with f:
+        data = f.read() if stop is None else f.read(stop)
+    pos = start
+    while pos < len(data):
+        if pos + _CKPT_HEAD.size > len(data):
+            raise TornFrame(pos, "incomplete checkpoint record")
+        magic, length, prev = _CKPT_HEAD.unpack_from(data, pos)
+        end = pos + _CKPT_HEAD.size + length + 4
+        if magic != CKPT_MAGIC or end > len(data):
+            raise TornFrame(pos, "malformed checkpoint record")
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(data[pos : end - 4]) != crc:
+            raise TornFrame(pos, "checkpoint record checksum mismatch")
+        yield CheckpointRecord(pos, end, prev, data[pos + _CKPT_HEAD.size : end - 4])
+        pos = end

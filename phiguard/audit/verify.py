@@ -1,0 +1,399 @@
+"""Re-check a whole audit log from its files: ``phiguard audit verify``.
+
+What is checked, and what each check catches (docs/dev/audit.md has the threat model):
+
+* every journal frame: checksums, position, batch structure; its entries decrypt under the
+  period key and re-hash to the leaf hashes stored beside them (a changed, moved, dropped
+  or replaced entry);
+* every node file: each level re-hashed from the one below and of exactly the right length;
+* every signed checkpoint: the chain of records, the Ed25519 signature under the home's key
+  (and cosignatures by witnesses the caller trusts), sizes that never shrink, and a root
+  equal to the root recomputed from the verified tree — so all checkpoints are mutually
+  consistent and consistent with every entry;
+* ``log.json`` equals the sealed entry 0; ``state.json`` equals what the files imply;
+* a period without its key must have been erased by a logged ``audit:period:erased`` action.
+
+Nothing is modified. The result is a :class:`Report` of findings naming the entry, frame,
+file or checkpoint at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phiguard.audit import journal as jn
+from phiguard.audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
+from phiguard.audit.merkle import Frontier, hash_pairs
+from phiguard.audit.tags import Tag
+from phiguard.errors import CryptoError, IntegrityError, PhiguardError
+
+if TYPE_CHECKING:
+    from phiguard.audit.log import AuditLog, Tip
+
+_CHUNK = 1 << 16  # nodes per read when re-hashing a level
+
+
+@dataclass
+class Finding:
+    where: str
+    message: str
+    error: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    actions: int = 0
+    erased_entries: int = 0
+    checkpoints: int = 0
+    latest: Checkpoint | None = None
+    cosigners: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.error for f in self.findings)
+
+    def fail(self, where: str, message: str) -> None:
+        self.findings.append(Finding(where, message))
+
+    def warn(self, where: str, message: str) -> None:
+        self.findings.append(Finding(where, message, error=False))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "actions": self.actions,
+            "erased_entries": self.erased_entries,
+            "checkpoints": self.checkpoints,
+            "latest": None if self.latest is None else {
+                "origin": self.latest.origin, "size": self.latest.size, "root": self.latest.root.hex()},
+            "cosigners": self.cosigners,
+            "problems": [str(f) for f in self.findings if f.error],
+            "warnings": [str(f) for f in self.findings if not f.error],
+        }
+
+
+# -- a read-only view of the tip (used by AuditLog when no writer is open) ----------------
+
+
+def read_tip(log: AuditLog) -> Tip:
+    """The durable tip as files show it, without repairing anything."""
+    from phiguard.audit.log import Tip
+
+    state = log.root / "state.json"
+    try:
+        tip = Tip.from_state(state.read_bytes())
+    except FileNotFoundError:
+        tip = Tip(Frontier())
+    except (ValueError, KeyError) as exc:
+        raise IntegrityError("audit/state.json is damaged (run `phiguard audit verify`)") from exc
+    batch: list[jn.Frame] = []
+    for first, path in jn.segments(log.journal_dir):
+        if tip.segment is not None and first < tip.segment:
+            continue
+        if first != tip.segment:
+            if first != tip.size or batch:
+                break
+            tip.segment, tip.offset = first, 0
+        try:
+            for frame in jn.read_frames(path, tip.offset):
+                batch.append(frame)
+                if frame.flags & jn.LAST:
+                    tip.frontier.append([f.hashes[i : i + 32] for f in batch for i in range(0, 32 * f.count, 32)])
+                    tip.offset = frame.end
+                    batch = []
+        except jn.TornFrame:
+            break
+    try:
+        for rec in jn.read_checkpoint_records(log.root / "checkpoints.log", tip.ckpt_offset):
+            cp = Checkpoint.parse_body(SignedNote.parse(rec.note).text)
+            tip.ckpt_count += 1
+            tip.ckpt_start, tip.ckpt_offset, tip.ckpt_hash = rec.offset, rec.end, rec.digest
+            tip.ckpt_size, tip.ckpt_root = cp.size, cp.root
+    except (jn.TornFrame, PhiguardError):
+        pass
+    return tip
+
+
+# -- full verification ---------------------------------------------------------------------
+
+
+def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
+    """Verify every byte of ``HOME/audit``; see the module docstring."""
+    report = Report()
+    with log._flock():  # a consistent snapshot: no commit or checkpoint half done
+        sizes = _snapshot(log)
+    try:
+        signer = NoteSigner.from_seed(log.origin, log.app.keyring.signing_seed)
+        verifier = NoteVerifier.parse(signer.vkey)
+    except PhiguardError as exc:
+        report.fail("audit/log.json", str(exc))
+        return report
+    if log.config.get("vkey") != signer.vkey:
+        report.fail("audit/log.json", "its public key is not this home's checkpoint key")
+    boundaries, erased_seen, erasures = _verify_journal(log, sizes, report)
+    n = report.entries
+    _verify_nodes(log, n, report)
+    _verify_checkpoints(log, sizes, n, verifier, witnesses, report)
+    _verify_state(log, boundaries, report)
+    _verify_periods(log, erased_seen, erasures, report)
+    if report.latest is not None and n > report.latest.size:
+        report.warn("journal", f"entries {report.latest.size}–{n - 1} are not yet covered by a signed "
+                               "checkpoint (sealed by the next one; `phiguard audit checkpoint` seals now)")
+    return report
+
+
+def _snapshot(log: AuditLog) -> dict[str, int]:
+    out = {}
+    for p in [*log.journal_dir.glob("*.seg"), log.root / "checkpoints.log"]:
+        if p.exists():
+            out[p.name] = p.stat().st_size
+    return out
+
+
+def _verify_journal(
+    log: AuditLog, sizes: dict[str, int], report: Report
+) -> tuple[dict[int, tuple[int, int]], set[int], set[int]]:
+    """Frames, decryption, leaf hashes, level-0 node file. Returns batch boundaries
+    (size → (segment, offset)), the periods seen without a key, and logged erasures."""
+    boundaries: dict[int, tuple[int, int]] = {0: (-1, 0)}
+    missing_keys: set[int] = set()
+    erasures: set[int] = set()
+    level0 = log.root / "tree" / "00.nodes"
+    fd0 = os.open(level0, os.O_RDONLY) if level0.exists() else None
+    expected = 0
+    in_batch = False
+    segs = jn.segments(log.journal_dir)
+    if not segs:
+        report.fail("journal", "no journal segment: the log is empty or was deleted")
+    try:
+        for k, (first, path) in enumerate(segs):
+            where = f"journal/{path.name}"
+            if first != expected or in_batch:
+                report.fail(where, f"segment should start at entry {expected}, name says {first}")
+                break
+            try:
+                for frame in jn.read_frames(path, 0, sizes.get(path.name)):
+                    fwhere = f"{where} byte {frame.offset} (entries {frame.first_index}–{frame.first_index + frame.count - 1})"
+                    if frame.first_index != expected:
+                        report.fail(fwhere, f"frame is out of place: expected entry {expected}")
+                        return boundaries, missing_keys, erasures
+                    _verify_frame(log, frame, fd0, fwhere, report, missing_keys, erasures)
+                    expected += frame.count
+                    in_batch = not frame.flags & jn.LAST
+                    if not in_batch:
+                        boundaries[expected] = (first, frame.end)
+            except jn.TornFrame as torn:
+                msg = f"entries from {expected} on are unreadable ({torn.reason})"
+                if k == len(segs) - 1:
+                    report.warn(f"{where} byte {torn.offset}", msg + "; if no checkpoint covers them "
+                                "this is a crash residue that the writer removes on its next start")
+                else:
+                    report.fail(f"{where} byte {torn.offset}", msg)
+                break
+    finally:
+        if fd0 is not None:
+            os.close(fd0)
+    if in_batch:
+        report.warn("journal", f"the last batch (from entry {max(boundaries)}) is incomplete: it was never "
+                               "acknowledged and is removed by the writer's next start")
+    report.entries = max(boundaries)
+    return boundaries, missing_keys, erasures
+
+
+def _verify_frame(
+    log: AuditLog, frame: jn.Frame, fd0: int | None, where: str, report: Report,
+    missing_keys: set[int], erasures: set[int],
+) -> None:
+    hashes = frame.hashes
+    stored = os.pread(fd0, len(hashes), 32 * frame.first_index) if fd0 is not None else b""
+    if stored != hashes:
+        report.fail(f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
+                    "leaf hashes differ from the journal")
+    try:
+        aead = log.keys.get(frame.period)
+    except CryptoError as exc:
+        report.fail(f"audit/keys/{jn.period_label(frame.period)}.key", str(exc))
+        return
+    if aead is None:
+        missing_keys.add(frame.period)
+        report.erased_entries += frame.count
+        return
+    try:
+        leaves = frame.decrypt(aead)
+    except CryptoError as exc:
+        report.fail(where, f"{exc}: the entries were altered")
+        return
+    computed = b"".join([sha256(leaf).digest() for leaf in leaves])
+    if computed != hashes:
+        for i in range(frame.count):
+            if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]:
+                report.fail(f"entry {frame.first_index + i}", "its bytes do not match its sealed leaf hash")
+                break
+    if frame.kind == jn.KIND_ACTION:
+        report.actions += frame.count
+        for i, leaf in enumerate(leaves):
+            entry = jn.Leaf.decode(leaf[1:])
+            if frame.first_index + i == 0:
+                _verify_genesis(log, entry, report)
+            elif b"audit:period:erased" in entry.data:
+                try:
+                    doc = json.loads(entry.data)
+                    if doc.get("tag") == str(Tag.PERIOD_ERASED):
+                        erasures.add(jn.parse_period(str(doc["detail"]["period"])))
+                except (ValueError, KeyError, TypeError):
+                    pass
+    elif frame.first_index == 0:
+        report.fail("entry 0", "the first entry must seal log.json")
+
+
+def _verify_genesis(log: AuditLog, entry: jn.Leaf, report: Report) -> None:
+    from phiguard.audit.log import GENESIS_SOURCE
+
+    raw = (log.root / "log.json").read_bytes()
+    if entry.source != GENESIS_SOURCE or entry.data != raw:
+        report.fail("audit/log.json", "differs from the copy sealed as entry 0")
+
+
+def _verify_nodes(log: AuditLog, n: int, report: Report) -> None:
+    folder = log.root / "tree"
+    levels = max(1, n.bit_length())
+    for path in folder.glob("*.nodes"):
+        try:
+            level = int(path.stem)
+        except ValueError:
+            continue
+        if level >= levels and path.stat().st_size:
+            report.fail(f"tree/{path.name}", "a level the tree does not have")
+    for level in range(levels):
+        path = folder / f"{level:02d}.nodes"
+        want = (n >> level) * 32
+        have = path.stat().st_size if path.exists() else -1
+        if have != want:
+            report.fail(f"tree/{path.name}", f"holds {max(have, 0) // 32} nodes, the tree has {n >> level}")
+            return
+    for level in range(1, levels):
+        lower = folder / f"{level - 1:02d}.nodes"
+        upper = folder / f"{level:02d}.nodes"
+        count = n >> level
+        with lower.open("rb") as lo, upper.open("rb") as up:
+            done = 0
+            while done < count:
+                step = min(_CHUNK, count - done)
+                below = lo.read(64 * step)
+                got = up.read(32 * step)
+                want_nodes = b"".join(hash_pairs([below[i : i + 32] for i in range(0, len(below), 32)]))
+                if want_nodes != got:
+                    bad = next(i for i in range(step) if want_nodes[32 * i : 32 * i + 32] != got[32 * i : 32 * i + 32])
+                    report.fail(f"tree/{upper.name} node {done + bad}", "does not hash its two children")
+                    return
+                done += step
+
+
+def _verify_checkpoints(
+    log: AuditLog, sizes: dict[str, int], n: int, verifier: NoteVerifier,
+    witnesses: tuple[str, ...], report: Report,
+) -> None:
+    path = log.root / "checkpoints.log"
+    trusted = [NoteVerifier.parse(w) for w in witnesses]
+    prev = b"\0" * 32
+    last: Checkpoint | None = None
+    k = 0
+    try:
+        for k, rec in enumerate(jn.read_checkpoint_records(path, 0, sizes.get(path.name)), start=1):
+            where = f"checkpoint #{k} (byte {rec.offset})"
+            if rec.prev != prev:
+                report.fail(where, "does not chain to the checkpoint before it (one was removed or moved)")
+            prev = rec.digest
+            try:
+                verified = open_checkpoint(rec.note, verifier, trusted)
+            except PhiguardError as exc:
+                report.fail(where, str(exc))
+                continue
+            cp = verified.checkpoint
+            where = f"checkpoint #{k} (size {cp.size})"
+            for name, ts in verified.cosigners:
+                report.cosigners[name] = max(report.cosigners.get(name, 0), ts)
+            if last is not None and (cp.size < last.size or (cp.size == last.size and cp.root != last.root)):
+                report.fail(where, f"goes back from size {last.size}: checkpoints were reordered or forged")
+            if cp.size > n:
+                report.fail(where, f"covers {cp.size} entries but the journal holds {n}: entries were removed")
+            else:
+                try:
+                    root = Frontier.load(log.nodes, cp.size).root()
+                except (IndexError, OSError):
+                    root = b""
+                if root != cp.root:
+                    report.fail(where, "its root does not match the entries: the log was altered")
+            last = cp
+    except jn.TornFrame as torn:
+        report.fail(f"checkpoints.log byte {torn.offset}", torn.reason)
+    report.checkpoints = k
+    report.latest = last
+    if last is None:
+        report.fail("checkpoints.log", "no signed checkpoint")
+    else:
+        for w in trusted:
+            if w.name not in report.cosigners:
+                report.warn(f"witness {w.name}", "has cosigned no checkpoint")
+
+
+def _verify_state(log: AuditLog, boundaries: dict[int, tuple[int, int]], report: Report) -> None:
+    from phiguard.audit.log import Tip
+
+    path = log.root / "state.json"
+    try:
+        raw = path.read_bytes()
+        tip = Tip.from_state(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report.fail("audit/state.json", f"missing or unreadable ({exc.__class__.__name__})")
+        return
+    if tip.state_bytes() != raw:
+        report.fail("audit/state.json", "is not in its canonical form: it was edited")
+        return
+    latest = report.latest
+    records = list(jn.read_checkpoint_records(log.root / "checkpoints.log")) if latest else []
+    if latest is None or not records:
+        return
+    last = records[-1]
+    if (tip.ckpt_count, tip.ckpt_offset, tip.ckpt_start, tip.ckpt_hash) != (len(records), last.end, last.offset, last.digest) \
+            or (tip.ckpt_size, tip.ckpt_root) != (latest.size, latest.root) or tip.size != latest.size:
+        report.fail("audit/state.json", "does not describe the last checkpoint (a checkpoint was removed, "
+                                        "or the writer stopped between two steps: `phiguard audit checkpoint` repairs that)")
+        return
+    seg, offset = boundaries.get(tip.size, (None, None))
+    if tip.size and (tip.segment, tip.offset) != (seg, offset):
+        report.fail("audit/state.json", "points into the journal where no batch ends")
+    try:
+        if tip.frontier.pending != Frontier.load(log.nodes, tip.size).pending:
+            report.fail("audit/state.json", "its tree frontier differs from the tree")
+    except (IndexError, OSError):
+        report.fail("audit/state.json", "its tree frontier cannot be checked: the tree is short")
+
+
+def _verify_periods(log: AuditLog, missing: set[int], erasures: set[int], report: Report) -> None:
+    known = log.keys.periods()
+    for period in sorted(missing):
+        label = jn.period_label(period)
+        if known.get(period) != "erased":
+            report.fail(f"audit/keys/{label}.key", "is missing: entries of this period cannot be checked")
+        elif period not in erasures:
+            report.fail(f"audit/keys/{label}.erased", "no logged erasure action authorises it")
+    for period, state in known.items():
+        if state == "erased" and period not in erasures:
+            report.fail(f"audit/keys/{jn.period_label(period)}.erased", "no logged erasure action authorises it")
+
+
+def verify_files_exist(root: Path) -> None:
+    if not (root / "log.json").exists():
+        raise IntegrityError(f"{root} holds no audit log (log.json is missing)")
