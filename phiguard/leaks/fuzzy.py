@@ -1,0 +1,298 @@
+"""Probabilistic linkage of records without a full identifier (Splink on DuckDB).
+
+A masked HKID (``A123***(3)``), a romanised or Chinese name, sex and date of birth together
+usually point to one patient, but no single field does. This is the Fellegi-Sunter model as
+Splink implements it, with three phiguard-specific choices:
+
+* **Candidates come from the blind index, not from decrypting the PMI.** The leaked surname
+  (and its romanisation variants — CHAN/CHEN, WONG/WANG/HUANG — or the romanisations of a
+  Chinese surname) is HMAC'd and looked up in ``patients.surname_bidx``, narrowed by the
+  plaintext ``birth_year`` (±1). Only those rows are decrypted, in memory.
+* **Surname groups, not spellings, are the blocking key.** Each record is blocked under every
+  Chinese surname its spelling may stand for, so a variant spelling is compared at all.
+* **Fixed, documented m/u probabilities** (see ``docs/dev/leaks.md``) rather than EM on each
+  dump: a dump has no labels and is often too small to train on; the prior is one true match
+  in the whole PMI (``1 / N``), so the output is a posterior probability per pair that the
+  labelled benchmarks check for calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from phiguard.app import App
+from phiguard.leaks.detectors import (
+    LeakRecord,
+    parse_english_name,
+    surname_roots,
+    surname_table,
+)
+from phiguard.leaks.linkage import Candidate, decrypt_rows
+from phiguard.storage.models import Patient
+
+ACCEPT = 0.90  # link when the best candidate is at least this probable …
+AMBIGUOUS = 0.50  # … and no other candidate for the same record reaches this
+
+
+@dataclass
+class FuzzyMatch:
+    record: int
+    candidate: Candidate
+    probability: float
+    matched_on: list[str]
+
+
+def _roots_of_record(rec: LeakRecord) -> set[str]:
+    roots: set[str] = set()
+    if rec.name_en is not None:
+        roots |= surname_roots(rec.name_en.surname)
+        if rec.name_en.other:
+            roots |= surname_roots(rec.name_en.other)
+    if rec.name_zh:
+        _, by_zh = surname_table()
+        head = rec.name_zh[:2] if rec.name_zh[:2] in by_zh else rec.name_zh[:1]
+        roots |= surname_roots(head)
+    return roots
+
+
+def _spellings(root: str) -> set[str]:
+    _, by_zh = surname_table()
+    romans = by_zh.get(root, {root})
+    out: set[str] = set()
+    for r in romans:
+        if r.isascii():
+            out |= {r, r.replace("-", " "), r.replace("-", "")}
+    return out
+
+
+def fetch_candidates(app: App, records: list[LeakRecord]) -> tuple[list[Candidate], int]:
+    """Decrypt (in memory) the PMI rows that share a surname group and birth year with some
+    record. Returns the candidates and the PMI size (for the prior)."""
+    years: dict[str, set[int] | None] = {}
+    for rec in records:
+        want = {int(rec.dob[:4]) + d for d in (-1, 0, 1)} if rec.dob else None
+        for root in _roots_of_record(rec):
+            if root in years and years[root] is None:
+                continue
+            years[root] = None if want is None else (years.get(root) or set()) | want
+    cols = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
+    rows: dict[str, Any] = {}
+    with app.session() as s:
+        total = s.execute(select(func.count()).select_from(Patient)).scalar_one()
+        for root, ys in years.items():
+            digests = [app.blind.digest("surname", sp) for sp in _spellings(root)]
+            q = select(*cols).where(Patient.surname_bidx.in_(digests))
+            if ys is not None:
+                q = q.where(or_(Patient.birth_year.in_(sorted(ys)), Patient.birth_year.is_(None)))
+            for row in s.execute(q):
+                rows[row[0]] = tuple(row)
+    return decrypt_rows(app, rows.values()), int(total)
+
+
+# -- the Splink model ---------------------------------------------------------------------
+def _lvl(sql: str, label: str, m: float, u: float) -> dict[str, Any]:
+    return {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u}
+
+
+def _null(sql: str) -> dict[str, Any]:
+    return {"sql_condition": sql, "label_for_charts": "null", "is_null_level": True}
+
+
+def _comparisons() -> list[dict[str, Any]]:
+    hk_compat = '("hkid_l" LIKE "hkid_r" OR "hkid_r" LIKE "hkid_l")'
+    known = 'least("hkid_known_l", "hkid_known_r")'
+    return [
+        {"output_column_name": "hkid", "comparison_levels": [
+            _null('"hkid_l" IS NULL OR "hkid_r" IS NULL'),
+            _lvl(f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.96, 1e-6),
+            _lvl(f"{hk_compat} AND {known} >= 2", "masked HKID fits, 2-3 digits shown", 0.96, 1e-4),
+            _lvl(hk_compat, "masked HKID fits, letters/check only", 0.96, 1e-2),
+            _lvl("ELSE", "masked HKID does not fit", 0.04, 0.99),
+        ]},
+        {"output_column_name": "name_en", "comparison_levels": [
+            _null('"given_l" IS NULL OR "given_r" IS NULL'),
+            _lvl('"surname_l" = "surname_r" AND "given_l" = "given_r"', "exact", 0.80, 4e-5),
+            _lvl('"given_l" = "given_r"', "surname variant, same given name", 0.08, 1e-5),
+            _lvl('"anagram_l" = "anagram_r"', "same letters, other order", 0.04, 1e-5),
+            _lvl('jaro_winkler_similarity("given_l", "given_r") >= 0.9', "given ~0.9", 0.05, 1e-4),
+            _lvl('jaro_winkler_similarity("given_l", "given_r") >= 0.75', "given ~0.75", 0.02, 6e-4),
+            _lvl("ELSE", "same surname group, other given name", 0.01, 0.03),
+        ]},
+        {"output_column_name": "name_zh", "comparison_levels": [
+            _null('"name_zh_l" IS NULL OR "name_zh_r" IS NULL'),
+            _lvl('"name_zh_l" = "name_zh_r"', "exact", 0.90, 5e-5),
+            _lvl('levenshtein("name_zh_l", "name_zh_r") <= 1', "one character differs", 0.07, 2e-3),
+            _lvl("ELSE", "different", 0.03, 0.998),
+        ]},
+        {"output_column_name": "sex", "comparison_levels": [
+            _null('"sex_l" IS NULL OR "sex_r" IS NULL'),
+            _lvl('"sex_l" = "sex_r"', "same", 0.98, 0.5),
+            _lvl("ELSE", "different", 0.02, 0.5),
+        ]},
+        {"output_column_name": "dob", "comparison_levels": [
+            _null('"dob_l" IS NULL OR "dob_r" IS NULL'),
+            _lvl('"dob_l" = "dob_r"', "exact", 0.88, 3e-5),
+            _lvl('substr("dob_l",1,4) = substr("dob_r",1,4) AND substr("dob_l",6,2) = substr("dob_r",9,2) '
+                 'AND substr("dob_l",9,2) = substr("dob_r",6,2)', "day and month swapped", 0.02, 3e-5),
+            _lvl('levenshtein("dob_l", "dob_r") <= 1', "one digit differs", 0.05, 6e-4),
+            _lvl('substr("dob_l",1,4) = substr("dob_r",1,4)', "same year", 0.02, 0.011),
+            _lvl("ELSE", "different", 0.03, 0.988),
+        ]},
+        {"output_column_name": "phone", "comparison_levels": [
+            _null('"phone_l" IS NULL OR "phone_r" IS NULL'),
+            _lvl('"phone_l" = "phone_r"', "exact", 0.70, 1e-6),
+            _lvl("ELSE", "different", 0.30, 1.0),
+        ]},
+    ]
+
+
+_BLOCKING = [
+    'l.root = r.root AND l.sex = r.sex AND l.birth_year = r.birth_year',
+    'l.root = r.root AND l.dob = r.dob',
+    'l.root = r.root AND l.hkid_pc = r.hkid_pc',
+    'l.root = r.root AND l.given = r.given',
+    'l.root = r.root AND l.name_zh = r.name_zh',
+]
+_FIELDS = ("uid", "root", "hkid", "hkid_known", "hkid_pc", "surname", "given", "anagram",
+           "name_zh", "sex", "birth_year", "dob", "phone")
+
+
+def _hkid_fields(pattern: str | None) -> tuple[str | None, int, str | None]:
+    if not pattern:
+        return None, 0, None
+    prefix = pattern.rstrip("0123456789A_")
+    if not prefix:
+        prefix = pattern[:1]
+    digits = pattern[len(prefix) : len(prefix) + 6]
+    check = pattern[-1]
+    known = sum(c.isdigit() for c in digits)
+    return pattern, known, (prefix + check) if check != "_" else None
+
+
+def _record_rows(records: list[LeakRecord]) -> list[dict[str, Any]]:
+    rows = []
+    for i, rec in enumerate(records):
+        pattern = rec.hkid_masked or (rec.hkid_typo[:-1] + "_" if rec.hkid_typo else None)
+        hk, known, pc = _hkid_fields(pattern)
+        name = rec.name_en
+        base = {
+            "hkid": hk, "hkid_known": known, "hkid_pc": pc,
+            "surname": name.surname if name else None,
+            "given": (name.given or None) if name else None,
+            "anagram": name.token_key if name else None,
+            "name_zh": rec.name_zh, "sex": rec.sex if rec.sex in {"M", "F"} else None,
+            "birth_year": int(rec.dob[:4]) if rec.dob else None, "dob": rec.dob,
+            "phone": rec.phone,
+        }
+        for root in _roots_of_record(rec):
+            rows.append({"uid": f"L{i}#{root}", "root": root, **base})
+    return rows
+
+
+def _candidate_rows(cands: list[Candidate]) -> list[dict[str, Any]]:
+    _, by_zh = surname_table()
+    rows = []
+    for c in cands:
+        name = parse_english_name(c.name_en) if c.name_en else None
+        roots: set[str] = set()
+        if name:
+            roots |= surname_roots(name.surname)
+        if c.name_zh:
+            head = c.name_zh[:2] if c.name_zh[:2] in by_zh else c.name_zh[:1]
+            roots |= surname_roots(head)
+        base = {
+            "hkid": c.hkid, "hkid_known": 9 if c.hkid else 0,
+            "hkid_pc": (c.hkid[:-7] + c.hkid[-1]) if c.hkid else None,
+            "surname": name.surname if name else None,
+            "given": (name.given or None) if name else None,
+            "anagram": name.token_key if name else None,
+            "name_zh": c.name_zh, "sex": c.sex if c.sex in {"M", "F"} else None,
+            "birth_year": c.birth_year, "dob": c.dob,
+            "phone": "".join(ch for ch in c.phone if ch.isdigit())[-8:] if c.phone else None,
+        }
+        for root in roots:
+            rows.append({"uid": f"{c.patient_id}#{root}", "root": root, **base})
+    return rows
+
+
+def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: int) -> list[dict[str, Any]]:
+    """Splink predictions (match_probability and the comparison levels) above 1%."""
+    import duckdb
+    import pandas as pd
+    from splink import Linker, SettingsCreator
+    from splink.backends.duckdb import DuckDBAPI
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    con = duckdb.connect(":memory:")
+    try:
+        db = DuckDBAPI(connection=con)
+        lt = db.register(pd.DataFrame(left, columns=list(_FIELDS)), source_dataset_name="leak")
+        rt = db.register(pd.DataFrame(right, columns=list(_FIELDS)), source_dataset_name="pmi")
+        settings = SettingsCreator(
+            link_type="link_only",
+            unique_id_column_name="uid",
+            comparisons=_comparisons(),
+            blocking_rules_to_generate_predictions=[{"blocking_rule": b} for b in _BLOCKING],
+            probability_two_random_records_match=1.0 / max(n_pmi, 1),
+            retain_matching_columns=False,
+            retain_intermediate_calculation_columns=False,
+        )
+        linker = Linker([lt, rt], settings, log_level=None)
+        df = linker.inference.predict(threshold_match_probability=0.01)
+        out = df.as_pandas_dataframe().to_dict("records")
+        df.drop_table_from_database_and_remove_from_cache()
+        return out  # type: ignore[no-any-return]
+    finally:
+        con.close()
+
+
+_ON = {"gamma_hkid": "hkid_masked", "gamma_name_en": "name_en", "gamma_name_zh": "name_zh",
+       "gamma_sex": "sex", "gamma_dob": "dob", "gamma_phone": "phone"}
+
+
+def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
+    if not records:
+        return []
+    cands, n_pmi = fetch_candidates(app, records)
+    if not cands:
+        return []
+    left, right = _record_rows(records), _candidate_rows(cands)
+    if not left or not right:
+        return []
+    by_id = {c.patient_id: c for c in cands}
+    best: dict[int, dict[str, tuple[float, list[str]]]] = defaultdict(dict)
+    for p in score_pairs(left, right, n_pmi):
+        a, b = str(p["uid_l"]), str(p["uid_r"])
+        leak, pmi = (a, b) if a.startswith("L") and not b.startswith("L") else (b, a)
+        if not leak.startswith("L"):
+            continue
+        idx = int(leak[1:].split("#")[0])
+        pid = pmi.rsplit("#", 1)[0]
+        prob = float(p["match_probability"])
+        # the top level of each comparison is "agrees"; collect what agreed
+        on = [name for g, name in _ON.items() if p.get(g) is not None and _agrees(g, p[g])]
+        if prob > best[idx].get(pid, (0.0, []))[0]:
+            best[idx][pid] = (prob, on)
+    out = []
+    for idx, options in best.items():
+        ranked = sorted(options.items(), key=lambda kv: -kv[1][0])
+        pid, (prob, on) = ranked[0]
+        second = ranked[1][1][0] if len(ranked) > 1 else 0.0
+        if prob >= ACCEPT and second < AMBIGUOUS and pid in by_id:
+            out.append(FuzzyMatch(idx, by_id[pid], prob, on))
+    return out
+
+
+def _agrees(gamma: str, level: Any) -> bool:
+    # gamma values count down from the best level; agreement = the upper levels
+    top = {"gamma_hkid": 1, "gamma_name_en": 3, "gamma_name_zh": 2, "gamma_sex": 1,
+           "gamma_dob": 4, "gamma_phone": 1}[gamma]
+    try:
+        return int(level) >= top
+    except (TypeError, ValueError):
+        return False
