@@ -1,0 +1,24 @@
+"""The patient's own "was my data in a leak?" answer, from the leak scanner's records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from phiguard.app import App
+
+
+@dataclass(frozen=True)
+class LeakAnswer:
+    available: bool
+    affected: bool
+    incidents: list[dict[str, object]] = field(default_factory=list)
+
+
+def leak_check(app: App, patient_id: str, *, actor: str) -> LeakAnswer:
+    try:
+        from phiguard.leaks import patient_check  # type: ignore[attr-defined]
+    except ImportError:
+        return LeakAnswer(available=False, affected=False)
+    result = patient_check(app, patient_id, actor=actor)
+    return LeakAnswer(available=True, affected=bool(result.get("affected")),
+                      incidents=list(result.get("incidents", [])))
