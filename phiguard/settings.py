@@ -51,6 +51,36 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         "local[2]", description="Spark master URL when engine = spark (e.g. spark://host:7077)."
     )
+    # -- ingestion (phiguard.audit.ingest, completeness, syslog) --------------------------
+    ingest_batch_events: int = Field(
+        250_000,
+        description="Largest number of events sealed as one batch; a bigger file is sealed "
+        "as several batches, each all-or-nothing (a re-run resumes after the sealed ones).",
+        ge=1,
+    )
+    heartbeat_seconds: int = Field(
+        900,
+        description="A source that sends no event for longer than this is flagged silent "
+        "(per-source values: `phiguard audit sources --heartbeat`).",
+        ge=1,
+    )
+    syslog_port: int | None = Field(
+        None,
+        description="TCP port of the IHE ATNA-style syslog listener started by `phiguard "
+        "serve` (RFC 5424 messages, RFC 6587 octet counting); empty: no listener.",
+    )
+    syslog_host: str = Field("127.0.0.1", description="Address the syslog listener binds to.")
+    syslog_tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (with chain) for syslog over TLS (RFC 5425); when set, "
+        "the listener accepts TLS only.",
+    )
+    syslog_tls_key: Path | None = Field(None, description="PEM private key of syslog_tls_cert.")
+    syslog_tls_client_ca: Path | None = Field(
+        None,
+        description="PEM bundle of CAs whose client certificates the syslog listener "
+        "requires (mutual TLS, as IHE ATNA asks); empty: clients are not authenticated.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
