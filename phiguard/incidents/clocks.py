@@ -46,26 +46,58 @@ def hkt(ts: datetime) -> str:
     return ts.astimezone(HKT).isoformat(timespec="minutes")
 
 
-def plan(incident: Incident, cfg: IncidentSettings) -> list[tuple[str, bool, timedelta | None, str]]:
+def plan(
+    incident: Incident, cfg: IncidentSettings
+) -> list[tuple[str, bool, timedelta | None, str]]:
     """(recipient, applicable, time allowed, why) for one incident."""
     rows: list[tuple[str, bool, timedelta | None, str]] = [
-        ("pcpd", True, timedelta(hours=cfg.pcpd_target_hours),
-         f"internal target of {cfg.pcpd_target_hours:g} h: the PCPD asks for notice as soon as practicable"),
+        (
+            "pcpd",
+            True,
+            timedelta(hours=cfg.pcpd_target_hours),
+            f"internal target of {cfg.pcpd_target_hours:g} h: the PCPD asks for notice as soon as practicable",
+        ),
     ]
     if cfg.cap653_designated:
         hours = cfg.cap653_serious_hours if incident.serious else cfg.cap653_other_hours
         kind = "serious incident" if incident.serious else "other incident"
-        rows.append(("cap653", True, timedelta(hours=hours),
-                     f"Cap. 653 designated operator, {kind}: report within {hours:g} h of becoming aware"))
+        rows.append(
+            (
+                "cap653",
+                True,
+                timedelta(hours=hours),
+                f"Cap. 653 designated operator, {kind}: report within {hours:g} h of becoming aware",
+            )
+        )
     else:
-        rows.append(("cap653", False, None, "the operator is not a designated Cap. 653 operator (setting)"))
-    rows.append(("police", True, timedelta(hours=cfg.police_target_hours),
-                 f"internal target of {cfg.police_target_hours:g} h for a police report"))
-    rows.append(("hkcert", True, timedelta(hours=cfg.hkcert_target_hours),
-                 f"internal target of {cfg.hkcert_target_hours:g} h for the HKCERT report"))
+        rows.append(
+            ("cap653", False, None, "the operator is not a designated Cap. 653 operator (setting)")
+        )
+    rows.append(
+        (
+            "police",
+            True,
+            timedelta(hours=cfg.police_target_hours),
+            f"internal target of {cfg.police_target_hours:g} h for a police report",
+        )
+    )
+    rows.append(
+        (
+            "hkcert",
+            True,
+            timedelta(hours=cfg.hkcert_target_hours),
+            f"internal target of {cfg.hkcert_target_hours:g} h for the HKCERT report",
+        )
+    )
     if incident.vendor_id:
-        rows.append(("supplier", True, timedelta(hours=cfg.supplier_target_hours),
-                     f"formal notice to supplier {incident.vendor_id} within {cfg.supplier_target_hours:g} h"))
+        rows.append(
+            (
+                "supplier",
+                True,
+                timedelta(hours=cfg.supplier_target_hours),
+                f"formal notice to supplier {incident.vendor_id} within {cfg.supplier_target_hours:g} h",
+            )
+        )
     else:
         rows.append(("supplier", False, None, "no supplier involved"))
     return rows
@@ -77,8 +109,15 @@ def start(s: Session, incident: Incident, cfg: IncidentSettings) -> None:
         due = incident.aware_at + allowed if allowed is not None else None
         row = s.get(RegulatorClock, (incident.incident_id, recipient))
         if row is None:
-            s.add(RegulatorClock(incident_id=incident.incident_id, recipient=recipient,
-                                 applicable=applicable, due=due, basis=basis))
+            s.add(
+                RegulatorClock(
+                    incident_id=incident.incident_id,
+                    recipient=recipient,
+                    applicable=applicable,
+                    due=due,
+                    basis=basis,
+                )
+            )
         else:
             row.applicable, row.due, row.basis = applicable, due, basis
     s.flush()
@@ -116,22 +155,39 @@ class ClockView:
             "notified_at": hkt(self.notified_at) if self.notified_at else None,
             "reference": self.reference,
             "remaining_hours": round(self.remaining.total_seconds() / 3600, 2)
-            if self.remaining is not None else None,
+            if self.remaining is not None
+            else None,
         }
 
 
 def rows(s: Session, incident_id: str) -> list[RegulatorClock]:
     found = s.scalars(select(RegulatorClock).where(RegulatorClock.incident_id == incident_id)).all()
-    return sorted(found, key=lambda r: RECIPIENTS.index(r.recipient) if r.recipient in RECIPIENTS else 99)
+    return sorted(
+        found, key=lambda r: RECIPIENTS.index(r.recipient) if r.recipient in RECIPIENTS else 99
+    )
 
 
 def view(s: Session, incident_id: str, now: datetime, cfg: IncidentSettings) -> list[ClockView]:
     out = []
     for r in rows(s, incident_id):
         st = state(r, now, cfg)
-        remaining = (r.due - now) if r.due is not None and st in ("pending", "due_soon", "overdue") else None
-        out.append(ClockView(r.recipient, LABELS.get(r.recipient, r.recipient), r.due, st, r.basis,
-                             r.notified_at, r.reference, remaining))
+        remaining = (
+            (r.due - now)
+            if r.due is not None and st in ("pending", "due_soon", "overdue")
+            else None
+        )
+        out.append(
+            ClockView(
+                r.recipient,
+                LABELS.get(r.recipient, r.recipient),
+                r.due,
+                st,
+                r.basis,
+                r.notified_at,
+                r.reference,
+                remaining,
+            )
+        )
     return out
 
 
@@ -163,11 +219,13 @@ class Reminder:
         return f"{self.incident_id}: notice to {LABELS[self.recipient]} {when} at {hkt(self.due)}"
 
 
-def reminders(s: Session, now: datetime, cfg: IncidentSettings,
-              incident_ids: Iterable[str] | None = None) -> list[Reminder]:
+def reminders(
+    s: Session, now: datetime, cfg: IncidentSettings, incident_ids: Iterable[str] | None = None
+) -> list[Reminder]:
     """Clocks that entered ``due_soon`` or ``overdue`` since the last reminder; each level once."""
-    q = select(RegulatorClock).where(RegulatorClock.applicable.is_(True),
-                                     RegulatorClock.notified_at.is_(None))
+    q = select(RegulatorClock).where(
+        RegulatorClock.applicable.is_(True), RegulatorClock.notified_at.is_(None)
+    )
     if incident_ids is not None:
         q = q.where(RegulatorClock.incident_id.in_(list(incident_ids)))
     out = []

@@ -163,7 +163,9 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
     channels: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued running interrupted done
+    status: Mapped[str] = mapped_column(
+        String(16), default="queued"
+    )  # queued running interrupted done
 
 
 class Notice(Base):

@@ -74,8 +74,15 @@ def load(name: str, cfg: IncidentSettings) -> Playbook:
 
 def instantiate(s: Session, incident_id: str, book: Playbook, opened: datetime) -> list[Task]:
     tasks = [
-        Task(incident_id=incident_id, step=t.step, key=t.key, title=t.title, owner=t.owner,
-             due=opened + timedelta(hours=t.due_hours), status="open")
+        Task(
+            incident_id=incident_id,
+            step=t.step,
+            key=t.key,
+            title=t.title,
+            owner=t.owner,
+            due=opened + timedelta(hours=t.due_hours),
+            status="open",
+        )
         for t in book.tasks
     ]
     s.add_all(tasks)
@@ -88,8 +95,9 @@ def tasks(s: Session, incident_id: str) -> list[Task]:
     return list(s.scalars(q))
 
 
-def complete(s: Session, incident_id: str, key: str, *, at: datetime, by: str,
-             status: str = "done") -> Task:
+def complete(
+    s: Session, incident_id: str, key: str, *, at: datetime, by: str, status: str = "done"
+) -> Task:
     task = s.scalars(select(Task).where(Task.incident_id == incident_id, Task.key == key)).first()
     if task is None:
         raise NotFound(f"incident {incident_id} has no task {key!r}")

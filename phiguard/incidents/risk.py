@@ -27,8 +27,18 @@ from phiguard.incidents.models import Incident, RiskFactor
 
 # Fields by the DPC category they put a breach in. Anything unknown counts as simple data.
 SENSITIVE = {
-    "procedure", "diagnosis", "medication", "allergy", "lab_result", "clinical_note",
-    "mental_health", "hiv_status", "genetic", "disability", "sexual_health", "department",
+    "procedure",
+    "diagnosis",
+    "medication",
+    "allergy",
+    "lab_result",
+    "clinical_note",
+    "mental_health",
+    "hiv_status",
+    "genetic",
+    "disability",
+    "sexual_health",
+    "department",
 }
 FINANCIAL = {"bank_account", "credit_card", "payment", "income", "salary"}
 BEHAVIOURAL = {"location", "address", "visits", "appointment", "device_id", "client_ip"}
@@ -109,13 +119,21 @@ def _norm(fields: Iterable[str]) -> set[str]:
 
 
 def propose(
-    fields: Iterable[str], *, publicly_posted: bool, malicious: bool, known_recipients: bool = False,
-    affected: int = 0, integrity: bool = False, availability: bool = False,
+    fields: Iterable[str],
+    *,
+    publicly_posted: bool,
+    malicious: bool,
+    known_recipients: bool = False,
+    affected: int = 0,
+    integrity: bool = False,
+    availability: bool = False,
 ) -> dict[str, Factor]:
     """ENISA factors from the facts of an incident, each with the sentence that justifies it."""
     f = _norm(fields)
     if f & SENSITIVE:
-        dpc = Factor("dpc", 4, f"sensitive (health) data exposed: {', '.join(sorted(f & SENSITIVE))}")
+        dpc = Factor(
+            "dpc", 4, f"sensitive (health) data exposed: {', '.join(sorted(f & SENSITIVE))}"
+        )
     elif f & FINANCIAL:
         dpc = Factor("dpc", 3, f"financial data exposed: {', '.join(sorted(f & FINANCIAL))}")
     elif f & BEHAVIOURAL:
@@ -123,43 +141,84 @@ def propose(
     else:
         dpc = Factor("dpc", 1, "only simple data exposed" if f else "no exposed field recorded yet")
     if affected >= 10_000 and dpc.value < 4:
-        dpc = Factor("dpc", dpc.value + 1, dpc.rationale + f"; raised one level for volume ({affected:,} people)")
+        dpc = Factor(
+            "dpc",
+            dpc.value + 1,
+            dpc.rationale + f"; raised one level for volume ({affected:,} people)",
+        )
 
     has_name, has_id = bool(f & NAME), bool(f & DIRECT_ID)
     if has_name and has_id:
-        ei = Factor("ei", 1.0, "full name with an identity card number identifies each person (maximum)")
+        ei = Factor(
+            "ei", 1.0, "full name with an identity card number identifies each person (maximum)"
+        )
     elif has_id or (has_name and f & INDIRECT_ID):
-        ei = Factor("ei", 0.75, "an identity number, or a name with another identifier (significant)")
+        ei = Factor(
+            "ei", 0.75, "an identity number, or a name with another identifier (significant)"
+        )
     elif has_name or f & INDIRECT_ID:
         ei = Factor("ei", 0.5, "a name or an indirect identifier alone (limited)")
     else:
         ei = Factor("ei", 0.25, "no identifying field exposed (negligible)")
 
     if publicly_posted:
-        conf = Factor("cb_confidentiality", 0.5, "data found posted on a third-party platform: unknown recipients")
+        conf = Factor(
+            "cb_confidentiality",
+            0.5,
+            "data found posted on a third-party platform: unknown recipients",
+        )
     elif known_recipients:
         conf = Factor("cb_confidentiality", 0.25, "data disclosed to known recipients")
     else:
-        conf = Factor("cb_confidentiality", 0.5 if f else 0.0,
-                      "recipients unknown" if f else "no confidentiality loss established yet")
-    integ = Factor("cb_integrity", 0.25 if integrity else 0.0,
-                   "records may have been altered" if integrity else "no sign that records were altered")
-    avail = Factor("cb_availability", 0.25 if availability else 0.0,
-                   "records were unavailable" if availability else "records stayed available")
-    mal = Factor("cb_malicious", 0.5 if malicious else 0.0,
-                 "a person deliberately exported the data and it was published" if malicious
-                 else "no evidence of malicious intent yet")
+        conf = Factor(
+            "cb_confidentiality",
+            0.5 if f else 0.0,
+            "recipients unknown" if f else "no confidentiality loss established yet",
+        )
+    integ = Factor(
+        "cb_integrity",
+        0.25 if integrity else 0.0,
+        "records may have been altered" if integrity else "no sign that records were altered",
+    )
+    avail = Factor(
+        "cb_availability",
+        0.25 if availability else 0.0,
+        "records were unavailable" if availability else "records stayed available",
+    )
+    mal = Factor(
+        "cb_malicious",
+        0.5 if malicious else 0.0,
+        "a person deliberately exported the data and it was published"
+        if malicious
+        else "no evidence of malicious intent yet",
+    )
     return {x.name: x for x in (dpc, ei, conf, integ, avail, mal)}
 
 
-def write_factors(s: Session, incident_id: str, factors: dict[str, Factor], *, at: Any, by: str) -> None:
+def write_factors(
+    s: Session, incident_id: str, factors: dict[str, Factor], *, at: Any, by: str
+) -> None:
     for fac in factors.values():
         row = s.get(RiskFactor, (incident_id, fac.name))
         if row is None:
-            s.add(RiskFactor(incident_id=incident_id, factor=fac.name, value=fac.value,
-                             rationale=fac.rationale, origin=fac.origin, updated_at=at, updated_by=by))
+            s.add(
+                RiskFactor(
+                    incident_id=incident_id,
+                    factor=fac.name,
+                    value=fac.value,
+                    rationale=fac.rationale,
+                    origin=fac.origin,
+                    updated_at=at,
+                    updated_by=by,
+                )
+            )
         elif row.origin == "prefilled":  # a person's edit is never overwritten by a re-prefill
-            row.value, row.rationale, row.updated_at, row.updated_by = fac.value, fac.rationale, at, by
+            row.value, row.rationale, row.updated_at, row.updated_by = (
+                fac.value,
+                fac.rationale,
+                at,
+                by,
+            )
 
 
 def load(s: Session, incident_id: str) -> Assessment:
@@ -178,11 +237,18 @@ def set_factor(
         raise UsageError(f"unknown ENISA factor {factor!r} (one of {', '.join(FACTORS)})")
     allowed = FACTORS[factor]
     if not any(abs(value - a) < 1e-9 for a in allowed):
-        raise UsageError(f"{factor} must be one of {', '.join(str(a) for a in allowed)}, not {value}")
+        raise UsageError(
+            f"{factor} must be one of {', '.join(str(a) for a in allowed)}, not {value}"
+        )
     if not rationale.strip():
         raise UsageError(f"a rationale is required to change {factor}")
-    write_factors(s, incident.incident_id, {factor: Factor(factor, value, rationale.strip(), "edited")},
-                  at=at, by=by)
+    write_factors(
+        s,
+        incident.incident_id,
+        {factor: Factor(factor, value, rationale.strip(), "edited")},
+        at=at,
+        by=by,
+    )
     row = s.get(RiskFactor, (incident.incident_id, factor))
     assert row is not None
     row.origin, row.value, row.rationale = "edited", value, rationale.strip()

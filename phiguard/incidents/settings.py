@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,7 +56,8 @@ class IncidentSettings(BaseSettings):
         ),
     )
     cap653_serious_hours: float = Field(
-        12, description="Cap. 653: hours to report a serious incident (core function disrupted).",
+        12,
+        description="Cap. 653: hours to report a serious incident (core function disrupted).",
         gt=0,
     )
     cap653_other_hours: float = Field(
@@ -70,13 +71,18 @@ class IncidentSettings(BaseSettings):
         ),
         gt=0,
     )
-    police_target_hours: float = Field(24, description="Internal target for the police report.", gt=0)
-    hkcert_target_hours: float = Field(24, description="Internal target for the HKCERT report.", gt=0)
+    police_target_hours: float = Field(
+        24, description="Internal target for the police report.", gt=0
+    )
+    hkcert_target_hours: float = Field(
+        24, description="Internal target for the HKCERT report.", gt=0
+    )
     supplier_target_hours: float = Field(
         24, description="Internal target for the formal notice to the supplier involved.", gt=0
     )
     reminder_hours: float = Field(
-        2, description="A clock is 'due soon' (and reminded) this many hours before its deadline.",
+        2,
+        description="A clock is 'due soon' (and reminded) this many hours before its deadline.",
         ge=0,
     )
     playbook: str = Field("pcpd", description="Playbook template used when an incident opens.")
@@ -109,4 +115,26 @@ class IncidentSettings(BaseSettings):
     )
     code_valid_days: int = Field(
         400, description="Days a notice's verification code stays checkable.", ge=1
+    )
+    transports: str = Field(
+        "gateways",
+        description=(
+            "'gateways' sends through the push and SMS gateways configured below; 'mock' uses "
+            "in-process mock transports that accept everything and send nothing (demo, tests)."
+        ),
+    )
+    push_url: str | None = Field(None, description="Base URL of the app push gateway.")
+    push_api_key: SecretStr = Field(SecretStr(""), description="API key for the push gateway.")
+    sms_url: str | None = Field(None, description="Base URL of the SMS gateway.")
+    sms_api_key: SecretStr = Field(SecretStr(""), description="API key for the SMS gateway.")
+    cjk_font: Path = Field(
+        Path("/usr/share/fonts/truetype/arphic/uming.ttc"),
+        description=(
+            "TrueType font with Traditional Chinese glyphs for reports and letters (Debian "
+            "package fonts-arphic-uming). OpenType/CFF fonts such as Noto CJK do not work "
+            "with ReportLab."
+        ),
+    )
+    cjk_subfont: int = Field(
+        2, description="Index of the face inside a .ttc collection (2 = AR PL UMing TW).", ge=0
     )

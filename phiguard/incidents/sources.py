@@ -75,38 +75,67 @@ def read_scan(path: Path) -> Source:
         matched_s = ",".join(str(m) for m in matched) if isinstance(matched, list) else str(matched)
         patients[str(item["patient_id"]).strip()] = (matched_s[:200], conf)
     if not patients:
-        raise _fail(path, "the scan links no patient: there is nobody to notify; open a manual "
-                          "incident with --title if the leak still needs handling")
+        raise _fail(
+            path,
+            "the scan links no patient: there is nobody to notify; open a manual "
+            "incident with --title if the leak still needs handling",
+        )
     fields = doc.get("fields_exposed") or []
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise _fail(path, "fields_exposed must be a list of field names")
     accounts = []
     for a in doc.get("attribution") or []:
         if isinstance(a, dict) and a.get("account_id"):
-            accounts.append({"account_id": str(a["account_id"]), "vendor_id": a.get("vendor_id"),
-                             "evidence": str(a.get("evidence") or ""), "query_id": a.get("query_id"),
-                             "score": a.get("score")})
+            accounts.append(
+                {
+                    "account_id": str(a["account_id"]),
+                    "vendor_id": a.get("vendor_id"),
+                    "evidence": str(a.get("evidence") or ""),
+                    "query_id": a.get("query_id"),
+                    "score": a.get("score"),
+                }
+            )
     files = [f.get("path", "?") for f in doc.get("files") or [] if isinstance(f, dict)]
-    src = Source(kind="scan", ref=path.name,
-                 title=f"Patient data found posted publicly ({len(patients):,} patients)",
-                 patients=patients, fields=sorted({f.strip().lower() for f in fields}),
-                 accounts=accounts[:1], publicly_posted=True, malicious=bool(accounts))
-    src.facts.append((None, "scan", f"leak scan of {', '.join(files) or 'leaked files'}: "
-                                    f"{len(patients):,} patients linked, fields "
-                                    f"{', '.join(src.fields) or 'unknown'}"))
+    src = Source(
+        kind="scan",
+        ref=path.name,
+        title=f"Patient data found posted publicly ({len(patients):,} patients)",
+        patients=patients,
+        fields=sorted({f.strip().lower() for f in fields}),
+        accounts=accounts[:1],
+        publicly_posted=True,
+        malicious=bool(accounts),
+    )
+    src.facts.append(
+        (
+            None,
+            "scan",
+            f"leak scan of {', '.join(files) or 'leaked files'}: "
+            f"{len(patients):,} patients linked, fields "
+            f"{', '.join(src.fields) or 'unknown'}",
+        )
+    )
     if accounts:
         best = accounts[0]
-        src.facts.append((None, "attribution", f"attributed to account {best['account_id']}"
-                                               f" (vendor {best['vendor_id'] or 'none'}): {best['evidence']}"))
+        src.facts.append(
+            (
+                None,
+                "attribution",
+                f"attributed to account {best['account_id']}"
+                f" (vendor {best['vendor_id'] or 'none'}): {best['evidence']}",
+            )
+        )
     return src
 
 
 # -- alerts --------------------------------------------------------------------------
 def _alert_dict(app: App, alert_id: str) -> dict[str, Any]:
     """Ask the detection part for one stored alert in spec §3.1 shape."""
-    for mod_name, fn_name in (("phiguard.detection.store", "get_alert"),
-                              ("phiguard.detection.alerts", "get_alert"),
-                              ("phiguard.detection.service", "get_alert")):
+    for mod_name, fn_name in (
+        ("phiguard.detection.store", "get_alert"),
+        ("phiguard.detection.alerts", "get_alert"),
+        ("phiguard.detection.service", "get_alert"),
+    ):
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError:
@@ -133,17 +162,35 @@ def from_alert(app: App, alert: dict[str, Any]) -> Source:
     for pid, flds in touched.items():
         patients[pid] = ("audit_log", 1.0)
         fields |= flds
-    src = Source(kind="alert", ref=str(alert["alert_id"]),
-                 title=f"{alert.get('rule', 'alert')} by {account or 'unknown account'}"
-                       f" ({int(alert.get('patient_count') or len(patients)):,} patients)",
-                 patients=patients, fields=sorted(fields),
-                 accounts=[{"account_id": account, "vendor_id": alert.get("vendor_id"),
-                            "evidence": "; ".join(alert.get("reasons") or [])}] if account else [],
-                 malicious=str(alert.get("rule", "")).startswith(("bulk", "export", "exfil")),
-                 first_ts=first, last_ts=last)
-    src.facts.append((first, "alert", f"alert {alert['alert_id']} ({alert.get('severity', '?')}, "
-                                      f"{alert.get('rule', '?')}): "
-                                      + ("; ".join(alert.get("reasons") or []) or "no reasons given")))
+    src = Source(
+        kind="alert",
+        ref=str(alert["alert_id"]),
+        title=f"{alert.get('rule', 'alert')} by {account or 'unknown account'}"
+        f" ({int(alert.get('patient_count') or len(patients)):,} patients)",
+        patients=patients,
+        fields=sorted(fields),
+        accounts=[
+            {
+                "account_id": account,
+                "vendor_id": alert.get("vendor_id"),
+                "evidence": "; ".join(alert.get("reasons") or []),
+            }
+        ]
+        if account
+        else [],
+        malicious=str(alert.get("rule", "")).startswith(("bulk", "export", "exfil")),
+        first_ts=first,
+        last_ts=last,
+    )
+    src.facts.append(
+        (
+            first,
+            "alert",
+            f"alert {alert['alert_id']} ({alert.get('severity', '?')}, "
+            f"{alert.get('rule', '?')}): "
+            + ("; ".join(alert.get("reasons") or []) or "no reasons given"),
+        )
+    )
     return src
 
 
@@ -159,8 +206,9 @@ def _events_glob(app: App) -> str | None:
     return str(root / "**" / "*.parquet")
 
 
-def accessed_patients(app: App, accounts: Iterable[str], first: datetime | None,
-                      last: datetime | None) -> dict[str, set[str]]:
+def accessed_patients(
+    app: App, accounts: Iterable[str], first: datetime | None, last: datetime | None
+) -> dict[str, set[str]]:
     """patient_id -> fields returned, for successful accesses by ``accounts`` in the window."""
     glob = _events_glob(app)
     accounts = [a for a in accounts if a]
@@ -168,9 +216,11 @@ def accessed_patients(app: App, accounts: Iterable[str], first: datetime | None,
         return {}
     import duckdb
 
-    sql = ("SELECT patient_id, string_agg(DISTINCT fields, ',') FROM read_parquet(?, "
-           "hive_partitioning=true, union_by_name=true) WHERE account_id IN (SELECT unnest(?)) "
-           "AND outcome = 'success' AND patient_id IS NOT NULL AND patient_id <> '' ")
+    sql = (
+        "SELECT patient_id, string_agg(DISTINCT fields, ',') FROM read_parquet(?, "
+        "hive_partitioning=true, union_by_name=true) WHERE account_id IN (SELECT unnest(?)) "
+        "AND outcome = 'success' AND patient_id IS NOT NULL AND patient_id <> '' "
+    )
     params: list[Any] = [glob, accounts]
     if first is not None and last is not None:
         sql += "AND ts BETWEEN ? AND ? "
@@ -181,8 +231,13 @@ def accessed_patients(app: App, accounts: Iterable[str], first: datetime | None,
     return {pid: {f.strip() for f in (flds or "").split(",") if f.strip()} for pid, flds in rows}
 
 
-def access_story(app: App, accounts: Iterable[str], first: datetime | None,
-                 last: datetime | None, limit: int = 50) -> list[tuple[datetime, str]]:
+def access_story(
+    app: App,
+    accounts: Iterable[str],
+    first: datetime | None,
+    last: datetime | None,
+    limit: int = 50,
+) -> list[tuple[datetime, str]]:
     """What the involved accounts did, one line per query/export, from the audit store."""
     glob = _events_glob(app)
     accounts = [a for a in accounts if a]
@@ -190,10 +245,12 @@ def access_story(app: App, accounts: Iterable[str], first: datetime | None,
         return []
     import duckdb
 
-    sql = ("SELECT account_id, action, coalesce(nullif(query_id, ''), event_id) AS q, min(ts), max(ts), "
-           "count(DISTINCT patient_id), count(*) FILTER (WHERE outcome <> 'success') "
-           "FROM read_parquet(?, hive_partitioning=true, union_by_name=true) "
-           "WHERE account_id IN (SELECT unnest(?)) ")
+    sql = (
+        "SELECT account_id, action, coalesce(nullif(query_id, ''), event_id) AS q, min(ts), max(ts), "
+        "count(DISTINCT patient_id), count(*) FILTER (WHERE outcome <> 'success') "
+        "FROM read_parquet(?, hive_partitioning=true, union_by_name=true) "
+        "WHERE account_id IN (SELECT unnest(?)) "
+    )
     params: list[Any] = [glob, accounts]
     if first is not None and last is not None:
         sql += "AND ts BETWEEN ? AND ? "

@@ -1,0 +1,573 @@
+"""Patient notification campaigns: choose channels, queue notices, dispatch with retries and
+fallback, resume after an outage without sending anything twice.
+
+Channels per patient, in order: ``app`` (push, if registered), ``sms`` (if a mobile is on
+file), ``post`` (if an address is on file), ``phone`` (the call list). A patient reachable by
+none of them goes straight to the call list — staff trace and call them — rather than being
+dropped. A patient already holding a notice on one of the requested channels is skipped, so
+running ``notify`` twice never notifies twice.
+
+Delivery of one notice is a sequence of attempts (``notice_deliveries``), each with an
+idempotency key ``REF:channel:attempt``. Before a batch is handed to a transport the
+attempts are committed as ``sending``; after, their results. If the process or the gateway
+dies in between, the next run asks the gateway (``lookup``) about every ``sending`` attempt
+and records what it says — a message the gateway already has is never sent again. A
+failed attempt is retried up to ``max_attempts`` times, then the notice falls back to the
+next channel of its plan, and finally to the call list. ``post`` notices wait for the
+letters run (:mod:`.letters`); ``phone`` notices wait for a call agent's outcome.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from phiguard.audit.tags import Tag
+from phiguard.errors import Conflict, NotFound, UsageError
+from phiguard.incidents import playbook, wording
+from phiguard.incidents.cases import affected_count, fields_exposed, get, log
+from phiguard.incidents.models import AffectedPatient, Campaign, Delivery, Notice
+from phiguard.incidents.settings import IncidentSettings
+from phiguard.incidents.transports import (
+    Message,
+    MockTransport,
+    PushGateway,
+    SendResult,
+    SmsGateway,
+    Transport,
+    TransportUnavailable,
+)
+from phiguard.incidents.verification import CodeBook
+from phiguard.storage.models import Patient
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from phiguard.app import App
+
+CHANNELS = wording.CHANNELS
+PII = b"patient:pii"
+
+
+def parse_channels(text: str | Iterable[str] | None) -> tuple[str, ...]:
+    items = [
+        c.strip().lower() for c in (text.split(",") if isinstance(text, str) else text or CHANNELS)
+    ]
+    items = [c for c in items if c]
+    bad = [c for c in items if c not in CHANNELS]
+    if bad or not items:
+        raise UsageError(
+            f"unknown channel {bad[0]!r}"
+            if bad
+            else "no channel given" + f"; use {','.join(CHANNELS)}"
+        )
+    return tuple(c for c in CHANNELS if c in items)
+
+
+def plan_for(
+    app_registered: bool, has_phone: bool, has_address: bool, requested: tuple[str, ...]
+) -> list[str] | None:
+    """The ordered channels for one patient; ``["phone"]`` (call list) when nothing reaches
+    them; ``None`` when only a channel outside this campaign would (they wait for it)."""
+    reach = {"app": app_registered, "sms": has_phone, "post": has_address, "phone": has_phone}
+    plan = [c for c in requested if reach[c]]
+    if plan:
+        return plan
+    if not (app_registered or has_phone or has_address):
+        return ["phone"]
+    return None
+
+
+@dataclass
+class CampaignResult:
+    campaign_id: int
+    incident_id: str
+    queued: dict[str, int]
+    call_list: int
+    deferred: int
+    already_notified: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _renderer(
+    s: Session, app: App, incident_id: str, cfg: IncidentSettings, channels: Iterable[str]
+) -> wording.Renderer:
+    inc = get(s, incident_id)
+    ctx = wording.incident_context(s, inc, fields_exposed(s, incident_id), cfg, app.clock.now())
+    return wording.Renderer(wording.load_templates(cfg), ctx, channels)
+
+
+def create_campaign(
+    app: App,
+    incident_id: str,
+    channels: str | Iterable[str] | None = None,
+    *,
+    actor: str,
+    cfg: IncidentSettings | None = None,
+) -> CampaignResult:
+    cfg = cfg or IncidentSettings()
+    requested = parse_channels(channels)
+    now = app.clock.now()
+    book = CodeBook(app)
+    with app.session() as s:
+        inc = get(s, incident_id)
+        if inc.status == "closed":
+            raise Conflict(f"{incident_id} is closed")
+        if affected_count(s, incident_id) == 0:
+            raise Conflict(
+                f"{incident_id} has no affected patients; attach them first "
+                f"(`phiguard incidents attach {incident_id} --scan SCAN.json`)"
+            )
+        _renderer(s, app, incident_id, cfg, {*requested, "phone"})  # refuse bad templates first
+        earlier: Counter[str] = Counter()
+        for pid, plan in s.execute(
+            select(Notice.patient_id, Notice.plan).where(Notice.incident_id == incident_id)
+        ).tuples():
+            if set(plan.split(",")) & set(requested):
+                earlier[pid] += 1
+        rows = (
+            s.execute(
+                select(
+                    Patient.patient_id,
+                    Patient.app_registered,
+                    Patient.has_phone,
+                    Patient.has_address,
+                )
+                .join(AffectedPatient, AffectedPatient.patient_id == Patient.patient_id)
+                .where(AffectedPatient.incident_id == incident_id)
+                .order_by(Patient.patient_id)
+            )
+            .tuples()
+            .all()
+        )
+        camp = Campaign(
+            incident_id=incident_id,
+            created_at=now,
+            created_by=actor,
+            channels=",".join(requested),
+            status="queued",
+        )
+        s.add(camp)
+        s.flush()
+        notices: list[dict[str, Any]] = []
+        queued: Counter[str] = Counter()
+        deferred = already = 0
+        for pid, app_reg, has_phone, has_addr in rows:
+            if earlier[pid]:
+                already += 1
+                continue
+            plan = plan_for(app_reg, has_phone, has_addr, requested)
+            if plan is None:
+                deferred += 1
+                continue
+            nonce, digest = book.issue()
+            queued[plan[0]] += 1
+            notices.append(
+                {
+                    "campaign_id": camp.id,
+                    "incident_id": incident_id,
+                    "patient_id": pid,
+                    "ref": f"{incident_id}-C{camp.id}-{len(notices) + 1:06d}",
+                    "plan": ",".join(plan),
+                    "step": 0,
+                    "channel": plan[0],
+                    "state": "queued",
+                    "attempts": 0,
+                    "code_nonce": nonce,
+                    "code_hash": digest,
+                    "issued_at": now,
+                    "updated_at": now,
+                    "verified_count": 0,
+                }
+            )
+        for i in range(0, len(notices), 5000):
+            s.execute(insert(Notice), notices[i : i + 5000])
+        log(
+            s,
+            incident_id,
+            now,
+            "notices",
+            f"campaign {camp.id} by {actor}: {len(notices):,} notices queued "
+            f"({', '.join(f'{c} {n:,}' for c, n in sorted(queued.items()))}); "
+            f"{deferred:,} wait for another channel, {already:,} already notified",
+            actor,
+        )
+    app.record(
+        Tag.NOTICES_QUEUED,
+        actor=actor,
+        subject=incident_id,
+        campaign=camp.id,
+        channels=list(requested),
+        queued=dict(queued),
+        deferred=deferred,
+    )
+    return CampaignResult(
+        camp.id, incident_id, dict(queued), queued.get("phone", 0), deferred, already
+    )
+
+
+# -- dispatch ------------------------------------------------------------------------------
+@dataclass
+class DispatchResult:
+    campaign_id: int
+    sent: Counter[str] = field(default_factory=Counter)
+    failed_attempts: Counter[str] = field(default_factory=Counter)
+    fell_back: Counter[str] = field(default_factory=Counter)
+    reconciled: int = 0
+    resent_after_loss: int = 0
+    interrupted: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "sent": dict(self.sent),
+            "failed_attempts": dict(self.failed_attempts),
+            "fell_back": dict(self.fell_back),
+            "reconciled": self.reconciled,
+            "resent_after_loss": self.resent_after_loss,
+            "interrupted": self.interrupted,
+        }
+
+
+def next_state(
+    plan: str, step: int, channel: str, attempts: int, outcome: str, max_attempts: int
+) -> tuple[str, int, str, int]:
+    """(state, step, channel, attempts) after one attempt's ``outcome``."""
+    if outcome in ("sent", "delivered"):
+        return outcome, step, channel, attempts
+    chain = plan.split(",")
+    if outcome != "returned" and attempts < max_attempts:
+        return "queued", step, channel, attempts
+    if step + 1 < len(chain):
+        return "queued", step + 1, chain[step + 1], 0
+    if channel != "phone":
+        return "queued", step + 1, "phone", 0  # the call list is the last resort
+    return "unreachable", step, channel, attempts
+
+
+def _campaign(s: Session, campaign_id: int) -> Campaign:
+    camp = s.get(Campaign, campaign_id)
+    if camp is None:
+        raise NotFound(f"no notice campaign {campaign_id}")
+    return camp
+
+
+def _apply(
+    s: Session,
+    results: list[tuple[Notice, Delivery, SendResult]],
+    max_attempts: int,
+    now: datetime,
+    out: DispatchResult,
+) -> None:
+    for notice, delivery, res in results:
+        delivery.state, delivery.updated_at = res.state, now
+        delivery.transport_ref, delivery.error = res.transport_ref[:200], res.error[:500]
+        before = notice.channel
+        attempts = notice.attempts + (0 if res.state in ("sent", "delivered") else 1)
+        st, step, ch, att = next_state(
+            notice.plan, notice.step, notice.channel, attempts, res.state, max_attempts
+        )
+        if ch != before:
+            out.fell_back[f"{before}->{ch}"] += 1
+            if ch not in notice.plan.split(","):
+                notice.plan = notice.plan + "," + ch
+        notice.state, notice.step, notice.channel, notice.attempts, notice.updated_at = (
+            st,
+            step,
+            ch,
+            att,
+            now,
+        )
+        (out.sent if res.state in ("sent", "delivered") else out.failed_attempts)[
+            delivery.channel
+        ] += 1
+
+
+def _reconcile(
+    app: App,
+    campaign_id: int,
+    transports: Mapping[str, Transport],
+    out: DispatchResult,
+    cfg: IncidentSettings,
+) -> None:
+    """Settle attempts left ``sending`` by a crash or an outage, asking the gateway."""
+    now = app.clock.now()
+    with app.session() as s:
+        pending = (
+            s.execute(
+                select(Notice, Delivery)
+                .join(Delivery, Delivery.notice_id == Notice.id)
+                .where(Notice.campaign_id == campaign_id, Delivery.state == "sending")
+            )
+            .tuples()
+            .all()
+        )
+        settled = []
+        for notice, delivery in pending:
+            transport = transports.get(delivery.channel)
+            if transport is None:
+                continue
+            found = transport.lookup(delivery.message_id)
+            if found is None:
+                # Never reached the gateway: not an attempt at all. The row goes; the notice is
+                # queued again and will be sent under the SAME idempotency key.
+                s.execute(delete(Delivery).where(Delivery.id == delivery.id))
+                notice.state, notice.updated_at = "queued", now
+                out.resent_after_loss += 1
+            else:
+                settled.append((notice, delivery, found))
+        _apply(s, settled, cfg.max_attempts, now, out)
+        out.reconciled += len(pending)
+
+
+def _recipients(app: App, s: Session, channel: str, notices: list[Notice]) -> dict[str, str]:
+    if channel != "sms":
+        return {n.patient_id: n.patient_id for n in notices}
+    tokens = dict(
+        s.execute(
+            select(Patient.patient_id, Patient.pii).where(
+                Patient.patient_id.in_([n.patient_id for n in notices])
+            )
+        ).tuples().all()
+    )
+    decrypt = app.cipher.decrypt_json
+    return {pid: decrypt(tok, PII).get("phone") or "" for pid, tok in tokens.items()}
+
+
+def dispatch(
+    app: App,
+    campaign_id: int,
+    transports: Mapping[str, Transport],
+    *,
+    actor: str,
+    cfg: IncidentSettings | None = None,
+) -> DispatchResult:
+    """Send every queued notice of the campaign whose channel has a transport."""
+    cfg = cfg or IncidentSettings()
+    out = DispatchResult(campaign_id)
+    book = CodeBook(app)
+    with app.session() as s:
+        camp = _campaign(s, campaign_id)
+        incident_id = camp.incident_id
+        renderer = _renderer(
+            s, app, incident_id, cfg, [c for c in transports if c in ("app", "sms")]
+        )
+        camp.status = "running"
+    try:
+        _reconcile(app, campaign_id, transports, out, cfg)
+        for channel, transport in transports.items():
+            if channel not in ("app", "sms"):
+                continue
+            _dispatch_channel(app, campaign_id, channel, transport, renderer, book, cfg, out)
+    except TransportUnavailable as exc:
+        out.interrupted = str(exc)
+    now = app.clock.now()
+    with app.session() as s:
+        camp = _campaign(s, campaign_id)
+        left = (
+            s.scalar(
+                select(func.count())
+                .select_from(Notice)
+                .where(
+                    Notice.campaign_id == campaign_id,
+                    Notice.state.in_(("queued", "sending")),
+                    Notice.channel.in_(("app", "sms")),
+                )
+            )
+            or 0
+        )
+        camp.status = "interrupted" if out.interrupted else ("done" if not left else "queued")
+        log(
+            s,
+            incident_id,
+            now,
+            "notices",
+            f"campaign {campaign_id} dispatched by {actor}: {sum(out.sent.values()):,} sent"
+            + (
+                f"; interrupted ({out.interrupted}), resume with `incidents notify {incident_id}`"
+                if out.interrupted
+                else ""
+            ),
+            actor,
+        )
+        if not out.interrupted:
+            playbook.auto_complete(s, incident_id, "notify.patients", at=now, by=actor)
+    app.record(
+        Tag.NOTICES_DISPATCHED,
+        actor=actor,
+        subject=incident_id,
+        campaign=campaign_id,
+        sent=dict(out.sent),
+        failed=dict(out.failed_attempts),
+        interrupted=bool(out.interrupted),
+    )
+    return out
+
+
+def _dispatch_channel(
+    app: App,
+    campaign_id: int,
+    channel: str,
+    transport: Transport,
+    renderer: wording.Renderer,
+    book: CodeBook,
+    cfg: IncidentSettings,
+    out: DispatchResult,
+) -> None:
+    # One session, several commits: the attempts of a batch are durable as "sending" before
+    # anything leaves (see _reconcile), and their results are committed right after.
+    with Session(app.engine, expire_on_commit=False) as s:
+        while True:
+            now = app.clock.now()
+            batch = list(
+                s.scalars(
+                    select(Notice)
+                    .where(
+                        Notice.campaign_id == campaign_id,
+                        Notice.channel == channel,
+                        Notice.state == "queued",
+                    )
+                    .order_by(Notice.id)
+                    .limit(cfg.dispatch_batch)
+                )
+            )
+            if not batch:
+                return
+            to = _recipients(app, s, channel, batch)
+            deliveries = []
+            for n in batch:
+                d = Delivery(
+                    notice_id=n.id,
+                    channel=channel,
+                    attempt=n.attempts + 1,
+                    message_id=f"{n.ref}:{channel}:{n.step}.{n.attempts + 1}",
+                    state="sending",
+                    ts=now,
+                    updated_at=now,
+                )
+                n.state, n.updated_at = "sending", now
+                deliveries.append(d)
+            s.add_all(deliveries)
+            s.commit()
+            results: list[tuple[Notice, Delivery, SendResult]] = []
+            down: TransportUnavailable | None = None
+            for n, d in zip(batch, deliveries, strict=True):
+                code = book.code(n.code_nonce)
+                if channel == "app":
+                    title, body = renderer.app(code=code, ref=n.ref)
+                    msg = Message(d.message_id, "app", n.patient_id, body, subject=title)
+                else:
+                    if not to.get(n.patient_id):
+                        results.append(
+                            (n, d, SendResult(d.message_id, "failed", error="no mobile number"))
+                        )
+                        continue
+                    msg = Message(
+                        d.message_id, "sms", to[n.patient_id], renderer.sms(code=code, ref=n.ref)
+                    )
+                try:
+                    results.append((n, d, transport.send(msg)))
+                except TransportUnavailable as exc:
+                    down = exc
+                    break
+            _apply(s, results, cfg.max_attempts, app.clock.now(), out)
+            if down is not None:
+                # The message in flight stays "sending" (the gateway may have it: the next run
+                # asks); the ones after it never left and go back to the queue.
+                for n, d in list(zip(batch, deliveries, strict=True))[len(results) + 1 :]:
+                    s.delete(d)
+                    n.state = "queued"
+                s.commit()
+                raise down
+            s.commit()
+
+
+# -- receipts, status, transports ---------------------------------------------------------
+RECEIPT_STATES = ("delivered", "failed", "returned")
+
+
+def record_receipt(
+    app: App, message_id: str, state: str, *, actor: str, cfg: IncidentSettings | None = None
+) -> dict[str, Any]:
+    """A delivery receipt from a gateway, returned mail, or a call agent's outcome."""
+    cfg = cfg or IncidentSettings()
+    if state not in RECEIPT_STATES:
+        raise UsageError(f"receipt state must be one of {', '.join(RECEIPT_STATES)}")
+    now = app.clock.now()
+    out = DispatchResult(0)
+    with app.session() as s:
+        d = s.scalars(select(Delivery).where(Delivery.message_id == message_id)).first()
+        if d is None:
+            raise NotFound(f"no delivery {message_id!r}")
+        n = s.get(Notice, d.notice_id)
+        assert n is not None
+        if d.state in ("delivered", "returned") or n.channel != d.channel:
+            raise Conflict(f"delivery {message_id} is already settled ({d.state})")
+        _apply(s, [(n, d, SendResult(message_id, state))], cfg.max_attempts, now, out)
+        incident_id, new_state, channel = n.incident_id, n.state, n.channel
+    app.record(
+        Tag.NOTICE_RECEIPT, actor=actor, subject=incident_id, message_id=message_id, state=state
+    )
+    return {"message_id": message_id, "notice_state": new_state, "channel": channel}
+
+
+def status(app: App, incident_id: str) -> dict[str, Any]:
+    with app.session() as s:
+        get(s, incident_id)
+        rows = (
+            s.execute(
+                select(Notice.channel, Notice.state, func.count())
+                .where(Notice.incident_id == incident_id)
+                .group_by(Notice.channel, Notice.state)
+            )
+            .tuples()
+            .all()
+        )
+        camps = s.scalars(
+            select(Campaign).where(Campaign.incident_id == incident_id).order_by(Campaign.id)
+        )
+        by: dict[str, dict[str, int]] = {}
+        for ch, st, n in rows:
+            by.setdefault(ch, {})[st] = n
+        return {
+            "incident_id": incident_id,
+            "by_channel": by,
+            "campaigns": [
+                {"campaign_id": c.id, "channels": c.channels, "status": c.status} for c in camps
+            ],
+        }
+
+
+def open_campaigns(app: App, incident_id: str) -> list[int]:
+    with app.session() as s:
+        return list(
+            s.scalars(
+                select(Campaign.id)
+                .where(Campaign.incident_id == incident_id, Campaign.status != "done")
+                .order_by(Campaign.id)
+            )
+        )
+
+
+def configured_transports(cfg: IncidentSettings, channels: Iterable[str]) -> dict[str, Transport]:
+    """The transports the settings describe, for the requested automatic channels."""
+    wanted = [c for c in channels if c in ("app", "sms")]
+    if cfg.transports == "mock":
+        return {c: MockTransport(c) for c in wanted}
+    if cfg.transports != "gateways":
+        raise UsageError("PHIGUARD_INCIDENTS_TRANSPORTS must be 'gateways' or 'mock'")
+    out: dict[str, Transport] = {}
+    if "app" in wanted and cfg.push_url:
+        out["app"] = PushGateway(cfg.push_url, cfg.push_api_key.get_secret_value())
+    if "sms" in wanted and cfg.sms_url:
+        out["sms"] = SmsGateway(
+            cfg.sms_url, cfg.sms_api_key.get_secret_value(), sender_id=cfg.sms_sender_id
+        )
+    return out
