@@ -57,12 +57,15 @@ def register(app: typer.Typer) -> None:
 
     @users.command("create-admin")
     def create_admin(ctx: typer.Context, username: Annotated[str, typer.Argument()] = "admin",
+                     account: Annotated[str | None, typer.Option(
+                         "--account", help="The admin's hospital account id.")] = None,
                      password: PasswordOpt = None, generate_password: GenerateOpt = False,
                      home: HomeOpt = None) -> None:
         """Create an admin with TOTP enrolment (prints the secret and otpauth URI once)."""
         phg = open_app(ctx, home)
         pw, generated = _password(password, generate_password)
-        enrolment = Users(phg).create(username, "admin", pw, actor=ACTOR, with_totp=True)
+        enrolment = Users(phg).create(username, "admin", pw, actor=ACTOR, with_totp=True,
+                                      account_id=account)
         _print_enrolment(enrolment, pw if generated else None)
 
     @users.command("create")
@@ -70,6 +73,9 @@ def register(app: typer.Typer) -> None:
                role: Annotated[str, typer.Option("--role", help="admin, privacy_officer, "
                                                  "security_analyst, vendor_manager, auditor")],
                display_name: Annotated[str, typer.Option("--name")] = "",
+               account: Annotated[str | None, typer.Option(
+                   "--account", help="The user's hospital account id (needed to approve "
+                   "grants and certify reviews).")] = None,
                mfa: Annotated[bool | None, typer.Option(
                    "--mfa/--no-mfa", help="Enrol TOTP (always for admin, privacy_officer).")
                ] = None,
@@ -79,7 +85,7 @@ def register(app: typer.Typer) -> None:
         phg = open_app(ctx, home)
         pw, generated = _password(password, generate_password)
         enrolment = Users(phg).create(username, role, pw, actor=ACTOR, display_name=display_name,
-                                      with_totp=mfa)
+                                      with_totp=mfa, account_id=account)
         _print_enrolment(enrolment, pw if generated else None)
 
     @users.command("list")
@@ -89,7 +95,7 @@ def register(app: typer.Typer) -> None:
         rows = Users(phg).list()
         if fmt == "json":
             print_json([{"username": u.username, "role": u.role, "status": u.status,
-                         "mfa": u.mfa, "security_keys": u.security_keys,
+                         "account_id": u.account_id, "mfa": u.mfa, "security_keys": u.security_keys,
                          "last_login_at": u.last_login_at} for u in rows])
             return
         for u in rows:

@@ -25,7 +25,8 @@ def test_create_admin_prints_mfa_enrolment_once(cli) -> None:  # type: ignore[no
     assert "otpauth://totp/phiguard:root-admin?secret=" + secret in result.output.replace("\n", "")
     listed = cli("users", "list", "--format", "json")
     users = json.loads(listed.stdout)
-    assert users == [{"username": "root-admin", "role": "admin", "status": "active", "mfa": True,
+    assert users == [{"username": "root-admin", "role": "admin", "status": "active",
+                      "account_id": None, "mfa": True,
                       "security_keys": 0, "last_login_at": None}]
     assert secret not in listed.output
     now = datetime.now(UTC)

@@ -34,6 +34,7 @@ class UserView:
     display_name: str
     role: str
     status: str
+    account_id: str | None
     mfa: bool
     security_keys: int
     created_at: datetime
@@ -61,7 +62,7 @@ class Users:
     def _view(self, s: Session, u: ConsoleUser) -> UserView:
         keys = s.scalar(select(func.count()).select_from(WebAuthnCredential)
                         .where(WebAuthnCredential.user_id == u.user_id)) or 0
-        return UserView(u.user_id, u.username, u.display_name, u.role, u.status,
+        return UserView(u.user_id, u.username, u.display_name, u.role, u.status, u.account_id,
                         u.totp_secret is not None, int(keys), u.created_at, u.last_login_at)
 
     def list(self) -> list[UserView]:
@@ -94,7 +95,8 @@ class Users:
 
     # -- changing ----------------------------------------------------------------------
     def create(self, username: str, role: str, password: str, *, actor: str,
-               display_name: str = "", with_totp: bool | None = None) -> Enrolment:
+               display_name: str = "", with_totp: bool | None = None,
+               account_id: str | None = None) -> Enrolment:
         """Create a user. Roles that require MFA always get a TOTP secret, returned once."""
         username = username.strip().lower()
         if not _USERNAME.fullmatch(username):
@@ -112,6 +114,7 @@ class Users:
                 raise Conflict(f"console user {username!r} already exists")
             u = ConsoleUser(
                 username=username, display_name=display_name[:200], role=chosen.value,
+                account_id=(account_id or "").strip()[:64] or None,
                 password_hash=pw_hash,
                 totp_secret=self.app.cipher.encrypt(secret.encode(), _TOTP_CONTEXT)
                 if secret else None,

@@ -31,11 +31,13 @@ def users(request: Request, console: ConsoleDep, _: UsersAdmin) -> Response:
 def create_user(request: Request, console: ConsoleDep, user: UsersAdmin,
                 username: Annotated[str, Form()], role: Annotated[str, Form()],
                 password: Annotated[str, Form()], display_name: Annotated[str, Form()] = "",
+                account_id: Annotated[str, Form()] = "",
                 totp: Annotated[str, Form()] = "") -> Response:
     try:
         enrolment = console.users.create(username, role, password[:256], actor=user.actor,
                                          display_name=display_name,
-                                         with_totp=True if totp else None)
+                                         with_totp=True if totp else None,
+                                         account_id=account_id)
     except (UsageError, Conflict) as exc:
         return _users(request, console, status=400, error=f"{exc}.")
     return _users(request, console, enrolment=enrolment if enrolment.totp_secret else None)

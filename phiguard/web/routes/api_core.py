@@ -40,6 +40,7 @@ class UserOut(BaseModel):
     display_name: str
     role: str
     status: str
+    account_id: str | None
     mfa: bool
     security_keys: int
     created_at: datetime
@@ -51,6 +52,7 @@ class UserIn(BaseModel):
     role: str = Field(max_length=32)
     password: str = Field(min_length=1, max_length=128)
     display_name: str = Field("", max_length=200)
+    account_id: str | None = Field(None, max_length=64)
 
 
 class UserCreated(BaseModel):
@@ -125,7 +127,7 @@ def list_users(console: ConsoleDep,
 def create_user(console: ConsoleDep, body: UserIn,
                 user: Annotated[Principal, Depends(Api(Perm.USERS_ADMIN))]) -> UserCreated:
     e = console.users.create(body.username, body.role, body.password, actor=user.actor,
-                             display_name=body.display_name)
+                             display_name=body.display_name, account_id=body.account_id)
     out = UserOut(**{k: getattr(e.user, k) for k in UserOut.model_fields})
     return UserCreated(user=out, totp_secret=e.totp_secret, otpauth_uri=e.otpauth_uri)
 

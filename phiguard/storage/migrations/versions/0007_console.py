@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(64), nullable=False),
         sa.Column("display_name", sa.String(200), nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
+        sa.Column("account_id", sa.String(64), nullable=True),
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("totp_secret", sa.LargeBinary, nullable=True),
         sa.Column("totp_last_step", sa.Integer, nullable=False),
