@@ -91,7 +91,7 @@ def check_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof:
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes, int, Ed25519PublicKey]:
-    name, kid_hex, material = vkey.strip().split("+")
+    name, kid_hex, material = vkey.strip().split("+", 2)
     raw = base64.b64decode(material)
     if len(raw) != 33 or raw[0] not in (1, 4):
         raise ValueError("unsupported verifier key")

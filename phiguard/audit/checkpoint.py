@@ -130,7 +130,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         try:
-            name, kid_hex, material = vkey.strip().split("+")
+            name, kid_hex, material = vkey.strip().split("+", 2)
             raw = _unb64(material)
             kid = bytes.fromhex(kid_hex)
         except (ValueError, IntegrityError) as exc:
