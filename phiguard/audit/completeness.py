@@ -145,20 +145,22 @@ def _apply_source(
     if state is None:
         high = None
         conn.execute(insert(AuditSource).values(
-            source=src, high_seq=int(seqs[0]) - 1, events=0, first_seen=now, last_seen=now,
-            last_event_ts=max_ts,
+            source=src, low_seq=int(seqs[0]), high_seq=int(seqs[0]) - 1, events=0,
+            first_seen=now, last_seen=now, last_event_ts=max_ts,
         ))
         high = int(seqs[0]) - 1
+        low = int(seqs[0])
         events = 0
         last_ts = max_ts
         silent = None
     else:
-        high, events = state.high_seq, state.events
+        high, events, low = state.high_seq, state.events, state.low_seq
         last_ts, silent = _utc(state.last_event_ts), state.silent_since
     anomalies: list[Anomaly] = []
     # fast path: the batch continues the sequence exactly (the normal case)
     if n and seqs[0] == high + 1 and (n == 1 or bool((np.diff(seqs) == 1).all())):
         new_high = int(seqs[-1])
+        new_low = low
     else:
         gap_rows = conn.execute(
             select(AuditSeqGap.first_seq, AuditSeqGap.last_seq, AuditSeqGap.anomaly_id)
@@ -177,6 +179,15 @@ def _apply_source(
                 anomalies.append(an)
                 gaps.add(high + 1, s - 1, an.id)
                 high = s
+            elif s < low:
+                # before the first number ever seen: the source's history starts earlier
+                if s < low - 1:
+                    an = Anomaly(src, "gap", s + 1, low - 1, low - 1 - s, leaf, now)
+                    an.id = _insert(conn, an)
+                    anomalies.append(an)
+                    gaps.add(s + 1, low - 1, an.id)
+                low = s
+                late.append((s, leaf))
             else:
                 taken = gaps.take(s)
                 if taken is False:
@@ -185,7 +196,7 @@ def _apply_source(
                     late.append((s, leaf))
                     if isinstance(taken, int) and not isinstance(taken, bool):
                         filled.add(taken)
-        new_high = high
+        new_high, new_low = high, low
         for kind, items in (("duplicate", sorted(dups)), ("regression", sorted(late))):
             runs = list(_runs(items))
             for first, last, count, leaf in runs[:MAX_ANOMALY_ROWS]:
@@ -211,7 +222,8 @@ def _apply_source(
                 conn.execute(update(AuditAnomaly).where(AuditAnomaly.id.in_(done))
                              .values(status="closed", closed_at=now))
     values: dict[str, Any] = {
-        "high_seq": max(new_high, high), "events": events + n, "last_seen": now,
+        "high_seq": max(new_high, high), "low_seq": new_low, "events": events + n,
+        "last_seen": now,
         "last_event_ts": max(t for t in (last_ts, max_ts) if t is not None) if (last_ts or max_ts) else None,
     }
     if silent is not None:
@@ -347,3 +359,82 @@ __all__ = [
     "Anomaly", "SourceStatus", "anomalies", "apply_batch", "check_heartbeats", "raise_alerts",
     "set_heartbeat", "status",
 ]
+
+
+# -- verification: completeness recomputed from the log itself ----------------------------
+@dataclass
+class LogSource:
+    source: str
+    events: int
+    first_seq: int
+    high_seq: int
+    duplicates: int
+    gaps: list[tuple[int, int]]
+
+
+def from_log(app: App) -> dict[str, LogSource]:
+    """Per-source completeness computed from the sealed events alone (not the tables).
+
+    The database tables are convenient but not tamper-evident; ``audit verify`` therefore
+    recomputes every source's sequence coverage from the log and compares.
+    """
+    from phiguard.audit.ingest import _batches_in_log
+
+    seqs: dict[str, list[np.ndarray]] = {}
+    for batch in _batches_in_log(app, 0, app.audit.size):
+        if batch is None or isinstance(batch, int) or batch.table.num_rows == 0:
+            continue
+        t = batch.table
+        src_col = t.column("source")
+        for src in pc.unique(src_col).to_pylist():
+            s = t.filter(pc.equal(src_col, src)).column("seq").to_numpy()
+            seqs.setdefault(src, []).append(s)
+    out = {}
+    for src, parts in seqs.items():
+        allv = np.concatenate(parts)
+        uniq = np.unique(allv)
+        jumps = np.flatnonzero(np.diff(uniq) > 1)
+        gaps = [(int(uniq[j]) + 1, int(uniq[j + 1]) - 1) for j in jumps]
+        out[src] = LogSource(src, len(allv), int(uniq[0]), int(uniq[-1]),
+                             len(allv) - len(uniq), gaps)
+    return out
+
+
+def verify_findings(app: App) -> list[tuple[str, str, bool]]:
+    """``(where, message, is_error)`` for ``phiguard audit verify`` (docs/dev/contracts.md).
+
+    Errors: a sequence gap in the sealed events (events the source numbered but the log
+    never received), or a completeness table that disagrees with the log. Warnings:
+    duplicates, and sources silent beyond their heartbeat.
+    """
+    findings: list[tuple[str, str, bool]] = []
+    truth = from_log(app)
+    tables = {s.source: s for s in status(app)}
+    for src, t in sorted(truth.items()):
+        where = f"source {src}"
+        for a, b in t.gaps[:20]:
+            n = b - a + 1
+            findings.append((where, f"{n:,} event(s) never received: seq {a}–{b}"
+                             if n > 1 else f"1 event never received: seq {a}", True))
+        if len(t.gaps) > 20:
+            findings.append((where, f"… and {len(t.gaps) - 20:,} more gaps", True))
+        if t.duplicates:
+            findings.append((where, f"{t.duplicates:,} duplicate seq value(s) received", False))
+        row = tables.get(src)
+        if row is None:
+            findings.append((where, "has sealed events but no completeness record "
+                             "(run any ingest to replay, or the table was altered)", True))
+            continue
+        missing_tbl = {(a, b) for a, b in row.open_gaps}
+        missing_log = set(t.gaps)
+        if row.high_seq != t.high_seq or missing_tbl != missing_log:
+            findings.append((where, "the completeness table disagrees with the sealed events "
+                             f"(table: high seq {row.high_seq}, {len(missing_tbl)} open gaps; "
+                             f"log: high seq {t.high_seq}, {len(missing_log)} gaps)", True))
+        if row.silent_since is not None:
+            findings.append((where, f"silent since {row.silent_since.isoformat(timespec='seconds')}",
+                             False))
+    for src in sorted(set(tables) - set(truth)):
+        findings.append((f"source {src}", "is in the completeness table but has no sealed "
+                         "events in the log", True))
+    return findings

@@ -22,6 +22,7 @@ class AuditSource(Base):
     __tablename__ = "audit_sources"
 
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    low_seq: Mapped[int] = mapped_column(BigInteger)  # lowest seq received
     high_seq: Mapped[int] = mapped_column(BigInteger)  # highest seq received
     events: Mapped[int] = mapped_column(BigInteger, default=0)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)

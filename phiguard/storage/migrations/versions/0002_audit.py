@@ -21,6 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_sources",
         sa.Column("source", sa.String(64), nullable=False),
+        sa.Column("low_seq", sa.BigInteger, nullable=False),
         sa.Column("high_seq", sa.BigInteger, nullable=False),
         sa.Column("events", sa.BigInteger, nullable=False),
         sa.Column("first_seen", UTCDateTime, nullable=False),
