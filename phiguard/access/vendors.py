@@ -55,6 +55,7 @@ def register_vendor(app: App, vendor_id: str, name: str, actor: str) -> Vendor:
         vendor = Vendor(vendor_id=vendor_id, name=name, dpa_signed=False, status="active",
                         row_mac=app.blind.digest("vendor-row", f"{vendor_id}\x00{name}"))
         s.add(vendor)
+        s.flush()
         s.add(VendorEvent(vendor_id=vendor_id, ts=app.clock.now(), kind="registered",
                           actor=actor, reason="", detail={}))
         c.bump(s)
@@ -85,6 +86,7 @@ def record_contract(app: App, vendor_id: str, *, contract_id: str, start: date,
             contract = Contract(contract_id=contract_id, vendor_id=vendor.vendor_id,
                                 start=start, end=end, dpa_signed=dpa_signed)
             s.add(contract)
+            s.flush()
         else:
             contract.start, contract.end, contract.dpa_signed = start, end, dpa_signed
         if dpa_signed:

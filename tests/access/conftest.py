@@ -110,3 +110,37 @@ def world(app: App) -> World:
 @pytest.fixture
 def sqlite_world(sqlite_app: App) -> World:
     return World(sqlite_app).standard()
+
+
+class Recorder:
+    """Wraps the app's audit log (same contract: ``record_action``) and remembers what was
+    recorded, so tests can check that an action reached the log."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.entries: list[dict[str, Any]] = []
+
+    def record_action(self, tag: str, *, actor: str, subject: str,
+                      detail: dict[str, Any]) -> None:
+        self.inner.record_action(tag, actor=actor, subject=subject, detail=detail)
+        self.entries.append({"tag": str(tag), "actor": actor, "subject": subject, **detail})
+
+    def tags(self) -> list[str]:
+        return [e["tag"] for e in self.entries]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def audit(app: App) -> Recorder:
+    rec = Recorder(app.audit)
+    app.__dict__["audit"] = rec
+    return rec
+
+
+@pytest.fixture
+def sqlite_audit(sqlite_app: App) -> Recorder:
+    rec = Recorder(sqlite_app.audit)
+    sqlite_app.__dict__["audit"] = rec
+    return rec
