@@ -54,9 +54,11 @@ def _throwaway_server() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres"], check=True,
                    capture_output=True)
-    subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-o",
+    # -l: the postmaster must not inherit our pipes, or waiting for its output never ends
+    subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-l",
+                    os.path.join(tmp, "server.log"), "-o",
                     f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         for _ in range(50):
@@ -66,7 +68,7 @@ def _throwaway_server() -> Iterator[str]:
         yield dsn
     finally:
         subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "fast",
-                        "stop"], capture_output=True)
+                        "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
