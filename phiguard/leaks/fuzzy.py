@@ -231,8 +231,8 @@ def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: 
     con = duckdb.connect(":memory:")
     try:
         db = DuckDBAPI(connection=con)
-        lt = db.register(pd.DataFrame(left, columns=list(_FIELDS)), source_dataset_name="leak")
-        rt = db.register(pd.DataFrame(right, columns=list(_FIELDS)), source_dataset_name="pmi")
+        lt = db.register(pd.DataFrame(left, columns=list(_FIELDS)), dataset_display_name="leak")
+        rt = db.register(pd.DataFrame(right, columns=list(_FIELDS)), dataset_display_name="pmi")
         settings = SettingsCreator(
             link_type="link_only",
             unique_id_column_name="uid",
@@ -240,7 +240,7 @@ def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: 
             blocking_rules_to_generate_predictions=[{"blocking_rule": b} for b in _BLOCKING],
             probability_two_random_records_match=1.0 / max(n_pmi, 1),
             retain_matching_columns=False,
-            retain_intermediate_calculation_columns=False,
+            retain_intermediate_calculation_columns=True,
         )
         linker = Linker([lt, rt], settings, log_level=None)
         df = linker.inference.predict(threshold_match_probability=0.01)
@@ -251,8 +251,11 @@ def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: 
         con.close()
 
 
-_ON = {"gamma_hkid": "hkid_masked", "gamma_name_en": "name_en", "gamma_name_zh": "name_zh",
-       "gamma_sex": "sex", "gamma_dob": "dob", "gamma_phone": "phone"}
+# A comparison counts as "matched on" when its match weight (log2 Bayes factor) is at least
+# this: the exact and near-exact levels, not the weak ones (same birth year, one CJK char off).
+_ON = {"mw_hkid": ("hkid_masked", 0.0), "mw_name_en": ("name_en", 8.5),
+       "mw_name_zh": ("name_zh", 10.0), "mw_sex": ("sex", 0.0), "mw_dob": ("dob", 10.0),
+       "mw_phone": ("phone", 0.0)}
 
 
 def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
@@ -274,8 +277,7 @@ def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
         idx = int(leak[1:].split("#")[0])
         pid = pmi.rsplit("#", 1)[0]
         prob = float(p["match_probability"])
-        # the top level of each comparison is "agrees"; collect what agreed
-        on = [name for g, name in _ON.items() if p.get(g) is not None and _agrees(g, p[g])]
+        on = [name for col, (name, floor) in _ON.items() if _weight(p.get(col)) > floor]
         if prob > best[idx].get(pid, (0.0, []))[0]:
             best[idx][pid] = (prob, on)
     out = []
@@ -288,11 +290,9 @@ def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
     return out
 
 
-def _agrees(gamma: str, level: Any) -> bool:
-    # gamma values count down from the best level; agreement = the upper levels
-    top = {"gamma_hkid": 1, "gamma_name_en": 3, "gamma_name_zh": 2, "gamma_sex": 1,
-           "gamma_dob": 4, "gamma_phone": 1}[gamma]
+def _weight(value: Any) -> float:
     try:
-        return int(level) >= top
+        w = float(value)
     except (TypeError, ValueError):
-        return False
+        return 0.0
+    return w if w == w else 0.0  # NaN for null levels

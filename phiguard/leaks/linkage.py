@@ -188,7 +188,7 @@ class Linker:
             result.fuzzy_tried = len(usable)
             matches = fuzzy_link(self.app, usable)
             for m in matches:
-                self._add(result, m.candidate.patient_id, m.matched_on, m.probability,
+                self._add(result, m.candidate.patient_id, m.matched_on, min(m.probability, 0.9999),
                           m.candidate.is_canary)
             result.fuzzy_linked = len(matches)
             result.unmatched += len(rest) - len(matches)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import zipfile
@@ -50,6 +51,7 @@ class FileInfo:
     records: int = 0
     encoding: str | None = None
     problems: list[str] = field(default_factory=list)
+    sha256: str | None = None  # top-level files only: what exactly was scanned
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "bytes": self.bytes, "format": self.format,
@@ -111,9 +113,13 @@ class Reader:
                 info.problems.append("empty file: nothing to read")
                 continue
             with path.open("rb") as raw:
-                self.progress = Counting(raw)
+                hasher = hashlib.sha256()
+                self.progress = Counting(raw, hasher)
                 stream = io.BufferedReader(self.progress, buffer_size=1 << 20)
                 yield from self._guard(info, lambda s=stream, i=info: self._read(s, i, 0))  # type: ignore[misc]
+                for chunk in iter(lambda r=raw: r.read(1 << 20), b""):  # type: ignore[misc]
+                    hasher.update(chunk)  # the part a reader did not need
+                info.sha256 = hasher.hexdigest()
 
     def _guard(self, info: FileInfo, body: Any) -> Iterator[Unit]:
         try:

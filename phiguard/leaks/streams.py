@@ -60,9 +60,10 @@ class Budget:
 class Counting(io.RawIOBase):
     """Counts the bytes read through it (compressed input, for progress and ratios)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, hasher: Any = None) -> None:
         self.raw = raw
         self.count = 0
+        self.hasher = hasher
 
     def readable(self) -> bool:
         return True
@@ -72,6 +73,8 @@ class Counting(io.RawIOBase):
         n = len(data)
         b[:n] = data
         self.count += n
+        if self.hasher is not None:
+            self.hasher.update(data)
         return n
 
 
