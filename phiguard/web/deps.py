@@ -159,11 +159,11 @@ class Page:
 
 
 class Api:
-    """A REST call: a bearer token holding the scope ``perm``, or a console session whose
-    role holds it (then unsafe methods need ``X-CSRF-Token``)."""
+    """A REST call: a bearer token holding one of the scopes ``perms``, or a console session
+    whose role holds one (then unsafe methods need ``X-CSRF-Token``)."""
 
-    def __init__(self, perm: Perm, *, recent: bool = False) -> None:
-        self.perm = perm
+    def __init__(self, *perms: Perm, recent: bool = False) -> None:
+        self.perms = perms
         self.recent = recent
 
     async def __call__(self, request: Request) -> Principal:
@@ -188,8 +188,8 @@ class Api:
                 raise PermissionDenied("re-authentication required: confirm your password "
                                        "at /reauth first")
         request.state.principal = principal
-        if not principal.can(self.perm):
-            raise PermissionDenied(f"not allowed: needs {self.perm.value}")
+        if not any(principal.can(p) for p in self.perms):
+            raise PermissionDenied(f"not allowed: needs {' or '.join(p.value for p in self.perms)}")
         return principal
 
 
