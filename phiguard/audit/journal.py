@@ -76,6 +76,9 @@ def period_of(ts_ms: int) -> int:
     return at.year * 100 + at.month
 
 
+PERMANENT = 0  # the period of the log's own metadata (entry 0); never erased
+
+
 def period_label(period: int) -> str:
     return f"{period // 100:04d}-{period % 100:02d}"
 

@@ -238,7 +238,10 @@ class AuditLog:
         raw = (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
         self._write_atomic(self.root / "log.json", raw)
         self.__dict__.pop("config", None)
-        self.append_batch(GENESIS_SOURCE, [raw], kind="action")
+        # Entry 0 seals log.json. It lives in the permanent period 0, whose key retention
+        # never erases, so the seal outlives every month of entries.
+        ts_ms = int(self.app.clock.now().timestamp() * 1000)
+        self._append(GENESIS_SOURCE, [raw], "action", ts_ms, jn.PERMANENT)
         self.publish()
 
     # -- writing ----------------------------------------------------------------------
@@ -264,7 +267,9 @@ class AuditLog:
                 raise UsageError(f"a log entry is limited to {MAX_ENTRY} bytes")
         self._check_alive()
         ts_ms = int(self.app.clock.now().timestamp() * 1000)
-        period = jn.period_of(ts_ms)
+        return self._append(source, entries, kind, ts_ms, jn.period_of(ts_ms))
+
+    def _append(self, source: str, entries: list[bytes], kind: str, ts_ms: int, period: int) -> BatchReceipt:
         with self._keys_lock:
             aead = self.keys.for_writing(period)
         prepared = jn.prepare(jn.KINDS[kind], source, ts_ms, [bytes(e) for e in entries], aead, period)
@@ -651,7 +656,11 @@ class AuditLog:
         segs = jn.segments(self.journal_dir)
         chosen = [s for s in segs if s[0] <= start][-1:] + [s for s in segs if s[0] > start]
         for _, path in chosen:
-            for frame in jn.read_frames(path):
+            try:
+                frames = list(jn.read_frames(path))
+            except jn.TornFrame as exc:
+                raise IntegrityError(f"journal/{path.name}: {exc} (run `phiguard audit verify`)") from exc
+            for frame in frames:
                 if frame.first_index >= end:
                     return
                 if frame.first_index + frame.count <= start:

@@ -38,7 +38,8 @@ def erasable_periods(app: App) -> dict[str, int]:
         for frame in jn.read_frames(path):
             counts[frame.period] = counts.get(frame.period, 0) + frame.count
     known = app.audit.keys.periods()
-    return {jn.period_label(p): n for p, n in sorted(counts.items()) if known.get(p) == "key"}
+    return {jn.period_label(p): n for p, n in sorted(counts.items())
+            if known.get(p) == "key" and p != jn.PERMANENT}
 
 
 def erase_period(app: App, label: str, *, actor: str, keep_months: int = 0) -> Erasure:

@@ -141,12 +141,24 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
         return report
     if log.config.get("vkey") != signer.vkey:
         report.fail("audit/log.json", "its public key is not this home's checkpoint key")
-    boundaries, erased_seen, erasures = _verify_journal(log, sizes, report)
+    boundaries: dict[int, tuple[int, int]] = {0: (-1, 0)}
+    erased_seen: set[int] = set()
+    erasures: set[int] = set()
+    try:
+        boundaries, erased_seen, erasures = _verify_journal(log, sizes, report)
+    except Exception as exc:  # damage the format checks did not foresee is still damage
+        report.fail("journal", f"unreadable: {exc}")
     n = report.entries
-    _verify_nodes(log, n, report)
-    _verify_checkpoints(log, sizes, n, verifier, witnesses, report)
-    _verify_state(log, boundaries, report)
-    _verify_periods(log, erased_seen, erasures, report)
+    for where, step in (
+        ("tree", lambda: _verify_nodes(log, n, report)),
+        ("checkpoints.log", lambda: _verify_checkpoints(log, sizes, n, verifier, witnesses, report)),
+        ("audit/state.json", lambda: _verify_state(log, boundaries, report)),
+        ("audit/keys", lambda: _verify_periods(log, erased_seen, erasures, report)),
+    ):
+        try:
+            step()
+        except Exception as exc:
+            report.fail(where, f"unreadable: {exc}")
     if report.latest is not None and n > report.latest.size:
         report.warn("journal", f"entries {report.latest.size}–{n - 1} are not yet covered by a signed "
                                "checkpoint (sealed by the next one; `phiguard audit checkpoint` seals now)")
@@ -390,8 +402,12 @@ def _verify_periods(log: AuditLog, missing: set[int], erasures: set[int], report
         elif period not in erasures:
             report.fail(f"audit/keys/{label}.erased", "no logged erasure action authorises it")
     for period, state in known.items():
+        label = jn.period_label(period)
         if state == "erased" and period not in erasures:
-            report.fail(f"audit/keys/{jn.period_label(period)}.erased", "no logged erasure action authorises it")
+            report.fail(f"audit/keys/{label}.erased", "no logged erasure action authorises it")
+        marker = log.keys.erased_path(period)
+        if marker.exists() and marker.read_bytes() != label.encode() + b"\n":
+            report.fail(f"audit/keys/{label}.erased", "the erasure marker was altered")
 
 
 def verify_files_exist(root: Path) -> None:

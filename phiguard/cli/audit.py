@@ -16,7 +16,7 @@ import typer
 
 from phiguard.cli.common import FormatOpt, HomeOpt, err, open_app, out, print_json
 from phiguard.clock import parse_ts
-from phiguard.errors import IntegrityError, NotFound, UsageError
+from phiguard.errors import IntegrityError, NotFound, PhiguardError, UsageError
 
 audit_app = typer.Typer(
     name="audit",
@@ -102,7 +102,10 @@ def _completeness_findings(app: Any, finding: Any) -> list[Any]:
     hook = getattr(module, "verify_findings", None)
     if hook is None:
         return []
-    return [finding(str(w), str(m), bool(e)) for w, m, e in hook(app)]
+    try:
+        return [finding(str(w), str(m), bool(e)) for w, m, e in hook(app)]
+    except PhiguardError as exc:
+        return [finding("completeness", f"could not be checked: {exc}", True)]
 
 
 @audit_app.command("prove")

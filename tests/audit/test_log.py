@@ -158,7 +158,7 @@ def test_periods_get_their_own_keys(home: Path, clock: FixedClock) -> None:
     clock.advance(timedelta(days=31))
     app.audit.append_batch("CMS", [b"may"])
     app.close()
-    assert sorted(p.name for p in (home / "audit" / "keys").glob("*.key")) == ["2026-04.key", "2026-05.key"]
+    assert sorted(p.name for p in (home / "audit" / "keys").glob("*.key")) == ["0000-00.key", "2026-04.key", "2026-05.key"]
     assert verify_home(home).ok
 
 
