@@ -349,9 +349,7 @@ def summary(app: App, incident_id: str, cfg: IncidentSettings | None = None) -> 
                 select(Notice.state, func.count())
                 .where(Notice.incident_id == incident_id)
                 .group_by(Notice.state)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         return {
             "incident_id": inc.incident_id,
@@ -390,9 +388,7 @@ def list_incidents(app: App) -> list[dict[str, Any]]:
                 select(AffectedPatient.incident_id, func.count()).group_by(
                     AffectedPatient.incident_id
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         out = []
         for inc in incs:

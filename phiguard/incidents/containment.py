@@ -11,8 +11,6 @@ foundation tables, and the timeline says which path was taken.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from phiguard.audit.tags import Tag
-from phiguard.errors import Conflict, NotFound
+from phiguard.errors import Conflict, NotFound, PhiguardError
 from phiguard.incidents import playbook
 from phiguard.incidents.cases import get, log
 from phiguard.incidents.models import InvolvedAccount
@@ -32,25 +30,12 @@ if TYPE_CHECKING:
 
 
 def _access_suspend() -> Any | None:
+    """The access part's kill switch, ``phiguard.access.vendors.suspend``, when installed."""
     try:
-        mod = importlib.import_module("phiguard.access.vendors")
-    except ModuleNotFoundError:
+        from phiguard.access.vendors import suspend
+    except ImportError:
         return None
-    for name in ("suspend_vendor", "suspend"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _call(fn: Any, app: App, vendor_id: str, actor: str, reason: str) -> Any:
-    params = inspect.signature(fn).parameters
-    kwargs: dict[str, Any] = {}
-    if "actor" in params:
-        kwargs["actor"] = actor
-    if "reason" in params:
-        kwargs["reason"] = reason
-    return fn(app, vendor_id, **kwargs)
+    return suspend
 
 
 def _direct_suspend(
@@ -108,12 +93,14 @@ def suspend_vendor(
         get(s, incident_id)
     fn = _access_suspend()
     if fn is not None:
-        result = _call(fn, app, vendor_id, actor, reason)
+        done = fn(app, vendor_id, reason=reason, actor=actor).as_dict()
         outcome: dict[str, Any] = {
             "path": "access",
-            "result": getattr(result, "__dict__", None)
-            and {k: v for k, v in vars(result).items() if not k.startswith("_")}
-            or result,
+            "accounts_disabled": len(done["accounts_disabled"]),
+            "grants_revoked": len(done["grants_revoked"]),
+            "requests_cancelled": len(done["requests_cancelled"]),
+            "breakglass_ended": len(done["breakglass_ended"]),
+            "already_suspended": done["already_suspended"],
         }
     else:
         outcome = _direct_suspend(app, vendor_id, actor, reason, now)
@@ -138,10 +125,9 @@ def suspend_vendor(
                 )
             )
         how = (
-            "through the access service"
-            if outcome.get("path") == "access"
-            else f"{outcome['accounts_disabled']} accounts disabled, "
+            f"{outcome['accounts_disabled']} accounts disabled, "
             f"{outcome['grants_revoked']} grants revoked"
+            + (" by the access service" if outcome["path"] == "access" else " directly")
         )
         log(
             s,
@@ -213,16 +199,25 @@ def _sha256(path: Path) -> str:
 
 
 def preserve_evidence(app: App, incident_id: str, *, actor: str, out: Path | None = None) -> Path:
-    """Freeze what the investigation rests on: a manifest with the SHA-256 of every audit-log
-    and event-store file as they are now. The audit part's signed evidence bundle is used
-    when available (``phiguard.audit.evidence.export``); the manifest is written either way."""
+    """Freeze what the investigation rests on: the audit part's signed evidence bundle of every
+    logged event of the involved accounts (``phiguard.audit.evidence``: inclusion proofs, a
+    verifier that runs offline), and a manifest with the SHA-256 of every audit-log file as it
+    is now. The manifest is written even when no bundle can be (nothing sealed yet)."""
     now = app.clock.now()
     with app.session() as s:
         get(s, incident_id)
+        accounts = sorted(
+            a.account_id
+            for a in s.scalars(
+                select(InvolvedAccount).where(InvolvedAccount.incident_id == incident_id)
+            )
+            if not a.account_id.startswith("vendor:")
+        )
     target = out or app.home.exports / "evidence" / incident_id
     target.mkdir(parents=True, exist_ok=True)
     files = []
-    for root in (app.home.audit, app.home.events):
+    # The sealed log is the evidence; the Parquet store is rebuilt from it, so it is not hashed.
+    for root in (app.home.audit,):
         for p in sorted(root.rglob("*")):
             if p.is_file() and target not in p.parents:
                 files.append(
@@ -232,20 +227,35 @@ def preserve_evidence(app: App, incident_id: str, *, actor: str, out: Path | Non
                         "sha256": _sha256(p),
                     }
                 )
-    bundle = None
+    bundle, bundle_error = None, None
     try:
-        evidence = importlib.import_module("phiguard.audit.evidence")
-        export = getattr(evidence, "export", None)
-        if callable(export):
-            bundle = export(app, target / "audit-evidence")
-    except ModuleNotFoundError:
-        pass
+        from phiguard.audit import evidence
+    except ImportError:
+        evidence = None  # type: ignore[assignment]
+    if evidence is not None:
+        indices: list[int] = []
+        for acct in accounts:
+            indices += evidence.select_events(app, account=acct, since=None, until=None)
+        try:
+            bundle = evidence.export(
+                app,
+                target / "audit-evidence.zip",
+                indices=indices,
+                selection={"incident": incident_id, "accounts": accounts},
+            )
+            files.append(
+                {"path": str(bundle), "bytes": bundle.stat().st_size, "sha256": _sha256(bundle)}
+            )
+        except PhiguardError as exc:  # e.g. nothing sealed yet: the manifest still stands
+            bundle_error = str(exc)
     manifest = {
         "incident_id": incident_id,
         "preserved_at": now.isoformat(),
         "by": actor,
         "files": files,
         "audit_bundle": str(bundle) if bundle else None,
+        "audit_bundle_error": bundle_error,
+        "accounts": accounts,
     }
     path = target / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -30,7 +30,7 @@ from phiguard.errors import Conflict, UsageError
 from phiguard.incidents import notify, wording
 from phiguard.incidents.cases import affected_count, fields_exposed, get, log
 from phiguard.incidents.models import Delivery, Notice
-from phiguard.incidents.pdf import LATIN, LATIN_BOLD, draw, register_cjk, wrap, width
+from phiguard.incidents.pdf import LATIN, LATIN_BOLD, draw, register_cjk, width, wrap
 from phiguard.incidents.settings import IncidentSettings
 from phiguard.incidents.transports import MailHouseExport, Message
 from phiguard.incidents.verification import CodeBook
@@ -75,7 +75,13 @@ def layout(static: dict[str, Any], ctx: dict[str, str]) -> Layout:
         if y - h < BOTTOM:
             lay.pages.append([])
             page, y = page + 1, H - M
-            text(LATIN, 8, M, H - M + 14, f"{ctx['hospital']} · {ctx['incident_id']} (continued / 續)")
+            text(
+                LATIN,
+                8,
+                M,
+                H - M + 14,
+                f"{ctx['hospital']} · {ctx['incident_id']} (continued / 續)",
+            )
 
     text(LATIN_BOLD, 13, M, y - 4, ctx["hospital"])
     text(LATIN, 12, M, y - 20, ctx["hospital_zh"])
@@ -202,27 +208,23 @@ def write_letters(
         inc = get(s, incident_id)
         ctx = wording.incident_context(s, inc, fields_exposed(s, incident_id), cfg, now)
         renderer = wording.Renderer(wording.load_templates(cfg), ctx, ["post"])
-        rows = (
-            s.execute(
-                select(
-                    Notice.id,
-                    Notice.ref,
-                    Notice.code_nonce,
-                    Notice.attempts,
-                    Notice.step,
-                    Patient.pii,
-                )
-                .join(Patient, Patient.patient_id == Notice.patient_id)
-                .where(
-                    Notice.incident_id == incident_id,
-                    Notice.channel == "post",
-                    Notice.state == "queued",
-                )
-                .order_by(Notice.id)
+        rows = s.execute(
+            select(
+                Notice.id,
+                Notice.ref,
+                Notice.code_nonce,
+                Notice.attempts,
+                Notice.step,
+                Patient.pii,
             )
-            .tuples()
-            .all()
-        )
+            .join(Patient, Patient.patient_id == Notice.patient_id)
+            .where(
+                Notice.incident_id == incident_id,
+                Notice.channel == "post",
+                Notice.state == "queued",
+            )
+            .order_by(Notice.id)
+        ).all()
     if not rows:
         raise Conflict(
             f"{incident_id} has no letters waiting: every postal notice was already "
@@ -353,20 +355,16 @@ def write_call_list(
         inc = get(s, incident_id)
         ctx = wording.incident_context(s, inc, fields_exposed(s, incident_id), cfg, now)
         renderer = wording.Renderer(wording.load_templates(cfg), ctx, ["phone"])
-        rows = (
-            s.execute(
-                select(Notice.ref, Notice.plan, Notice.code_nonce, Patient.pii)
-                .join(Patient, Patient.patient_id == Notice.patient_id)
-                .where(
-                    Notice.incident_id == incident_id,
-                    Notice.channel == "phone",
-                    Notice.state == "queued",
-                )
-                .order_by(Notice.id)
+        rows = s.execute(
+            select(Notice.ref, Notice.plan, Notice.code_nonce, Patient.pii)
+            .join(Patient, Patient.patient_id == Notice.patient_id)
+            .where(
+                Notice.incident_id == incident_id,
+                Notice.channel == "phone",
+                Notice.state == "queued",
             )
-            .tuples()
-            .all()
-        )
+            .order_by(Notice.id)
+        ).all()
     tmp = out.with_name(out.name + ".part")
     try:
         with (

@@ -129,24 +129,20 @@ def create_campaign(
         earlier: Counter[str] = Counter()
         for pid, plan in s.execute(
             select(Notice.patient_id, Notice.plan).where(Notice.incident_id == incident_id)
-        ).tuples():
+        ):
             if set(plan.split(",")) & set(requested):
                 earlier[pid] += 1
-        rows = (
-            s.execute(
-                select(
-                    Patient.patient_id,
-                    Patient.app_registered,
-                    Patient.has_phone,
-                    Patient.has_address,
-                )
-                .join(AffectedPatient, AffectedPatient.patient_id == Patient.patient_id)
-                .where(AffectedPatient.incident_id == incident_id)
-                .order_by(Patient.patient_id)
+        rows = s.execute(
+            select(
+                Patient.patient_id,
+                Patient.app_registered,
+                Patient.has_phone,
+                Patient.has_address,
             )
-            .tuples()
-            .all()
-        )
+            .join(AffectedPatient, AffectedPatient.patient_id == Patient.patient_id)
+            .where(AffectedPatient.incident_id == incident_id)
+            .order_by(Patient.patient_id)
+        ).all()
         camp = Campaign(
             incident_id=incident_id,
             created_at=now,
@@ -187,6 +183,9 @@ def create_campaign(
                     "verified_count": 0,
                 }
             )
+        if not notices:  # nobody new to reach on these channels: no empty campaign
+            s.delete(camp)
+            return CampaignResult(0, incident_id, {}, 0, deferred, already)
         for i in range(0, len(notices), 5000):
             s.execute(insert(Notice), notices[i : i + 5000])
         log(
@@ -300,15 +299,11 @@ def _reconcile(
     """Settle attempts left ``sending`` by a crash or an outage, asking the gateway."""
     now = app.clock.now()
     with app.session() as s:
-        pending = (
-            s.execute(
-                select(Notice, Delivery)
-                .join(Delivery, Delivery.notice_id == Notice.id)
-                .where(Notice.campaign_id == campaign_id, Delivery.state == "sending")
-            )
-            .tuples()
-            .all()
-        )
+        pending = s.execute(
+            select(Notice, Delivery)
+            .join(Delivery, Delivery.notice_id == Notice.id)
+            .where(Notice.campaign_id == campaign_id, Delivery.state == "sending")
+        ).all()
         settled = []
         for notice, delivery in pending:
             transport = transports.get(delivery.channel)
@@ -335,7 +330,7 @@ def _recipients(app: App, s: Session, channel: str, notices: list[Notice]) -> di
             select(Patient.patient_id, Patient.pii).where(
                 Patient.patient_id.in_([n.patient_id for n in notices])
             )
-        ).tuples().all()
+        ).all()
     )
     decrypt = app.cipher.decrypt_json
     return {pid: decrypt(tok, PII).get("phone") or "" for pid, tok in tokens.items()}
@@ -521,15 +516,11 @@ def record_receipt(
 def status(app: App, incident_id: str) -> dict[str, Any]:
     with app.session() as s:
         get(s, incident_id)
-        rows = (
-            s.execute(
-                select(Notice.channel, Notice.state, func.count())
-                .where(Notice.incident_id == incident_id)
-                .group_by(Notice.channel, Notice.state)
-            )
-            .tuples()
-            .all()
-        )
+        rows = s.execute(
+            select(Notice.channel, Notice.state, func.count())
+            .where(Notice.incident_id == incident_id)
+            .group_by(Notice.channel, Notice.state)
+        ).all()
         camps = s.scalars(
             select(Campaign).where(Campaign.incident_id == incident_id).order_by(Campaign.id)
         )

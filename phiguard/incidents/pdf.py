@@ -13,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
 from xml.sax.saxutils import escape
 
 from reportlab.lib.fonts import addMapping
@@ -82,7 +81,9 @@ def draw(c: Any, x: float, y: float, text: str, size: float, latin: str = LATIN)
 
 def markup(text: str) -> str:
     """Paragraph markup for mixed text (escaped; Chinese runs in the CJK face)."""
-    return "".join(f'<font face="{CJK}">{escape(seg)}</font>' if c else escape(seg) for c, seg in runs(text))
+    return "".join(
+        f'<font face="{CJK}">{escape(seg)}</font>' if c else escape(seg) for c, seg in runs(text)
+    )
 
 
 def wrap(text: str, size: float, max_width: float, latin: str = LATIN) -> list[str]:

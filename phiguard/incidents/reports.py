@@ -62,7 +62,7 @@ TITLES = {
 BILINGUAL = {"pcpd", "cap653", "police"}
 
 
-def L(en: str, zh: str = "") -> dict[str, str]:  # noqa: N802 - reads like a label constructor
+def L(en: str, zh: str = "") -> dict[str, str]:
     return {"en": en, "zh": zh}
 
 
@@ -84,15 +84,11 @@ def _facts(app: App, incident_id: str, cfg: IncidentSettings) -> dict[str, Any]:
         fields = cases.fields_exposed(s, incident_id)
         accts = cases.accounts(s, incident_id)
         vendor = s.get(Vendor, inc.vendor_id) if inc.vendor_id else None
-        notices = (
-            s.execute(
-                select(Notice.channel, Notice.state, func.count())
-                .where(Notice.incident_id == incident_id)
-                .group_by(Notice.channel, Notice.state)
-            )
-            .tuples()
-            .all()
-        )
+        notices = s.execute(
+            select(Notice.channel, Notice.state, func.count())
+            .where(Notice.incident_id == incident_id)
+            .group_by(Notice.channel, Notice.state)
+        ).all()
         enquiries = (
             s.scalar(
                 select(func.count()).select_from(Enquiry).where(Enquiry.incident_id == incident_id)

@@ -7,7 +7,6 @@ what to keep. A malformed scan is refused as a whole with one line naming the pr
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -130,23 +129,16 @@ def read_scan(path: Path) -> Source:
 
 # -- alerts --------------------------------------------------------------------------
 def _alert_dict(app: App, alert_id: str) -> dict[str, Any]:
-    """Ask the detection part for one stored alert in spec §3.1 shape."""
-    for mod_name, fn_name in (
-        ("phiguard.detection.store", "get_alert"),
-        ("phiguard.detection.alerts", "get_alert"),
-        ("phiguard.detection.service", "get_alert"),
-    ):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        fn = getattr(mod, fn_name, None)
-        if fn is not None:
-            found = fn(app, alert_id)
-            if found is None:
-                break
-            return found if isinstance(found, dict) else dict(found.as_dict())
-    raise NotFound(f"no alert {alert_id!r} (run `phiguard detect` first)")
+    """One stored alert from the detection part, in spec §3.1 shape."""
+    try:
+        from phiguard.detection import alerts
+    except ImportError:
+        raise NotFound(f"no alert {alert_id!r}: the detection part is not installed") from None
+    try:
+        row = alerts.get(app, alert_id)
+    except NotFound:
+        raise NotFound(f"no alert {alert_id!r} (see `phiguard detect`)") from None
+    return alerts.as_json(row, app.settings.timezone)
 
 
 def from_alert(app: App, alert: dict[str, Any]) -> Source:

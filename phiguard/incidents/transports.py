@@ -20,6 +20,7 @@ through"; a per-message problem is a ``failed`` result and goes to retry/fallbac
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 import smtplib
@@ -34,7 +35,7 @@ import httpx
 LINK = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(?:hk|com|org|net|gov|io|ly|me)\b)", re.I)
 
 
-class TransportUnavailable(Exception):  # noqa: N818 - reads as a state, like httpx.TimeoutException
+class TransportUnavailable(Exception):
     """The gateway as a whole cannot take messages now; the campaign stops and resumes later."""
 
 
@@ -268,10 +269,8 @@ class SmtpTransport:
 
     def close(self) -> None:
         if self._smtp is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             self._smtp = None
 
 

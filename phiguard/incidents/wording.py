@@ -131,10 +131,18 @@ def incident_context(
     )
     acts_zh.append("本院正要求移除已被上載的資料，並檢討承辦商及職員存取病人資料的安排。")
     order = ("police", "pcpd", "hkcert", "cap653")
-    names_en = {"police": "the Police", "pcpd": "the Privacy Commissioner for Personal Data",
-                "hkcert": "HKCERT", "cap653": "the Commissioner of Critical Infrastructure"}
-    names_zh = {"police": "警方", "pcpd": "個人資料私隱專員公署", "hkcert": "香港電腦保安事故協調中心",
-                "cap653": "關鍵基礎設施專員"}
+    names_en = {
+        "police": "the Police",
+        "pcpd": "the Privacy Commissioner for Personal Data",
+        "hkcert": "HKCERT",
+        "cap653": "the Commissioner of Critical Infrastructure",
+    }
+    names_zh = {
+        "police": "警方",
+        "pcpd": "個人資料私隱專員公署",
+        "hkcert": "香港電腦保安事故協調中心",
+        "cap653": "關鍵基礎設施專員",
+    }
     done = [r for r in order if r in told]
     if done:
         told_en = f"We have told {join_en([names_en[r] for r in done])}."
