@@ -101,3 +101,11 @@ class Tag(StrEnum):
     PORTAL_TICKET_ISSUED = "console:portal:ticket-issued"
     PORTAL_OPENED = "console:portal:opened"
     PATIENT_HISTORY_SERVED = "console:patient:history-served"
+    # keys and backups
+    BACKUP_CREATED = "backup:backup:created"
+    BACKUP_FAILED = "backup:backup:failed"
+    BACKUP_RECIPIENT_ADDED = "backup:recipient:added"
+    DATA_KEY_ROTATED = "keys:data:rotated"
+    KEK_ROTATED = "keys:kek:rotated"
+    SIGNING_KEY_ROTATED = "keys:signing:rotated"
+    DATA_REENCRYPTED = "keys:data:reencrypted"

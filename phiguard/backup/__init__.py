@@ -1,0 +1,1 @@
+"""Encrypted backups of a whole home, verification, restore, and scheduled backups."""

@@ -1,0 +1,123 @@
+"""Backups: the restore drill, tampering and truncation, and no plaintext in the file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from phiguard.app import App
+from phiguard.backup import service
+from phiguard.errors import CryptoError, HomeError, IntegrityError
+from phiguard.storage.importer import import_file
+from tests.factories import patient_rows, write_csv, write_events
+
+
+@pytest.fixture
+def populated(sqlite_app: App, tmp_path: Path) -> tuple[App, list[dict[str, str]], Path]:
+    rows = patient_rows(30)
+    import_file(sqlite_app, "patients", write_csv(tmp_path / "p.csv", rows))
+    from phiguard.audit.ingest import ingest_files
+
+    ingest_files(sqlite_app, [write_events(tmp_path / "e.csv", rows)])
+    identity = tmp_path / "backup.key"
+    service.keygen(sqlite_app, identity)
+    return sqlite_app, rows, identity
+
+
+def test_restore_drill_while_ingesting(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, rows, identity = populated
+    from phiguard.audit.ingest import ingest_files
+
+    more = [write_events(tmp_path / f"more{i}.csv", rows, account=f"acct-{i}") for i in range(3)]
+    worker = threading.Thread(target=lambda: [ingest_files(app, [m]) for m in more])
+    worker.start()
+    out = tmp_path / "b.phgbak"
+    summary = service.create(app, out)
+    worker.join()
+    assert summary.tree_size > 0 and out.stat().st_size > 0
+    assert service.verify(out, identity)["ok"]
+    restored = tmp_path / "restored"
+    result = service.restore(out, identity, restored)
+    assert result["verified"] and result["tree_size"] >= summary.tree_size
+    from phiguard.settings import Settings
+    from sqlalchemy import func, select
+    from phiguard.storage.models import Patient
+
+    again = App.open(Settings(home=restored))
+    try:
+        with again.session() as s:
+            assert s.scalar(select(func.count()).select_from(Patient)) == 30
+    finally:
+        again.close()
+
+
+def test_restore_never_overwrites_a_home(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, _, identity = populated
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    with pytest.raises(HomeError, match="never overwrites"):
+        service.restore(out, identity, app.home.root)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_tampered_or_truncated_backups_are_rejected(populated, tmp_path: Path, damage: str) -> None:  # type: ignore[no-untyped-def]
+    app, _, identity = populated
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    data = bytearray(out.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data = data[: len(data) - 100]
+    out.write_bytes(bytes(data))
+    with pytest.raises((CryptoError, IntegrityError)):
+        service.verify(out, identity)
+    with pytest.raises((CryptoError, IntegrityError)):
+        service.restore(out, identity, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_wrong_identity_cannot_read(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, _, _ = populated
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    from pyrage import x25519
+
+    other = tmp_path / "other.key"
+    other.write_text(str(x25519.Identity.generate()) + "\n")
+    with pytest.raises(CryptoError):
+        service.verify(out, other)
+
+
+def test_no_plaintext_identifier_in_a_backup(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, rows, _ = populated
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    data = out.read_bytes()
+    for r in rows:
+        for needle in (r["hkid"], r["name_en"], r["hospital_no"], r["phone"]):
+            assert needle.encode() not in data
+
+
+def test_cli_backup_round_trip(sqlite_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert sqlite_cli("init").exit_code == 0
+    key = tmp_path / "id.key"
+    assert sqlite_cli("backup", "keygen", str(key)).exit_code == 0
+    assert (key.stat().st_mode & 0o777) == 0o600
+    out = tmp_path / "x.phgbak"
+    res = sqlite_cli("backup", "create", str(out))
+    assert res.exit_code == 0, res.output
+    assert sqlite_cli("backup", "verify", str(out), "--identity", str(key)).exit_code == 0
+    res = sqlite_cli("backup", "restore", str(out), "--identity", str(key), "--to", str(tmp_path / "new"))
+    assert res.exit_code == 0, res.output
+    assert "audit log verified" in res.stdout
+    bad = sqlite_cli("backup", "verify", str(tmp_path / "missing.phgbak"), "--identity", str(key))
+    assert bad.exit_code == 2
+
+
+def test_no_recipient_is_a_clear_error(sqlite_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert sqlite_cli("init").exit_code == 0
+    res = sqlite_cli("backup", "create", str(tmp_path / "x.phgbak"))
+    assert res.exit_code == 2 and "no backup recipients" in res.stderr
