@@ -131,11 +131,21 @@ def line_chunks(lines: _Lines, batch: int, first: int = 0) -> Iterator[Chunk]:
                 continue
             chunk.records.append(ln)
             chunk.lines.append(lines.lineno)
-        if len(chunk.records) >= batch:
-            yield _finish(chunk, lines)
-            chunk = Chunk([], [])
+        while len(chunk.records) >= batch:
+            full, chunk = _split(chunk, batch)
+            yield _finish(full, lines)
     if chunk.records or chunk.errors:
         yield _finish(chunk, lines)
+
+
+def _split(chunk: Chunk, batch: int) -> tuple[Chunk, Chunk]:
+    """The first ``batch`` records (with the errors on lines before the next record), and the rest."""
+    head = Chunk(chunk.records[:batch], chunk.lines[:batch])
+    rest = Chunk(chunk.records[batch:], chunk.lines[batch:])
+    cut = rest.lines[0] if rest.lines else float("inf")
+    head.errors = [e for e in chunk.errors if e.line < cut]
+    rest.errors = [e for e in chunk.errors if e.line >= cut]
+    return head, rest
 
 
 def _finish(chunk: Chunk, lines: _Lines) -> Chunk:
@@ -213,10 +223,10 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
         lines.lineno += len(block)
         pending = [(base + i + 1, ln) for i, ln in enumerate(block)]
         feed(pending)
-        if len(chunk.records) >= batch:
-            yield _finish_csv(chunk, lines, meta)
+        while len(chunk.records) >= batch:
+            full, chunk = _split(chunk, batch)
+            yield _finish_csv(full, lines, meta)
             yielded = True
-            chunk = Chunk([], [])
     if open_rec:
         start = open_rec[0][0]
         rest = open_rec[1:]
