@@ -42,7 +42,7 @@ log = logging.getLogger("phiguard.web")
 #: route modules, mounted in this order; each defines ``router`` (an APIRouter)
 ROUTE_MODULES = (
     "auth", "account", "admin", "dashboard", "alerts", "incidents", "scans", "vendors",
-    "audit", "patients", "public", "api_core", "api_access", "api_audit", "api_domain",
+    "audit", "patients", "public", "api_core", "api_access", "api_audit",
 )
 
 _STATUS: list[tuple[type[PhiguardError], int]] = [

@@ -16,9 +16,10 @@ class LeakAnswer:
 
 def leak_check(app: App, patient_id: str, *, actor: str) -> LeakAnswer:
     try:
-        from phiguard.leaks import patient_check  # type: ignore[attr-defined]
+        from phiguard.leaks.check import patient_check
     except ImportError:
         return LeakAnswer(available=False, affected=False)
     result = patient_check(app, patient_id, actor=actor)
-    return LeakAnswer(available=True, affected=bool(result.get("affected")),
-                      incidents=list(result.get("incidents", [])))
+    found = [dict(i) | {"summary": f"Found on {i.get('found_on', '')}"}
+             for i in result.get("incidents", [])]
+    return LeakAnswer(available=True, affected=bool(result.get("affected")), incidents=found)

@@ -1,0 +1,96 @@
+"""The dashboard's figures: alerts over time, accesses by hour of day, top-risk accounts and
+vendors, open incidents with their clocks. Computed from the domain services and cached
+for a few seconds (the page is polled by many screens; the figures move slowly)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from phiguard.app import App
+from phiguard.clock import HKT
+from phiguard.web.readmodels.activity import by_hour_of_day
+
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+@dataclass
+class Dashboard:
+    days: list[str] = field(default_factory=list)
+    alerts_by_day: dict[str, list[int]] = field(default_factory=dict)
+    open_by_severity: dict[str, int] = field(default_factory=dict)
+    by_hour: list[int] = field(default_factory=list)
+    top_accounts: list[tuple[str, float, int]] = field(default_factory=list)
+    top_vendors: list[tuple[str, float, int]] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+
+
+def compute(app: App, *, days: int = 14) -> Dashboard:
+    from phiguard.detection import alerts as alerts_svc
+    from phiguard.incidents import cases
+
+    d = Dashboard()
+    today = app.clock.now().astimezone(HKT).date()
+    d.days = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+    index = {day: i for i, day in enumerate(d.days)}
+    d.alerts_by_day = {sev: [0] * days for sev in SEVERITIES}
+    account_score: dict[str, float] = defaultdict(float)
+    account_n: Counter[str] = Counter()
+    vendor_score: dict[str, float] = defaultdict(float)
+    vendor_n: Counter[str] = Counter()
+    open_sev: Counter[str] = Counter()
+    latest = None
+    rows = alerts_svc.list_alerts(app, status="all")
+    for a in rows:
+        day = a.first_ts.astimezone(HKT).date()
+        latest = day if latest is None or day > latest else latest
+    if latest is not None and latest > today:  # a replayed story in the future of the clock
+        d.days = [(latest - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+        index = {day: i for i, day in enumerate(d.days)}
+    for a in rows:
+        key = a.first_ts.astimezone(HKT).date().isoformat()
+        if key in index and a.severity in d.alerts_by_day:
+            d.alerts_by_day[a.severity][index[key]] += 1
+        if a.status != "open":
+            continue
+        open_sev[a.severity] += 1
+        if a.account_id:
+            account_score[a.account_id] = max(account_score[a.account_id], a.score)
+            account_n[a.account_id] += 1
+        if a.vendor_id:
+            vendor_score[a.vendor_id] = max(vendor_score[a.vendor_id], a.score)
+            vendor_n[a.vendor_id] += 1
+    d.open_by_severity = {sev: open_sev.get(sev, 0) for sev in SEVERITIES}
+    d.top_accounts = sorted(((k, v, account_n[k]) for k, v in account_score.items()),
+                            key=lambda t: (-t[1], -t[2], t[0]))[:8]
+    d.top_vendors = sorted(((k, v, vendor_n[k]) for k, v in vendor_score.items()),
+                           key=lambda t: (-t[1], -t[2], t[0]))[:8]
+    d.by_hour = by_hour_of_day(app)
+    for inc in cases.list_incidents(app):
+        if inc["status"] == "closed":
+            continue
+        full = cases.summary(app, inc["incident_id"])
+        inc = dict(inc)
+        inc["clocks"] = full["clocks"]
+        d.incidents.append(inc)
+    return d
+
+
+class DashboardCache:
+    def __init__(self, app: App, ttl: float = 10.0) -> None:
+        self.app = app
+        self.ttl = ttl
+        self._value: Dashboard | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Dashboard:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.ttl:
+                self._value = compute(self.app)
+                self._at = time.monotonic()
+            return self._value

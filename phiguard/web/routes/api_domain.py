@@ -1,7 +1,0 @@
-"""Placeholder until the domain service lands."""
-
-from __future__ import annotations
-
-from fastapi import APIRouter
-
-router = APIRouter()
