@@ -134,8 +134,13 @@ def deny(app: App, request_id: str, approver: str, reason: str, *,
         if self_approval(who.account_id, account_id=req.account_id,
                          requested_by=req.requested_by):
             raise PermissionDenied("a requester cannot decide their own request (cancel it)")
-        s.add(Approval(request_id=req.request_id, approver=who.account_id, verdict="deny",
-                       ts=now, comment=reason))
+        earlier = s.scalars(select(Approval).where(Approval.request_id == req.request_id,
+                                                   Approval.approver == who.account_id)).first()
+        if earlier is not None:  # an approver who changes their mind; history keeps both
+            earlier.verdict, earlier.ts, earlier.comment = "deny", now, reason
+        else:
+            s.add(Approval(request_id=req.request_id, approver=who.account_id, verdict="deny",
+                           ts=now, comment=reason))
         req.status, req.decided_at = "denied", now
         c.history(s, kind="denied", account_id=req.account_id, actor=who.account_id, ts=now,
                   request_id=req.request_id, reason=reason)
