@@ -173,8 +173,9 @@ class Reader:
         if depth >= self.limits.max_depth:
             info.problems.append(f"archive nested deeper than {self.limits.max_depth}: not read")
             return
-        name = info.path[:-3] if info.path.lower().endswith(".gz") else info.path + "!data"
-        inner = FileInfo(name, 0)
+        base = info.path.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        base = base[:-3] if base.lower().endswith(".gz") else base[:-4] if base.lower().endswith(".tgz") else "data"
+        inner = FileInfo(f"{info.path}!{base}", 0)
         self.infos.append(inner)
         counted = Counting(stream)
         guarded = Guarded(gzip.GzipFile(fileobj=counted), counted, self.budget, inner.path)

@@ -94,7 +94,10 @@ class Guarded(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        data = self.inner.read(len(b))
+        # read1 hands over each decompressed piece as soon as it exists: a stream truncated
+        # later still yields everything before the cut (read(n) would drop it with the error)
+        reader = getattr(self.inner, "read1", None) or self.inner.read
+        data = reader(min(len(b), 1 << 16))
         n = len(data)
         b[:n] = data
         self.count += n
