@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phiguard.clock import Clock, SystemClock
 from phiguard.crypto.blind import BlindIndex
 from phiguard.crypto.fields import FieldCipher
-from phiguard.crypto.keyring import KEK_FILE, Keyring, KeyProvider, LocalKeyProvider
+from phiguard.crypto.keyring import Keyring, KeyProvider, new_provider, provider_for
 from phiguard.home import Home
 from phiguard.identifiers.hospital_no import HospitalNumberFormat
 from phiguard.settings import Settings
@@ -54,7 +54,7 @@ class App:
         parsed = make_url(url)
         remembered = None if parsed.drivername.startswith("sqlite") or parsed.password else url
         home.create_layout(database=parsed.drivername, database_url=remembered)
-        provider = provider or LocalKeyProvider.create(home.keys / KEK_FILE)
+        provider = provider or new_provider(home.keys, settings)
         keyring = Keyring.create(home.keys, provider)
         engine = make_engine(url)
         upgrade(engine)
@@ -75,7 +75,7 @@ class App:
         marker = home.read_marker()
         if not settings.database_url and marker.get("database_url"):
             settings = settings.model_copy(update={"database_url": marker["database_url"]})
-        provider = provider or LocalKeyProvider(home.keys / KEK_FILE)
+        provider = provider or provider_for(home.keys, settings)
         keyring = Keyring.load(home.keys, provider)
         engine = make_engine(settings.resolved_database_url())
         if migrate:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("phiguard-data")
@@ -81,6 +81,27 @@ class Settings(BaseSettings):
         description="PEM bundle of CAs whose client certificates the syslog listener "
         "requires (mutual TLS, as IHE ATNA asks); empty: clients are not authenticated.",
     )
+
+    key_provider: str = Field(
+        "local",
+        description=(
+            "Where the key-encryption key lives when a home is created: 'local' (a 0600 file in "
+            "the home) or 'vault' (HashiCorp Vault Transit). An existing home keeps its own."
+        ),
+    )
+    vault_addr: str | None = Field(None, description="Vault address, e.g. https://vault:8200.")
+    vault_token: SecretStr | None = Field(
+        None, description="Vault token (read from the environment only; never logged)."
+    )
+    vault_transit_key: str = Field("phiguard", description="Name of the Vault Transit key.")
+    vault_mount: str = Field("transit", description="Mount point of the Transit engine.")
+    backup_dir: Path | None = Field(
+        None, description="When set, `phiguard serve` takes scheduled encrypted backups here."
+    )
+    backup_interval_hours: float = Field(
+        24.0, description="Hours between scheduled backups.", gt=0
+    )
+    backup_keep: int = Field(30, description="Scheduled backups to keep (oldest deleted).", ge=1)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -70,38 +70,111 @@ def write_private(path: Path, data: bytes) -> None:
 
 @dataclass
 class LocalKeyProvider:
-    """KEK in ``HOME/keys/kek.json``; AES-256-GCM key wrapping with the context as AAD."""
+    """KEKs in ``HOME/keys/kek.json``; AES-256-GCM key wrapping with the context as AAD.
+
+    The file may hold several KEKs during a rotation; ``wrap`` uses the active one and tags
+    the result with its id (``id(1) ‖ nonce(12) ‖ ciphertext``), ``unwrap`` picks the KEK by
+    that id. A rotation adds a KEK, re-wraps everything, then drops the old KEK: every step
+    is an atomic file replacement, so a crash leaves every wrapped key readable.
+    """
 
     path: Path
     name: str = "local"
-    _kek: bytes | None = field(default=None, repr=False)
+    _keks: dict[int, bytes] | None = field(default=None, repr=False)
+    _active: int = 0
 
     @classmethod
     def create(cls, path: Path) -> LocalKeyProvider:
-        kek = secrets.token_bytes(32)
-        doc = {"version": 1, "kek": _b64(kek)}
-        write_private(path, json.dumps(doc).encode())
-        return cls(path=path, _kek=kek)
+        provider = cls(path=path, _keks={1: secrets.token_bytes(32)}, _active=1)
+        provider._save()
+        return provider
 
-    def _key(self) -> bytes:
-        if self._kek is None:
+    def _save(self) -> None:
+        assert self._keks is not None
+        doc = {"version": 2, "active": self._active,
+               "keks": {str(k): _b64(v) for k, v in self._keks.items()}}
+        write_private(self.path, json.dumps(doc).encode())
+
+    def _load(self) -> dict[int, bytes]:
+        if self._keks is None:
             try:
-                self._kek = _unb64(json.loads(self.path.read_text())["kek"])
+                doc = json.loads(self.path.read_text())
+                self._keks = {int(k): _unb64(v) for k, v in doc["keks"].items()}
+                self._active = int(doc["active"])
             except FileNotFoundError as exc:
                 raise HomeError(f"key-encryption key missing: {self.path}") from exc
             except (KeyError, ValueError) as exc:
                 raise CryptoError(f"key-encryption key file is damaged: {self.path}") from exc
-        return self._kek
+        return self._keks
+
+    @property
+    def active_id(self) -> int:
+        self._load()
+        return self._active
+
+    @property
+    def kek_ids(self) -> list[int]:
+        return sorted(self._load())
 
     def wrap(self, key: bytes, context: bytes) -> bytes:
+        keks = self._load()
         nonce = secrets.token_bytes(12)
-        return nonce + AESGCM(self._key()).encrypt(nonce, key, context)
+        return bytes((self._active,)) + nonce + AESGCM(keks[self._active]).encrypt(nonce, key, context)
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        kek = self._load().get(wrapped[0]) if wrapped else None
+        if kek is None:
+            raise CryptoError("a wrapped key names a KEK this home does not have")
         try:
-            return AESGCM(self._key()).decrypt(wrapped[:12], wrapped[12:], context)
+            return AESGCM(kek).decrypt(wrapped[1:13], wrapped[13:], context)
         except InvalidTag as exc:
             raise CryptoError("a wrapped key does not authenticate under this KEK") from exc
+
+    # -- rotation (see phiguard.crypto.rotation) -------------------------------------------
+    def add_kek(self) -> int:
+        keks = self._load()
+        new_id = max(keks) + 1
+        if new_id > 255:
+            raise CryptoError("KEK ids exhausted; re-initialise the keyring")
+        keks[new_id] = secrets.token_bytes(32)
+        self._active = new_id
+        self._save()
+        return new_id
+
+    def drop_other_keks(self) -> list[int]:
+        keks = self._load()
+        dropped = [k for k in keks if k != self._active]
+        for k in dropped:
+            del keks[k]
+        self._save()
+        return dropped
+
+    def wrapped_with(self, wrapped: bytes) -> int:
+        return wrapped[0]
+
+
+def provider_for(keys_dir: Path, settings: object) -> KeyProvider:
+    """The provider an existing home was created with (named in its keyring file)."""
+    try:
+        name = json.loads((keys_dir / KEYRING_FILE).read_text()).get("provider", "local")
+    except FileNotFoundError as exc:
+        raise HomeError(f"keyring missing: {keys_dir / KEYRING_FILE}") from exc
+    except ValueError as exc:
+        raise CryptoError("keyring file is damaged") from exc
+    if name == "vault":
+        from phiguard.crypto.vault import from_settings
+
+        return from_settings(settings)
+    return LocalKeyProvider(keys_dir / KEK_FILE)
+
+
+def new_provider(keys_dir: Path, settings: object) -> KeyProvider:
+    """The provider a new home starts with, chosen by the ``key_provider`` setting."""
+    if getattr(settings, "key_provider", "local") == "vault":
+        from phiguard.crypto.vault import from_settings
+
+        return from_settings(settings)
+    return LocalKeyProvider.create(keys_dir / KEK_FILE)
 
 
 @dataclass
