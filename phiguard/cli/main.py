@@ -16,6 +16,20 @@ from phiguard.cli.common import HomeOpt, err
 from phiguard.errors import PhiguardError
 
 
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Typer's own control-flow exceptions (it may vendor click), which must pass through."""
+    found: list[type[BaseException]] = [typer.Exit, typer.Abort, KeyboardInterrupt]
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+_PASSTHROUGH = _click_exceptions()
+
+
 class PhiguardGroup(TyperGroup):
     """Turns a :class:`PhiguardError` anywhere below into one line on stderr and an exit code.
 
@@ -30,6 +44,19 @@ class PhiguardGroup(TyperGroup):
                 raise
             err.print(f"phiguard: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except _PASSTHROUGH:
+            raise
+        except Exception as exc:
+            # A bug, not bad input: still one line (no traceback full of paths and values),
+            # with the way to get the details.
+            if os.environ.get("PHIGUARD_DEBUG"):
+                raise
+            err.print(
+                f"phiguard: internal error ({type(exc).__name__}: {exc}); "
+                "rerun with PHIGUARD_DEBUG=1 for the traceback",
+                markup=False, soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
