@@ -161,3 +161,23 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     """Validation errors without the rejected input echoed back (it may be an identifier)."""
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in errors]
+
+
+def iter_routes(api: FastAPI) -> list[tuple[str, str, Any]]:
+    """Every (method, path, route) the application serves, static files aside — for the
+    authorisation-matrix test and the docs. Walks included routers on FastAPI versions that
+    keep them as one node (``_IncludedRouter.original_router``) as well as older ones."""
+    from fastapi.routing import APIRoute
+
+    out: list[tuple[str, str, Any]] = []
+
+    def walk(routes: Any) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(inner.routes)
+            elif isinstance(route, APIRoute):
+                out.extend((m, route.path, route) for m in sorted(route.methods))
+
+    walk(api.router.routes)
+    return sorted(out, key=lambda t: (t[1], t[0]))

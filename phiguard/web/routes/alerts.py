@@ -37,7 +37,7 @@ def alert_list(request: Request, console: ConsoleDep, _: Reader, status: str = "
                                   severity=severity or None, limit=500)
     return request.app.state.renderer.page(
         request, "alerts.html", alerts=[alert_json(console.app, a) for a in rows],
-        status=status, severity=severity)
+        status_filter=status, severity=severity)
 
 
 def _alert_page(request: Request, console: ConsoleDep, user: Principal, alert_id: str,

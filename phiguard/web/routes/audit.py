@@ -28,7 +28,7 @@ _BUNDLE = re.compile(r"evidence-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}\.zip")
 def overview(app: Any) -> dict[str, Any]:
     note = app.audit.latest_checkpoint()
     return {
-        "size": app.audit.size(),
+        "size": app.audit.size,
         "checkpoint": note.decode() if note else None,
         "vkey": app.audit.config.get("vkey"),
         "sources": [s.as_dict() for s in completeness.status(app)],

@@ -66,7 +66,7 @@ def grants(request: Request, console: ConsoleDep, user: Reader, status: str = ""
     return request.app.state.renderer.page(
         request, "grants.html",
         pending=grants_svc.list_requests(app, status="pending"),
-        grants=grants_svc.list_grants(app, status=status or None), status=status,
+        grants=grants_svc.list_grants(app, status=status or None), status_filter=status,
         can_request=user.can(Perm.GRANTS_REQUEST), can_approve=user.can(Perm.GRANTS_APPROVE),
         me=console.users.by_id(user.user_id))
 
