@@ -33,8 +33,10 @@ PROOFS = 20_000
 
 
 def _events(n: int) -> list[bytes]:
-    base = (b"E{:09d},CMS,{:09d},2026-04-03T01:12:00+08:00,vx-eng-07,export,P{:07d},"
-            b"name;sex;hkid;hospital_no;dob;procedure,q-88812,10.20.30.40,WS-0042,HOPERAT,success,")
+    base = (
+        b"E{:09d},CMS,{:09d},2026-04-03T01:12:00+08:00,vx-eng-07,export,P{:07d},"
+        b"name;sex;hkid;hospital_no;dob;procedure,q-88812,10.20.30.40,WS-0042,HOPERAT,success,"
+    )
     row = base.decode()
     out = []
     for i in range(n):
@@ -143,16 +145,22 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=os.environ.get("BENCH_TMP")))
     try:
         events = _events(EVENTS)
-        print(f"{EVENTS:,} events of {len(events[0])} bytes, batches of {BATCH:,}; tree {BIG_TREE:,} leaves")
+        print(
+            f"{EVENTS:,} events of {len(events[0])} bytes, batches of {BATCH:,}; tree {BIG_TREE:,} leaves"
+        )
         ours, ours_conc, home = bench_ingest(root, events)
         anchor, tree = bench_pymerkle(root, events)
         raw = bench_raw(root, events)
-        print(f"durable ingest: phiguard {ours:,.0f} events/s (two writers: {ours_conc:,.0f}); "
-              f"pymerkle SqliteTree {anchor:,.0f} events/s; ratio {ours / anchor:.2f}×; "
-              f"raw SHA-256+append+fdatasync {raw:,.0f} events/s (phiguard at {ours / raw:.0%} of it)")
+        print(
+            f"durable ingest: phiguard {ours:,.0f} events/s (two writers: {ours_conc:,.0f}); "
+            f"pymerkle SqliteTree {anchor:,.0f} events/s; ratio {ours / anchor:.2f}×; "
+            f"raw SHA-256+append+fdatasync {raw:,.0f} events/s (phiguard at {ours / raw:.0%} of it)"
+        )
         rate, floor = bench_verify(home, EVENTS)
-        print(f"full re-verification: phiguard {rate:,.0f} entries/s (decrypt, re-hash, every node, "
-              f"every checkpoint); bare re-hash floor {floor:,.0f} entries/s; ratio {rate / floor:.2f}×")
+        print(
+            f"full re-verification: phiguard {rate:,.0f} entries/s (decrypt, re-hash, every node, "
+            f"every checkpoint); bare re-hash floor {floor:,.0f} entries/s; ratio {rate / floor:.2f}×"
+        )
         rng = random.Random(2)
         size = tree.get_size()  # type: ignore[attr-defined]
         ptimes = []
@@ -163,9 +171,11 @@ def main() -> None:
             ptimes.append(time.perf_counter() - t)
         ptimes.sort()
         med, p99, worst = bench_proofs(root)
-        print(f"inclusion proof on {BIG_TREE:,} leaves (simulated node files): median {med:.3f} ms, "
-              f"p99 {p99:.3f} ms, max {worst:.3f} ms; pymerkle SqliteTree on {size:,} leaves: "
-              f"median {statistics.median(ptimes) * 1e3:.3f} ms, p99 {ptimes[int(0.99 * len(ptimes))] * 1e3:.3f} ms")
+        print(
+            f"inclusion proof on {BIG_TREE:,} leaves (simulated node files): median {med:.3f} ms, "
+            f"p99 {p99:.3f} ms, max {worst:.3f} ms; pymerkle SqliteTree on {size:,} leaves: "
+            f"median {statistics.median(ptimes) * 1e3:.3f} ms, p99 {ptimes[int(0.99 * len(ptimes))] * 1e3:.3f} ms"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

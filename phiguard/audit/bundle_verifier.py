@@ -59,7 +59,9 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) 
     return r
 
 
-def check_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]) -> None:
+def check_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]
+) -> None:
     if size1 == size2:
         if proof or root1 != root2:
             raise ValueError("equal sizes with different roots")
@@ -101,7 +103,9 @@ def parse_vkey(vkey: str) -> tuple[str, bytes, int, Ed25519PublicKey]:
     return name, kid, raw[0], Ed25519PublicKey.from_public_bytes(raw[1:])
 
 
-def open_note(note: bytes, log_key: str, witness_keys: list[str]) -> tuple[str, int, bytes, list[str]]:
+def open_note(
+    note: bytes, log_key: str, witness_keys: list[str]
+) -> tuple[str, int, bytes, list[str]]:
     """Verify a signed checkpoint; return (origin, size, root, witnesses that cosigned)."""
     text_str, sep, block = note.decode().rpartition("\n\n")
     if not sep:
@@ -113,7 +117,7 @@ def open_note(note: bytes, log_key: str, witness_keys: list[str]) -> tuple[str, 
     for line in block.rstrip("\n").split("\n"):
         if not line.startswith(DASH):
             raise ValueError("malformed signature line")
-        name, _, b64 = line[len(DASH):].partition(" ")
+        name, _, b64 = line[len(DASH) :].partition(" ")
         raw = base64.b64decode(b64)
         for i, (kname, kid, kind, pub) in enumerate(keys):
             if (kname, kid) != (name, raw[:4]):
@@ -144,19 +148,31 @@ def parse_leaf(leaf: bytes) -> dict:
     if version != 1:
         raise ValueError("unknown leaf version")
     source = leaf[27 : 27 + srclen].decode()
-    return {"kind": {1: "event", 2: "action"}.get(kind, "?"), "ts_ms": ts_ms, "source": source,
-            "data": leaf[27 + srclen :]}
+    return {
+        "kind": {1: "event", 2: "action"}.get(kind, "?"),
+        "ts_ms": ts_ms,
+        "source": source,
+        "data": leaf[27 + srclen :],
+    }
 
 
-def verify_bundle(path: str, key: str | None = None, witness_keys: list[str] | None = None) -> tuple[list[str], dict]:
+def verify_bundle(
+    path: str, key: str | None = None, witness_keys: list[str] | None = None
+) -> tuple[list[str], dict]:
     """Return (problems, summary). No problems means the bundle verifies."""
     problems: list[str] = []
     with zipfile.ZipFile(path) as z:
         manifest = json.loads(z.read("manifest.json"))
         bundled_key = z.read("key.vkey").decode().strip()
-        notes = [(n, z.read(n)) for n in sorted(x for x in z.namelist() if x.startswith("checkpoints/"))]
+        notes = [
+            (n, z.read(n)) for n in sorted(x for x in z.namelist() if x.startswith("checkpoints/"))
+        ]
         consistency = json.loads(z.read("consistency.json"))
-        entries = [json.loads(line) for line in z.read("entries.jsonl").decode().splitlines() if line.strip()]
+        entries = [
+            json.loads(line)
+            for line in z.read("entries.jsonl").decode().splitlines()
+            if line.strip()
+        ]
     log_key = key or bundled_key
     if key and key.strip() != bundled_key:
         problems.append("the bundle's key is not the key you gave with --key")
@@ -194,9 +210,15 @@ def verify_bundle(path: str, key: str | None = None, witness_keys: list[str] | N
                 raise ValueError("the bytes shown differ from the sealed bytes")
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             problems.append(f"{where}: {exc}")
-    summary = {"origin": manifest.get("origin"), "key": log_key, "entries": len(entries),
-               "checkpoints": len(sizes), "latest_size": latest,
-               "latest_root": base64.b64encode(heads[latest]).decode(), "selection": manifest.get("selection")}
+    summary = {
+        "origin": manifest.get("origin"),
+        "key": log_key,
+        "entries": len(entries),
+        "checkpoints": len(sizes),
+        "latest_size": latest,
+        "latest_root": base64.b64encode(heads[latest]).decode(),
+        "selection": manifest.get("selection"),
+    }
     return problems, summary
 
 

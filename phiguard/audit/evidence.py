@@ -51,8 +51,14 @@ them), entries.jsonl (one entry per line: index, leaf data, inclusion proof, the
 """
 
 
-def select_events(app: App, *, account: str | None, since: datetime | None, until: datetime | None,
-                  event_id: str | None = None) -> list[int]:
+def select_events(
+    app: App,
+    *,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    event_id: str | None = None,
+) -> list[int]:
     """Log indices of events in the analytics store matching the filters (contract: the
     Parquet store under ``HOME/events/events`` with ``leaf_index``)."""
     import duckdb
@@ -74,8 +80,10 @@ def select_events(app: App, *, account: str | None, since: datetime | None, unti
         where.append("event_id = ?")
         params.append(event_id)
     glob = str(app.home.events / "events" / "**" / "*.parquet")
-    sql = (f"SELECT DISTINCT leaf_index FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
-           f"WHERE {' AND '.join(where)} ORDER BY leaf_index")
+    sql = (
+        f"SELECT DISTINCT leaf_index FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+        f"WHERE {' AND '.join(where)} ORDER BY leaf_index"
+    )
     with duckdb.connect() as con:
         return [int(r[0]) for r in con.execute(sql, params).fetchall()]
 
@@ -89,7 +97,9 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
         raise NotFound("the log has no signed checkpoint yet")
     latest = Checkpoint.parse_body(SignedNote.parse(latest_note).text)
     if chosen and chosen[-1] >= latest.size:
-        raise UsageError(f"entry {chosen[-1]} is not covered by a checkpoint yet (run `phiguard audit checkpoint`)")
+        raise UsageError(
+            f"entry {chosen[-1]} is not covered by a checkpoint yet (run `phiguard audit checkpoint`)"
+        )
     notes = list(log.checkpoints())
     sizes = [Checkpoint.parse_body(SignedNote.parse(n).text).size for n in notes]
     keep: dict[int, bytes] = {latest.size: latest_note}
@@ -108,17 +118,22 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
         for e in log.records(run_start, run_stop, skip_erased=True):
             if e.index not in want:
                 continue
-            lines.append(json.dumps({
-                "index": e.index,
-                "kind": e.kind,
-                "source": e.source,
-                "logged_at": e.ts.isoformat(),
-                "data": e.data.decode("utf-8", "replace"),
-                "data_b64": _b64(e.data),
-                "leaf": _b64(e.leaf),
-                "tree_size": latest.size,
-                "proof": [_b64(p) for p in log.inclusion_proof(e.index, latest.size)],
-            }, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "index": e.index,
+                        "kind": e.kind,
+                        "source": e.source,
+                        "logged_at": e.ts.isoformat(),
+                        "data": e.data.decode("utf-8", "replace"),
+                        "data_b64": _b64(e.data),
+                        "leaf": _b64(e.leaf),
+                        "tree_size": latest.size,
+                        "proof": [_b64(p) for p in log.inclusion_proof(e.index, latest.size)],
+                    },
+                    ensure_ascii=False,
+                )
+            )
     out = out if out.suffix == ".zip" else out.with_name(out.name + ".zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -144,14 +159,20 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
     return out
 
 
-def export(app: App, out: Path, *, indices: Iterable[int] = (), selection: dict[str, Any] | None = None) -> Path:
+def export(
+    app: App, out: Path, *, indices: Iterable[int] = (), selection: dict[str, Any] | None = None
+) -> Path:
     """Seal what is pending and write a bundle (the latest checkpoint alone when no entries
     are chosen: proof of the log's state at that moment). Used by incident evidence too."""
     app.audit.publish()
-    return build(app.audit, indices, out, selection=selection or {"entries": "none: log state only"})
+    return build(
+        app.audit, indices, out, selection=selection or {"entries": "none: log state only"}
+    )
 
 
-def verify(path: Path, *, key: str | None = None, witnesses: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
+def verify(
+    path: Path, *, key: str | None = None, witnesses: list[str] | None = None
+) -> tuple[list[str], dict[str, Any]]:
     """Check a bundle exactly as its own verify.py does."""
     try:
         return bundle_verifier.verify_bundle(str(path), key, witnesses)

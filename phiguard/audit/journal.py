@@ -264,7 +264,9 @@ def read_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator
             (crc,) = struct.unpack_from(">I", head, HEADER.size)
             if zlib.crc32(head[: HEADER.size]) != crc:
                 raise TornFrame(pos, "frame header checksum mismatch")
-            magic, flags, kind, _, first, count, period, ts_ms, body_len, nonce = HEADER.unpack_from(head)
+            magic, flags, kind, _, first, count, period, ts_ms, body_len, nonce = (
+                HEADER.unpack_from(head)
+            )
             if magic != MAGIC or kind not in KIND_NAMES or count == 0 or body_len < 32 * count:
                 raise TornFrame(pos, "malformed frame header")
             end = pos + HEADER_SIZE + body_len + 4
@@ -272,7 +274,10 @@ def read_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator
                 raise TornFrame(pos, "incomplete frame body")
             rest = f.read(body_len + 4)
             body = rest[:body_len]
-            if len(rest) != body_len + 4 or zlib.crc32(body) != struct.unpack(">I", rest[body_len:])[0]:
+            if (
+                len(rest) != body_len + 4
+                or zlib.crc32(body) != struct.unpack(">I", rest[body_len:])[0]
+            ):
                 raise TornFrame(pos, "frame body checksum mismatch")
             yield Frame(path, pos, end, flags, kind, first, count, period, ts_ms, nonce, body)
             pos = end
@@ -379,7 +384,9 @@ class CheckpointRecord:
         return sha256(self.note).digest()
 
 
-def read_checkpoint_records(path: Path, start: int = 0, stop: int | None = None) -> Iterator[CheckpointRecord]:
+def read_checkpoint_records(
+    path: Path, start: int = 0, stop: int | None = None
+) -> Iterator[CheckpointRecord]:
     try:
         f = path.open("rb")
     except FileNotFoundError:

@@ -65,7 +65,9 @@ class PeriodKeys:
         if aead is not None:
             return aead
         if self.is_erased(period):
-            raise Conflict(f"period {period_label(period)} was erased; nothing more can be logged in it")
+            raise Conflict(
+                f"period {period_label(period)} was erased; nothing more can be logged in it"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
         wrapped = self.provider.wrap(key, self._context(period))

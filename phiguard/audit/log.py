@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,9 +51,9 @@ from phiguard.audit.merkle import (
     Frontier,
     ProofError,
     consistency_proof,
-    inclusion_proof,
     verify_consistency,
 )
+from phiguard.audit.reader import BatchReceipt, LogReader, Tip
 from phiguard.errors import DurabilityError, HomeError, IntegrityError, UsageError
 
 if TYPE_CHECKING:
@@ -66,82 +66,6 @@ ACTION_SOURCE = "phiguard"
 LOCK_FILE = "audit.lock"
 
 
-@dataclass(frozen=True)
-class BatchReceipt:
-    """Where a durable batch landed: entries ``first_index … first_index+count-1`` of a tree
-    of ``tree_size`` leaves whose root is ``root`` (not yet signed; see :meth:`latest_checkpoint`)."""
-
-    first_index: int
-    count: int
-    tree_size: int
-    root: bytes
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A decrypted log entry with what its leaf hash commits to."""
-
-    index: int
-    kind: str
-    source: str
-    ts: datetime
-    data: bytes
-    leaf: bytes  # the full leaf data (salt included): evidence bundles carry it
-
-
-@dataclass
-class Tip:
-    """The log's last consistent state, in memory and (at each checkpoint) in state.json."""
-
-    frontier: Frontier
-    segment: int | None = None
-    offset: int = 0
-    ckpt_count: int = 0
-    ckpt_offset: int = 0
-    ckpt_size: int = 0
-    ckpt_root: bytes = b""
-    ckpt_hash: bytes = b"\0" * 32
-    ckpt_start: int = 0  # byte offset of the last checkpoint record
-
-    @property
-    def size(self) -> int:
-        return self.frontier.size
-
-    def state_bytes(self) -> bytes:
-        doc = {
-            "format": 1,
-            "size": self.size,
-            "frontier": self.frontier.to_list(),
-            "segment": self.segment,
-            "offset": self.offset,
-            "checkpoints": {
-                "count": self.ckpt_count,
-                "offset": self.ckpt_offset,
-                "size": self.ckpt_size,
-                "root": self.ckpt_root.hex(),
-                "last": self.ckpt_hash.hex(),
-                "start": self.ckpt_start,
-            },
-        }
-        return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
-
-    @classmethod
-    def from_state(cls, raw: bytes) -> Tip:
-        doc = json.loads(raw)
-        c = doc["checkpoints"]
-        return cls(
-            Frontier.from_list(int(doc["size"]), doc["frontier"]),
-            doc["segment"],
-            int(doc["offset"]),
-            int(c["count"]),
-            int(c["offset"]),
-            int(c["size"]),
-            bytes.fromhex(c["root"]),
-            bytes.fromhex(c["last"]),
-            int(c["start"]),
-        )
-
-
 @dataclass
 class _Pending:
     prepared: jn.Prepared
@@ -149,7 +73,7 @@ class _Pending:
     error: BaseException | None = None
 
 
-class AuditLog:
+class AuditLog(LogReader):
     """The home's tamper-evident log. Thread-safe; see the module docstring for the protocol.
 
     ``fsync`` is injectable (tests make it fail); ``interval`` is the longest time, in seconds,
@@ -245,7 +169,9 @@ class AuditLog:
         self.publish()
 
     # -- writing ----------------------------------------------------------------------
-    def append_batch(self, source: str, entries: list[bytes], *, kind: str = "event") -> BatchReceipt:
+    def append_batch(
+        self, source: str, entries: list[bytes], *, kind: str = "event"
+    ) -> BatchReceipt:
         """Append ``entries`` (the exact bytes received from ``source``) as one batch.
 
         All or nothing, and durable before it returns: the batch is written and fsynced
@@ -269,10 +195,14 @@ class AuditLog:
         ts_ms = int(self.app.clock.now().timestamp() * 1000)
         return self._append(source, entries, kind, ts_ms, jn.period_of(ts_ms))
 
-    def _append(self, source: str, entries: list[bytes], kind: str, ts_ms: int, period: int) -> BatchReceipt:
+    def _append(
+        self, source: str, entries: list[bytes], kind: str, ts_ms: int, period: int
+    ) -> BatchReceipt:
         with self._keys_lock:
             aead = self.keys.for_writing(period)
-        prepared = jn.prepare(jn.KINDS[kind], source, ts_ms, [bytes(e) for e in entries], aead, period)
+        prepared = jn.prepare(
+            jn.KINDS[kind], source, ts_ms, [bytes(e) for e in entries], aead, period
+        )
         pending = _Pending(prepared)
         with self._cv:
             self._queue.append(pending)
@@ -295,7 +225,9 @@ class AuditLog:
         assert pending.receipt is not None
         return pending.receipt
 
-    def record_action(self, tag: str, *, actor: str, subject: str, detail: dict[str, Any]) -> BatchReceipt:
+    def record_action(
+        self, tag: str, *, actor: str, subject: str, detail: dict[str, Any]
+    ) -> BatchReceipt:
         """Log one of phiguard's own actions (entry kind ``action``), durably."""
         doc = {
             "ts": self.app.clock.now().isoformat(),
@@ -309,7 +241,9 @@ class AuditLog:
 
     def _check_alive(self) -> None:
         if self._failed is not None:
-            raise DurabilityError(f"the audit log writer has stopped after an error: {self._failed}")
+            raise DurabilityError(
+                f"the audit log writer has stopped after an error: {self._failed}"
+            )
 
     def _commit_group(self, group: list[_Pending]) -> None:
         with self._commit:
@@ -327,7 +261,9 @@ class AuditLog:
                         blobs.append(p.prepared.finalise(old))
                         created = tip.frontier.append(p.prepared.leaf_hashes)
                         self._nodes_w.write(old, created)
-                        p.receipt = BatchReceipt(old, p.prepared.count, tip.size, tip.frontier.root())
+                        p.receipt = BatchReceipt(
+                            old, p.prepared.count, tip.size, tip.frontier.root()
+                        )
                     blob = b"".join(blobs)
                     if os.pwrite(self._seg_fd, blob, tip.offset) != len(blob):
                         raise DurabilityError("short write to the audit journal")
@@ -396,7 +332,9 @@ class AuditLog:
         """
         tip = self._tip
         assert tip is not None and self._nodes_w is not None
-        segs = [s for s in jn.segments(self.journal_dir) if tip.segment is None or s[0] >= tip.segment]
+        segs = [
+            s for s in jn.segments(self.journal_dir) if tip.segment is None or s[0] >= tip.segment
+        ]
         if not recovering and segs and segs[-1][0] == tip.segment:
             # the common case: nobody else wrote; one fstat answers it
             assert self._seg_fd is not None
@@ -409,7 +347,9 @@ class AuditLog:
             start = tip.offset if first == tip.segment else 0
             if first != tip.segment:
                 if first != tip.size or batch:
-                    raise IntegrityError(f"journal segment {path.name} does not follow entry {tip.size}")
+                    raise IntegrityError(
+                        f"journal segment {path.name} does not follow entry {tip.size}"
+                    )
                 if self._seg_fd is not None:
                     os.close(self._seg_fd)
                 self._seg_fd = os.open(path, os.O_RDWR)
@@ -418,8 +358,10 @@ class AuditLog:
                 for frame in jn.read_frames(path, start):
                     expected = tip.size + sum(f.count for f in batch)
                     if frame.first_index != expected:
-                        raise IntegrityError(f"journal frame at {path.name}:{frame.offset} claims entry "
-                                             f"{frame.first_index}, expected {expected}")
+                        raise IntegrityError(
+                            f"journal frame at {path.name}:{frame.offset} claims entry "
+                            f"{frame.first_index}, expected {expected}"
+                        )
                     batch.append(frame)
                     if frame.flags & jn.LAST:
                         self._apply(tip, batch)
@@ -445,7 +387,9 @@ class AuditLog:
 
     def _cut(self, path: Path, offset: int, tip: Tip) -> None:
         if tip.size < tip.ckpt_size:
-            raise IntegrityError(f"the journal ends before entry {tip.ckpt_size} that a checkpoint covers")
+            raise IntegrityError(
+                f"the journal ends before entry {tip.ckpt_size} that a checkpoint covers"
+            )
         fd = os.open(path, os.O_RDWR)
         try:
             os.ftruncate(fd, offset)
@@ -463,7 +407,12 @@ class AuditLog:
                 self._check_checkpoint(tip, cp)
                 tip.ckpt_count += 1
                 tip.ckpt_start = rec.offset
-                tip.ckpt_offset, tip.ckpt_size, tip.ckpt_root, tip.ckpt_hash = rec.end, cp.size, cp.root, rec.digest
+                tip.ckpt_offset, tip.ckpt_size, tip.ckpt_root, tip.ckpt_hash = (
+                    rec.end,
+                    cp.size,
+                    cp.root,
+                    rec.digest,
+                )
         except jn.TornFrame as torn:
             fd = os.open(path, os.O_RDWR)
             try:
@@ -474,7 +423,9 @@ class AuditLog:
 
     def _check_checkpoint(self, tip: Tip, cp: Checkpoint) -> None:
         if cp.size > tip.size or cp.size < tip.ckpt_size:
-            raise IntegrityError(f"checkpoint for size {cp.size} does not fit the journal ({tip.size})")
+            raise IntegrityError(
+                f"checkpoint for size {cp.size} does not fit the journal ({tip.size})"
+            )
         assert self._nodes_w is not None
         if Frontier.load(self._nodes_w, cp.size).root() != cp.root:
             raise IntegrityError(f"signed checkpoint for size {cp.size} disagrees with the journal")
@@ -501,14 +452,20 @@ class AuditLog:
                         try:
                             verify_consistency(tip.ckpt_size, tip.size, tip.ckpt_root, root, proof)
                         except ProofError as exc:
-                            raise IntegrityError(f"refusing to sign an inconsistent checkpoint: {exc}") from exc
+                            raise IntegrityError(
+                                f"refusing to sign an inconsistent checkpoint: {exc}"
+                            ) from exc
                     note = sign_checkpoint(Checkpoint(self.origin, tip.size, root), self.signer)
                     if self.witness is not None:
                         note += self._cosign(note).encode()
                     self._store_checkpoint(tip, note)
                     return note
             except (OSError, DurabilityError) as exc:
-                self._fail(exc if isinstance(exc, DurabilityError) else DurabilityError(f"checkpoint write failed: {exc}"))
+                self._fail(
+                    exc
+                    if isinstance(exc, DurabilityError)
+                    else DurabilityError(f"checkpoint write failed: {exc}")
+                )
                 raise self._failed from exc  # type: ignore[misc]
 
     def _cosign(self, note: bytes) -> str:
@@ -578,7 +535,9 @@ class AuditLog:
             return
         with self._commit:
             if self._publisher is None:
-                self._publisher = threading.Thread(target=self._publish_loop, name="audit-publisher", daemon=True)
+                self._publisher = threading.Thread(
+                    target=self._publish_loop, name="audit-publisher", daemon=True
+                )
                 self._publisher.start()
 
     def _publish_loop(self) -> None:
@@ -606,95 +565,3 @@ class AuditLog:
         self.nodes.close()
         self._tip = None
         self._stop = threading.Event()
-
-    # -- reading ----------------------------------------------------------------------
-    def view(self) -> Tip:
-        """The current tip: the writer's when open here, else read from disk (read-only)."""
-        if self._tip is not None:
-            with self._commit:
-                return Tip(self._tip.frontier.copy(), self._tip.segment, self._tip.offset,
-                           self._tip.ckpt_count, self._tip.ckpt_offset, self._tip.ckpt_size,
-                           self._tip.ckpt_root, self._tip.ckpt_hash, self._tip.ckpt_start)
-        from phiguard.audit.verify import read_tip
-
-        return read_tip(self)
-
-    @property
-    def size(self) -> int:
-        return self.view().size
-
-    def root_at(self, size: int) -> bytes:
-        return Frontier.load(self.nodes, size).root()
-
-    def leaf_hash(self, index: int) -> bytes:
-        return self.nodes.node(0, index)
-
-    def inclusion_proof(self, index: int, tree_size: int | None = None) -> list[bytes]:
-        size = self.view().size if tree_size is None else tree_size
-        return inclusion_proof(self.nodes, index, size)
-
-    def consistency_proof(self, old: int, new: int) -> list[bytes]:
-        return consistency_proof(self.nodes, old, new)
-
-    def checkpoints(self) -> Iterator[bytes]:
-        """Every stored signed checkpoint, oldest first."""
-        for rec in jn.read_checkpoint_records(self.root / "checkpoints.log"):
-            yield rec.note
-
-    def latest_checkpoint(self) -> bytes | None:
-        """The newest signed checkpoint note, or None before the first one."""
-        tip = self.view()
-        if not tip.ckpt_count:
-            return None
-        for rec in jn.read_checkpoint_records(self.root / "checkpoints.log", tip.ckpt_start):
-            return rec.note
-        return None
-
-    def records(self, start: int = 0, stop: int | None = None, *, skip_erased: bool = True) -> Iterator[Entry]:
-        """Decrypted entries ``start ≤ index < stop`` with their metadata, in order."""
-        end = self.view().size if stop is None else stop
-        segs = jn.segments(self.journal_dir)
-        chosen = [s for s in segs if s[0] <= start][-1:] + [s for s in segs if s[0] > start]
-        for _, path in chosen:
-            try:
-                frames = list(jn.read_frames(path))
-            except jn.TornFrame as exc:
-                raise IntegrityError(f"journal/{path.name}: {exc} (run `phiguard audit verify`)") from exc
-            for frame in frames:
-                if frame.first_index >= end:
-                    return
-                if frame.first_index + frame.count <= start:
-                    continue
-                aead = self.keys.get(frame.period)
-                if aead is None:
-                    if skip_erased:
-                        continue
-                    raise IntegrityError(f"entries from {frame.first_index} were erased with their period")
-                for i, leaf in enumerate(frame.decrypt(aead)):
-                    index = frame.first_index + i
-                    if start <= index < end:
-                        parsed = jn.Leaf.decode(leaf[1:])
-                        yield Entry(index, jn.KIND_NAMES[parsed.kind], parsed.source,
-                                    datetime.fromtimestamp(parsed.ts_ms / 1000, UTC), parsed.data, bytes(leaf[1:]))
-
-    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """``(index, exact bytes)`` of each entry in ``[start, stop)``; erased ones are skipped."""
-        for e in self.records(start, stop):
-            yield e.index, e.data
-
-    def find(self, match: str | Callable[[Entry], bool], *, kind: str | None = "event") -> Iterator[Entry]:
-        """Entries whose bytes contain the string ``match`` (e.g. an event id), or for which
-        the predicate is true. A full scan: callers with an index (the event store keeps
-        ``leaf_index``) should use :meth:`records` directly."""
-        if isinstance(match, str):
-            needle = match.encode()
-
-            def pred(e: Entry) -> bool:
-                return needle in e.data
-        else:
-            pred = match
-        for e in self.records():
-            if (kind is None or e.kind == kind) and pred(e):
-                yield e
-
-

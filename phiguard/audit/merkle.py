@@ -49,7 +49,9 @@ def hash_pairs(nodes: Sequence[bytes]) -> list[bytes]:
     """
     buf = b"".join(nodes)
     step = 2 * HASH_SIZE
-    return [_sha256(b"\x01" + buf[i : i + step]).digest() for i in range(0, len(buf) - step + 1, step)]
+    return [
+        _sha256(b"\x01" + buf[i : i + step]).digest() for i in range(0, len(buf) - step + 1, step)
+    ]
 
 
 def naive_root(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -237,12 +239,16 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
     """Raise :class:`ProofError` unless ``leaf`` is at ``index`` in the tree with ``root``."""
     if len(leaf) != HASH_SIZE:
         raise ProofError("leaf hash has the wrong length")
     if root_from_inclusion(index, size, leaf, proof) != root:
-        raise ProofError(f"inclusion proof for leaf {index} does not lead to the root of size {size}")
+        raise ProofError(
+            f"inclusion proof for leaf {index} does not lead to the root of size {size}"
+        )
 
 
 def verify_consistency(

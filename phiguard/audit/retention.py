@@ -38,8 +38,11 @@ def erasable_periods(app: App) -> dict[str, int]:
         for frame in jn.read_frames(path):
             counts[frame.period] = counts.get(frame.period, 0) + frame.count
     known = app.audit.keys.periods()
-    return {jn.period_label(p): n for p, n in sorted(counts.items())
-            if known.get(p) == "key" and p != jn.PERMANENT}
+    return {
+        jn.period_label(p): n
+        for p, n in sorted(counts.items())
+        if known.get(p) == "key" and p != jn.PERMANENT
+    }
 
 
 def erase_period(app: App, label: str, *, actor: str, keep_months: int = 0) -> Erasure:
@@ -67,7 +70,9 @@ def erase_period(app: App, label: str, *, actor: str, keep_months: int = 0) -> E
     if entries is None:
         raise NotFound(f"the log holds no entries of period {label}")
     receipt = app.audit.record_action(
-        str(Tag.PERIOD_ERASED), actor=actor, subject=f"period:{label}",
+        str(Tag.PERIOD_ERASED),
+        actor=actor,
+        subject=f"period:{label}",
         detail={"period": label, "entries": entries},
     )
     app.audit.publish()

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phiguard.audit import journal as jn
-from phiguard.audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
+from phiguard.audit.checkpoint import (
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    SignedNote,
+    open_checkpoint,
+)
 from phiguard.audit.merkle import Frontier, hash_pairs
 from phiguard.audit.tags import Tag
 from phiguard.errors import CryptoError, IntegrityError, PhiguardError
@@ -75,8 +81,13 @@ class Report:
             "actions": self.actions,
             "erased_entries": self.erased_entries,
             "checkpoints": self.checkpoints,
-            "latest": None if self.latest is None else {
-                "origin": self.latest.origin, "size": self.latest.size, "root": self.latest.root.hex()},
+            "latest": None
+            if self.latest is None
+            else {
+                "origin": self.latest.origin,
+                "size": self.latest.size,
+                "root": self.latest.root.hex(),
+            },
             "cosigners": self.cosigners,
             "problems": [str(f) for f in self.findings if f.error],
             "warnings": [str(f) for f in self.findings if not f.error],
@@ -109,7 +120,9 @@ def read_tip(log: AuditLog) -> Tip:
             for frame in jn.read_frames(path, tip.offset):
                 batch.append(frame)
                 if frame.flags & jn.LAST:
-                    tip.frontier.append([f.hashes[i : i + 32] for f in batch for i in range(0, 32 * f.count, 32)])
+                    tip.frontier.append(
+                        [f.hashes[i : i + 32] for f in batch for i in range(0, 32 * f.count, 32)]
+                    )
                     tip.offset = frame.end
                     batch = []
         except jn.TornFrame:
@@ -151,7 +164,10 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
     n = report.entries
     for where, step in (
         ("tree", lambda: _verify_nodes(log, n, report)),
-        ("checkpoints.log", lambda: _verify_checkpoints(log, sizes, n, verifier, witnesses, report)),
+        (
+            "checkpoints.log",
+            lambda: _verify_checkpoints(log, sizes, n, verifier, witnesses, report),
+        ),
         ("audit/state.json", lambda: _verify_state(log, boundaries, report)),
         ("audit/keys", lambda: _verify_periods(log, erased_seen, erasures, report)),
     ):
@@ -160,8 +176,11 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
         except Exception as exc:
             report.fail(where, f"unreadable: {exc}")
     if report.latest is not None and n > report.latest.size:
-        report.warn("journal", f"entries {report.latest.size}–{n - 1} are not yet covered by a signed "
-                               "checkpoint (sealed by the next one; `phiguard audit checkpoint` seals now)")
+        report.warn(
+            "journal",
+            f"entries {report.latest.size}–{n - 1} are not yet covered by a signed "
+            "checkpoint (sealed by the next one; `phiguard audit checkpoint` seals now)",
+        )
     return report
 
 
@@ -208,8 +227,11 @@ def _verify_journal(
             except jn.TornFrame as torn:
                 msg = f"entries from {expected} on are unreadable ({torn.reason})"
                 if k == len(segs) - 1:
-                    report.warn(f"{where} byte {torn.offset}", msg + "; if no checkpoint covers them "
-                                "this is a crash residue that the writer removes on its next start")
+                    report.warn(
+                        f"{where} byte {torn.offset}",
+                        msg + "; if no checkpoint covers them "
+                        "this is a crash residue that the writer removes on its next start",
+                    )
                 else:
                     report.fail(f"{where} byte {torn.offset}", msg)
                 break
@@ -217,21 +239,31 @@ def _verify_journal(
         if fd0 is not None:
             os.close(fd0)
     if in_batch:
-        report.warn("journal", f"the last batch (from entry {max(boundaries)}) is incomplete: it was never "
-                               "acknowledged and is removed by the writer's next start")
+        report.warn(
+            "journal",
+            f"the last batch (from entry {max(boundaries)}) is incomplete: it was never "
+            "acknowledged and is removed by the writer's next start",
+        )
     report.entries = max(boundaries)
     return boundaries, missing_keys, erasures
 
 
 def _verify_frame(
-    log: AuditLog, frame: jn.Frame, fd0: int | None, where: str, report: Report,
-    missing_keys: set[int], erasures: set[int],
+    log: AuditLog,
+    frame: jn.Frame,
+    fd0: int | None,
+    where: str,
+    report: Report,
+    missing_keys: set[int],
+    erasures: set[int],
 ) -> None:
     hashes = frame.hashes
     stored = os.pread(fd0, len(hashes), 32 * frame.first_index) if fd0 is not None else b""
     if stored != hashes:
-        report.fail(f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
-                    "leaf hashes differ from the journal")
+        report.fail(
+            f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
+            "leaf hashes differ from the journal",
+        )
     try:
         aead = log.keys.get(frame.period)
     except CryptoError as exc:
@@ -250,7 +282,9 @@ def _verify_frame(
     if computed != hashes:
         for i in range(frame.count):
             if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]:
-                report.fail(f"entry {frame.first_index + i}", "its bytes do not match its sealed leaf hash")
+                report.fail(
+                    f"entry {frame.first_index + i}", "its bytes do not match its sealed leaf hash"
+                )
                 break
     if frame.kind == jn.KIND_ACTION:
         report.actions += frame.count
@@ -292,7 +326,9 @@ def _verify_nodes(log: AuditLog, n: int, report: Report) -> None:
         want = (n >> level) * 32
         have = path.stat().st_size if path.exists() else -1
         if have != want:
-            report.fail(f"tree/{path.name}", f"holds {max(have, 0) // 32} nodes, the tree has {n >> level}")
+            report.fail(
+                f"tree/{path.name}", f"holds {max(have, 0) // 32} nodes, the tree has {n >> level}"
+            )
             return
     for level in range(1, levels):
         lower = folder / f"{level - 1:02d}.nodes"
@@ -304,17 +340,29 @@ def _verify_nodes(log: AuditLog, n: int, report: Report) -> None:
                 step = min(_CHUNK, count - done)
                 below = lo.read(64 * step)
                 got = up.read(32 * step)
-                want_nodes = b"".join(hash_pairs([below[i : i + 32] for i in range(0, len(below), 32)]))
+                want_nodes = b"".join(
+                    hash_pairs([below[i : i + 32] for i in range(0, len(below), 32)])
+                )
                 if want_nodes != got:
-                    bad = next(i for i in range(step) if want_nodes[32 * i : 32 * i + 32] != got[32 * i : 32 * i + 32])
-                    report.fail(f"tree/{upper.name} node {done + bad}", "does not hash its two children")
+                    bad = next(
+                        i
+                        for i in range(step)
+                        if want_nodes[32 * i : 32 * i + 32] != got[32 * i : 32 * i + 32]
+                    )
+                    report.fail(
+                        f"tree/{upper.name} node {done + bad}", "does not hash its two children"
+                    )
                     return
                 done += step
 
 
 def _verify_checkpoints(
-    log: AuditLog, sizes: dict[str, int], n: int, verifier: NoteVerifier,
-    witnesses: tuple[str, ...], report: Report,
+    log: AuditLog,
+    sizes: dict[str, int],
+    n: int,
+    verifier: NoteVerifier,
+    witnesses: tuple[str, ...],
+    report: Report,
 ) -> None:
     path = log.root / "checkpoints.log"
     trusted = [NoteVerifier.parse(w) for w in witnesses]
@@ -325,7 +373,9 @@ def _verify_checkpoints(
         for k, rec in enumerate(jn.read_checkpoint_records(path, 0, sizes.get(path.name)), start=1):
             where = f"checkpoint #{k} (byte {rec.offset})"
             if rec.prev != prev:
-                report.fail(where, "does not chain to the checkpoint before it (one was removed or moved)")
+                report.fail(
+                    where, "does not chain to the checkpoint before it (one was removed or moved)"
+                )
             prev = rec.digest
             try:
                 verified = open_checkpoint(rec.note, verifier, trusted)
@@ -336,10 +386,17 @@ def _verify_checkpoints(
             where = f"checkpoint #{k} (size {cp.size})"
             for name, ts in verified.cosigners:
                 report.cosigners[name] = max(report.cosigners.get(name, 0), ts)
-            if last is not None and (cp.size < last.size or (cp.size == last.size and cp.root != last.root)):
-                report.fail(where, f"goes back from size {last.size}: checkpoints were reordered or forged")
+            if last is not None and (
+                cp.size < last.size or (cp.size == last.size and cp.root != last.root)
+            ):
+                report.fail(
+                    where, f"goes back from size {last.size}: checkpoints were reordered or forged"
+                )
             if cp.size > n:
-                report.fail(where, f"covers {cp.size} entries but the journal holds {n}: entries were removed")
+                report.fail(
+                    where,
+                    f"covers {cp.size} entries but the journal holds {n}: entries were removed",
+                )
             else:
                 try:
                     root = Frontier.load(log.nodes, cp.size).root()
@@ -378,10 +435,17 @@ def _verify_state(log: AuditLog, boundaries: dict[int, tuple[int, int]], report:
     if latest is None or not records:
         return
     last = records[-1]
-    if (tip.ckpt_count, tip.ckpt_offset, tip.ckpt_start, tip.ckpt_hash) != (len(records), last.end, last.offset, last.digest) \
-            or (tip.ckpt_size, tip.ckpt_root) != (latest.size, latest.root) or tip.size != latest.size:
-        report.fail("audit/state.json", "does not describe the last checkpoint (a checkpoint was removed, "
-                                        "or the writer stopped between two steps: `phiguard audit checkpoint` repairs that)")
+    if (
+        (tip.ckpt_count, tip.ckpt_offset, tip.ckpt_start, tip.ckpt_hash)
+        != (len(records), last.end, last.offset, last.digest)
+        or (tip.ckpt_size, tip.ckpt_root) != (latest.size, latest.root)
+        or tip.size != latest.size
+    ):
+        report.fail(
+            "audit/state.json",
+            "does not describe the last checkpoint (a checkpoint was removed, "
+            "or the writer stopped between two steps: `phiguard audit checkpoint` repairs that)",
+        )
         return
     seg, offset = boundaries.get(tip.size, (None, None))
     if tip.size and (tip.segment, tip.offset) != (seg, offset):
@@ -398,7 +462,9 @@ def _verify_periods(log: AuditLog, missing: set[int], erasures: set[int], report
     for period in sorted(missing):
         label = jn.period_label(period)
         if known.get(period) != "erased":
-            report.fail(f"audit/keys/{label}.key", "is missing: entries of this period cannot be checked")
+            report.fail(
+                f"audit/keys/{label}.key", "is missing: entries of this period cannot be checked"
+            )
         elif period not in erasures:
             report.fail(f"audit/keys/{label}.erased", "no logged erasure action authorises it")
     for period, state in known.items():

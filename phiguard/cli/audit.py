@@ -26,7 +26,9 @@ audit_app = typer.Typer(
 
 WitnessKeyOpt = Annotated[
     list[str] | None,
-    typer.Option("--witness-key", help="A witness's verifier key (vkey) to require cosignatures from."),
+    typer.Option(
+        "--witness-key", help="A witness's verifier key (vkey) to require cosignatures from."
+    ),
 ]
 
 
@@ -44,8 +46,16 @@ def _b64(data: bytes) -> str:
 @audit_app.command("verify")
 def verify_cmd(
     ctx: typer.Context,
-    evidence: Annotated[Path | None, typer.Option("--evidence", help="Check this evidence bundle instead of the log.")] = None,
-    key: Annotated[str | None, typer.Option("--key", help="With --evidence: the log key (vkey) the bundle must be signed by.")] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option("--evidence", help="Check this evidence bundle instead of the log."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key", help="With --evidence: the log key (vkey) the bundle must be signed by."
+        ),
+    ] = None,
     witness_key: WitnessKeyOpt = None,
     fmt: FormatOpt = "text",
     home: HomeOpt = None,
@@ -64,7 +74,11 @@ def verify_cmd(
                 out.print(f"{k}: {v}", markup=False)
             for p in problems:
                 err.print(f"PROBLEM {p}", markup=False)
-            out.print("evidence bundle VERIFIED" if not problems else f"evidence bundle NOT VERIFIED: {len(problems)} problems")
+            out.print(
+                "evidence bundle VERIFIED"
+                if not problems
+                else f"evidence bundle NOT VERIFIED: {len(problems)} problems"
+            )
         if problems:
             raise typer.Exit(1)
         return
@@ -77,17 +91,24 @@ def verify_cmd(
         print_json(report.to_json())
     else:
         latest = report.latest
-        out.print(f"entries: {report.entries:,} ({report.actions:,} phiguard actions, "
-                  f"{report.erased_entries:,} erased by retention)")
+        out.print(
+            f"entries: {report.entries:,} ({report.actions:,} phiguard actions, "
+            f"{report.erased_entries:,} erased by retention)"
+        )
         out.print(f"checkpoints: {report.checkpoints:,}")
         if latest is not None:
             out.print(f"latest: size {latest.size:,} root {_b64(latest.root)}", markup=False)
         for name, ts in report.cosigners.items():
             out.print(f"cosigned by {name} (latest at {ts})", markup=False)
         for f in report.findings:
-            (err if f.error else out).print(("PROBLEM " if f.error else "note ") + str(f), markup=False)
-        out.print("audit log VERIFIED" if report.ok else
-                  f"audit log NOT VERIFIED: {sum(f.error for f in report.findings)} problems")
+            (err if f.error else out).print(
+                ("PROBLEM " if f.error else "note ") + str(f), markup=False
+            )
+        out.print(
+            "audit log VERIFIED"
+            if report.ok
+            else f"audit log NOT VERIFIED: {sum(f.error for f in report.findings)} problems"
+        )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -126,8 +147,9 @@ def prove_cmd(
     else:
         indices = select_events(app, account=None, since=None, until=None, event_id=event_id)
         if not indices:
-            indices = [e.index for e in log.find(f'"{event_id}"' if '"' not in event_id else event_id)][:1] or \
-                      [e.index for e in log.find(event_id)][:1]
+            indices = [
+                e.index for e in log.find(f'"{event_id}"' if '"' not in event_id else event_id)
+            ][:1] or [e.index for e in log.find(event_id)][:1]
     if not indices:
         raise NotFound(f"no event {event_id!r} in the log")
     index = indices[0]
@@ -140,14 +162,24 @@ def prove_cmd(
         cp = Checkpoint.parse_body(SignedNote.parse(note).text)
     proof = log.inclusion_proof(index, cp.size)
     leaf = log.leaf_hash(index)
-    doc = {"event_id": event_id, "index": index, "tree_size": cp.size, "leaf_hash": _b64(leaf),
-           "proof": [_b64(p) for p in proof], "root": _b64(cp.root), "checkpoint": note.decode()}
+    doc = {
+        "event_id": event_id,
+        "index": index,
+        "tree_size": cp.size,
+        "leaf_hash": _b64(leaf),
+        "proof": [_b64(p) for p in proof],
+        "root": _b64(cp.root),
+        "checkpoint": note.decode(),
+    }
     if fmt == "json":
         print_json(doc)
         return
     out.print(f"event {event_id} is entry {index:,} of the log", markup=False)
     out.print(f"leaf hash: {doc['leaf_hash']}", markup=False)
-    out.print(f"inclusion proof ({len(proof)} hashes, RFC 9162) against tree size {cp.size:,}:", markup=False)
+    out.print(
+        f"inclusion proof ({len(proof)} hashes, RFC 9162) against tree size {cp.size:,}:",
+        markup=False,
+    )
     for p in doc["proof"]:
         out.print(f"  {p}", markup=False)
     out.print("signed checkpoint:", markup=False)
@@ -158,9 +190,13 @@ def prove_cmd(
 def evidence_cmd(
     ctx: typer.Context,
     out_file: Annotated[Path, typer.Argument(metavar="OUT.zip", help="Where to write the bundle.")],
-    account: Annotated[str | None, typer.Option("--account", help="Events of this account_id.")] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Events of this account_id.")
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this time (ISO-8601).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Up to (not including) this time.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to (not including) this time.")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Write an evidence bundle anyone can check offline with Python and `cryptography`."""
@@ -179,20 +215,32 @@ def evidence_cmd(
     if not indices:
         raise NotFound("no logged event matches that account and time window")
     app.audit.publish()
-    selection = {"account_id": account, "since": t0.isoformat() if t0 else None,
-                 "until": t1.isoformat() if t1 else None}
+    selection = {
+        "account_id": account,
+        "since": t0.isoformat() if t0 else None,
+        "until": t1.isoformat() if t1 else None,
+    }
     path = build(app.audit, indices, out_file, selection=selection)
-    app.record(Tag.EVIDENCE_EXPORTED, actor=_actor(), subject=f"account:{account}" if account else "",
-               entries=len(indices), file=path.name)
-    out.print(f"wrote {path} with {len(indices):,} entries; check it with "
-              f"`python3 verify.py {path.name}` (inside the zip) or `phiguard audit verify --evidence {path}`",
-              markup=False)
+    app.record(
+        Tag.EVIDENCE_EXPORTED,
+        actor=_actor(),
+        subject=f"account:{account}" if account else "",
+        entries=len(indices),
+        file=path.name,
+    )
+    out.print(
+        f"wrote {path} with {len(indices):,} entries; check it with "
+        f"`python3 verify.py {path.name}` (inside the zip) or `phiguard audit verify --evidence {path}`",
+        markup=False,
+    )
 
 
 @audit_app.command("checkpoint")
 def checkpoint_cmd(
     ctx: typer.Context,
-    witness: Annotated[Path | None, typer.Option("--witness", help="Have this witness folder cosign it.")] = None,
+    witness: Annotated[
+        Path | None, typer.Option("--witness", help="Have this witness folder cosign it.")
+    ] = None,
     fmt: FormatOpt = "text",
     home: HomeOpt = None,
 ) -> None:
@@ -201,7 +249,9 @@ def checkpoint_cmd(
 
     app = open_app(ctx, home)
     app.audit.publish()
-    note = app.audit.cosign_latest(LocalWitness(witness)) if witness else app.audit.latest_checkpoint()
+    note = (
+        app.audit.cosign_latest(LocalWitness(witness)) if witness else app.audit.latest_checkpoint()
+    )
     if note is None:
         raise IntegrityError("the log has no checkpoint")
     if fmt == "json":
@@ -213,8 +263,12 @@ def checkpoint_cmd(
 
 @audit_app.command("witness-init")
 def witness_init_cmd(
-    folder: Annotated[Path, typer.Argument(help="A folder for the witness key (keep it away from the home).")],
-    name: Annotated[str, typer.Option("--name", help="The witness's name, e.g. witness.example.hk/w1.")] = "witness.local/w1",
+    folder: Annotated[
+        Path, typer.Argument(help="A folder for the witness key (keep it away from the home).")
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="The witness's name, e.g. witness.example.hk/w1.")
+    ] = "witness.local/w1",
 ) -> None:
     """Create a witness key that cosigns checkpoints only when they are consistent."""
     from phiguard.audit.checkpoint import LocalWitness
@@ -228,8 +282,12 @@ def witness_init_cmd(
 def erase_cmd(
     ctx: typer.Context,
     period: Annotated[str, typer.Argument(help="The month to crypto-erase, YYYY-MM.")],
-    keep_months: Annotated[int, typer.Option("--keep-months", help="Refuse months younger than this.")] = 0,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the entries become unreadable forever.")] = False,
+    keep_months: Annotated[
+        int, typer.Option("--keep-months", help="Refuse months younger than this.")
+    ] = 0,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the entries become unreadable forever.")
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
     """Retention: destroy a past month's key; its entries become unreadable, proofs still hold."""
@@ -239,8 +297,11 @@ def erase_cmd(
         raise UsageError("erasure cannot be undone; repeat with --yes")
     app = open_app(ctx, home)
     done = erase_period(app, period, actor=_actor(), keep_months=keep_months)
-    out.print(f"period {done.period}: key destroyed, {done.entries:,} entries now unreadable; "
-              f"logged as entry {done.recorded_at_index:,}", markup=False)
+    out.print(
+        f"period {done.period}: key destroyed, {done.entries:,} entries now unreadable; "
+        f"logged as entry {done.recorded_at_index:,}",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

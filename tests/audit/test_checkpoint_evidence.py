@@ -46,7 +46,11 @@ def test_signed_note_format_follows_c2sp() -> None:
     other = NoteVerifier.parse(NoteSigner.from_seed("example.com/log", b"\x08" * 32).vkey)
     with pytest.raises(IntegrityError, match="not signed"):
         open_checkpoint(note, other)  # an unknown key's signature is ignored, so: unsigned
-    for bad in ("no-plus", "a+zz+AAAA", "a b+00000000+" + base64.b64encode(b"\x01" + b"\0" * 32).decode()):
+    for bad in (
+        "no-plus",
+        "a+zz+AAAA",
+        "a b+00000000+" + base64.b64encode(b"\x01" + b"\0" * 32).decode(),
+    ):
         with pytest.raises(UsageError):
             NoteVerifier.parse(bad)
 
@@ -72,10 +76,14 @@ def test_witness_cosigns_only_consistent_growth(sqlite_app: App, tmp_path: Path)
     assert report.ok
 
 
-def test_evidence_bundle_verifies_offline_and_detects_edits(sqlite_app: App, tmp_path: Path) -> None:
+def test_evidence_bundle_verifies_offline_and_detects_edits(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     log = sqlite_app.audit
-    rows = [b'{"event_id":"E%d","account_id":"%s"}' % (i, b"vx-eng-07" if i % 3 == 0 else b"dr-lee")
-            for i in range(50)]
+    rows = [
+        b'{"event_id":"E%d","account_id":"%s"}' % (i, b"vx-eng-07" if i % 3 == 0 else b"dr-lee")
+        for i in range(50)
+    ]
     r = log.append_batch("CMS", rows[:25])
     log.publish()
     log.append_batch("CMS", rows[25:])
@@ -88,15 +96,21 @@ def test_evidence_bundle_verifies_offline_and_detects_edits(sqlite_app: App, tmp
     # the bundle's own verify.py, run as a separate program with only Python + cryptography
     with zipfile.ZipFile(bundle) as z:
         z.extract("verify.py", tmp_path)
-    run = subprocess.run([sys.executable, "-I", str(tmp_path / "verify.py"), str(bundle)],
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-I", str(tmp_path / "verify.py"), str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0 and "VERIFIED" in run.stdout, run.stdout + run.stderr
     # change one shown byte: both verifiers refuse
     with zipfile.ZipFile(bundle) as z:
         members = {n: z.read(n) for n in z.namelist()}
     lines = members["entries.jsonl"].decode().splitlines()
     doc = json.loads(lines[1])
-    doc["data_b64"] = base64.b64encode(base64.b64decode(doc["data_b64"]).replace(b"vx-eng-07", b"vx-eng-08")).decode()
+    doc["data_b64"] = base64.b64encode(
+        base64.b64decode(doc["data_b64"]).replace(b"vx-eng-07", b"vx-eng-08")
+    ).decode()
     lines[1] = json.dumps(doc)
     members["entries.jsonl"] = ("\n".join(lines) + "\n").encode()
     edited = tmp_path / "edited.zip"
@@ -105,8 +119,12 @@ def test_evidence_bundle_verifies_offline_and_detects_edits(sqlite_app: App, tmp
             z.writestr(n, data)
     problems, _ = verify(edited)
     assert any("differ from the sealed bytes" in p for p in problems)
-    run = subprocess.run([sys.executable, "-I", str(tmp_path / "verify.py"), str(edited)],
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-I", str(tmp_path / "verify.py"), str(edited)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 1
     # pinning a different log key rejects the bundle
     other = NoteSigner.from_seed(log.origin, b"\x05" * 32).vkey
@@ -116,7 +134,10 @@ def test_evidence_bundle_verifies_offline_and_detects_edits(sqlite_app: App, tmp
 
 def test_crypto_erasure_keeps_tree_verifiable(tmp_path: Path) -> None:
     clock = FixedClock(datetime(2026, 3, 5, 9, 0, tzinfo=HKT))
-    app = App.init(__import__("phiguard.settings", fromlist=["Settings"]).Settings(home=tmp_path / "h"), clock=clock)
+    app = App.init(
+        __import__("phiguard.settings", fromlist=["Settings"]).Settings(home=tmp_path / "h"),
+        clock=clock,
+    )
     march = app.audit.append_batch("CMS", [b"HKID-like secret %d" % i for i in range(10)])
     with pytest.raises(Conflict, match="not ended"):
         erase_period(app, "2026-03", actor="dpo")
@@ -135,8 +156,13 @@ def test_crypto_erasure_keeps_tree_verifiable(tmp_path: Path) -> None:
     from phiguard.audit.merkle import verify_inclusion
 
     size = log.size
-    verify_inclusion(march.first_index, size, log.leaf_hash(march.first_index),
-                     log.inclusion_proof(march.first_index, size), log.root_at(size))
+    verify_inclusion(
+        march.first_index,
+        size,
+        log.leaf_hash(march.first_index),
+        log.inclusion_proof(march.first_index, size),
+        log.root_at(size),
+    )
     app.close()
     report = verify_home(tmp_path / "h")
     assert report.ok and report.erased_entries == 10

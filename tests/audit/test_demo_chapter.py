@@ -11,9 +11,13 @@ from phiguard.demo.steps import audit as chapter
 from phiguard.demo.story import Story
 
 
-def test_chapter_shows_checkpoint_verifies_and_catches_tampering(sqlite_app: App, tmp_path: Path) -> None:
-    sqlite_app.audit.append_batch("CMS", [b"E%d,CMS,%d,2026-04-02T09:00:00+08:00,dr-chan,read,P1" % (i, i)
-                                          for i in range(300)])
+def test_chapter_shows_checkpoint_verifies_and_catches_tampering(
+    sqlite_app: App, tmp_path: Path
+) -> None:
+    sqlite_app.audit.append_batch(
+        "CMS",
+        [b"E%d,CMS,%d,2026-04-02T09:00:00+08:00,dr-chan,read,P1" % (i, i) for i in range(300)],
+    )
     out = Console(record=True, width=120)
     story = Story(app=sqlite_app, out=out, data=tmp_path, labels={})
     chapter.run(story)

@@ -38,7 +38,11 @@ def test_new_home_has_sealed_genesis_and_checkpoint(app: App) -> None:
 
 def test_append_batch_receipt_and_exact_bytes(sqlite_app: App) -> None:
     log = sqlite_app.audit
-    rows = [b"E1,CMS,1,2026-04-02T09:00:00+08:00,dr-chan,read,P0001", b"\xff\x00 raw \r\n bytes", b""]
+    rows = [
+        b"E1,CMS,1,2026-04-02T09:00:00+08:00,dr-chan,read,P0001",
+        b"\xff\x00 raw \r\n bytes",
+        b"",
+    ]
     r = log.append_batch("CMS", rows)
     assert (r.first_index, r.count, r.tree_size) == (1, 3, 4)
     assert r.root == log.root_at(4)
@@ -57,8 +61,12 @@ def test_roots_match_naive_tree_over_many_batches(sqlite_app: App) -> None:
     hashes = [log.leaf_hash(i) for i in range(size)]
     assert log.root_at(size) == naive_root(hashes)
     for index in (0, 1, 4100, size - 1):
-        verify_inclusion(index, size, hashes[index], log.inclusion_proof(index, size), naive_root(hashes))
-    verify_consistency(100, size, naive_root(hashes[:100]), naive_root(hashes), log.consistency_proof(100, size))
+        verify_inclusion(
+            index, size, hashes[index], log.inclusion_proof(index, size), naive_root(hashes)
+        )
+    verify_consistency(
+        100, size, naive_root(hashes[:100]), naive_root(hashes), log.consistency_proof(100, size)
+    )
 
 
 def test_actions_are_entries_of_kind_action(sqlite_app: App) -> None:
@@ -67,15 +75,26 @@ def test_actions_are_entries_of_kind_action(sqlite_app: App) -> None:
     doc = json.loads(rec.data)
     assert rec.kind == "action"
     assert (doc["tag"], doc["actor"], doc["subject"], doc["detail"]) == (
-        "access:grant:approved", "it-sec-01", "grant:G7", {"rows": 5})
+        "access:grant:approved",
+        "it-sec-01",
+        "grant:G7",
+        {"rows": 5},
+    )
 
 
 @pytest.mark.parametrize(
     ("source", "entries", "kind"),
-    [("", [b"x"], "event"), ("CMS", [], "event"), ("CMS", ["text"], "event"),
-     ("CMS", [b"x"], "gossip"), ("x" * 300, [b"x"], "event")],
+    [
+        ("", [b"x"], "event"),
+        ("CMS", [], "event"),
+        ("CMS", ["text"], "event"),
+        ("CMS", [b"x"], "gossip"),
+        ("x" * 300, [b"x"], "event"),
+    ],
 )
-def test_bad_batches_are_refused_without_a_trace(sqlite_app: App, source: str, entries: list, kind: str) -> None:
+def test_bad_batches_are_refused_without_a_trace(
+    sqlite_app: App, source: str, entries: list, kind: str
+) -> None:
     log = sqlite_app.audit
     before = log.size
     seg = sorted((sqlite_app.home.audit / "journal").glob("*.seg"))[-1].stat().st_size
@@ -158,11 +177,17 @@ def test_periods_get_their_own_keys(home: Path, clock: FixedClock) -> None:
     clock.advance(timedelta(days=31))
     app.audit.append_batch("CMS", [b"may"])
     app.close()
-    assert sorted(p.name for p in (home / "audit" / "keys").glob("*.key")) == ["0000-00.key", "2026-04.key", "2026-05.key"]
+    assert sorted(p.name for p in (home / "audit" / "keys").glob("*.key")) == [
+        "0000-00.key",
+        "2026-04.key",
+        "2026-05.key",
+    ]
     assert verify_home(home).ok
 
 
-def test_failed_fsync_stops_the_writer_and_loses_nothing_acknowledged(home: Path, clock: FixedClock) -> None:
+def test_failed_fsync_stops_the_writer_and_loses_nothing_acknowledged(
+    home: Path, clock: FixedClock
+) -> None:
     import os
 
     app = reopen(home, clock)
@@ -199,7 +224,9 @@ def test_torn_tail_is_dropped_on_recovery(home: Path, clock: FixedClock) -> None
     app.close()
     seg = sorted((home / "audit" / "journal").glob("*.seg"))[-1]
     app = reopen(home, clock)
-    prepared = jn.prepare(jn.KIND_EVENT, "CMS", 0, [b"half-written"], app.audit.keys.for_writing(202604), 202604)
+    prepared = jn.prepare(
+        jn.KIND_EVENT, "CMS", 0, [b"half-written"], app.audit.keys.for_writing(202604), 202604
+    )
     with seg.open("ab") as f:
         f.write(prepared.finalise(2)[:40])  # a crash in the middle of a write
     app.close()

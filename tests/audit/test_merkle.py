@@ -99,7 +99,10 @@ def test_subtree_consistency_vectors(path: Path) -> None:
 
 
 def test_vector_suite_is_complete() -> None:
-    kinds = {k: len(_cases(k)) for k in ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")}
+    kinds = {
+        k: len(_cases(k))
+        for k in ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
+    }
     assert sum(kinds.values()) >= 500, kinds
     happy = [p for p in VECTORS.rglob("happy-path.json")]
     assert len(happy) >= 15
@@ -107,11 +110,21 @@ def test_vector_suite_is_complete() -> None:
 
 def test_rfc_reference_roots() -> None:
     # The eight leaves of RFC 6962's and the vectors' reference tree.
-    leaves = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
-              b"\x50\x51\x52\x53\x54\x55\x56\x57",
-              b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f"]
+    leaves = [
+        b"",
+        b"\x00",
+        b"\x10",
+        b"\x20\x21",
+        b"\x30\x31",
+        b"\x40\x41\x42\x43",
+        b"\x50\x51\x52\x53\x54\x55\x56\x57",
+        b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+    ]
     hashes = [leaf_hash(x) for x in leaves]
-    assert base64.b64encode(naive_root(hashes)).decode() == "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
+    assert (
+        base64.b64encode(naive_root(hashes)).decode()
+        == "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
+    )
     assert naive_root([]) == EMPTY_ROOT
 
 
@@ -120,7 +133,9 @@ leaf_lists = st.lists(st.binary(max_size=12), min_size=1, max_size=70)
 
 @settings(max_examples=150, deadline=None)
 @given(leaf_lists, st.data())
-def test_frontier_matches_naive_root_for_any_batching(items: list[bytes], data: st.DataObject) -> None:
+def test_frontier_matches_naive_root_for_any_batching(
+    items: list[bytes], data: st.DataObject
+) -> None:
     hashes = [leaf_hash(x) for x in items]
     f = Frontier()
     stored: list[list[bytes]] = []

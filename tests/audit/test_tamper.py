@@ -40,8 +40,14 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rng = random.Random(SEED)
         for month in range(3):
             for b in range(6):
-                app.audit.append_batch("CMS", [b"E%d-%d-%d,CMS,dr-%d,read,P%07d" % (month, b, i, i % 7, rng.randrange(10**7))
-                                               for i in range(rng.randrange(5, 120))])
+                app.audit.append_batch(
+                    "CMS",
+                    [
+                        b"E%d-%d-%d,CMS,dr-%d,read,P%07d"
+                        % (month, b, i, i % 7, rng.randrange(10**7))
+                        for i in range(rng.randrange(5, 120))
+                    ],
+                )
                 if b % 2:
                     app.record("access:grant:approved", actor="sec-1", subject=f"grant:{month}-{b}")
                     app.audit.publish()
@@ -91,7 +97,9 @@ def test_random_byte_flips_are_all_detected(pristine: Path, tmp_path: Path) -> N
         rel = path.relative_to(pristine)
         offset = rng.randrange(path.stat().st_size)
         mask = 1 << rng.randrange(8)
-        problems = _tampered(pristine, tmp_path, lambda h, rel=rel, o=offset, m=mask: _flip(h / rel, o, m))
+        problems = _tampered(
+            pristine, tmp_path, lambda h, rel=rel, o=offset, m=mask: _flip(h / rel, o, m)
+        )
         assert problems, f"flip of bit {mask} at {rel}:{offset} went unnoticed"
         shutil.rmtree(tmp_path / f"copy{len(list(tmp_path.iterdir())) - 1}")
 
@@ -103,7 +111,9 @@ def test_truncations_are_all_detected(pristine: Path, tmp_path: Path) -> None:
         path = files[trial] if trial < len(files) else rng.choice(files)
         rel = path.relative_to(pristine)
         cut = rng.randrange(path.stat().st_size)
-        problems = _tampered(pristine, tmp_path, lambda h, rel=rel, cut=cut: os.truncate(h / rel, cut))
+        problems = _tampered(
+            pristine, tmp_path, lambda h, rel=rel, cut=cut: os.truncate(h / rel, cut)
+        )
         assert problems, f"truncation of {rel} to {cut} bytes went unnoticed"
         shutil.rmtree(tmp_path / f"copy{len(list(tmp_path.iterdir())) - 1}")
 
@@ -146,16 +156,22 @@ def test_deleting_reordering_and_replacing_frames(pristine: Path, tmp_path: Path
         assert problems, name
 
 
-def test_reencrypted_forgery_by_a_key_holder_is_caught_by_the_signed_roots(pristine: Path, tmp_path: Path) -> None:
+def test_reencrypted_forgery_by_a_key_holder_is_caught_by_the_signed_roots(
+    pristine: Path, tmp_path: Path
+) -> None:
     """An insider with the KEK rewrites an entry *and* its leaf hash in the journal and the
     tree files consistently: only the signed checkpoints can catch that — and they do."""
 
     def forge(home: Path) -> None:
         app = reopen(home)
-        frame = next(f for f in _frames(home) if f.kind == jn.KIND_EVENT and app.audit.keys.get(f.period))
+        frame = next(
+            f for f in _frames(home) if f.kind == jn.KIND_EVENT and app.audit.keys.get(f.period)
+        )
         aead = app.audit.keys.get(frame.period)
         assert aead is not None
-        prepared = jn.prepare(frame.kind, "CMS", frame.ts_ms, [b"innocent row"] * frame.count, aead, frame.period)
+        prepared = jn.prepare(
+            frame.kind, "CMS", frame.ts_ms, [b"innocent row"] * frame.count, aead, frame.period
+        )
         blob = bytearray(prepared.finalise(frame.first_index))
         blob[4] = frame.flags  # keep the batch structure
         struct.pack_into(">I", blob, jn.HEADER.size, zlib.crc32(bytes(blob[: jn.HEADER.size])))
@@ -178,7 +194,9 @@ def _records(home: Path) -> list[jn.CheckpointRecord]:
     return list(jn.read_checkpoint_records(home / "audit" / "checkpoints.log"))
 
 
-def test_checkpoint_reordering_removal_and_replacement(pristine: Path, tmp_path: Path, clock: FixedClock) -> None:
+def test_checkpoint_reordering_removal_and_replacement(
+    pristine: Path, tmp_path: Path, clock: FixedClock
+) -> None:
     recs = _records(pristine)
     data = (pristine / "audit" / "checkpoints.log").read_bytes()
     piece = [data[r.offset : r.end] for r in recs]
@@ -190,7 +208,9 @@ def test_checkpoint_reordering_removal_and_replacement(pristine: Path, tmp_path:
         "repeat one": [*piece, piece[-1]],
     }
     for name, pieces in cases.items():
-        problems = _tampered(pristine, tmp_path, lambda h, p=pieces: (h / path).write_bytes(b"".join(p)))
+        problems = _tampered(
+            pristine, tmp_path, lambda h, p=pieces: (h / path).write_bytes(b"".join(p))
+        )
         assert problems, name
     # a checkpoint signed by another log's key, spliced in with a valid chain and checksum
     other = App.init(Settings(home=tmp_path / "other"), clock=clock)
@@ -208,10 +228,17 @@ def test_checkpoint_reordering_removal_and_replacement(pristine: Path, tmp_path:
 def test_old_state_file_and_rolled_back_log_json(pristine: Path, tmp_path: Path) -> None:
     state = (pristine / "audit" / "state.json").read_text()
     older = state.replace('"count": ', '"count": 1', 1)  # what an older state.json would claim
-    problems = _tampered(pristine, tmp_path, lambda h: (h / "audit" / "state.json").write_text(older))
+    problems = _tampered(
+        pristine, tmp_path, lambda h: (h / "audit" / "state.json").write_text(older)
+    )
     assert problems
-    problems = _tampered(pristine, tmp_path, lambda h: (h / "audit" / "log.json").write_text(
-        (pristine / "audit" / "log.json").read_text().replace("2026", "2025", 1)))
+    problems = _tampered(
+        pristine,
+        tmp_path,
+        lambda h: (h / "audit" / "log.json").write_text(
+            (pristine / "audit" / "log.json").read_text().replace("2026", "2025", 1)
+        ),
+    )
     assert any("log.json" in p for p in problems), problems
 
 

@@ -30,8 +30,10 @@ def _ingest(story: Story) -> None:
     accepted = getattr(result, "accepted", None)
     story.state["ingested"] = True
     if accepted is not None:
-        story.say(f"  ingested {accepted:,} access events from {events.name} in {took:.1f} s: "
-                  "each row's exact bytes sealed in the log, durable before acknowledged")
+        story.say(
+            f"  ingested {accepted:,} access events from {events.name} in {took:.1f} s: "
+            "each row's exact bytes sealed in the log, durable before acknowledged"
+        )
 
 
 def _tamper_copy(story: Story) -> None:
@@ -43,8 +45,12 @@ def _tamper_copy(story: Story) -> None:
         shutil.copy2(home / "phiguard.json", copy / "phiguard.json")
         shutil.copytree(home / "keys", copy / "keys")
         shutil.copytree(home / "audit", copy / "audit")
-        frames = [f for _, seg in jn.segments(copy / "audit" / "journal") for f in jn.read_frames(seg)
-                  if f.kind == jn.KIND_EVENT]
+        frames = [
+            f
+            for _, seg in jn.segments(copy / "audit" / "journal")
+            for f in jn.read_frames(seg)
+            if f.kind == jn.KIND_EVENT
+        ]
         if not frames:
             return
         target = frames[len(frames) // 2]
@@ -58,11 +64,15 @@ def _tamper_copy(story: Story) -> None:
             report = verify_log(AuditLog(twin))
         finally:
             twin.close()
-    story.say(f"  [bold]tampering test[/] on a copy: one bit flipped in journal/{target.segment.name}, "
-              f"inside the entries {target.first_index:,}–{target.first_index + target.count - 1:,}")
+    story.say(
+        f"  [bold]tampering test[/] on a copy: one bit flipped in journal/{target.segment.name}, "
+        f"inside the entries {target.first_index:,}–{target.first_index + target.count - 1:,}"
+    )
     problems = [f for f in report.findings if f.error]
     verdict = "[red]CAUGHT[/]" if problems else "[yellow]not caught (!)[/]"
-    story.say(f"  phiguard audit verify → {verdict}: {problems[0] if problems else 'no problem found'}")
+    story.say(
+        f"  phiguard audit verify → {verdict}: {problems[0] if problems else 'no problem found'}"
+    )
 
 
 def run(story: Story) -> None:
@@ -75,15 +85,19 @@ def run(story: Story) -> None:
     if note is None:
         return
     cp = Checkpoint.parse_body(SignedNote.parse(note).text)
-    story.say(f"  the log holds {cp.size:,} entries; its latest signed checkpoint (C2SP tlog-checkpoint, Ed25519):")
+    story.say(
+        f"  the log holds {cp.size:,} entries; its latest signed checkpoint (C2SP tlog-checkpoint, Ed25519):"
+    )
     for line in note.decode().rstrip("\n").split("\n"):
         story.out.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
     t = time.perf_counter()
     report = verify_log(log)
     took = time.perf_counter() - t
     status = "[green]VERIFIED[/]" if report.ok else "[red]NOT VERIFIED[/]"
-    story.say(f"  phiguard audit verify → {status}: {report.entries:,} entries decrypted and re-hashed, "
-              f"every tree node re-computed, {report.checkpoints:,} signatures checked in {took:.1f} s")
+    story.say(
+        f"  phiguard audit verify → {status}: {report.entries:,} entries decrypted and re-hashed, "
+        f"every tree node re-computed, {report.checkpoints:,} signatures checked in {took:.1f} s"
+    )
     story.state["checkpoint"] = note.decode()
     story.state["log_size"] = cp.size
     _tamper_copy(story)
