@@ -84,19 +84,58 @@ def surname_roots(surname: str) -> frozenset[str]:
     return by_roman.get(s.upper().replace("-", "").replace(" ", "")) or frozenset({s.upper()})
 
 
+@dataclass(frozen=True)
+class _Vocabulary:
+    by_first_word: dict[str, list[tuple[str, str]]]  # first word -> [(phrase lower, canonical)]
+    chinese: list[tuple[str, str]]  # (phrase, canonical), longest first
+    exact: dict[str, str]  # whole value (lower) -> canonical
+
+
 @lru_cache(maxsize=1)
-def procedure_vocabulary() -> tuple[re.Pattern[str], dict[str, str]]:
-    canon: dict[str, str] = {}
+def procedure_vocabulary() -> _Vocabulary:
+    """The shipped procedure list, indexed for a scan in one pass over the words of a text
+    (one big alternation regex costs a hundred tries at every character of a long line)."""
+    by_first: dict[str, list[tuple[str, str]]] = {}
+    chinese: list[tuple[str, str]] = []
+    exact: dict[str, str] = {}
     for line in (DATA / "procedures.txt").read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         en, zh = line.split("|")
-        canon[en.lower()] = en
+        phrase = en.strip().lower()
+        by_first.setdefault(phrase.split()[0], []).append((phrase, en.strip()))
+        exact[phrase] = en.strip()
         for z in zh.split(","):
-            canon[z.strip()] = en
-    names = sorted(canon, key=len, reverse=True)
-    alts = "|".join(re.escape(n) for n in names)
-    return re.compile(rf"(?<![A-Za-z])(?:{alts})(?![A-Za-z])", re.IGNORECASE), canon
+            chinese.append((z.strip(), en.strip()))
+            exact.setdefault(z.strip(), en.strip())
+    for options in by_first.values():
+        options.sort(key=lambda o: -len(o[0]))
+    chinese.sort(key=lambda o: -len(o[0]))
+    return _Vocabulary(by_first, chinese, exact)
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z\-]*")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def find_procedure(text: str) -> str | None:
+    """The first known procedure named in ``text`` (English or Chinese), canonical English."""
+    vocab = procedure_vocabulary()
+    low = None
+    for m in _WORD.finditer(text):
+        options = vocab.by_first_word.get(m.group(0).lower())
+        if not options:
+            continue
+        low = low if low is not None else text.lower()
+        for phrase, canonical in options:
+            end = m.start() + len(phrase)
+            if low.startswith(phrase, m.start()) and not (end < len(text) and text[end].isalpha()):
+                return canonical
+    for run in _CJK_RUN.findall(text):
+        for phrase, canonical in vocab.chinese:
+            if phrase in run:
+                return canonical
+    return None
 
 
 # -- value parsers ------------------------------------------------------------------------
@@ -258,9 +297,7 @@ def value_kind(text: str, hn: HospitalNumberFormat | None = None) -> str | None:
         return "sex"
     if is_chinese_name(t):
         return "name_zh"
-    rx, canon = procedure_vocabulary()
-    m = rx.fullmatch(t)
-    if m:
+    if t.lower() in procedure_vocabulary().exact or t in procedure_vocabulary().exact:
         return "procedure"
     name = parse_english_name(t)
     if name and name.given and surname_table()[0].get(name.surname):
@@ -399,32 +436,39 @@ class Detector:
     # prose ----------------------------------------------------------------------------
     def from_text(self, where: str, text: str) -> list[LeakRecord]:
         """Records in a line of free text: one per identifier when a line holds several."""
-        ids: list[tuple[int, str, str]] = []  # (position, kind, value)
+        ids: list[tuple[int, int, str, str]] = []  # (start, end, kind, value)
         for m in HKID_TEXT.finditer(text):
             got = parse_hkid_value(m.group(0))
             if got:
-                ids.append((m.start(), "hkid_" + got[0], got[1]))
+                ids.append((m.start(), m.end(), "hkid_" + got[0], got[1]))
         for m in self._hn_rx.finditer(text):
             try:
-                ids.append((m.start(), "hn", self.hn.normalise(m.group(0))))
+                ids.append((m.start(), m.end(), "hn", self.hn.normalise(m.group(0))))
             except InputError:
-                ids.append((m.start(), "hn_invalid", ""))
-        if len(ids) > 1:
-            ids.sort()
+                ids.append((m.start(), m.end(), "hn_invalid", ""))
+        ids.sort()
+        if len(ids) > 1 and not _same_person(ids):
+            # split the line between identifiers so that each person keeps their own context:
+            # at a separator in the gap if there is one, else on the side the names are on
+            names_first = _has_name(text[: ids[0][0]])
+            cuts = [0]
+            for (_, end, _, _), (start, _, _, _) in zip(ids, ids[1:], strict=False):
+                sep = None
+                for sep in _SEPARATOR.finditer(text, end, start):
+                    pass
+                cuts.append(sep.end() if sep else end if names_first else start)
+            cuts.append(len(text))
             out = []
-            # split the line between identifiers so each person keeps its own context
-            cuts = [0] + [p for p, _, _ in ids[1:]] + [len(text)]
-            if not _same_person(ids):
-                for i in range(len(ids)):
-                    out.extend(self._text_record(where, text[cuts[i] : cuts[i + 1]], [ids[i]]))
-                return out
+            for i, ident in enumerate(ids):
+                out.extend(self._text_record(where, text[cuts[i] : cuts[i + 1]], [ident]))
+            return out
         return self._text_record(where, text, ids)
 
     def _text_record(
-        self, where: str, text: str, ids: list[tuple[int, str, str]]
+        self, where: str, text: str, ids: list[tuple[int, int, str, str]]
     ) -> list[LeakRecord]:
         rec = LeakRecord(where)
-        for _, kind, value in ids:
+        for _, _, kind, value in ids:
             if kind == "hkid_valid":
                 rec.hkid = value
             elif kind == "hkid_masked":
@@ -471,19 +515,32 @@ class Detector:
                 rec.name_en = name
                 rec.fields.add("name_en")
                 break
-        rx, canon = procedure_vocabulary()
-        pm = rx.search(scrubbed)
-        if pm:
-            key = pm.group(0)
-            rec.procedure = canon.get(key.lower()) or canon.get(key) or key
+        proc = find_procedure(scrubbed)
+        if proc:
+            rec.procedure = proc
             rec.fields.add("procedure")
-        return [rec] if rec.personal else []
+        # in prose a phone number or a date alone is not a patient record (an ad, a pizza order)
+        anchored = rec.personal and (rec.name_en or rec.name_zh or "hkid" in rec.fields
+                                     or "hospital_no" in rec.fields)
+        return [rec] if anchored else []
 
 
-def _same_person(ids: list[tuple[int, str, str]]) -> bool:
+_SEPARATOR = re.compile(r"[;|,\t，、；]| and | & ")
+
+
+def _same_person(ids: list[tuple[int, int, str, str]]) -> bool:
     """One HKID and one hospital number on a line belong to the same person."""
-    kinds = [k.split("_")[0] for _, k, _ in ids]
+    kinds = [k.split("_")[0] for _, _, k, _ in ids]
     return len(ids) == 2 and sorted(kinds) == ["hkid", "hn"]
+
+
+def _has_name(text: str) -> bool:
+    by_roman = surname_table()[0]
+    for m in EN_NAME_TEXT.finditer(text):
+        name = parse_english_name(m.group(1).replace(",", ""))
+        if name and name.given and name.surname in by_roman:
+            return True
+    return any(is_chinese_name(m.group(1)[:3]) for m in ZH_NAME_TEXT.finditer(text))
 
 
 def _merge(rec: LeakRecord, other: LeakRecord, *, identifiers: bool = True) -> None:
