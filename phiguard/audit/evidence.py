@@ -66,7 +66,8 @@ def select_events(
     files = list((app.home.events / "events").rglob("*.parquet"))
     if not files:
         return []
-    where, params = ["leaf_index IS NOT NULL"], []
+    where: list[str] = ["leaf_index IS NOT NULL"]
+    params: list[object] = []
     if account is not None:
         where.append("account_id = ?")
         params.append(account)

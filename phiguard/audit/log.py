@@ -120,7 +120,7 @@ class AuditLog(LogReader):
     @cached_property
     def config(self) -> dict[str, Any]:
         try:
-            return json.loads((self.root / "log.json").read_bytes())  # type: ignore[no-any-return]
+            return dict(json.loads((self.root / "log.json").read_bytes()))
         except FileNotFoundError as exc:
             raise HomeError(f"no audit log in {self.root} (run `phiguard init`)") from exc
         except ValueError as exc:

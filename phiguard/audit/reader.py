@@ -102,10 +102,18 @@ class Tip:
 class LogReader:
     """Read-side methods of :class:`~phiguard.audit.log.AuditLog`; need no writer."""
 
-    root: Path
-    journal_dir: Path
-    keys: PeriodKeys
-    nodes: jn.NodeFiles
+    if TYPE_CHECKING:
+        root: Path
+
+        @property
+        def journal_dir(self) -> Path: ...
+
+        @property
+        def keys(self) -> PeriodKeys: ...
+
+        @property
+        def nodes(self) -> jn.NodeFiles: ...
+
     _tip: Tip | None
     _commit: threading.RLock
 
@@ -127,7 +135,7 @@ class LogReader:
                 )
         from phiguard.audit.verify import read_tip
 
-        return read_tip(self)
+        return read_tip(self)  # type: ignore[arg-type]
 
     @property
     def size(self) -> int:
@@ -212,9 +220,7 @@ class LogReader:
         ``leaf_index``) should use :meth:`records` directly."""
         if isinstance(match, str):
             needle = match.encode()
-
-            def pred(e: Entry) -> bool:
-                return needle in e.data
+            pred: Callable[[Entry], bool] = lambda e: needle in e.data  # noqa: E731
         else:
             pred = match
         for e in self.records():

@@ -160,6 +160,7 @@ def prove_cmd(
         note = log.latest_checkpoint()
         assert note is not None
         cp = Checkpoint.parse_body(SignedNote.parse(note).text)
+    assert note is not None
     proof = log.inclusion_proof(index, cp.size)
     leaf = log.leaf_hash(index)
     doc = {
@@ -180,8 +181,8 @@ def prove_cmd(
         f"inclusion proof ({len(proof)} hashes, RFC 9162) against tree size {cp.size:,}:",
         markup=False,
     )
-    for p in doc["proof"]:
-        out.print(f"  {p}", markup=False)
+    for p in proof:
+        out.print(f"  {_b64(p)}", markup=False)
     out.print("signed checkpoint:", markup=False)
     out.print(note.decode().rstrip("\n"), markup=False, soft_wrap=True)
 
