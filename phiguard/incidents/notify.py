@@ -126,12 +126,11 @@ def create_campaign(
                 f"(`phiguard incidents attach {incident_id} --scan SCAN.json`)"
             )
         _renderer(s, app, incident_id, cfg, {*requested, "phone"})  # refuse bad templates first
-        earlier: Counter[str] = Counter()
+        earlier: dict[str, set[str]] = {}
         for pid, plan in s.execute(
             select(Notice.patient_id, Notice.plan).where(Notice.incident_id == incident_id)
         ):
-            if set(plan.split(",")) & set(requested):
-                earlier[pid] += 1
+            earlier.setdefault(pid, set()).update(plan.split(","))
         rows = s.execute(
             select(
                 Patient.patient_id,
@@ -156,10 +155,10 @@ def create_campaign(
         queued: Counter[str] = Counter()
         deferred = already = 0
         for pid, app_reg, has_phone, has_addr in rows:
-            if earlier[pid]:
-                already += 1
-                continue
             plan = plan_for(app_reg, has_phone, has_addr, requested)
+            if plan is not None and earlier.get(pid, set()) & set(plan):
+                already += 1  # holds a notice on a channel this campaign would use
+                continue
             if plan is None:
                 deferred += 1
                 continue
