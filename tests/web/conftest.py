@@ -131,3 +131,15 @@ def web(app: App, clock: FixedClock) -> Iterator[WebEnv]:
 @pytest.fixture
 def sqlite_web(sqlite_app: App, clock: FixedClock) -> Iterator[WebEnv]:
     yield _env(sqlite_app, clock)
+
+
+def actions(app: App) -> list[dict]:
+    """phiguard's own actions as the tamper-evident log holds them (oldest first)."""
+    import json
+
+    out = []
+    for e in app.audit.find(lambda e: True, kind="action"):
+        doc = json.loads(e.data)
+        if "tag" in doc:
+            out.append(doc)
+    return out
