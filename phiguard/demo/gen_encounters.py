@@ -71,8 +71,16 @@ class Encounters:
         return Encounters(*(getattr(self, f)[idx] for f in _FIELDS))
 
     def sorted(self) -> Encounters:
-        order = np.lexsort((self.patient, self.start))
-        return self.take(order)
+        """By start time, without duplicates (same patient, department, clinician, window)."""
+        order = np.lexsort((self.end, self.account, self.dept, self.patient, self.start))
+        e = self.take(order)
+        same = np.ones(e.n, dtype=bool)
+        if e.n:
+            same[0] = False
+            for f in ("start", "patient", "dept", "account", "end"):
+                col = getattr(e, f)
+                same[1:] &= col[1:] == col[:-1]
+        return e.take(np.flatnonzero(~same))
 
 
 _FIELDS = ("patient", "dept", "account", "start", "end", "kind", "cluster", "quiet")

@@ -399,6 +399,7 @@ def make_grants(staff: Staff, seed: int, start_us: int, end_us: int) -> None:
                 ended = (vendor.contract_end - date(1970, 1, 1)).days * day
                 if ended < start_us:  # the contract ended before this period: so did the grant
                     hi = ended
+                    lo = max(c_start, ended - int(rng.integers(30, 120)) * day)
             add(
                 i,
                 scope,

@@ -24,7 +24,9 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -483,11 +485,16 @@ def _write_reference(
 def _write_events(
     path: Path, stream: EventStream, staff: Staff, fields: FieldTable, fmt: str, report: Progress
 ) -> int:
+    """Stream events to ``path``: generation on this thread, encoding and writing on another.
+
+    Row groups are exactly ``ROW_GROUP`` rows (the last one excepted); at most two are in
+    flight, so memory stays bounded whatever the total.
+    """
     encoder = ArrowEncoder(staff, fields)
     total = stream.total
     done = 0
-    pending: list[pa.Table] = []
-    pending_rows = 0
+    buffer: list[pa.Table] = []
+    buffered = 0
     if fmt == "parquet":
         writer: Any = pq.ParquetWriter(path, WRITE_SCHEMA, compression="zstd", store_schema=False)
     else:
@@ -496,30 +503,43 @@ def _write_events(
         )
         writer = pacsv.CSVWriter(path, csv_schema)
 
-    def flush() -> None:
-        nonlocal pending, pending_rows
-        if not pending:
-            return
-        table = pa.concat_tables(pending)
+    def write(table: pa.Table) -> None:
         if fmt == "parquet":
             writer.write_table(table, row_group_size=ROW_GROUP)
         else:
             writer.write_table(_as_csv(table, csv_schema))
-        pending, pending_rows = [], 0
 
-    try:
-        for batch in stream:
-            table = encoder.encode(batch)
-            pending.append(table)
-            pending_rows += table.num_rows
-            done += table.num_rows
-            if pending_rows >= ROW_GROUP:
-                flush()
-                report("events", done, total)
-        flush()
-        report("events", done, total)
-    finally:
-        writer.close()
+    in_flight: deque[Future[None]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="phiguard-gen-writer") as pool:
+
+        def submit(table: pa.Table) -> None:
+            in_flight.append(pool.submit(write, table))
+            while len(in_flight) > 2:
+                in_flight.popleft().result()
+
+        try:
+            for batch in stream:
+                table = encoder.encode(batch)
+                buffer.append(table)
+                buffered += table.num_rows
+                done += table.num_rows
+                if buffered >= ROW_GROUP:
+                    joined = pa.concat_tables(buffer)
+                    while joined.num_rows >= ROW_GROUP:
+                        submit(joined.slice(0, ROW_GROUP))
+                        joined = joined.slice(ROW_GROUP)
+                    buffer, buffered = [joined], joined.num_rows
+                    report("events", done, total)
+            if buffered:
+                submit(pa.concat_tables(buffer))
+            while in_flight:
+                in_flight.popleft().result()
+            report("events", done, total)
+        finally:
+            for f in in_flight:
+                f.cancel()
+            pool.shutdown(wait=True)
+            writer.close()
     return done
 
 
