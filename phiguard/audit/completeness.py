@@ -57,6 +57,7 @@ class Anomaly:
     id: int | None = None
     status: str = "open"
     detail: str | None = None
+    closed_at: datetime | None = None
 
     def describe(self) -> str:
         span = (f"seq {self.first_seq}" if self.first_seq == self.last_seq
@@ -72,6 +73,7 @@ class Anomaly:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["detected_at"] = self.detected_at.isoformat() if self.detected_at else None
+        d["closed_at"] = self.closed_at.isoformat() if self.closed_at else None
         d["message"] = self.describe()
         return d
 
@@ -114,7 +116,9 @@ class _Gaps:
         return aid if aid is not None else True
 
     def add(self, a: int, b: int, aid: int | None) -> None:
-        self.ranges.append((a, b, aid))
+        import bisect
+
+        bisect.insort(self.ranges, (a, b, aid), key=lambda r: (r[0], r[1]))
         self.changed = True
 
 
@@ -346,7 +350,7 @@ def anomalies(app: App, *, open_only: bool = False, limit: int = 1000) -> list[A
             q = q.where(t.c.status == "open")
         return [
             Anomaly(a.source, a.kind, a.first_seq, a.last_seq, a.count, a.leaf_index,
-                    a.detected_at, a.id, a.status, a.detail)
+                    a.detected_at, a.id, a.status, a.detail, a.closed_at)
             for a in conn.execute(q).all()
         ]
 
