@@ -38,6 +38,13 @@ class Revealed:
     hospital_no: str
 
 
+def display_hkid(canonical: str) -> str:
+    """``A1234563`` → ``A123456(3)``, the way it is printed on the card."""
+    if len(canonical) in (8, 9) and canonical[-1] in "0123456789A":
+        return f"{canonical[:-1]}({canonical[-1]})"
+    return canonical
+
+
 def card(app: App, patient_id: str) -> PatientCard:
     with app.session() as s:
         p = s.get(Patient, patient_id)
@@ -96,5 +103,5 @@ def reveal(app: App, patient_ids: list[str], *, actor: str, reason: str,
             continue
         pii = app.cipher.decrypt_json(p.pii, b"patient:pii")
         out.append(Revealed(pid, pii.get("name_en") or "", pii.get("name_zh") or "",
-                            pii.get("hkid") or "", pii.get("hospital_no") or ""))
+                            display_hkid(pii.get("hkid") or ""), pii.get("hospital_no") or ""))
     return out
