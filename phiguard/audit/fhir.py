@@ -162,7 +162,7 @@ def audit_event_to_row(obj: Any) -> dict[str, str | None]:
         what = ent.get("what") if isinstance(ent.get("what"), dict) else {}
         roles = {c for _, c in _codes(ent.get("role"))}
         ref = what.get("reference") if isinstance(what.get("reference"), str) else ""
-        if "1" in roles or ref.startswith("Patient/"):
+        if "1" in roles or ref.startswith("Patient/") or what.get("type") == "Patient":
             pid = _who(what)
             if pid:
                 patients.append(pid)
@@ -292,9 +292,9 @@ def row_to_audit_event(row: dict[str, Any]) -> dict[str, Any]:
         client: dict[str, Any] = {
             "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
             "requestor": False,
-            "who": {"identifier": {"value": str(row["device_id"])}} if row.get("device_id")
-            else {"display": "unknown device"},
         }
+        if row.get("device_id"):  # agent.who is optional in R4
+            client["who"] = {"identifier": {"value": str(row["device_id"])}}
         if row.get("client_ip"):
             client["network"] = {"address": str(row["client_ip"]), "type": "2"}
         agents.append(client)
@@ -303,7 +303,7 @@ def row_to_audit_event(row: dict[str, Any]) -> dict[str, Any]:
     fields_detail = [{"type": "fields", "valueString": str(row["fields"])}] if row.get("fields") else []
     if row.get("patient_id"):
         entities.append({
-            "what": {"reference": f"Patient/{row['patient_id']}"},
+            "what": _patient_ref(str(row["patient_id"])),
             "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
             "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
             **({"detail": fields_detail} if fields_detail else {}),
@@ -322,6 +322,16 @@ def row_to_audit_event(row: dict[str, Any]) -> dict[str, Any]:
     if entities:
         resource["entity"] = entities
     return resource
+
+
+def _patient_ref(pid: str) -> dict[str, Any]:
+    """A Patient reference; the identifier carries the id exactly, whatever its characters."""
+    ref: dict[str, Any] = {"identifier": {"value": pid}}
+    if _FHIR_ID.match(pid):
+        ref = {"reference": f"Patient/{pid}", **ref}
+    else:
+        ref["type"] = "Patient"
+    return ref
 
 
 def bundle(resources: list[dict[str, Any]], *, bundle_id: str | None = None,
