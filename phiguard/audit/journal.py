@@ -40,6 +40,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from itertools import accumulate
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -170,41 +171,43 @@ def _read_offsets(buf: memoryview, count: int) -> array[int]:
 def prepare(
     kind: int, source: str, ts_ms: int, entries: Sequence[bytes], aead: AESGCM, period: int
 ) -> Prepared:
-    """Salt, hash, and encrypt a batch. CPU only: no file is touched."""
+    """Salt, hash, and encrypt a batch. CPU only: no file is touched.
+
+    Per entry there is one concatenation and one SHA-256; everything else (salts, offsets,
+    encryption, checksums) is done once per frame on whole buffers.
+    """
+    n = len(entries)
     src = source.encode()
-    salts = os.urandom(SALT_SIZE * len(entries))
+    head = b"\x00" + bytes((LEAF_VERSION,))
+    tail = struct.pack(">BqB", kind, ts_ms, len(src)) + src
+    salts = os.urandom(SALT_SIZE * n)
+    leaves = [
+        head + salts[k : k + SALT_SIZE] + tail + e
+        for k, e in zip(range(0, SALT_SIZE * n, SALT_SIZE), entries, strict=True)
+    ]
+    hashes = [sha256(leaf).digest() for leaf in leaves]
+    total = sum(map(len, leaves))
+    per_frame = max(1, min(FRAME_ENTRIES, FRAME_BYTES * n // max(total, 1)))
     frames: list[bytearray] = []
     counts: list[int] = []
-    all_hashes: list[bytes] = []
-    i = 0
-    while i < len(entries):
-        chunk: list[bytes] = []
-        size = 0
-        while i < len(entries) and len(chunk) < FRAME_ENTRIES and (not chunk or size < FRAME_BYTES):
-            salt = salts[SALT_SIZE * i : SALT_SIZE * (i + 1)]
-            leaf = leaf_prefix(salt, kind, ts_ms, src) + entries[i]
-            chunk.append(leaf)
-            size += len(leaf)
-            i += 1
-        hashes = [sha256(leaf).digest() for leaf in chunk]
-        offsets = [4 * (len(chunk) + 1)]
-        for leaf in chunk:
-            offsets.append(offsets[-1] + len(leaf))
+    for a in range(0, n, per_frame):
+        chunk = leaves[a : a + per_frame]
+        count = len(chunk)
+        offsets = list(accumulate(map(len, chunk), initial=4 * (count + 1)))
         plain = _offsets(offsets) + b"".join(chunk)
-        hash_block = b"".join(hashes)
+        hash_block = b"".join(hashes[a : a + per_frame])
         nonce = os.urandom(12)
-        cipher = aead.encrypt(nonce, plain, _aad(kind, period, ts_ms, len(chunk), hash_block))
+        cipher = aead.encrypt(nonce, plain, _aad(kind, period, ts_ms, count, hash_block))
         body = hash_block + cipher
-        flags = LAST if i == len(entries) else 0
-        header = HEADER.pack(MAGIC, flags, kind, 0, 0, len(chunk), period, ts_ms, len(body), nonce)
+        flags = LAST if a + count == n else 0
+        header = HEADER.pack(MAGIC, flags, kind, 0, 0, count, period, ts_ms, len(body), nonce)
         frame = bytearray(header)
         frame += b"\0\0\0\0"
         frame += body
         frame += struct.pack(">I", zlib.crc32(body))
         frames.append(frame)
-        counts.append(len(chunk))
-        all_hashes.extend(hashes)
-    return Prepared(frames, counts, all_hashes, ts_ms, period)
+        counts.append(count)
+    return Prepared(frames, counts, hashes, ts_ms, period)
 
 
 @dataclass

@@ -186,11 +186,12 @@ class AuditLog(LogReader):
             raise UsageError("a source is a non-empty name of at most 255 bytes")
         if not entries:
             raise UsageError("an empty batch cannot be appended")
-        for e in entries:
-            if not isinstance(e, bytes | bytearray | memoryview):
+        if not all(type(e) is bytes for e in entries):
+            if not all(isinstance(e, bytes | bytearray | memoryview) for e in entries):
                 raise UsageError("log entries must be bytes")
-            if len(e) > MAX_ENTRY:
-                raise UsageError(f"a log entry is limited to {MAX_ENTRY} bytes")
+            entries = [bytes(e) for e in entries]
+        if max(map(len, entries)) > MAX_ENTRY:
+            raise UsageError(f"a log entry is limited to {MAX_ENTRY} bytes")
         self._check_alive()
         ts_ms = int(self.app.clock.now().timestamp() * 1000)
         return self._append(source, entries, kind, ts_ms, jn.period_of(ts_ms))
@@ -200,9 +201,7 @@ class AuditLog(LogReader):
     ) -> BatchReceipt:
         with self._keys_lock:
             aead = self.keys.for_writing(period)
-        prepared = jn.prepare(
-            jn.KINDS[kind], source, ts_ms, [bytes(e) for e in entries], aead, period
-        )
+        prepared = jn.prepare(jn.KINDS[kind], source, ts_ms, entries, aead, period)
         pending = _Pending(prepared)
         with self._cv:
             self._queue.append(pending)

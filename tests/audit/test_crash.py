@@ -70,10 +70,12 @@ def test_kill_dash_nine_loses_nothing_acknowledged(home: Path, clock: FixedClock
             finally:
                 os._exit(0)
         os.close(w)
-        time.sleep(rng.uniform(0.0, 0.06))
+        chunks = []
+        if trial % 4:  # most kills land after the writer got going, some during its recovery
+            chunks.append(os.read(r, 65536))
+        time.sleep(rng.uniform(0.0, 0.03))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        chunks = []
         while chunk := os.read(r, 65536):
             chunks.append(chunk)
         os.close(r)
@@ -100,7 +102,7 @@ def test_kill_dash_nine_loses_nothing_acknowledged(home: Path, clock: FixedClock
         if trial % 20 == 19:
             report = verify_home(home)
             assert report.ok, (trial, [str(f) for f in report.findings])
-    assert total_acks > TRIALS  # the kills did land while appends were being acknowledged
+    assert total_acks >= TRIALS * 3 // 4  # the kills did land while appends were acknowledged
     report = verify_home(home)
     assert report.ok, [str(f) for f in report.findings]
     assert report.checkpoints > TRIALS
