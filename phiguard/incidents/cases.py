@@ -238,14 +238,18 @@ def open_from(
     actor: str,
     alert_id: str | None = None,
     scan: Path | None = None,
+    scan_doc: dict[str, Any] | None = None,
     title: str | None = None,
     cfg: IncidentSettings | None = None,
     aware_at: datetime | None = None,
     serious: bool = False,
 ) -> str:
+    """Open from an alert id, a scan file (or a scan result in memory), or a title."""
     found: list[sources.Source] = []
     if scan is not None:
         found.append(sources.read_scan(scan))
+    if scan_doc is not None:
+        found.append(sources.parse_scan(scan_doc))
     if alert_id:
         found.append(sources.read_alert(app, alert_id))
     if not found:

@@ -43,18 +43,24 @@ class Source:
         return None
 
 
-def _fail(path: Path, why: str) -> InputError:
-    return InputError(f"{path.name}: {why}")
+def _fail(name: str, why: str) -> InputError:
+    return InputError(f"{name}: {why}")
 
 
 def read_scan(path: Path) -> Source:
-    """A ``phiguard leaks scan --format json`` result (spec §3.2)."""
+    """A ``phiguard leaks scan --format json`` result file (spec §3.2)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _fail(path, f"not a JSON scan result ({exc})") from None
+        raise _fail(path.name, f"not a JSON scan result ({exc})") from None
+    return parse_scan(doc, path.name)
+
+
+def parse_scan(doc: Any, name: str = "scan") -> Source:
+    """A leak scan result already in memory (spec §3.2 shape), e.g. from ``leaks.scan``."""
+    path = name
     if not isinstance(doc, dict) or "affected_patients" not in doc:
         raise _fail(path, "not a leak scan result (no affected_patients)")
     affected = doc.get("affected_patients")
@@ -97,7 +103,7 @@ def read_scan(path: Path) -> Source:
     files = [f.get("path", "?") for f in doc.get("files") or [] if isinstance(f, dict)]
     src = Source(
         kind="scan",
-        ref=path.name,
+        ref=str(doc.get("scan_id") or name),
         title=f"Patient data found posted publicly ({len(patients):,} patients)",
         patients=patients,
         fields=sorted({f.strip().lower() for f in fields}),

@@ -37,7 +37,9 @@ def _setup(cli, tmp_path, n: int = 12):
     return rows
 
 
-def test_incident_lifecycle_from_the_command_line(cli, tmp_path) -> None:
+def test_incident_lifecycle_from_the_command_line(sqlite_cli, tmp_path) -> None:
+    # SQLite only: the same services run on PostgreSQL in test_cases/test_notify (app fixture)
+    cli = sqlite_cli
     rows = _setup(cli, tmp_path)
     r = cli("incidents", "open", "--scan", str(tmp_path / "scan.json"), "--format", "json")
     assert r.exit_code == 0, r.output
