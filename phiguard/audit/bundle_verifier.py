@@ -144,7 +144,7 @@ def open_note(
 
 
 def parse_leaf(leaf: bytes) -> dict:
-    version, salt, kind, ts_ms, srclen = struct.unpack_from(">B16sBqB", leaf, 0)
+    version, _salt, kind, ts_ms, srclen = struct.unpack_from(">B16sBqB", leaf, 0)
     if version != 1:
         raise ValueError("unknown leaf version")
     source = leaf[27 : 27 + srclen].decode()
@@ -188,9 +188,9 @@ def verify_bundle(
             problems.append(f"{name}: {exc}")
     sizes = sorted(heads)
     if not sizes:
-        return problems + ["the bundle holds no valid checkpoint"], {}
+        return [*problems, "the bundle holds no valid checkpoint"], {}
     proofs = {(c["from"], c["to"]): [base64.b64decode(p) for p in c["proof"]] for c in consistency}
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in zip(sizes, sizes[1:], strict=False):  # noqa: RUF007 (Python 3.9 has no pairwise)
         try:
             check_consistency(a, b, heads[a], heads[b], proofs.get((a, b), []))
         except ValueError as exc:

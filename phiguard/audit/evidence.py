@@ -19,6 +19,7 @@ import json
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +111,7 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
     ordered = sorted(keep)
     consistency = [
         {"from": a, "to": b, "proof": [_b64(p) for p in log.consistency_proof(a, b)]}
-        for a, b in zip(ordered, ordered[1:], strict=False)
+        for a, b in pairwise(ordered)
         if a != b
     ]
     lines = []

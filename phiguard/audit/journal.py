@@ -40,7 +40,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -242,7 +242,7 @@ class Frame:
         offs = _read_offsets(mv, self.count)
         if len(offs) != self.count + 1 or offs[-1] != len(plain):
             raise CryptoError("entry table is inconsistent")
-        return [plain[a:b] for a, b in zip(offs, offs[1:], strict=False)]
+        return [plain[a:b] for a, b in pairwise(offs)]
 
 
 class TornFrame(Exception):
