@@ -75,15 +75,20 @@ def iso_local_array(us: np.ndarray, *, millis: bool = False) -> pa.Array:
     return pc.binary_join_element_wise(text, "+08:00", "")
 
 
+# Every 4-digit group as four ASCII bytes packed in a uint32: one division and one gather
+# per four digits instead of a division per digit.
+_QUADS = np.frombuffer(b"".join(f"{i:04d}".encode() for i in range(10_000)), dtype=np.uint32)
+
+
 def digits(nums: np.ndarray, width: int) -> np.ndarray:
     """An ``(n, width)`` uint8 matrix of ASCII digits, zero-padded."""
-    x = np.asarray(nums, dtype=np.int64).copy()
-    out = np.empty((len(x), width), dtype=np.uint8)
-    for j in range(width - 1, -1, -1):
-        np.remainder(x, 10, out=out[:, j], casting="unsafe")
-        x //= 10
-    out += 48
-    return out
+    x = np.asarray(nums, dtype=np.int64)
+    groups = -(-width // 4)
+    out = np.empty((len(x), groups), dtype=np.uint32)
+    for g in range(groups - 1, -1, -1):
+        out[:, g] = _QUADS[x % 10_000]
+        x = x // 10_000
+    return out.view(np.uint8).reshape(len(x), groups * 4)[:, groups * 4 - width :]
 
 
 def const_bytes(text: str, n: int) -> np.ndarray:

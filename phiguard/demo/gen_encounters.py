@@ -114,15 +114,17 @@ class _Doctors:
     """Doctors of each (cluster, department), by shift, for picking a responsible one."""
 
     def __init__(self, staff: Staff) -> None:
-        self.by: dict[tuple[int, int, int], np.ndarray] = {}
-        self.any: dict[tuple[int, int], np.ndarray] = {}
         docs = np.flatnonzero(staff.role == DOCTOR)
-        for c in range(len(CLUSTERS)):
-            for d in range(len(DEPTS)):
-                mine = docs[(staff.cluster[docs] == c) & (staff.dept[docs] == d)]
-                self.any[(c, d)] = mine
-                for s in range(3):
-                    self.by[(c, d, s)] = mine[staff.shift[mine] == s]
+        self.n_keys = len(CLUSTERS) * len(DEPTS)
+        dept_key = staff.cluster[docs].astype(np.int64) * len(DEPTS) + staff.dept[docs]
+        self.any = self._index(docs, dept_key, self.n_keys)
+        self.by = self._index(docs, dept_key * 3 + staff.shift[docs], self.n_keys * 3)
+
+    @staticmethod
+    def _index(members: np.ndarray, key: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+        order = np.argsort(key, kind="stable")
+        size = np.bincount(key, minlength=n)
+        return members[order], np.concatenate([[0], np.cumsum(size)[:-1]]), size
 
     def pick(
         self,
@@ -132,16 +134,27 @@ class _Doctors:
         shift: np.ndarray | None,
         rate: float,
     ) -> np.ndarray:
-        out = np.full(len(cluster), -1, dtype=np.int32)
-        chosen = rng.random(len(cluster)) < rate
-        for i in np.flatnonzero(chosen):
-            c, d = int(cluster[i]), int(dept[i])
-            pool = self.by.get((c, d, int(shift[i]))) if shift is not None else None
-            if pool is None or len(pool) == 0:
-                pool = self.any[(c, d)]
-            if len(pool):
-                out[i] = pool[rng.integers(0, len(pool))]
-        return out
+        """A doctor of the row's team (the shift's if given) for ``rate`` of rows, else -1."""
+        key = cluster.astype(np.int64) * len(DEPTS) + dept
+        members, start, size = self.any
+        pick_start, pick_size = start[key], size[key]
+        if shift is not None:
+            by_members, by_start, by_size = self.by
+            k3 = key * 3 + shift
+            has = by_size[k3] > 0
+            # Shift pools index into by_members; fall back to the whole team where empty.
+            u = rng.random(len(key))
+            at = by_start[k3] + (u * by_size[k3]).astype(np.int64)
+            out_by = by_members[np.minimum(at, max(0, len(by_members) - 1))]
+        else:
+            has = np.zeros(len(key), dtype=bool)
+            out_by = np.zeros(len(key), dtype=np.int64)
+        u = rng.random(len(key))
+        idx = np.minimum(pick_start + (u * pick_size).astype(np.int64), max(0, len(members) - 1))
+        out_any = members[idx] if len(members) else np.full(len(key), -1)
+        out = np.where(has, out_by, np.where(pick_size > 0, out_any, -1))
+        chosen = rng.random(len(key)) < rate
+        return np.where(chosen, out, -1).astype(np.int32)
 
 
 def _draw_patients(rng: np.random.Generator, cum: np.ndarray, n: int) -> np.ndarray:

@@ -119,21 +119,14 @@ def write_dump(
     # Made-up people: well-formed identifiers that belong to nobody in the PMI.
     fake_sex = rng.integers(0, 2, FAKE_RECORDS).astype(np.int8)
     fake_names, _ = render_names(sample_names(rng, fake_sex))
-    taken = set(pop.hkid.tolist())
-    codes: list[int] = []
-    while len(codes) < FAKE_RECORDS:
-        code = int(rng.integers(0, len(HKID_PREFIXES) - 8)) * 1_000_000 + int(
-            rng.integers(0, 1_000_000)
-        )
-        if code not in taken:
-            codes.append(code)
-            taken.add(code)
-    fake_hkids = render_hkids(np.array(codes, dtype=np.int64), style="bare").to_pylist()
-    used_hn = set(pop.hn_serial.tolist())
-    fake_serials = [
-        s for s in rng.integers(0, 100_000_000, FAKE_RECORDS * 4).tolist() if s not in used_hn
-    ]
-    fake_hn = render_hospital_nos(np.array(fake_serials[:FAKE_RECORDS], dtype=np.int64)).to_pylist()
+    n_one_letter = sum(len(p) == 1 for p in HKID_PREFIXES)
+    candidates = rng.integers(0, n_one_letter * 1_000_000, FAKE_RECORDS * 4)
+    candidates = candidates[~np.isin(candidates, pop.hkid)]
+    codes = np.unique(candidates)[:FAKE_RECORDS]
+    fake_hkids = render_hkids(rng.permutation(codes), style="bare").to_pylist()
+    serials = rng.integers(0, 100_000_000, FAKE_RECORDS * 4)
+    serials = np.unique(serials[~np.isin(serials, pop.hn_serial)])[:FAKE_RECORDS]
+    fake_hn = render_hospital_nos(rng.permutation(serials)).to_pylist()
     for i in range(FAKE_RECORDS):
         pos = int(rng.integers(0, len(records) + 1))
         records.insert(
