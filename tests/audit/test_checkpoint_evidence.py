@@ -18,7 +18,6 @@ from phiguard.audit.checkpoint import (
     LocalWitness,
     NoteSigner,
     NoteVerifier,
-    SignedNote,
     open_checkpoint,
     sign_checkpoint,
 )
