@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-_W = np.array([9, 8, 7, 6, 5, 4, 3, 2], dtype=np.int64)
 # full-width brackets in UTF-8
 _FW_OPEN = (0xEF, 0xBC, 0x88)
 _FW_CLOSE = (0xEF, 0xBC, 0x89)
@@ -66,23 +66,6 @@ class Hits:
         self.hospital_no_invalid += other.hospital_no_invalid
 
 
-def _is_alnum(b: np.ndarray) -> np.ndarray:
-    up = b & 0xDF
-    return ((b - 48).astype(np.uint8) < 10) | ((up - 65).astype(np.uint8) < 26)
-
-
-def _letter_value(b: np.ndarray) -> np.ndarray:
-    return (b & 0xDF).astype(np.int64) - 55
-
-
-def _check_chars(r: np.ndarray) -> np.ndarray:
-    """mod-11 remainder -> check byte: 0 -> '0', 1 -> 'A', else 11 - r as a digit."""
-    out = (11 - r + 48).astype(np.uint8)
-    out[r == 0] = ord("0")
-    out[r == 1] = ord("A")
-    return out
-
-
 def scan_buffer(
     buf: bytes | bytearray | memoryview, *, final: bool = True, skip: int = 0
 ) -> tuple[Hits, int]:
@@ -102,7 +85,7 @@ def scan_buffer(
     # pad so that windows may read past either end
     pad = np.zeros(n + 2 * MAX_SPAN, dtype=np.uint8)
     pad[MAX_SPAN : MAX_SPAN + n] = a
-    isdig = (pad - 48) < 10
+    isdig = _is_digit(pad)
     edge = np.flatnonzero(isdig[1:] != isdig[:-1]) + 1  # positions where digit-ness flips
     starts = edge[0::2]
     ends = edge[1::2]
@@ -114,12 +97,34 @@ def scan_buffer(
     starts, lengths = starts[keep], lengths[keep]
     if starts.size == 0:
         return hits, limit
-    before = pad[starts - 1]
-    letter1 = ((before & 0xDF) - 65).astype(np.uint8) < 26
+    letter1 = _is_letter(pad[starts - 1])
     starts, lengths = starts[letter1], lengths[letter1]
     _hkids(pad, starts, lengths, hits)
     _hospital_numbers(pad, starts, lengths, hits)
     return hits, limit
+
+
+_OFF = np.arange(-3, 14)  # window around a run of digits: 3 bytes before, 14 from its start
+
+
+def _is_digit(b: np.ndarray) -> np.ndarray:
+    return (b - 48) < 10
+
+
+def _is_letter(b: np.ndarray) -> np.ndarray:
+    return ((b & 0xDF) - 65) < 26
+
+
+def _is_alnum(b: np.ndarray) -> np.ndarray:
+    return _is_digit(b) | _is_letter(b)
+
+
+def _check_chars(r: np.ndarray) -> np.ndarray:
+    """mod-11 remainder -> check byte: 0 -> '0', 1 -> 'A', else 11 - r as a digit."""
+    out = (59 - r).astype(np.uint8)  # 48 + 11 - r
+    out[r == 0] = ord("0")
+    out[r == 1] = ord("A")
+    return out
 
 
 def _hkids(pad: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hits: Hits) -> None:
@@ -127,71 +132,49 @@ def _hkids(pad: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hits: Hits)
     s, ln = starts[sel], lengths[sel]
     if s.size == 0:
         return
-    alnum = _is_alnum
-    p1 = pad[s - 1]
-    p2 = pad[s - 2]
-    two = ((p2 & 0xDF) - 65).astype(np.uint8) < 26
-    # word boundary before the prefix
-    lead = np.where(two, pad[s - 3], p2)
-    ok = ~alnum(lead)
-    # the check character and where the identifier ends
-    after = pad[s[:, None] + 6 + np.arange(5)]  # bytes following the six digits
-    chk = np.zeros(s.size, dtype=np.uint8)
-    end = np.zeros(s.size, dtype=np.int64)
-    bare = ln == 7
-    chk[bare] = after[bare, 0]
-    end[bare] = 7
-    rest = ~bare
-    c0, c1, c2 = after[:, 0], after[:, 1], after[:, 2]
-    is_chk1 = ((c1 - 48).astype(np.uint8) < 10) | ((c1 & 0xDF) == 65)
-    bracket = rest & ((c0 == 40) | (c0 == 91)) & is_chk1 & ((c2 == 41) | (c2 == 93))
-    chk[bracket] = c1[bracket]
-    end[bracket] = 9
-    spaced = rest & ~bracket & (c0 == 32) & is_chk1
-    chk[spaced] = c1[spaced]
-    end[spaced] = 8
-    # a letter 'A' check without brackets: A123456A
-    bare_a = rest & ~bracket & ~spaced & ((c0 & 0xDF) == 65)
-    chk[bare_a] = c0[bare_a]
-    end[bare_a] = 7
-    fw = (
-        rest & ~bracket & ~spaced & ~bare_a
-        & (c0 == _FW_OPEN[0]) & (c1 == _FW_OPEN[1]) & (c2 == _FW_OPEN[2])
-    )
+    # one gather of a small window per candidate; everything after works on its columns.
+    # Column k holds the byte at offset k - 3 from the first digit.
+    w = sliding_window_view(pad, _OFF.size)[s + _OFF[0]]
+    lead, p2, p1 = w[:, 0], w[:, 1], w[:, 2]
+    c0, c1, c2, c3 = w[:, 9], w[:, 10], w[:, 11], w[:, 12]
+    two = _is_letter(p2)
+    ok = ~_is_alnum(np.where(two, lead, p2))  # a word boundary before the prefix
+    bare = ln == 7  # A1234563: the check is the seventh digit
+    is_chk1 = _is_digit(c1) | ((c1 & 0xDF) == 65)
+    bracket = ~bare & ((c0 == 40) | (c0 == 91)) & is_chk1 & ((c2 == 41) | (c2 == 93))
+    spaced = ~bare & (c0 == 32) & is_chk1  # A123456 3
+    bare_a = ~bare & ((c0 & 0xDF) == 65)  # A123456A
+    fw = ~bare & (c0 == _FW_OPEN[0]) & (c1 == _FW_OPEN[1]) & (c2 == _FW_OPEN[2])
     if fw.any():
-        c3 = after[:, 3]
-        far = pad[s[:, None] + 10 + np.arange(3)]
-        fw_ok = fw & (((c3 - 48).astype(np.uint8) < 10) | ((c3 & 0xDF) == 65))
-        fw_ok &= (far[:, 0] == _FW_CLOSE[0]) & (far[:, 1] == _FW_CLOSE[1]) & (far[:, 2] == _FW_CLOSE[2])
-        chk[fw_ok] = c3[fw_ok]
-        end[fw_ok] = 13
-    found = ok & (end > 0)
-    trail = pad[s + end]
-    # the byte after the identifier must not continue a word (for bracketed forms it may)
-    found &= ~alnum(trail) | bracket | fw
+        fw &= (_is_digit(c3) | ((c3 & 0xDF) == 65)) & (w[:, 13] == _FW_CLOSE[0])
+        fw &= (w[:, 14] == _FW_CLOSE[1]) & (w[:, 15] == _FW_CLOSE[2])
+    chk = np.where(bare | bare_a, c0, np.where(fw, c3, c1))
+    # the byte after an unbracketed identifier must not continue a word
+    trail = np.where(spaced, w[:, 11], w[:, 10])
+    found = ok & (bracket | fw | ((bare | bare_a | spaced) & ~_is_alnum(trail)))
     if not found.any():
         return
-    s, chk, two, p1, p2 = s[found], chk[found], two[found], p1[found], p2[found]
-    digits = pad[s[:, None] + np.arange(6)].astype(np.int64) - 48
-    first = np.where(two, _letter_value(p2), 36)
-    second = _letter_value(p1)
-    total = first * 9 + second * 8 + digits @ _W[2:]
+    w, chk, two = w[found], chk[found], two[found]
+    p1, p2 = w[:, 2], w[:, 1]
+    first = np.where(two, (p2 & 0xDF).astype(np.int32) - 55, 36)
+    total = first * 9 + ((p1 & 0xDF).astype(np.int32) - 55) * 8 - 48 * 27
+    for k, weight in zip(range(3, 9), (7, 6, 5, 4, 3, 2), strict=True):
+        total += w[:, k].astype(np.int32) * weight
     expect = _check_chars(total % 11)
-    chk_up = np.where(((chk & 0xDF) == 65), np.uint8(65), chk)
+    chk_up = np.where((chk & 0xDF) == 65, np.uint8(65), chk)
     valid = expect == chk_up
-    hits.hkid_invalid += int((~valid).sum())
+    hits.hkid_invalid += int(valid.size - np.count_nonzero(valid))
     if valid.any():
         # canonical form as fixed-width bytes: a one-letter HKID ends in a NUL pad, which
         # NumPy's 'S9' drops, so the array holds exactly 'A1234563' / 'AB1234567'
-        vs, tw = s[valid], two[valid]
-        body = np.concatenate(
-            [pad[vs[:, None] + np.arange(6)], chk_up[valid][:, None]], axis=1
-        )
-        rows = np.zeros((vs.size, 9), dtype=np.uint8)
-        rows[:, 0] = np.where(tw, p2[valid], p1[valid]) & 0xDF
-        rows[tw, 1] = p1[valid][tw] & 0xDF
-        rows[tw, 2:] = body[tw]
-        rows[~tw, 1:8] = body[~tw]
+        wv, tw, cv = w[valid], two[valid], chk_up[valid]
+        rows = np.zeros((wv.shape[0], 9), dtype=np.uint8)
+        rows[:, 0] = np.where(tw, wv[:, 1], wv[:, 2]) & 0xDF
+        rows[tw, 1] = wv[tw, 2] & 0xDF
+        rows[tw, 2:8] = wv[tw, 3:9]
+        rows[tw, 8] = cv[tw]
+        rows[~tw, 1:7] = wv[~tw, 3:9]
+        rows[~tw, 7] = cv[~tw]
         hits.hkid_valid.append(rows.view("S9").ravel())
 
 
@@ -200,27 +183,25 @@ def _hospital_numbers(pad: np.ndarray, starts: np.ndarray, lengths: np.ndarray, 
     s, ln = starts[sel], lengths[sel]
     if s.size == 0:
         return
-    hn = ((pad[s - 2] & 0xDF) == ord("H")) & ((pad[s - 1] & 0xDF) == ord("N"))
-    hn &= ~_is_alnum(pad[s - 3])
-    s, ln = s[hn], ln[hn]
-    if s.size == 0:
+    w = sliding_window_view(pad, 13)[s - 3]  # offsets -3 .. 9
+    hn = ((w[:, 1] & 0xDF) == ord("H")) & ((w[:, 2] & 0xDF) == ord("N")) & ~_is_alnum(w[:, 0])
+    c = w[:, 11]
+    letter_chk = _is_letter(c)
+    hn &= ((ln == 9) | ((ln == 8) & letter_chk)) & ~_is_alnum(w[:, 12])
+    if not hn.any():
         return
-    c = pad[s + 8]
-    letter_chk = ((c & 0xDF) - 65).astype(np.uint8) < 26
-    shaped = (ln == 9) | ((ln == 8) & letter_chk)
-    shaped &= ~_is_alnum(pad[s + 9])
-    s, c = s[shaped], c[shaped] & np.where(letter_chk[shaped], 0xDF, 0xFF).astype(np.uint8)
-    if s.size == 0:
-        return
-    digits = pad[s[:, None] + np.arange(8)].astype(np.int64) - 48
-    expect = _check_chars((digits @ _W) % 11)
+    w, c, letter_chk = w[hn], c[hn], letter_chk[hn]
+    c = np.where(letter_chk, c & 0xDF, c)
+    total = np.full(w.shape[0], -48 * 44, dtype=np.int32)  # 44 = 9 + 8 + … + 2
+    for k, weight in zip(range(3, 11), (9, 8, 7, 6, 5, 4, 3, 2), strict=True):
+        total += w[:, k].astype(np.int32) * weight
+    expect = _check_chars(total % 11)
     valid = expect == c
-    hits.hospital_no_invalid += int((~valid).sum())
+    hits.hospital_no_invalid += int(valid.size - np.count_nonzero(valid))
     if valid.any():
-        vs = s[valid]
-        rows = np.empty((vs.size, 11), dtype=np.uint8)
+        rows = np.empty((int(np.count_nonzero(valid)), 11), dtype=np.uint8)
         rows[:, 0], rows[:, 1] = ord("H"), ord("N")
-        rows[:, 2:10] = pad[vs[:, None] + np.arange(8)]
+        rows[:, 2:10] = w[valid, 3:11]
         rows[:, 10] = c[valid]
         hits.hospital_no_valid.append(rows.view("S11").ravel())
 
