@@ -225,7 +225,7 @@ class EventStore:
     def count(self) -> int:
         con = self.connect()
         try:
-            row = con.sql("SELECT count(*) FROM events").fetchone()
+            row = con.execute("SELECT count(*) FROM events").fetchone()
             return int(row[0]) if row else 0
         finally:
             con.close()
