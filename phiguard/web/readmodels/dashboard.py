@@ -48,7 +48,10 @@ def compute(app: App, *, days: int = 14) -> Dashboard:
     for a in rows:
         day = a.first_ts.astimezone(HKT).date()
         latest = day if latest is None or day > latest else latest
-    if latest is not None and latest > today:  # a replayed story in the future of the clock
+    window_start = today - timedelta(days=days - 1)
+    if latest is not None and not window_start <= latest <= today:
+        # nothing in the recent window (or a replayed story ahead of the clock): show the
+        # fortnight that ends with the latest alert rather than an empty chart
         d.days = [(latest - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
         index = {day: i for i, day in enumerate(d.days)}
     for a in rows:
