@@ -30,7 +30,15 @@ from phiguard.errors import Conflict, UsageError
 from phiguard.incidents import notify, wording
 from phiguard.incidents.cases import affected_count, fields_exposed, get, log
 from phiguard.incidents.models import Delivery, Notice
-from phiguard.incidents.pdf import LATIN, LATIN_BOLD, draw, register_cjk, width, wrap
+from phiguard.incidents.pdf import (
+    LATIN,
+    LATIN_BOLD,
+    binary_streams,
+    draw,
+    register_cjk,
+    width,
+    wrap,
+)
 from phiguard.incidents.settings import IncidentSettings
 from phiguard.incidents.transports import MailHouseExport, Message
 from phiguard.incidents.verification import CodeBook
@@ -239,7 +247,7 @@ def write_letters(
     mail = MailHouseExport(tmp_csv)
     deliveries = []
     try:
-        with _private(tmp_pdf) as fh:
+        with _private(tmp_pdf) as fh, binary_streams():
             c = canvas.Canvas(fh, pagesize=A4, pageCompression=1)
             c.setTitle(f"Letters {incident_id}")
             c.setAuthor(cfg.hospital_name)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phiguard.audit.tags import Tag
@@ -321,18 +321,13 @@ def _reconcile(
         out.reconciled += len(pending)
 
 
-def _recipients(app: App, s: Session, channel: str, notices: list[Notice]) -> dict[str, str]:
-    if channel != "sms":
-        return {n.patient_id: n.patient_id for n in notices}
-    tokens = dict(
-        s.execute(
-            select(Patient.patient_id, Patient.pii).where(
-                Patient.patient_id.in_([n.patient_id for n in notices])
-            )
-        ).all()
-    )
+def _phones(app: App, conn: Any, patient_ids: list[str]) -> dict[str, str]:
+    """Mobile numbers for one batch, decrypted in memory for the gateway and dropped after."""
+    tokens = conn.execute(
+        select(Patient.patient_id, Patient.pii).where(Patient.patient_id.in_(patient_ids))
+    ).all()
     decrypt = app.cipher.decrypt_json
-    return {pid: decrypt(tok, PII).get("phone") or "" for pid, tok in tokens.items()}
+    return {pid: decrypt(tok, PII).get("phone") or "" for pid, tok in tokens}
 
 
 def dispatch(
@@ -405,6 +400,32 @@ def dispatch(
     return out
 
 
+_N = Notice.__table__
+_D = Delivery.__table__
+_SET_NOTICE = (
+    update(_N)
+    .where(_N.c.id == bindparam("nid"))
+    .values(
+        state=bindparam("st"),
+        step=bindparam("sp"),
+        channel=bindparam("ch"),
+        attempts=bindparam("at"),
+        plan=bindparam("pl"),
+        updated_at=bindparam("b_ts"),
+    )
+)
+_SET_DELIVERY = (
+    update(_D)
+    .where(_D.c.message_id == bindparam("mid"))
+    .values(
+        state=bindparam("st"),
+        updated_at=bindparam("b_ts"),
+        transport_ref=bindparam("ref"),
+        error=bindparam("err"),
+    )
+)
+
+
 def _dispatch_channel(
     app: App,
     campaign_id: int,
@@ -415,72 +436,117 @@ def _dispatch_channel(
     cfg: IncidentSettings,
     out: DispatchResult,
 ) -> None:
-    # One session, several commits: the attempts of a batch are durable as "sending" before
-    # anything leaves (see _reconcile), and their results are committed right after.
-    with Session(app.engine, expire_on_commit=False) as s:
+    # Core statements on one connection, several commits: a batch's attempts are durable as
+    # "sending" before anything leaves (see _reconcile), their results right after. This is
+    # the hot path of a 56,000-notice campaign, so it avoids ORM object bookkeeping.
+    with app.engine.connect() as conn:
         while True:
             now = app.clock.now()
-            batch = list(
-                s.scalars(
-                    select(Notice)
-                    .where(
-                        Notice.campaign_id == campaign_id,
-                        Notice.channel == channel,
-                        Notice.state == "queued",
-                    )
-                    .order_by(Notice.id)
-                    .limit(cfg.dispatch_batch)
+            batch = conn.execute(
+                select(
+                    _N.c.id,
+                    _N.c.ref,
+                    _N.c.patient_id,
+                    _N.c.plan,
+                    _N.c.step,
+                    _N.c.attempts,
+                    _N.c.code_nonce,
                 )
-            )
+                .where(
+                    _N.c.campaign_id == campaign_id, _N.c.channel == channel, _N.c.state == "queued"
+                )
+                .order_by(_N.c.id)
+                .limit(cfg.dispatch_batch)
+            ).all()
             if not batch:
                 return
-            to = _recipients(app, s, channel, batch)
-            deliveries = []
-            for n in batch:
-                d = Delivery(
-                    notice_id=n.id,
-                    channel=channel,
-                    attempt=n.attempts + 1,
-                    message_id=f"{n.ref}:{channel}:{n.step}.{n.attempts + 1}",
-                    state="sending",
-                    ts=now,
-                    updated_at=now,
-                )
-                n.state, n.updated_at = "sending", now
-                deliveries.append(d)
-            s.add_all(deliveries)
-            s.commit()
-            results: list[tuple[Notice, Delivery, SendResult]] = []
+            phones = _phones(app, conn, [r.patient_id for r in batch]) if channel == "sms" else {}
+            mids = [f"{r.ref}:{channel}:{r.step}.{r.attempts + 1}" for r in batch]
+            conn.execute(
+                insert(_D),
+                [
+                    {
+                        "notice_id": r.id,
+                        "channel": channel,
+                        "attempt": r.attempts + 1,
+                        "message_id": mid,
+                        "state": "sending",
+                        "ts": now,
+                        "updated_at": now,
+                        "transport_ref": "",
+                        "error": "",
+                    }
+                    for r, mid in zip(batch, mids, strict=True)
+                ],
+            )
+            conn.execute(
+                update(_N)
+                .where(_N.c.id.in_([r.id for r in batch]))
+                .values(state="sending", updated_at=now)
+            )
+            conn.commit()
+            results: list[SendResult] = []
             down: TransportUnavailable | None = None
-            for n, d in zip(batch, deliveries, strict=True):
-                code = book.code(n.code_nonce)
+            for r, mid in zip(batch, mids, strict=True):
+                code = book.code(r.code_nonce)
                 if channel == "app":
-                    title, body = renderer.app(code=code, ref=n.ref)
-                    msg = Message(d.message_id, "app", n.patient_id, body, subject=title)
+                    title, body = renderer.app(code=code, ref=r.ref)
+                    msg = Message(mid, "app", r.patient_id, body, subject=title)
+                elif not phones.get(r.patient_id):
+                    results.append(SendResult(mid, "failed", error="no mobile number"))
+                    continue
                 else:
-                    if not to.get(n.patient_id):
-                        results.append(
-                            (n, d, SendResult(d.message_id, "failed", error="no mobile number"))
-                        )
-                        continue
                     msg = Message(
-                        d.message_id, "sms", to[n.patient_id], renderer.sms(code=code, ref=n.ref)
+                        mid, "sms", phones[r.patient_id], renderer.sms(code=code, ref=r.ref)
                     )
                 try:
-                    results.append((n, d, transport.send(msg)))
+                    results.append(transport.send(msg))
                 except TransportUnavailable as exc:
                     down = exc
                     break
-            _apply(s, results, cfg.max_attempts, app.clock.now(), out)
+            now = app.clock.now()
+            notice_rows, delivery_rows = [], []
+            for r, res in zip(batch, results, strict=False):
+                ok = res.state in ("sent", "delivered")
+                attempts = r.attempts + (0 if ok else 1)
+                st, step, ch, att = next_state(
+                    r.plan, r.step, channel, attempts, res.state, cfg.max_attempts
+                )
+                plan = r.plan
+                if ch != channel:
+                    out.fell_back[f"{channel}->{ch}"] += 1
+                    if ch not in plan.split(","):
+                        plan = f"{plan},{ch}"
+                (out.sent if ok else out.failed_attempts)[channel] += 1
+                notice_rows.append(
+                    {"nid": r.id, "st": st, "sp": step, "ch": ch, "at": att, "pl": plan, "b_ts": now}
+                )
+                delivery_rows.append(
+                    {
+                        "mid": res.message_id,
+                        "st": res.state,
+                        "b_ts": now,
+                        "ref": res.transport_ref[:200],
+                        "err": res.error[:500],
+                    }
+                )
+            if notice_rows:
+                conn.execute(_SET_NOTICE, notice_rows)
+                conn.execute(_SET_DELIVERY, delivery_rows)
             if down is not None:
                 # The message in flight stays "sending" (the gateway may have it: the next run
-                # asks); the ones after it never left and go back to the queue.
-                for n, d in list(zip(batch, deliveries, strict=True))[len(results) + 1 :]:
-                    s.delete(d)
-                    n.state = "queued"
-                s.commit()
+                # asks); the ones after it never left: their attempts go, the notices requeue.
+                rest = list(zip(batch, mids, strict=True))[len(results) + 1 :]
+                if rest:
+                    conn.execute(delete(_D).where(_D.c.message_id.in_([m for _, m in rest])))
+                    conn.execute(
+                        update(_N)
+                        .where(_N.c.id.in_([r.id for r, _ in rest]))
+                        .values(state="queued")
+                    )
+                conn.commit()
                 raise down
-            s.commit()
+            conn.commit()
 
 
 # -- receipts, status, transports ---------------------------------------------------------

@@ -19,6 +19,7 @@ cannot do is print a code that the hospital's official page confirms. Design:
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ CODE_CHARS = 12
 _DERIVE_LABEL = b"phiguard:incidents:notice-code:v1"
 _HASH_KIND = "notice-code"
 _DUMMY = "2" * CODE_CHARS
+_TO_ALPHABET = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
 
 
 def normalise(text: str) -> str | None:
@@ -65,12 +67,10 @@ class CodeBook:
         return secrets.token_bytes(16)
 
     def code(self, nonce: bytes) -> str:
-        n = int.from_bytes(hmac.digest(self._derive, nonce, "sha256")[:8], "big") >> 4  # 60 bits
-        chars = []
-        for _ in range(CODE_CHARS):
-            n, r = divmod(n, 32)
-            chars.append(ALPHABET[r])
-        return pretty("".join(chars))
+        # 60 bits of the HMAC as 12 base-32 symbols, mapped onto the unambiguous alphabet
+        raw = base64.b32encode(hmac.digest(self._derive, nonce, "sha256")[:8])[:CODE_CHARS]
+        text = raw.decode("ascii").translate(_TO_ALPHABET)
+        return f"{text[0:4]}-{text[4:8]}-{text[8:12]}"
 
     def hash(self, code: str) -> bytes:
         raw = normalise(code)
