@@ -38,10 +38,41 @@ from phiguard.identifiers import HospitalNumberFormat, hkid_check_char  # noqa: 
 from phiguard.leaks.fastscan import scan_chunks  # noqa: E402
 
 PREFIXES = "ACDEGHKMPRVYZ"
-GIVEN = ["Tai", "Man", "Siu", "Ming", "Ka", "Yan", "Wing", "Sze", "Chi", "Keung", "Mei", "Ling",
-         "Kwok", "Wai", "Hoi", "Yee", "Chun", "Kit", "Pui", "Shan", "Hung", "Fai", "Lok", "Tung"]
-PROCS = ["Laparoscopic cholecystectomy", "Total knee replacement", "Appendicectomy",
-         "Cataract extraction", "Inguinal hernia repair", "Hysterectomy", "Colonoscopy"]
+GIVEN = [
+    "Tai",
+    "Man",
+    "Siu",
+    "Ming",
+    "Ka",
+    "Yan",
+    "Wing",
+    "Sze",
+    "Chi",
+    "Keung",
+    "Mei",
+    "Ling",
+    "Kwok",
+    "Wai",
+    "Hoi",
+    "Yee",
+    "Chun",
+    "Kit",
+    "Pui",
+    "Shan",
+    "Hung",
+    "Fai",
+    "Lok",
+    "Tung",
+]
+PROCS = [
+    "Laparoscopic cholecystectomy",
+    "Total knee replacement",
+    "Appendicectomy",
+    "Cataract extraction",
+    "Inguinal hernia repair",
+    "Hysterectomy",
+    "Colonoscopy",
+]
 HKID_RE = r"[A-Z]{1,2}[0-9]{6}\(?[0-9A]\)?"
 
 
@@ -93,8 +124,10 @@ def make_dump(path: Path, mb: int, seed: int = 1) -> dict[str, int]:
                 h = (f"{p}{d}({c})", f"{p}{d}{c}", f"{p}{d} {c}", f"{p}{d}({c})".lower())[style]
                 serial = int(rng.integers(10**8))
                 n_hn += 1
-                lines.append(f"CHAN {GIVEN[rng.integers(24)]} {GIVEN[rng.integers(24)]},"
-                             f"{'MF'[rng.integers(2)]},{h},{hn.make(serial)},{PROCS[rng.integers(7)]}\n")
+                lines.append(
+                    f"CHAN {GIVEN[rng.integers(24)]} {GIVEN[rng.integers(24)]},"
+                    f"{'MF'[rng.integers(2)]},{h},{hn.make(serial)},{PROCS[rng.integers(7)]}\n"
+                )
             block = "".join(lines)
             f.write(block)
             written += len(block)
@@ -121,15 +154,25 @@ def presidio_rate(path: Path, sample_bytes: int) -> tuple[float | None, str]:
             except Exception:
                 return False
 
-    rec = HkidRecognizer(supported_entity="HK_ID", patterns=[
-        Pattern("hkid", r"\b[A-Za-z]{1,2}[0-9]{6}\s?[(\[]?[0-9Aa][)\]]?", 0.5)])
-    hn = PatternRecognizer(supported_entity="HK_HN", patterns=[
-        Pattern("hn", r"\bHN[0-9]{8}[0-9A-Z]\b", 0.5)])
+    rec = HkidRecognizer(
+        supported_entity="HK_ID",
+        patterns=[Pattern("hkid", r"\b[A-Za-z]{1,2}[0-9]{6}\s?[(\[]?[0-9Aa][)\]]?", 0.5)],
+    )
+    hn = PatternRecognizer(
+        supported_entity="HK_HN", patterns=[Pattern("hn", r"\bHN[0-9]{8}[0-9A-Z]\b", 0.5)]
+    )
     with path.open("rb") as f:
         text = f.read(sample_bytes).decode("utf-8", errors="ignore")
-    cpu, _, found = median_cpu(lambda: rec.analyze(text, entities=["HK_ID"], nlp_artifacts=None)
-                               + hn.analyze(text, entities=["HK_HN"], nlp_artifacts=None), 1)
-    return len(text.encode()) / cpu / 1e6, f"{len(found):,} results on a {sample_bytes >> 20} MiB sample"
+    cpu, _, found = median_cpu(
+        lambda: (
+            rec.analyze(text, entities=["HK_ID"], nlp_artifacts=None)
+            + hn.analyze(text, entities=["HK_HN"], nlp_artifacts=None)
+        ),
+        1,
+    )
+    return len(
+        text.encode()
+    ) / cpu / 1e6, f"{len(found):,} results on a {sample_bytes >> 20} MiB sample"
 
 
 def ripgrep_rate(path: Path, repeats: int) -> tuple[float | None, str]:
@@ -137,8 +180,11 @@ def ripgrep_rate(path: Path, repeats: int) -> tuple[float | None, str]:
     if rg is None:
         return None, "ripgrep absent (apt-get install ripgrep): anchor skipped"
     cmd = [rg, "--no-config", "-c", "-j1", "-o", "-i", HKID_RE, str(path)]
-    cpu, _, out = median_cpu(lambda: subprocess.run(cmd, capture_output=True, text=True, check=False),
-                             repeats, children=True)
+    cpu, _, out = median_cpu(
+        lambda: subprocess.run(cmd, capture_output=True, text=True, check=False),
+        repeats,
+        children=True,
+    )
     return path.stat().st_size / cpu / 1e6, f"{out.stdout.strip()} matching lines, no validation"
 
 
@@ -152,9 +198,17 @@ def bench_extract(tmp: Path, mb: int, repeats: int) -> dict[str, Any]:
     ours_rate = size / cpu / 1e6
     p_rate, p_note = presidio_rate(path, min(size, 2 << 20))
     r_rate, r_note = ripgrep_rate(path, repeats)
-    return {"bytes": size, "ours_mb_s": ours_rate, "ours_s": dt, "ours_cpu": cpu, "truth": truth,
-            "presidio_mb_s": p_rate, "presidio_note": p_note,
-            "ripgrep_mb_s": r_rate, "ripgrep_note": r_note}
+    return {
+        "bytes": size,
+        "ours_mb_s": ours_rate,
+        "ours_s": dt,
+        "ours_cpu": cpu,
+        "truth": truth,
+        "presidio_mb_s": p_rate,
+        "presidio_note": p_note,
+        "ripgrep_mb_s": r_rate,
+        "ripgrep_note": r_note,
+    }
 
 
 # -- 2. linkage ----------------------------------------------------------------------------
@@ -171,7 +225,9 @@ def build_pmi(home: Path, n: int, seed: int = 3) -> None:
     app = App.init(Settings(home=home))
     rng = random.Random(seed)
     by_zh = surname_table()[1]
-    surnames = [sorted(r for r in rom if r.isalpha())[0] for zh, rom in by_zh.items() if len(zh) == 1]
+    surnames = [
+        sorted(r for r in rom if r.isalpha())[0] for zh, rom in by_zh.items() if len(zh) == 1
+    ]
     # HK-like skew: CHAN, WONG, LEE … much more common than the tail
     weights = [1 / (i + 1) ** 0.9 for i in range(len(surnames))]
     codes = np.random.default_rng(seed).choice(len(PREFIXES) * 10**6, size=n, replace=False)
@@ -186,14 +242,34 @@ def build_pmi(home: Path, n: int, seed: int = 3) -> None:
             year = rng.randrange(1930, 2020)
             dob = f"{year}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
             h = hn.make(i)
-            pii = {"hkid": hk, "hospital_no": h, "name_en": f"{sur} {rng.choice(GIVEN)} {rng.choice(GIVEN)}",
-                   "name_zh": None, "dob": dob, "phone": None, "address": None}
-            batch.append({"patient_id": f"P{i:07d}", "pii": enc(pii, b"patient:pii"),
-                          "hkid_bidx": dig("hkid", hk), "hospital_no_bidx": dig("hospital_no", h),
-                          "surname_bidx": dig("surname", sur), "address_bidx": None,
-                          "sex": rng.choice("MF"), "birth_year": year, "cluster": "KEC",
-                          "has_phone": False, "has_address": False, "app_registered": False,
-                          "vip": False, "is_canary": False, "row_mac": dig("row", str(i))})
+            pii = {
+                "hkid": hk,
+                "hospital_no": h,
+                "name_en": f"{sur} {rng.choice(GIVEN)} {rng.choice(GIVEN)}",
+                "name_zh": None,
+                "dob": dob,
+                "phone": None,
+                "address": None,
+            }
+            batch.append(
+                {
+                    "patient_id": f"P{i:07d}",
+                    "pii": enc(pii, b"patient:pii"),
+                    "hkid_bidx": dig("hkid", hk),
+                    "hospital_no_bidx": dig("hospital_no", h),
+                    "surname_bidx": dig("surname", sur),
+                    "address_bidx": None,
+                    "sex": rng.choice("MF"),
+                    "birth_year": year,
+                    "cluster": "KEC",
+                    "has_phone": False,
+                    "has_address": False,
+                    "app_registered": False,
+                    "vip": False,
+                    "is_canary": False,
+                    "row_mac": dig("row", str(i)),
+                }
+            )
             if len(batch) == 50_000:
                 conn.execute(insert(Patient), batch)
                 batch = []
@@ -215,9 +291,17 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
     t = time.perf_counter()
     pmi = load_patients(app, ids)  # to write the dumps (not timed as linkage)
     build_s = time.perf_counter() - t
-    exact = [LeakRecord("x", hkid=pmi[i].hkid, hospital_no=pmi[i].hospital_no,
-                        name_en=parse_english_name(pmi[i].name_en or ""), sex=pmi[i].sex,
-                        fields={"hkid", "hospital_no", "name_en", "sex"}) for i in ids[:n_exact]]
+    exact = [
+        LeakRecord(
+            "x",
+            hkid=pmi[i].hkid,
+            hospital_no=pmi[i].hospital_no,
+            name_en=parse_english_name(pmi[i].name_en or ""),
+            sex=pmi[i].sex,
+            fields={"hkid", "hospital_no", "name_en", "sex"},
+        )
+        for i in ids[:n_exact]
+    ]
     variant = {"CHAN": "CHEN", "WONG": "WANG", "LEE": "LI", "CHEUNG": "ZHANG", "LAU": "LIU"}
     fuzzy = []
     for i in ids[n_exact:]:
@@ -227,8 +311,16 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
         if rng.random() < 0.3 and name.surname in variant:
             name = type(name)(variant[name.surname], name.given)
         masked = c.hkid[:-7] + c.hkid[-7:-4] + "___" + c.hkid[-1]
-        fuzzy.append(LeakRecord("x", hkid_masked=masked, name_en=name, sex=c.sex, dob=c.dob,
-                                fields={"hkid", "name_en", "sex", "dob"}))
+        fuzzy.append(
+            LeakRecord(
+                "x",
+                hkid_masked=masked,
+                name_en=name,
+                sex=c.sex,
+                dob=c.dob,
+                fields={"hkid", "name_en", "sex", "dob"},
+            )
+        )
     t = time.perf_counter()
     res_exact = Linker(app, fuzzy=False).link(exact)
     exact_s = time.perf_counter() - t
@@ -238,10 +330,16 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
     truth = set(ids[n_exact:])
     found = set(res_fuzzy.links)
     tp = len(found & truth)
-    return {"exact_s": exact_s, "exact_linked": len(res_exact.links), "fuzzy_s": fuzzy_s,
-            "fuzzy_tp": tp, "fuzzy_fp": len(found - truth), "fuzzy_truth": len(truth),
-            "setup_s": build_s,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "exact_s": exact_s,
+        "exact_linked": len(res_exact.links),
+        "fuzzy_s": fuzzy_s,
+        "fuzzy_tp": tp,
+        "fuzzy_fp": len(found - truth),
+        "fuzzy_truth": len(truth),
+        "setup_s": build_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 # -- 3. attribution ------------------------------------------------------------------------
@@ -260,23 +358,34 @@ def bench_attribution(tmp: Path, per_day: int, n_patients: int, leaked: int) -> 
     for d in range(7):
         pids = rng.integers(0, n_patients, per_day)
         acc = rng.integers(0, 20_000, per_day)
-        ts = np.datetime64(day0 + timedelta(days=d)) + rng.integers(0, 86_400_000_000, per_day).astype("timedelta64[us]")
+        ts = np.datetime64(day0 + timedelta(days=d)) + rng.integers(
+            0, 86_400_000_000, per_day
+        ).astype("timedelta64[us]")
         query = np.where(rng.random(per_day) < 0.3, rng.integers(0, 500_000, per_day), -1)
         cols = {
             "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
             "account_id": pa.array(np.char.add("acc-", acc.astype(str))),
-            "action": pa.array(np.array(["read", "search", "print", "export"])[rng.integers(0, 4, per_day)]),
+            "action": pa.array(
+                np.array(["read", "search", "print", "export"])[rng.integers(0, 4, per_day)]
+            ),
             "patient_id": pa.array(np.char.add("P", np.char.zfill(pids.astype(str), 7))),
-            "query_id": pa.array([None if q < 0 else f"q-{q}" for q in query.tolist()], pa.string()),
+            "query_id": pa.array(
+                [None if q < 0 else f"q-{q}" for q in query.tolist()], pa.string()
+            ),
             "outcome": pa.array(np.where(rng.random(per_day) < 0.99, "success", "denied")),
         }
         if d == 6:  # the bulk export
             n = len(export)
             extra = {
-                "ts": pa.array(np.full(n, np.datetime64(day0 + timedelta(days=6, hours=17))), pa.timestamp("us", tz="UTC")),
-                "account_id": pa.array(["vx-eng-07"] * n), "action": pa.array(["export"] * n),
+                "ts": pa.array(
+                    np.full(n, np.datetime64(day0 + timedelta(days=6, hours=17))),
+                    pa.timestamp("us", tz="UTC"),
+                ),
+                "account_id": pa.array(["vx-eng-07"] * n),
+                "action": pa.array(["export"] * n),
                 "patient_id": pa.array(np.char.add("P", np.char.zfill(export.astype(str), 7))),
-                "query_id": pa.array(["q-88812"] * n), "outcome": pa.array(["success"] * n),
+                "query_id": pa.array(["q-88812"] * n),
+                "outcome": pa.array(["success"] * n),
             }
             cols = {k: pa.concat_arrays([cols[k], extra[k]]) for k in cols}
         part = folder / f"date={(day0 + timedelta(days=d)).date()}"
@@ -285,12 +394,20 @@ def bench_attribution(tmp: Path, per_day: int, n_patients: int, leaked: int) -> 
     gen_s = time.perf_counter() - t
     leaked_ids = [f"P{i:07d}" for i in export[:leaked]]
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{folder}/date=*/*.parquet', "
-                "hive_partitioning = true)")
+    con.execute(
+        f"CREATE VIEW events AS SELECT * FROM read_parquet('{folder}/date=*/*.parquet', "
+        "hive_partitioning = true)"
+    )
     dt, ranked = median_time(lambda: _score(None, leaked_ids, con, None, None, 0.2), 3)  # type: ignore[arg-type]
     top = ranked[0]
-    return {"events": per_day * 7 + len(export), "gen_s": gen_s, "attribution_s": dt,
-            "top": top.query_id, "top_covered": top.covered, "leaked": leaked}
+    return {
+        "events": per_day * 7 + len(export),
+        "gen_s": gen_s,
+        "attribution_s": dt,
+        "top": top.query_id,
+        "top_covered": top.covered,
+        "leaked": leaked,
+    }
 
 
 def main() -> None:
@@ -311,41 +428,88 @@ def main() -> None:
     try:
         if args.only in (None, "extract"):
             r = bench_extract(tmp, args.dump_mb, args.repeats)
-            print(f"== extraction: {r['bytes'] / 1e6:.0f} MB CSV, {r['truth']['hkid_valid']:,} valid + "
-                  f"{r['truth']['hkid_invalid']:,} invalid HKIDs, {r['truth']['hospital_no']:,} hospital numbers")
+            print(
+                f"== extraction: {r['bytes'] / 1e6:.0f} MB CSV, "
+                f"{r['truth']['hkid_valid']:,} valid + {r['truth']['hkid_invalid']:,} invalid "
+                f"HKIDs, {r['truth']['hospital_no']:,} hospital numbers"
+            )
             print("rates are MB per CPU-second (per core); the machine is shared, wall time varies")
-            print(f"phiguard numpy scanner : {r['ours_mb_s']:8.1f} MB/s  (median {r['ours_cpu']:.2f} s CPU, "
-                  f"{r['ours_s']:.2f} s wall; validated, counts exact)")
+            print(
+                f"phiguard numpy scanner : {r['ours_mb_s']:8.1f} MB/s  "
+                f"(median {r['ours_cpu']:.2f} s CPU, "
+                f"{r['ours_s']:.2f} s wall; validated, counts exact)"
+            )
             if r["presidio_mb_s"]:
-                print(f"Presidio PatternRecognizer: {r['presidio_mb_s']:8.2f} MB/s  ({r['presidio_note']})  "
-                      f"ratio ours/presidio = {r['ours_mb_s'] / r['presidio_mb_s']:.0f}x")
+                print(
+                    f"Presidio PatternRecognizer: {r['presidio_mb_s']:8.2f} MB/s  "
+                    f"({r['presidio_note']})  "
+                    f"ratio ours/presidio = {r['ours_mb_s'] / r['presidio_mb_s']:.0f}x"
+                )
             else:
                 print(f"Presidio: {r['presidio_note']}")
             if r["ripgrep_mb_s"]:
-                print(f"ripgrep raw pattern    : {r['ripgrep_mb_s']:8.1f} MB/s  ({r['ripgrep_note']})  "
-                      f"ratio ours/ripgrep = {r['ours_mb_s'] / r['ripgrep_mb_s']:.2f}x")
+                print(
+                    f"ripgrep raw pattern    : {r['ripgrep_mb_s']:8.1f} MB/s  "
+                    f"({r['ripgrep_note']})  "
+                    f"ratio ours/ripgrep = {r['ours_mb_s'] / r['ripgrep_mb_s']:.2f}x"
+                )
             else:
                 print(r["ripgrep_note"])
         if args.only in (None, "link"):
             home = tmp / "home"
             t = time.perf_counter()
             build_pmi(home, args.pmi)
-            print(f"== linkage: PMI of {args.pmi:,} patients built in {time.perf_counter() - t:.0f} s")
+            print(
+                f"== linkage: PMI of {args.pmi:,} patients built in {time.perf_counter() - t:.0f} s"
+            )
             child = subprocess.run(
-                [sys.executable, "-m", "bench.bench_leaks", "--link-stage", str(home),
-                 "--pmi", str(args.pmi), "--exact", str(args.exact), "--fuzzy", str(args.fuzzy)],
-                capture_output=True, text=True, cwd=ROOT, check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bench_leaks",
+                    "--link-stage",
+                    str(home),
+                    "--pmi",
+                    str(args.pmi),
+                    "--exact",
+                    str(args.exact),
+                    "--fuzzy",
+                    str(args.fuzzy),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                check=True,
+            )
             r = json.loads(child.stdout.strip().splitlines()[-1])
-            f1 = 2 * r["fuzzy_tp"] / (2 * r["fuzzy_tp"] + r["fuzzy_fp"] + (r["fuzzy_truth"] - r["fuzzy_tp"]))
-            print(f"exact: {args.exact:,} rows linked ({r['exact_linked']:,}) in {r['exact_s']:.2f} s  (target ≤ 10 s)")
-            print(f"fuzzy: {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s, F1 {f1:.4f} "
-                  f"({r['fuzzy_fp']} wrong links)  (target ≤ 60 s)")
-            print(f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)")
+            f1 = (
+                2
+                * r["fuzzy_tp"]
+                / (2 * r["fuzzy_tp"] + r["fuzzy_fp"] + (r["fuzzy_truth"] - r["fuzzy_tp"]))
+            )
+            print(
+                f"exact: {args.exact:,} rows linked ({r['exact_linked']:,}) in {r['exact_s']:.2f} s"
+                "  (target ≤ 10 s)"
+            )
+            print(
+                f"fuzzy: {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s, F1 {f1:.4f} "
+                f"({r['fuzzy_fp']} wrong links)  (target ≤ 60 s)"
+            )
+            print(
+                f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)"
+            )
         if args.only in (None, "attribution"):
-            r = bench_attribution(tmp, args.events_per_day, args.pmi, min(args.exact, args.pmi // 2))
-            print(f"== attribution: {r['events']:,} events over 7 days (generated in {r['gen_s']:.0f} s)")
-            print(f"ranked sources for {r['leaked']:,} leaked patients in {r['attribution_s']:.2f} s "
-                  f"(median); top = {r['top']} covering {r['top_covered']:,}  (target ≤ 60 s)")
+            r = bench_attribution(
+                tmp, args.events_per_day, args.pmi, min(args.exact, args.pmi // 2)
+            )
+            print(
+                f"== attribution: {r['events']:,} events over 7 days "
+                f"(generated in {r['gen_s']:.0f} s)"
+            )
+            print(
+                f"ranked sources for {r['leaked']:,} leaked patients in {r['attribution_s']:.2f} s "
+                f"(median); top = {r['top']} covering {r['top_covered']:,}  (target ≤ 60 s)"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         os.sync()

@@ -28,7 +28,7 @@ def _actor(value: str | None) -> str:
         return "operator"
 
 
-def _ts(text: str | None, what: str):  # type: ignore[no-untyped-def]
+def _ts(text: str | None, what: str):
     if not text:
         return None
     try:
@@ -38,41 +38,63 @@ def _ts(text: str | None, what: str):  # type: ignore[no-untyped-def]
 
 
 def register(app: typer.Typer) -> None:
-    leaks = typer.Typer(help="Scan leaked files, link them to patients, name the source.",
-                        no_args_is_help=True)
-    canaries = typer.Typer(help="Canary (honey) patients planted per vendor and per export.",
-                           no_args_is_help=True)
+    leaks = typer.Typer(
+        help="Scan leaked files, link them to patients, name the source.", no_args_is_help=True
+    )
+    canaries = typer.Typer(
+        help="Canary (honey) patients planted per vendor and per export.", no_args_is_help=True
+    )
     leaks.add_typer(canaries, name="canaries")
     app.add_typer(leaks, name="leaks")
 
     @leaks.command("scan")
     def scan_cmd(
         ctx: typer.Context,
-        files: Annotated[list[Path], typer.Argument(help="Leaked files: CSV, XLSX, JSON, PDF, "
-                                                    "HTML, text, ZIP, gzip …")],
+        files: Annotated[
+            list[Path],
+            typer.Argument(help="Leaked files: CSV, XLSX, JSON, PDF, HTML, text, ZIP, gzip …"),
+        ],
         fmt: FormatOpt = "text",
-        since: Annotated[str | None, typer.Option(help="Attribution: events from this time.")] = None,
-        until: Annotated[str | None, typer.Option(help="Attribution: events up to this time.")] = None,
-        no_fuzzy: Annotated[bool, typer.Option("--no-fuzzy", help="Exact identifiers only.")] = False,
-        as_: Annotated[str | None, typer.Option("--as", help="Who is scanning (for the log).")] = None,
+        since: Annotated[
+            str | None, typer.Option(help="Attribution: events from this time.")
+        ] = None,
+        until: Annotated[
+            str | None, typer.Option(help="Attribution: events up to this time.")
+        ] = None,
+        no_fuzzy: Annotated[
+            bool, typer.Option("--no-fuzzy", help="Exact identifiers only.")
+        ] = False,
+        as_: Annotated[
+            str | None, typer.Option("--as", help="Who is scanning (for the log).")
+        ] = None,
         home: HomeOpt = None,
     ) -> None:
         """Read the files, link every leaked record to the PMI and rank the likely source."""
         from phiguard.leaks.scan import iter_summary, scan
 
         phg = open_app(ctx, home)
-        kw = dict(actor=_actor(as_), fuzzy=not no_fuzzy, since=_ts(since, "--since"),
-                  until=_ts(until, "--until"))
+        kw = dict(
+            actor=_actor(as_),
+            fuzzy=not no_fuzzy,
+            since=_ts(since, "--since"),
+            until=_ts(until, "--until"),
+        )
         if interactive() and fmt != "json":
             total = sum(f.stat().st_size for f in files if f.is_file()) or 1
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          DownloadColumn(), TimeRemainingColumn(), console=err,
-                          transient=True) as bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
                 task = bar.add_task("scanning", total=total)
-                result = scan(phg, files, progress=lambda d, t: bar.update(task, completed=d, total=t),
-                              **kw)  # type: ignore[arg-type]
+                result = scan(
+                    phg, files, progress=lambda d, t: bar.update(task, completed=d, total=t), **kw
+                )
         else:
-            result = scan(phg, files, **kw)  # type: ignore[arg-type]
+            result = scan(phg, files, **kw)
         if fmt == "json":
             print_json(result)
         else:
@@ -83,7 +105,9 @@ def register(app: typer.Typer) -> None:
                 err.print(f"phiguard: {f['path']}: {problem}", markup=False, soft_wrap=True)
 
     @leaks.command("show")
-    def show(ctx: typer.Context, scan_id: str, fmt: FormatOpt = "text", home: HomeOpt = None) -> None:
+    def show(
+        ctx: typer.Context, scan_id: str, fmt: FormatOpt = "text", home: HomeOpt = None
+    ) -> None:
         """A recorded scan: who ran it, on which files, the digest of its result."""
         from phiguard.leaks.scan import get_scan
 
@@ -93,10 +117,16 @@ def register(app: typer.Typer) -> None:
             return
         out.print(f"{rec['scan_id']} by {rec['actor']} at {rec['finished']}", markup=False)
         for f in rec["files"]:
-            out.print(f"  {f['path']} ({f['format']}, {f['records']:,} records) sha256 "
-                      f"{f.get('sha256') or '-'}", markup=False)
-        out.print(f"affected {rec['affected_count']:,}; fields {', '.join(rec['fields_exposed'])}; "
-                  f"result sha256 {rec['result_sha256']}", markup=False)
+            out.print(
+                f"  {f['path']} ({f['format']}, {f['records']:,} records) sha256 "
+                f"{f.get('sha256') or '-'}",
+                markup=False,
+            )
+        out.print(
+            f"affected {rec['affected_count']:,}; fields {', '.join(rec['fields_exposed'])}; "
+            f"result sha256 {rec['result_sha256']}",
+            markup=False,
+        )
 
     @leaks.command("list")
     def list_cmd(ctx: typer.Context, fmt: FormatOpt = "text", home: HomeOpt = None) -> None:
@@ -108,28 +138,42 @@ def register(app: typer.Typer) -> None:
             print_json(rows)
             return
         for r in rows:
-            out.print(f"{r['scan_id']}  {r['finished']}  {r['affected_count']:>8,} affected  "
-                      f"{r['actor']}", markup=False)
+            out.print(
+                f"{r['scan_id']}  {r['finished']}  {r['affected_count']:>8,} affected  "
+                f"{r['actor']}",
+                markup=False,
+            )
 
     @canaries.command("plant")
     def plant(
         ctx: typer.Context,
         vendor: Annotated[str | None, typer.Option(help="The vendor that receives them.")] = None,
         account: Annotated[str | None, typer.Option(help="The account that receives them.")] = None,
-        export: Annotated[str | None, typer.Option(help="The bulk export (query id) they go into.")] = None,
+        export: Annotated[
+            str | None, typer.Option(help="The bulk export (query id) they go into.")
+        ] = None,
         count: Annotated[int, typer.Option(help="How many canaries (1-100).")] = 1,
         label: Annotated[str, typer.Option(help="A note for investigators.")] = "",
         cluster: Annotated[str, typer.Option(help="Cluster the canaries appear in.")] = "KEC",
         fmt: FormatOpt = "text",
-        as_: Annotated[str | None, typer.Option("--as", help="Who plants them (for the log).")] = None,
+        as_: Annotated[
+            str | None, typer.Option("--as", help="Who plants them (for the log).")
+        ] = None,
         home: HomeOpt = None,
     ) -> None:
         """Create fictitious patients for one recipient; their presence in a dump names it."""
         from phiguard.leaks.canaries import plant as do_plant
 
-        planted = do_plant(open_app(ctx, home), actor=_actor(as_), vendor_id=vendor,
-                           account_id=account, query_id=export, count=count, label=label,
-                           cluster=cluster)
+        planted = do_plant(
+            open_app(ctx, home),
+            actor=_actor(as_),
+            vendor_id=vendor,
+            account_id=account,
+            query_id=export,
+            count=count,
+            label=label,
+            cluster=cluster,
+        )
         if fmt == "json":
             print_json([p.__dict__ for p in planted])
             return
@@ -147,4 +191,6 @@ def register(app: typer.Typer) -> None:
             return
         for r in rows:
             whom = r["vendor_id"] or r["account_id"] or r["query_id"]
-            out.print(f"{r['patient_id']}  -> {whom}  ({r['planted_at']}) {r['label']}", markup=False)
+            out.print(
+                f"{r['patient_id']}  -> {whom}  ({r['planted_at']}) {r['label']}", markup=False
+            )

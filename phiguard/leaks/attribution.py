@@ -85,11 +85,17 @@ def rank_sources(
     vendors: dict[str, str | None] = {}
     n = len(leaked)
     for c in canaries or []:
-        out.append({
-            "account_id": c.get("account_id"), "vendor_id": c.get("vendor_id"),
-            "query_id": c.get("query_id"), "score": 1.0, "coverage": None, "kind": "canary",
-            "evidence": c["evidence"],
-        })
+        out.append(
+            {
+                "account_id": c.get("account_id"),
+                "vendor_id": c.get("vendor_id"),
+                "query_id": c.get("query_id"),
+                "score": 1.0,
+                "coverage": None,
+                "kind": "canary",
+                "evidence": c["evidence"],
+            }
+        )
     if n:
         sources = _score(app, leaked, con, since, until, p)
         vendors = _vendors(app, {s.account_id for s in sources})
@@ -98,25 +104,35 @@ def rank_sources(
     for entry in out:
         if entry.get("vendor_id") is None and entry.get("account_id"):
             entry["vendor_id"] = vendors.get(entry["account_id"]) or _vendors(
-                app, {entry["account_id"]}).get(entry["account_id"])
+                app, {entry["account_id"]}
+            ).get(entry["account_id"])
     return out
 
 
-def _score(app: App, leaked: list[str], con: Any | None, since: datetime | None,
-           until: datetime | None, p: float) -> list[Source]:
+def _score(
+    app: App,
+    leaked: list[str],
+    con: Any | None,
+    since: datetime | None,
+    until: datetime | None,
+    p: float,
+) -> list[Source]:
     import pyarrow as pa
 
     db = _events(app, con)
     window, params = _where(since, until)
     db.register("_leaked", pa.table({"patient_id": sorted(set(leaked))}))
     try:
-        db.execute(f"""
+        db.execute(
+            f"""
             CREATE OR REPLACE TEMP TABLE _hit AS
             SELECT account_id, coalesce(nullif(query_id, ''), NULL) AS query_id, action, ts,
                    e.patient_id
             FROM events e SEMI JOIN _leaked l ON e.patient_id = l.patient_id
             WHERE outcome = 'success' AND action IN ('read', 'search', 'print', 'export')
-            {window}""", params)
+            {window}""",
+            params,
+        )
         one = 1.0 - p
         accounts = db.execute(f"""
             WITH ap AS (SELECT DISTINCT account_id, patient_id FROM _hit),
@@ -144,10 +160,15 @@ def _score(app: App, leaked: list[str], con: Any | None, since: datetime | None,
                              FROM _hit WHERE query_id IS NOT NULL GROUP BY query_id) h
                  USING (query_id)
             ORDER BY a.covered * (1 - exp(a.lg)) DESC LIMIT 200""").fetchall()
-        q_sources = [Source(r[3], r[0], int(r[1]), float(r[2]), action=r[4], first=r[5])
-                     for r in queries]
-        a_sources = [Source(r[0], None, int(r[1]), float(r[2]), first=r[3], last=r[4],
-                            queries=int(r[5] or 0)) for r in accounts]
+        q_sources = [
+            Source(r[3], r[0], int(r[1]), float(r[2]), action=r[4], first=r[5]) for r in queries
+        ]
+        a_sources = [
+            Source(
+                r[0], None, int(r[1]), float(r[2]), first=r[3], last=r[4], queries=int(r[5] or 0)
+            )
+            for r in accounts
+        ]
         _totals(db, q_sources, a_sources, window, params)
     finally:
         db.execute("DROP TABLE IF EXISTS _hit")
@@ -161,28 +182,44 @@ def _score(app: App, leaked: list[str], con: Any | None, since: datetime | None,
         if a.covered - best_query.get(a.account_id, 0) > ACCOUNT_GAIN * n:
             keep.append(a)
     # best score first; on a tie the narrower source (a query, then fewer rows) first
-    keep.sort(key=lambda s: (-round(s.score(n), 6), s.query_id is None,
-                             s.returned or 0, s.account_id, s.query_id or ""))
+    keep.sort(
+        key=lambda s: (
+            -round(s.score(n), 6),
+            s.query_id is None,
+            s.returned or 0,
+            s.account_id,
+            s.query_id or "",
+        )
+    )
     return keep
 
 
 def _totals(db: Any, qs: list[Source], accs: list[Source], window: str, params: list[Any]) -> None:
     """How many patients each top source returned in all (precision, for the evidence)."""
-    top_q = [q.query_id for q in qs[:TOP * 2]]
-    top_a = [a.account_id for a in accs[:TOP * 2]]
+    top_q = [q.query_id for q in qs[: TOP * 2]]
+    top_a = [a.account_id for a in accs[: TOP * 2]]
     if top_q:
         marks = ",".join("?" * len(top_q))
-        got = dict(db.execute(
-            f"SELECT query_id, count(DISTINCT patient_id) FROM events WHERE query_id IN ({marks}) "
-            f"AND outcome = 'success' {window} GROUP BY query_id", top_q + params).fetchall())
+        got = dict(
+            db.execute(
+                "SELECT query_id, count(DISTINCT patient_id) FROM events "
+                f"WHERE query_id IN ({marks}) "
+                f"AND outcome = 'success' {window} GROUP BY query_id",
+                top_q + params,
+            ).fetchall()
+        )
         for q in qs:
             q.returned = int(got.get(q.query_id, 0))
     if top_a:
         marks = ",".join("?" * len(top_a))
-        got = dict(db.execute(
-            f"SELECT account_id, count(DISTINCT patient_id) FROM events WHERE account_id IN ({marks}) "
-            f"AND outcome = 'success' AND patient_id <> '' {window} GROUP BY account_id",
-            top_a + params).fetchall())
+        got = dict(
+            db.execute(
+                "SELECT account_id, count(DISTINCT patient_id) FROM events "
+                f"WHERE account_id IN ({marks}) "
+                f"AND outcome = 'success' AND patient_id <> '' {window} GROUP BY account_id",
+                top_a + params,
+            ).fetchall()
+        )
         for a in accs:
             a.returned = int(got.get(a.account_id, 0))
 
@@ -191,8 +228,11 @@ def _vendors(app: App, accounts: set[str]) -> dict[str, str | None]:
     if not accounts:
         return {}
     with app.session() as s:
-        rows = s.execute(select(Account.account_id, Account.employer)
-                         .where(Account.account_id.in_(sorted(accounts)))).all()
+        rows = s.execute(
+            select(Account.account_id, Account.employer).where(
+                Account.account_id.in_(sorted(accounts))
+            )
+        ).all()
     return {a: (None if e == "HA" else e) for a, e in rows}
 
 
@@ -210,18 +250,26 @@ def _entry(s: Source, n: int, vendors: dict[str, str | None]) -> dict[str, Any]:
     coverage = s.covered / n
     if s.query_id is not None:
         what = {"export": "export", "print": "print run", "search": "search"}.get(s.action, "query")
-        evidence = (f"the {what} {s.query_id} by {s.account_id} on {_when(s.first)} returned "
-                    f"{s.covered:,} of the {n:,} leaked patients")
+        evidence = (
+            f"the {what} {s.query_id} by {s.account_id} on {_when(s.first)} returned "
+            f"{s.covered:,} of the {n:,} leaked patients"
+        )
         if s.returned:
             evidence += f" ({s.returned:,} patients in all)"
         kind = "query"
     else:
-        evidence = (f"account {s.account_id} accessed {s.covered:,} of the {n:,} leaked patients "
-                    f"between {_when(s.first)} and {_when(s.last)}"
-                    + (f" over {s.queries:,} queries" if s.queries > 1 else ""))
+        evidence = (
+            f"account {s.account_id} accessed {s.covered:,} of the {n:,} leaked patients "
+            f"between {_when(s.first)} and {_when(s.last)}"
+            + (f" over {s.queries:,} queries" if s.queries > 1 else "")
+        )
         kind = "account"
     return {
-        "account_id": s.account_id, "vendor_id": vendors.get(s.account_id),
-        "query_id": s.query_id, "score": round(s.score(n), 4), "coverage": round(coverage, 4),
-        "kind": kind, "evidence": evidence,
+        "account_id": s.account_id,
+        "vendor_id": vendors.get(s.account_id),
+        "query_id": s.query_id,
+        "score": round(s.score(n), 4),
+        "coverage": round(coverage, 4),
+        "kind": kind,
+        "evidence": evidence,
     }

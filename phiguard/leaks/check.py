@@ -63,15 +63,22 @@ def _leaks_of(app: App, patient_id: str) -> list[dict[str, Any]]:
             .where(LeakScanPatient.patient_id == patient_id)
             .order_by(LeakScan.finished)
         ).all()
-    return [{"scan_id": sid, "found_on": ts.date().isoformat(),
-             "fields": [f for f in fields.split(",") if f]} for sid, ts, fields in rows]
+    return [
+        {
+            "scan_id": sid,
+            "found_on": ts.date().isoformat(),
+            "fields": [f for f in fields.split(",") if f],
+        }
+        for sid, ts, fields in rows
+    ]
 
 
 def patient_check(app: App, patient_id: str, *, actor: str) -> dict[str, Any]:
     """For an authenticated patient: the leaks their record was found in (none → empty)."""
     found = _leaks_of(app, patient_id)
-    app.record(Tag.LEAK_CHECKED, actor=actor, subject=patient_id, affected=bool(found),
-               channel="session")
+    app.record(
+        Tag.LEAK_CHECKED, actor=actor, subject=patient_id, affected=bool(found), channel="session"
+    )
     return {"affected": bool(found), "incidents": found}
 
 
@@ -90,8 +97,9 @@ def _subject(app: App, identifier: str) -> tuple[bytes, str | None]:
     digest = app.blind.digest(kind, canonical)
     column = Patient.hkid_bidx if kind == "hkid" else Patient.hospital_no_bidx
     with app.session() as s:
-        row = s.execute(select(Patient.patient_id, Patient.is_canary, Patient.pii)
-                        .where(column == digest)).first()
+        row = s.execute(
+            select(Patient.patient_id, Patient.is_canary, Patient.pii).where(column == digest)
+        ).first()
     if row is None or row[1]:
         return digest, None
     return digest, row[0]
@@ -105,9 +113,14 @@ def request_code(app: App, identifier: str, *, sender: CodeSender) -> str:
     digest, patient_id = _subject(app, identifier)
     now = app.clock.now()
     with app.session() as s:
-        recent = s.execute(select(func.count()).select_from(LeakCheckChallenge).where(
-            LeakCheckChallenge.subject_bidx == digest,
-            LeakCheckChallenge.created > now - timedelta(hours=1))).scalar_one()
+        recent = s.execute(
+            select(func.count())
+            .select_from(LeakCheckChallenge)
+            .where(
+                LeakCheckChallenge.subject_bidx == digest,
+                LeakCheckChallenge.created > now - timedelta(hours=1),
+            )
+        ).scalar_one()
         if recent >= MAX_REQUESTS_PER_HOUR:
             raise PermissionDenied("too many requests for this identifier; try again in an hour")
         challenge_id = secrets.token_urlsafe(24)
@@ -117,14 +130,24 @@ def request_code(app: App, identifier: str, *, sender: CodeSender) -> str:
             p = s.get(Patient, patient_id)
             if p is not None and p.has_phone:
                 phone = app.cipher.decrypt_json(p.pii, b"patient:pii").get("phone")
-        s.add(LeakCheckChallenge(
-            challenge_id=challenge_id, subject_bidx=digest,
-            patient_id=patient_id if phone else None,
-            code_mac=_code_mac(app, challenge_id, code), created=now,
-            expires=now + timedelta(minutes=CODE_MINUTES), attempts=0, used=False))
+        s.add(
+            LeakCheckChallenge(
+                challenge_id=challenge_id,
+                subject_bidx=digest,
+                patient_id=patient_id if phone else None,
+                code_mac=_code_mac(app, challenge_id, code),
+                created=now,
+                expires=now + timedelta(minutes=CODE_MINUTES),
+                attempts=0,
+                used=False,
+            )
+        )
     if phone:
-        sender.send_code(phone, f"Hospital Authority: your one-time code is {code}. It expires in "
-                                f"{CODE_MINUTES} minutes. We never ask for your HKID by SMS.")
+        sender.send_code(
+            phone,
+            f"Hospital Authority: your one-time code is {code}. It expires in "
+            f"{CODE_MINUTES} minutes. We never ask for your HKID by SMS.",
+        )
         app.record(Tag.LEAK_CHECK_CODE_SENT, actor="patient-check", subject=patient_id or "")
     return challenge_id
 
@@ -149,6 +172,11 @@ def answer_with_code(app: App, challenge_id: str, code: str) -> dict[str, Any]:
     if not ok or patient_id is None:
         raise wrong
     found = _leaks_of(app, patient_id)
-    app.record(Tag.LEAK_CHECKED, actor=f"patient:{patient_id}", subject=patient_id,
-               affected=bool(found), channel="one-time-code")
+    app.record(
+        Tag.LEAK_CHECKED,
+        actor=f"patient:{patient_id}",
+        subject=patient_id,
+        affected=bool(found),
+        channel="one-time-code",
+    )
     return {"affected": bool(found), "incidents": found}

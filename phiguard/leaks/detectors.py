@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 from phiguard.errors import InputError
@@ -155,12 +156,22 @@ SEX_TEXT = re.compile(
     re.IGNORECASE,
 )
 ZH_NAME_TEXT = re.compile(r"(?<![\u4e00-\u9fff])([\u4e00-\u9fff]{2,4})(?![\u4e00-\u9fff])")
-_EN_TOKEN = r"[A-Z][A-Za-z']*(?:-[A-Za-z]+)?"
-EN_NAME_TEXT = re.compile(rf"(?<![A-Za-z])({_EN_TOKEN}(?:,?\s{_EN_TOKEN}){{1,3}})(?![A-Za-z])")
+_EN_WORD = r"[A-Z][A-Za-z']*(?:-[A-Za-z]+)?"
+EN_NAME_TEXT = re.compile(rf"(?<![A-Za-z])({_EN_WORD}(?:,?\s{_EN_WORD}){{1,3}})(?![A-Za-z])")
 _SEX_WORDS = {
-    "m": "M", "male": "M", "man": "M", "男": "M", "男性": "M",
-    "f": "F", "female": "F", "woman": "F", "女": "F", "女性": "F",
-    "u": "U", "unknown": "U", "不詳": "U",
+    "m": "M",
+    "male": "M",
+    "man": "M",
+    "男": "M",
+    "男性": "M",
+    "f": "F",
+    "female": "F",
+    "woman": "F",
+    "女": "F",
+    "女性": "F",
+    "u": "U",
+    "unknown": "U",
+    "不詳": "U",
 }
 
 
@@ -337,8 +348,14 @@ class LeakRecord:
     def personal(self) -> bool:
         """Carries something that identifies a person (not only a sex or a procedure)."""
         return bool(
-            self.hkid or self.hkid_invalid or self.hkid_masked or self.hospital_no
-            or self.hospital_no_invalid or self.name_en or self.name_zh or self.phone
+            self.hkid
+            or self.hkid_invalid
+            or self.hkid_masked
+            or self.hospital_no
+            or self.hospital_no_invalid
+            or self.name_en
+            or self.name_zh
+            or self.phone
         )
 
 
@@ -347,8 +364,10 @@ class Detector:
 
     def __init__(self, hn: HospitalNumberFormat) -> None:
         self.hn = hn
-        self._hn_rx = HN_TEXT if hn.pattern == r"HN\d{8}[0-9A-Z]" else re.compile(
-            rf"(?<![A-Za-z0-9]){hn.pattern}(?![A-Za-z0-9])", re.IGNORECASE
+        self._hn_rx = (
+            HN_TEXT
+            if hn.pattern == r"HN\d{8}[0-9A-Z]"
+            else re.compile(rf"(?<![A-Za-z0-9]){hn.pattern}(?![A-Za-z0-9])", re.IGNORECASE)
         )
 
     def kind(self, text: str) -> str | None:
@@ -452,11 +471,9 @@ class Detector:
             # at a separator in the gap if there is one, else on the side the names are on
             names_first = _has_name(text[: ids[0][0]])
             cuts = [0]
-            for (_, end, _, _), (start, _, _, _) in zip(ids, ids[1:], strict=False):
-                sep = None
-                for sep in _SEPARATOR.finditer(text, end, start):
-                    pass
-                cuts.append(sep.end() if sep else end if names_first else start)
+            for (_, end, _, _), (start, _, _, _) in pairwise(ids):
+                seps = list(_SEPARATOR.finditer(text, end, start))
+                cuts.append(seps[-1].end() if seps else end if names_first else start)
             cuts.append(len(text))
             out = []
             for i, ident in enumerate(ids):
@@ -520,8 +537,9 @@ class Detector:
             rec.procedure = proc
             rec.fields.add("procedure")
         # in prose a phone number or a date alone is not a patient record (an ad, a pizza order)
-        anchored = rec.personal and (rec.name_en or rec.name_zh or "hkid" in rec.fields
-                                     or "hospital_no" in rec.fields)
+        anchored = rec.personal and (
+            rec.name_en or rec.name_zh or "hkid" in rec.fields or "hospital_no" in rec.fields
+        )
         return [rec] if anchored else []
 
 

@@ -103,63 +103,119 @@ def _null(sql: str) -> dict[str, Any]:
     return {"sql_condition": sql, "label_for_charts": "null", "is_null_level": True}
 
 
-def _comparisons() -> list[dict[str, Any]]:
+def _comparisons() -> list[Any]:
     hk_compat = '("hkid_l" LIKE "hkid_r" OR "hkid_r" LIKE "hkid_l")'
     known = 'least("hkid_known_l", "hkid_known_r")'
     return [
-        {"output_column_name": "hkid", "comparison_levels": [
-            _null('"hkid_l" IS NULL OR "hkid_r" IS NULL'),
-            _lvl(f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.96, 1e-6),
-            _lvl(f"{hk_compat} AND {known} >= 2", "masked HKID fits, 2-3 digits shown", 0.96, 1e-4),
-            _lvl(hk_compat, "masked HKID fits, letters/check only", 0.96, 1e-2),
-            _lvl("ELSE", "masked HKID does not fit", 0.04, 0.99),
-        ]},
-        {"output_column_name": "name_en", "comparison_levels": [
-            _null('"given_l" IS NULL OR "given_r" IS NULL'),
-            _lvl('"surname_l" = "surname_r" AND "given_l" = "given_r"', "exact", 0.80, 4e-5),
-            _lvl('"given_l" = "given_r"', "surname variant, same given name", 0.08, 1e-5),
-            _lvl('"anagram_l" = "anagram_r"', "same letters, other order", 0.04, 1e-5),
-            _lvl('jaro_winkler_similarity("given_l", "given_r") >= 0.9', "given ~0.9", 0.05, 1e-4),
-            _lvl('jaro_winkler_similarity("given_l", "given_r") >= 0.75', "given ~0.75", 0.02, 6e-4),
-            _lvl("ELSE", "same surname group, other given name", 0.01, 0.03),
-        ]},
-        {"output_column_name": "name_zh", "comparison_levels": [
-            _null('"name_zh_l" IS NULL OR "name_zh_r" IS NULL'),
-            _lvl('"name_zh_l" = "name_zh_r"', "exact", 0.90, 5e-5),
-            _lvl('levenshtein("name_zh_l", "name_zh_r") <= 1', "one character differs", 0.07, 2e-3),
-            _lvl("ELSE", "different", 0.03, 0.998),
-        ]},
-        {"output_column_name": "sex", "comparison_levels": [
-            _null('"sex_l" IS NULL OR "sex_r" IS NULL'),
-            _lvl('"sex_l" = "sex_r"', "same", 0.98, 0.5),
-            _lvl("ELSE", "different", 0.02, 0.5),
-        ]},
-        {"output_column_name": "dob", "comparison_levels": [
-            _null('"dob_l" IS NULL OR "dob_r" IS NULL'),
-            _lvl('"dob_l" = "dob_r"', "exact", 0.88, 3e-5),
-            _lvl('substr("dob_l",1,4) = substr("dob_r",1,4) AND substr("dob_l",6,2) = substr("dob_r",9,2) '
-                 'AND substr("dob_l",9,2) = substr("dob_r",6,2)', "day and month swapped", 0.02, 3e-5),
-            _lvl('levenshtein("dob_l", "dob_r") <= 1', "one digit differs", 0.05, 6e-4),
-            _lvl('substr("dob_l",1,4) = substr("dob_r",1,4)', "same year", 0.02, 0.011),
-            _lvl("ELSE", "different", 0.03, 0.988),
-        ]},
-        {"output_column_name": "phone", "comparison_levels": [
-            _null('"phone_l" IS NULL OR "phone_r" IS NULL'),
-            _lvl('"phone_l" = "phone_r"', "exact", 0.70, 1e-6),
-            _lvl("ELSE", "different", 0.30, 1.0),
-        ]},
+        {
+            "output_column_name": "hkid",
+            "comparison_levels": [
+                _null('"hkid_l" IS NULL OR "hkid_r" IS NULL'),
+                _lvl(
+                    f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.96, 1e-6
+                ),
+                _lvl(
+                    f"{hk_compat} AND {known} >= 2",
+                    "masked HKID fits, 2-3 digits shown",
+                    0.96,
+                    1e-4,
+                ),
+                _lvl(hk_compat, "masked HKID fits, letters/check only", 0.96, 1e-2),
+                _lvl("ELSE", "masked HKID does not fit", 0.04, 0.99),
+            ],
+        },
+        {
+            "output_column_name": "name_en",
+            "comparison_levels": [
+                _null('"given_l" IS NULL OR "given_r" IS NULL'),
+                _lvl('"surname_l" = "surname_r" AND "given_l" = "given_r"', "exact", 0.80, 4e-5),
+                _lvl('"given_l" = "given_r"', "surname variant, same given name", 0.08, 1e-5),
+                _lvl('"anagram_l" = "anagram_r"', "same letters, other order", 0.04, 1e-5),
+                _lvl(
+                    'jaro_winkler_similarity("given_l", "given_r") >= 0.9', "given ~0.9", 0.05, 1e-4
+                ),
+                _lvl(
+                    'jaro_winkler_similarity("given_l", "given_r") >= 0.75',
+                    "given ~0.75",
+                    0.02,
+                    6e-4,
+                ),
+                _lvl("ELSE", "same surname group, other given name", 0.01, 0.03),
+            ],
+        },
+        {
+            "output_column_name": "name_zh",
+            "comparison_levels": [
+                _null('"name_zh_l" IS NULL OR "name_zh_r" IS NULL'),
+                _lvl('"name_zh_l" = "name_zh_r"', "exact", 0.90, 5e-5),
+                _lvl(
+                    'levenshtein("name_zh_l", "name_zh_r") <= 1',
+                    "one character differs",
+                    0.07,
+                    2e-3,
+                ),
+                _lvl("ELSE", "different", 0.03, 0.998),
+            ],
+        },
+        {
+            "output_column_name": "sex",
+            "comparison_levels": [
+                _null('"sex_l" IS NULL OR "sex_r" IS NULL'),
+                _lvl('"sex_l" = "sex_r"', "same", 0.98, 0.5),
+                _lvl("ELSE", "different", 0.02, 0.5),
+            ],
+        },
+        {
+            "output_column_name": "dob",
+            "comparison_levels": [
+                _null('"dob_l" IS NULL OR "dob_r" IS NULL'),
+                _lvl('"dob_l" = "dob_r"', "exact", 0.88, 3e-5),
+                _lvl(
+                    'substr("dob_l",1,4) = substr("dob_r",1,4) '
+                    'AND substr("dob_l",6,2) = substr("dob_r",9,2) '
+                    'AND substr("dob_l",9,2) = substr("dob_r",6,2)',
+                    "day and month swapped",
+                    0.02,
+                    3e-5,
+                ),
+                _lvl('levenshtein("dob_l", "dob_r") <= 1', "one digit differs", 0.05, 6e-4),
+                _lvl('substr("dob_l",1,4) = substr("dob_r",1,4)', "same year", 0.02, 0.011),
+                _lvl("ELSE", "different", 0.03, 0.988),
+            ],
+        },
+        {
+            "output_column_name": "phone",
+            "comparison_levels": [
+                _null('"phone_l" IS NULL OR "phone_r" IS NULL'),
+                _lvl('"phone_l" = "phone_r"', "exact", 0.70, 1e-6),
+                _lvl("ELSE", "different", 0.30, 1.0),
+            ],
+        },
     ]
 
 
 _BLOCKING = [
-    'l.root = r.root AND l.sex = r.sex AND l.birth_year = r.birth_year',
-    'l.root = r.root AND l.dob = r.dob',
-    'l.root = r.root AND l.hkid_pc = r.hkid_pc',
-    'l.root = r.root AND l.given = r.given',
-    'l.root = r.root AND l.name_zh = r.name_zh',
+    "l.root = r.root AND l.sex = r.sex AND l.birth_year = r.birth_year",
+    "l.root = r.root AND l.dob = r.dob",
+    "l.root = r.root AND l.hkid_pc = r.hkid_pc",
+    "l.root = r.root AND l.given = r.given",
+    "l.root = r.root AND l.name_zh = r.name_zh",
 ]
-_FIELDS = ("uid", "root", "hkid", "hkid_known", "hkid_pc", "surname", "given", "anagram",
-           "name_zh", "sex", "birth_year", "dob", "phone")
+_FIELDS = (
+    "uid",
+    "root",
+    "hkid",
+    "hkid_known",
+    "hkid_pc",
+    "surname",
+    "given",
+    "anagram",
+    "name_zh",
+    "sex",
+    "birth_year",
+    "dob",
+    "phone",
+)
 
 
 def _hkid_fields(pattern: str | None) -> tuple[str | None, int, str | None]:
@@ -181,12 +237,16 @@ def _record_rows(records: list[LeakRecord]) -> list[dict[str, Any]]:
         hk, known, pc = _hkid_fields(pattern)
         name = rec.name_en
         base = {
-            "hkid": hk, "hkid_known": known, "hkid_pc": pc,
+            "hkid": hk,
+            "hkid_known": known,
+            "hkid_pc": pc,
             "surname": name.surname if name else None,
             "given": (name.given or None) if name else None,
             "anagram": name.token_key if name else None,
-            "name_zh": rec.name_zh, "sex": rec.sex if rec.sex in {"M", "F"} else None,
-            "birth_year": int(rec.dob[:4]) if rec.dob else None, "dob": rec.dob,
+            "name_zh": rec.name_zh,
+            "sex": rec.sex if rec.sex in {"M", "F"} else None,
+            "birth_year": int(rec.dob[:4]) if rec.dob else None,
+            "dob": rec.dob,
             "phone": rec.phone,
         }
         for root in _roots_of_record(rec):
@@ -206,13 +266,16 @@ def _candidate_rows(cands: list[Candidate]) -> list[dict[str, Any]]:
             head = c.name_zh[:2] if c.name_zh[:2] in by_zh else c.name_zh[:1]
             roots |= surname_roots(head)
         base = {
-            "hkid": c.hkid, "hkid_known": 9 if c.hkid else 0,
+            "hkid": c.hkid,
+            "hkid_known": 9 if c.hkid else 0,
             "hkid_pc": (c.hkid[:-7] + c.hkid[-1]) if c.hkid else None,
             "surname": name.surname if name else None,
             "given": (name.given or None) if name else None,
             "anagram": name.token_key if name else None,
-            "name_zh": c.name_zh, "sex": c.sex if c.sex in {"M", "F"} else None,
-            "birth_year": c.birth_year, "dob": c.dob,
+            "name_zh": c.name_zh,
+            "sex": c.sex if c.sex in {"M", "F"} else None,
+            "birth_year": c.birth_year,
+            "dob": c.dob,
             "phone": "".join(ch for ch in c.phone if ch.isdigit())[-8:] if c.phone else None,
         }
         for root in roots:
@@ -220,7 +283,9 @@ def _candidate_rows(cands: list[Candidate]) -> list[dict[str, Any]]:
     return rows
 
 
-def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: int) -> list[dict[str, Any]]:
+def score_pairs(
+    left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: int
+) -> list[dict[str, Any]]:
     """Splink predictions (match_probability and the comparison levels) above 1%."""
     import duckdb
     import pandas as pd
@@ -246,16 +311,21 @@ def score_pairs(left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: 
         df = linker.inference.predict(threshold_match_probability=0.01)
         out = df.as_pandas_dataframe().to_dict("records")
         df.drop_table_from_database_and_remove_from_cache()
-        return out  # type: ignore[no-any-return]
+        return out
     finally:
         con.close()
 
 
 # A comparison counts as "matched on" when its match weight (log2 Bayes factor) is at least
 # this: the exact and near-exact levels, not the weak ones (same birth year, one CJK char off).
-_ON = {"mw_hkid": ("hkid_masked", 0.0), "mw_name_en": ("name_en", 8.5),
-       "mw_name_zh": ("name_zh", 10.0), "mw_sex": ("sex", 0.0), "mw_dob": ("dob", 10.0),
-       "mw_phone": ("phone", 0.0)}
+_ON = {
+    "mw_hkid": ("hkid_masked", 0.0),
+    "mw_name_en": ("name_en", 8.5),
+    "mw_name_zh": ("name_zh", 10.0),
+    "mw_sex": ("sex", 0.0),
+    "mw_dob": ("dob", 10.0),
+    "mw_phone": ("phone", 0.0),
+}
 
 
 def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:

@@ -70,8 +70,10 @@ class LinkResult:
 
     def affected(self) -> list[Link]:
         """Real patients only: canaries never appear in counts or lists."""
-        return sorted((lk for lk in self.links.values() if not lk.is_canary),
-                      key=lambda lk: (-lk.confidence, lk.patient_id))
+        return sorted(
+            (lk for lk in self.links.values() if not lk.is_canary),
+            key=lambda lk: (-lk.confidence, lk.patient_id),
+        )
 
 
 def _chunks(items: Sequence[Any], n: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -83,12 +85,20 @@ def decrypt_rows(app: App, rows: Iterable[Any]) -> list[Candidate]:
     out = []
     for pid, pii, sex, birth_year, canary in rows:
         d = app.cipher.decrypt_json(pii, PII)
-        out.append(Candidate(
-            patient_id=pid, sex=sex or "U", birth_year=birth_year, is_canary=bool(canary),
-            hkid=_canon_hkid(d.get("hkid")), hospital_no=(d.get("hospital_no") or None),
-            name_en=d.get("name_en") or None, name_zh=d.get("name_zh") or None,
-            dob=d.get("dob") or None, phone=(d.get("phone") or None),
-        ))
+        out.append(
+            Candidate(
+                patient_id=pid,
+                sex=sex or "U",
+                birth_year=birth_year,
+                is_canary=bool(canary),
+                hkid=_canon_hkid(d.get("hkid")),
+                hospital_no=(d.get("hospital_no") or None),
+                name_en=d.get("name_en") or None,
+                name_zh=d.get("name_zh") or None,
+                dob=d.get("dob") or None,
+                phone=(d.get("phone") or None),
+            )
+        )
     return out
 
 
@@ -119,7 +129,7 @@ def lookup(app: App, kind: str, values: Iterable[str]) -> dict[str, str]:
     with app.session() as s:
         for part in _chunks(list(by_digest)):
             for pid, dig in s.execute(select(Patient.patient_id, column).where(column.in_(part))):
-                found[by_digest[bytes(dig)]] = pid
+                found[by_digest[bytes(dig or b"")]] = pid
     return found
 
 
@@ -131,8 +141,10 @@ def agreement(rec: LeakRecord, c: Candidate) -> tuple[list[str], list[str]]:
         pmi = parse_english_name(c.name_en)
         same = pmi is not None and (
             (rec.name_en.token_key == pmi.token_key)
-            or (bool(surname_variants(rec.name_en.surname) & surname_variants(pmi.surname))
-                and rec.name_en.given == pmi.given)
+            or (
+                bool(surname_variants(rec.name_en.surname) & surname_variants(pmi.surname))
+                and rec.name_en.given == pmi.given
+            )
         )
         (agree if same else differ).append("name_en")
     if rec.name_zh and c.name_zh:
@@ -142,7 +154,9 @@ def agreement(rec: LeakRecord, c: Candidate) -> tuple[list[str], list[str]]:
     if rec.dob and c.dob:
         (agree if rec.dob == c.dob else differ).append("dob")
     if rec.phone and c.phone:
-        (agree if rec.phone == "".join(ch for ch in c.phone if ch.isdigit())[-8:] else differ).append("phone")
+        (
+            agree if rec.phone == "".join(ch for ch in c.phone if ch.isdigit())[-8:] else differ
+        ).append("phone")
     return agree, differ
 
 
@@ -188,8 +202,13 @@ class Linker:
             result.fuzzy_tried = len(usable)
             matches = fuzzy_link(self.app, usable)
             for m in matches:
-                self._add(result, m.candidate.patient_id, m.matched_on, min(m.probability, 0.9999),
-                          m.candidate.is_canary)
+                self._add(
+                    result,
+                    m.candidate.patient_id,
+                    m.matched_on,
+                    min(m.probability, 0.9999),
+                    m.candidate.is_canary,
+                )
             result.fuzzy_linked = len(matches)
             result.unmatched += len(rest) - len(matches)
         else:

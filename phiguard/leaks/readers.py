@@ -54,8 +54,12 @@ class FileInfo:
     sha256: str | None = None  # top-level files only: what exactly was scanned
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "bytes": self.bytes, "format": self.format,
-                               "records": self.records}
+        out: dict[str, Any] = {
+            "path": self.path,
+            "bytes": self.bytes,
+            "format": self.format,
+            "records": self.records,
+        }
         if self.encoding and self.encoding not in {"utf-8", "ascii"}:
             out["encoding"] = self.encoding
         if self.problems:
@@ -116,7 +120,7 @@ class Reader:
                 hasher = hashlib.sha256()
                 self.progress = Counting(raw, hasher)
                 stream = io.BufferedReader(self.progress, buffer_size=1 << 20)
-                yield from self._guard(info, lambda s=stream, i=info: self._read(s, i, 0))  # type: ignore[misc]
+                yield from self._guard(info, lambda s=stream, i=info: self._read(s, i, 0))
                 for chunk in iter(lambda r=raw: r.read(1 << 20), b""):  # type: ignore[misc]
                     hasher.update(chunk)  # the part a reader did not need
                 info.sha256 = hasher.hexdigest()
@@ -147,13 +151,15 @@ class Reader:
             if len(data) > self.limits.max_in_memory:
                 too_big = f"larger than {self.limits.max_in_memory >> 20} MiB"
                 if kind != "json":
-                    info.problems.append(f"{too_big}, which a {kind} file needs in memory: not read")
+                    info.problems.append(
+                        f"{too_big}, which a {kind} file needs in memory: not read"
+                    )
                     return
                 # too big to parse whole: search it as free text, streaming
                 info.problems.append(f"{too_big}: not parsed as JSON, searched as free text")
                 info.format = "text"
-                rest = io.BufferedReader(Prefixed(data, stream), 1 << 20)  # type: ignore[arg-type]
-                yield from self._text(rest, info, sample=sample, delimited=False)  # type: ignore[arg-type]
+                rest = io.BufferedReader(Prefixed(data, stream), 1 << 20)
+                yield from self._text(rest, info, sample=sample, delimited=False)
                 return
             if kind == "zip":
                 yield from self._zip(data, info, depth)
@@ -174,14 +180,21 @@ class Reader:
             info.problems.append(f"archive nested deeper than {self.limits.max_depth}: not read")
             return
         base = info.path.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
-        base = base[:-3] if base.lower().endswith(".gz") else base[:-4] if base.lower().endswith(".tgz") else "data"
+        base = (
+            base[:-3]
+            if base.lower().endswith(".gz")
+            else base[:-4]
+            if base.lower().endswith(".tgz")
+            else "data"
+        )
         inner = FileInfo(f"{info.path}!{base}", 0)
         self.infos.append(inner)
         counted = Counting(stream)
         guarded = Guarded(gzip.GzipFile(fileobj=counted), counted, self.budget, inner.path)
         try:
             yield from self._guard(
-                inner, lambda: self._read(io.BufferedReader(guarded, 1 << 20), inner, depth + 1)  # type: ignore[arg-type]
+                inner,
+                lambda: self._read(io.BufferedReader(guarded, 1 << 20), inner, depth + 1),
             )
         finally:
             inner.bytes = guarded.count
@@ -217,15 +230,18 @@ class Reader:
                 if member.flag_bits & 0x1:
                     inner.problems.append("encrypted ZIP member: not read")
                     continue
-                yield from self._guard(inner, lambda m=member, i=inner: self._member(zf, m, i, depth))  # type: ignore[misc]
+                yield from self._guard(
+                    inner, lambda m=member, i=inner: self._member(zf, m, i, depth)
+                )
                 info.records += inner.records
 
-    def _member(self, zf: zipfile.ZipFile, member: zipfile.ZipInfo, inner: FileInfo,
-                depth: int) -> Iterator[Unit]:
+    def _member(
+        self, zf: zipfile.ZipFile, member: zipfile.ZipInfo, inner: FileInfo, depth: int
+    ) -> Iterator[Unit]:
         with zf.open(member) as raw:
             counted = Counting(raw)
             guarded = Guarded(counted, None, self.budget, inner.path, declared=member.file_size)
-            yield from self._read(io.BufferedReader(guarded, 1 << 20), inner, depth + 1)  # type: ignore[arg-type]
+            yield from self._read(io.BufferedReader(guarded, 1 << 20), inner, depth + 1)
 
     # -- whole-file formats ---------------------------------------------------------------
     def _xlsx(self, data: bytes, info: FileInfo) -> Iterator[Unit]:
@@ -250,8 +266,18 @@ class Reader:
             for ws in wb.worksheets:
                 table = f"{info.path}!{ws.title}"
                 for i, values in enumerate(ws.iter_rows(values_only=True), start=1):
-                    cells = ["" if v is None else (v.date().isoformat() if isinstance(v, dt.datetime)
-                             else v.isoformat() if isinstance(v, dt.date) else str(v)) for v in values]
+                    cells = [
+                        ""
+                        if v is None
+                        else (
+                            v.date().isoformat()
+                            if isinstance(v, dt.datetime)
+                            else v.isoformat()
+                            if isinstance(v, dt.date)
+                            else str(v)
+                        )
+                        for v in values
+                    ]
                     if any(cells):
                         yield Row(info, table, f"{info.path}:{ws.title}!{i}", cells)
         finally:
@@ -270,7 +296,9 @@ class Reader:
                             if line.strip():
                                 yield Text(info, f"{info.path}:p{pages}.{j}", line)
         except Exception as exc:  # pdfminer raises many types for a damaged file
-            info.problems.append(f"PDF unreadable after page {pages} ({_reason(exc)}): rest not read")
+            info.problems.append(
+                f"PDF unreadable after page {pages} ({_reason(exc)}): rest not read"
+            )
         if pages == 0 and not info.problems:
             info.problems.append("PDF has no text layer (scanned image?): not read")
 
@@ -281,19 +309,26 @@ class Reader:
         except ValueError as exc:
             info.problems.append(f"not valid JSON ({str(exc)[:60]}): read as plain text instead")
             info.format = "text"
-            yield from self._text(io.BytesIO(data), info, sample=data[:65536], delimited=False)  # type: ignore[arg-type]
+            yield from self._text(io.BytesIO(data), info, sample=data[:65536], delimited=False)
             return
         rows = _json_rows(doc)
         for i, item in enumerate(rows, start=1):
             if isinstance(item, dict):
                 flat = _flatten(item)
-                yield Row(info, f"{info.path}#json", f"{info.path}:[{i}]",
-                          list(flat.values()), header=list(flat.keys()))
+                yield Row(
+                    info,
+                    f"{info.path}#json",
+                    f"{info.path}:[{i}]",
+                    list(flat.values()),
+                    header=list(flat.keys()),
+                )
             elif isinstance(item, str):
                 yield Text(info, f"{info.path}:[{i}]", item)
 
     # -- line-based formats ---------------------------------------------------------------
-    def _text_like(self, stream: BinaryIO, sample: bytes, info: FileInfo, kind: str) -> Iterator[Unit]:
+    def _text_like(
+        self, stream: BinaryIO, sample: bytes, info: FileInfo, kind: str
+    ) -> Iterator[Unit]:
         if kind == "binary":
             info.problems.append(
                 "binary data in no format phiguard reads: only searched byte by byte for HKIDs "
@@ -314,8 +349,9 @@ class Reader:
         info.encoding = enc
         return text_stream(stream, enc)
 
-    def _text(self, stream: BinaryIO, info: FileInfo, *, sample: bytes,
-              delimited: bool = True) -> Iterator[Unit]:
+    def _text(
+        self, stream: BinaryIO, info: FileInfo, *, sample: bytes, delimited: bool = True
+    ) -> Iterator[Unit]:
         text = self._decoded(stream, sample, info)
         lines = bounded_lines(text, self.limits.max_line_chars)
         delimiter = _delimiter(sample.decode(info.encoding or "utf-8", errors="replace"))
@@ -335,7 +371,9 @@ class Reader:
                 )
         _count_replacements(text, info)
 
-    def _csv(self, lines: Iterator[tuple[int, str, bool]], delimiter: str, info: FileInfo) -> Iterator[Unit]:
+    def _csv(
+        self, lines: Iterator[tuple[int, str, bool]], delimiter: str, info: FileInfo
+    ) -> Iterator[Unit]:
         csv.field_size_limit(self.limits.max_line_chars)
         side: list[Text] = []
         state = {"line": 0}
@@ -386,8 +424,13 @@ class Reader:
                 obj = None
             if isinstance(obj, dict):
                 flat = _flatten(obj)
-                yield Row(info, f"{info.path}#ndjson", f"{info.path}:{n}", list(flat.values()),
-                          header=list(flat.keys()))
+                yield Row(
+                    info,
+                    f"{info.path}#ndjson",
+                    f"{info.path}:{n}",
+                    list(flat.values()),
+                    header=list(flat.keys()),
+                )
             else:
                 bad += 1
                 yield Text(info, f"{info.path}:{n}", line)
@@ -418,7 +461,11 @@ def _reason(exc: BaseException) -> str:
 def _sniff(sample: bytes, name: str) -> str:
     head = sample[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
     if sample.startswith(b"PK\x03\x04") or sample.startswith(b"PK\x05\x06"):
-        return "xlsx" if b"xl/" in sample[:SAMPLE_ZIP] or name.lower().endswith((".xlsx", ".xlsm")) else "zip"
+        return (
+            "xlsx"
+            if b"xl/" in sample[:SAMPLE_ZIP] or name.lower().endswith((".xlsx", ".xlsm"))
+            else "zip"
+        )
     if sample.startswith(b"\x1f\x8b"):
         return "gzip"
     if sample.startswith(b"%PDF"):
@@ -429,7 +476,9 @@ def _sniff(sample: bytes, name: str) -> str:
     enc = detect_encoding(sample)
     if looks_binary(sample, enc):
         return "binary"
-    if head[:1] in {b"[", b"{"} or (enc.startswith("utf-16") and sample.decode(enc, "replace").lstrip("\ufeff \r\n")[:1] in "[{"):
+    if head[:1] in {b"[", b"{"} or (
+        enc.startswith("utf-16") and sample.decode(enc, "replace").lstrip("\ufeff \r\n")[:1] in "[{"
+    ):
         return "ndjson" if _is_ndjson(sample) else "json"
     return "text"
 
@@ -500,8 +549,10 @@ def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
         elif isinstance(v, list):
-            out[key] = " , ".join(json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list))
-                                  else str(x) for x in v)
+            out[key] = " , ".join(
+                json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list)) else str(x)
+                for x in v
+            )
         elif v is not None:
             out[key] = str(v)
     return out
@@ -543,8 +594,14 @@ class _Html(HTMLParser):
         elif tag == "tr" and self.row is not None:
             if any(self.row):
                 self.rows += 1
-                self.out.append(Row(self.info, f"{self.info.path}#t{self.tables}",
-                                    f"{self.info.path}:table{self.tables}.{self.rows}", self.row))
+                self.out.append(
+                    Row(
+                        self.info,
+                        f"{self.info.path}#t{self.tables}",
+                        f"{self.info.path}:table{self.tables}.{self.rows}",
+                        self.row,
+                    )
+                )
             self.row = None
         elif tag in {"p", "div", "li", "table"}:
             self._flush_text()

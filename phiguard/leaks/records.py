@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from phiguard.leaks.detectors import Detector, LeakRecord
-from phiguard.leaks.headers import EXPOSED_FIELD, category_for_header, infer_columns, looks_like_header
+from phiguard.leaks.headers import (
+    EXPOSED_FIELD,
+    category_for_header,
+    infer_columns,
+    looks_like_header,
+)
 from phiguard.leaks.readers import FileInfo, RawHits, Row, Text, Unit
 
 SAMPLE_ROWS = 50
@@ -75,8 +80,10 @@ class RecordBuilder:
             key = tuple(row.header)
             cats = self._header_cats.get(key)
             if cats is None:
-                cats = [category_for_header(h.rsplit(".", 1)[-1]) or category_for_header(h)
-                        for h in row.header]
+                cats = [
+                    category_for_header(h.rsplit(".", 1)[-1]) or category_for_header(h)
+                    for h in row.header
+                ]
                 self._header_cats[key] = cats
             self._add(row.info, self.detector.from_row(row.where, cats, row.cells), rows=1)
             return
@@ -124,8 +131,10 @@ class RecordBuilder:
     def _raw(self, unit: RawHits) -> None:
         hits = unit.hits
         records = [LeakRecord(unit.where, hkid=h, fields={"hkid"}) for h in hits.hkids()]
-        records += [LeakRecord(unit.where, hospital_no=h, fields={"hospital_no"})
-                    for h in hits.hospital_numbers()]
+        records += [
+            LeakRecord(unit.where, hospital_no=h, fields={"hospital_no"})
+            for h in hits.hospital_numbers()
+        ]
         self.out.hkid_invalid += hits.hkid_invalid
         self.out.hospital_no_invalid += hits.hospital_no_invalid
         self._add(unit.info, records, rows=0)

@@ -63,8 +63,9 @@ def scan(
     links = Linker(app, fuzzy=fuzzy).link(collected.records)
     affected = links.affected()
     found_canaries = canaries.found(app, links.canaries)
-    attribution = rank_sources(app, list(links.links), canaries=found_canaries, con=events,
-                               since=since, until=until)
+    attribution = rank_sources(
+        app, list(links.links), canaries=found_canaries, con=events, since=since, until=until
+    )
     result: dict[str, Any] = {
         "files": [_file_json(i) for i in reader.infos],
         "identifiers": collected.identifiers(),
@@ -77,18 +78,28 @@ def scan(
         "unmatched_records": links.unmatched,
         "attribution": attribution,
     }
-    digest = hashlib.sha256(json.dumps(result, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps(result, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
     scan_id = f"ls-{started.strftime('%Y%m%d')}-{secrets.token_hex(4)}"
     result["scan_id"] = scan_id
     if record:
         _store(app, scan_id, actor, started, reader.infos, result, digest)
-        app.record(Tag.LEAK_SCANNED, actor=actor, subject=scan_id,
-                   files=[{"name": Path(i.path).name, "sha256": getattr(i, "sha256", None),
-                           "bytes": i.bytes} for i in top],
-                   result_sha256=digest, affected_count=len(affected),
-                   unmatched_records=links.unmatched,
-                   top_source=(attribution[0].get("query_id") or attribution[0].get("account_id"))
-                   if attribution else None)
+        app.record(
+            Tag.LEAK_SCANNED,
+            actor=actor,
+            subject=scan_id,
+            files=[
+                {"name": Path(i.path).name, "sha256": getattr(i, "sha256", None), "bytes": i.bytes}
+                for i in top
+            ],
+            result_sha256=digest,
+            affected_count=len(affected),
+            unmatched_records=links.unmatched,
+            top_source=(attribution[0].get("query_id") or attribution[0].get("account_id"))
+            if attribution
+            else None,
+        )
     return result
 
 
@@ -104,9 +115,7 @@ def _with_progress(reader: Reader, paths: list[Path], progress: Progress | None)
     total = sum(p.stat().st_size for p in paths if p.is_file())
     done_before = 0
     current = None
-    n = 0
-    for unit in reader.read_paths(paths):
-        n += 1
+    for n, unit in enumerate(reader.read_paths(paths), start=1):
         if progress is not None and n % 500 == 0 and reader.progress is not None:
             if current is not reader.progress:
                 if current is not None:
@@ -127,33 +136,58 @@ def _refuse_if_nothing_read(infos: list[FileInfo], top: list[FileInfo], records:
         raise InputError(f"nothing could be read — {reasons}")
 
 
-def _store(app: App, scan_id: str, actor: str, started: datetime, infos: list[FileInfo],
-           result: dict[str, Any], digest: str) -> None:
+def _store(
+    app: App,
+    scan_id: str,
+    actor: str,
+    started: datetime,
+    infos: list[FileInfo],
+    result: dict[str, Any],
+    digest: str,
+) -> None:
     files = [{k: v for k, v in _file_json(i).items() if k != "not_read"} for i in infos]
     top = result["attribution"][0] if result["attribution"] else {}
     with app.session() as s:
-        s.add(LeakScan(
-            scan_id=scan_id, actor=actor, started=started, finished=app.clock.now(),
-            files=json.dumps(files, ensure_ascii=False), result_sha256=digest,
-            affected_count=result["affected_count"], unmatched=result["unmatched_records"],
-            fields_exposed=",".join(result["fields_exposed"]),
-            attribution=json.dumps(result["attribution"], ensure_ascii=False, default=str),
-            top_account=top.get("account_id"), top_query=top.get("query_id"),
-            top_vendor=top.get("vendor_id"),
-        ))
+        s.add(
+            LeakScan(
+                scan_id=scan_id,
+                actor=actor,
+                started=started,
+                finished=app.clock.now(),
+                files=json.dumps(files, ensure_ascii=False),
+                result_sha256=digest,
+                affected_count=result["affected_count"],
+                unmatched=result["unmatched_records"],
+                fields_exposed=",".join(result["fields_exposed"]),
+                attribution=json.dumps(result["attribution"], ensure_ascii=False, default=str),
+                top_account=top.get("account_id"),
+                top_query=top.get("query_id"),
+                top_vendor=top.get("vendor_id"),
+            )
+        )
         s.flush()
-        rows = [{"scan_id": scan_id, "patient_id": p["patient_id"], "confidence": p["confidence"],
-                 "matched_on": ",".join(p["matched_on"])[:160]}
-                for p in result["affected_patients"]]
+        rows = [
+            {
+                "scan_id": scan_id,
+                "patient_id": p["patient_id"],
+                "confidence": p["confidence"],
+                "matched_on": ",".join(p["matched_on"])[:160],
+            }
+            for p in result["affected_patients"]
+        ]
         for i in range(0, len(rows), 5000):
             s.execute(insert(LeakScanPatient), rows[i : i + 5000])
 
 
 def _scan_json(r: LeakScan) -> dict[str, Any]:
     return {
-        "scan_id": r.scan_id, "actor": r.actor, "started": r.started.isoformat(),
-        "finished": r.finished.isoformat(), "files": json.loads(r.files),
-        "result_sha256": r.result_sha256, "affected_count": r.affected_count,
+        "scan_id": r.scan_id,
+        "actor": r.actor,
+        "started": r.started.isoformat(),
+        "finished": r.finished.isoformat(),
+        "files": json.loads(r.files),
+        "result_sha256": r.result_sha256,
+        "affected_count": r.affected_count,
         "unmatched_records": r.unmatched,
         "fields_exposed": [f for f in r.fields_exposed.split(",") if f],
         "attribution": json.loads(r.attribution),
@@ -178,9 +212,13 @@ def affected_patient_ids(app: App, scan_id: str) -> list[str]:
     """The affected set of a recorded scan (patient ids; canaries never included)."""
     get_scan(app, scan_id)
     with app.session() as s:
-        return list(s.execute(select(LeakScanPatient.patient_id)
-                              .where(LeakScanPatient.scan_id == scan_id)
-                              .order_by(LeakScanPatient.patient_id)).scalars())
+        return list(
+            s.execute(
+                select(LeakScanPatient.patient_id)
+                .where(LeakScanPatient.scan_id == scan_id)
+                .order_by(LeakScanPatient.patient_id)
+            ).scalars()
+        )
 
 
 def iter_summary(result: dict[str, Any]) -> Iterable[str]:
@@ -192,10 +230,16 @@ def iter_summary(result: dict[str, Any]) -> Iterable[str]:
         yield line
         for problem in f.get("not_read", []):
             yield f"    not read: {problem}"
-    yield (f"identifiers: {ids['hkid_valid']:,} valid HKIDs, {ids['hkid_invalid']:,} with a wrong "
-           f"check character, {ids.get('hkid_masked', 0):,} masked, {ids['hospital_no']:,} hospital numbers")
+    yield (
+        f"identifiers: {ids['hkid_valid']:,} valid HKIDs, {ids['hkid_invalid']:,} with a wrong "
+        f"check character, {ids.get('hkid_masked', 0):,} masked, "
+        f"{ids['hospital_no']:,} hospital numbers"
+    )
     yield f"fields exposed: {', '.join(result['fields_exposed']) or 'none'}"
-    yield f"affected patients: {result['affected_count']:,} (unmatched records: {result['unmatched_records']:,})"
+    yield (
+        f"affected patients: {result['affected_count']:,} "
+        f"(unmatched records: {result['unmatched_records']:,})"
+    )
     if result["attribution"]:
         yield "likely source:"
         for a in result["attribution"][:5]:

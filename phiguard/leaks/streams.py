@@ -47,13 +47,16 @@ class Budget:
     def take_file(self, name: str) -> None:
         self.files += 1
         if self.files > self.limits.max_files:
-            raise BombError(f"more than {self.limits.max_files} archive members: {name} and the rest not read")
+            raise BombError(
+                f"more than {self.limits.max_files} archive members: {name} and the rest not read"
+            )
 
     def take(self, n: int) -> None:
         self.bytes += n
         if self.bytes > self.limits.max_total_bytes:
             raise BombError(
-                f"archives expand beyond {self.limits.max_total_bytes >> 20} MiB in total (archive bomb?)"
+                f"archives expand beyond {self.limits.max_total_bytes >> 20} MiB in total "
+                "(archive bomb?)"
             )
 
 
@@ -81,8 +84,14 @@ class Counting(io.RawIOBase):
 class Guarded(io.RawIOBase):
     """Decompressed bytes, checked against the scan budget and the compression ratio."""
 
-    def __init__(self, inner: Any, compressed: Counting | None, budget: Budget, name: str,
-                 declared: int | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        compressed: Counting | None,
+        budget: Budget,
+        name: str,
+        declared: int | None = None,
+    ) -> None:
         self.inner = inner
         self.compressed = compressed
         self.budget = budget
@@ -103,7 +112,9 @@ class Guarded(io.RawIOBase):
         self.count += n
         self.budget.take(n)
         if self.declared is not None and self.count > self.declared:
-            raise BombError(f"{self.name}: expands beyond its declared size (forged archive header)")
+            raise BombError(
+                f"{self.name}: expands beyond its declared size (forged archive header)"
+            )
         if self.compressed is not None and self.count > (1 << 20):
             ratio = self.count / max(1, self.compressed.count)
             if ratio > self.budget.limits.max_ratio:
@@ -147,7 +158,7 @@ def read_sample(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
         chunks.append(data)
         got += len(data)
     sample = b"".join(chunks)
-    return sample, io.BufferedReader(Prefixed(sample, stream), buffer_size=1 << 20)  # type: ignore[return-value]
+    return sample, io.BufferedReader(Prefixed(sample, stream), buffer_size=1 << 20)
 
 
 # -- encodings ----------------------------------------------------------------------------
@@ -199,7 +210,7 @@ class DecodedText:
     them, so a wrong or mixed encoding is reported instead of silently garbling names."""
 
     def __init__(self, buffered: BinaryIO, encoding: str) -> None:
-        self._text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")  # type: ignore[arg-type]
+        self._text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
         self.replaced = 0
 
     def readline(self, limit: int = -1) -> str:

@@ -17,14 +17,25 @@ def _home(cli, tmp_path, n=60):  # type: ignore[no-untyped-def]
 def test_scan_prints_spec_json(sqlite_cli, tmp_path):
     people = _home(sqlite_cli, tmp_path)
     dump = tmp_path / "dump.csv"
-    dump.write_text("姓名,身份證號碼,性別,手術\n"
-                    + "".join(f"{p.name_zh},{p.hkid},{'男' if p.sex == 'M' else '女'},闌尾切除術\n"
-                              for p in people[:7]))
+    dump.write_text(
+        "姓名,身份證號碼,性別,手術\n"
+        + "".join(
+            f"{p.name_zh},{p.hkid},{'男' if p.sex == 'M' else '女'},闌尾切除術\n"
+            for p in people[:7]
+        )
+    )
     r = sqlite_cli("leaks", "scan", str(dump), "--format", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert list(doc)[:7] == ["files", "identifiers", "fields_exposed", "affected_count",
-                             "affected_patients", "unmatched_records", "attribution"]
+    assert list(doc)[:7] == [
+        "files",
+        "identifiers",
+        "fields_exposed",
+        "affected_count",
+        "affected_patients",
+        "unmatched_records",
+        "attribution",
+    ]
     assert doc["affected_count"] == 7
     assert doc["files"][0]["format"] == "csv" and doc["files"][0]["records"] == 7
     assert doc["identifiers"]["hkid_valid"] == 7
@@ -58,7 +69,9 @@ def test_unreadable_input_exits_2_with_one_line(sqlite_cli, tmp_path):
 
 def test_plant_and_list_canaries(sqlite_cli, tmp_path):
     _home(sqlite_cli, tmp_path, n=5)
-    r = sqlite_cli("leaks", "canaries", "plant", "--vendor", "V012", "--count", "2", "--format", "json")
+    r = sqlite_cli(
+        "leaks", "canaries", "plant", "--vendor", "V012", "--count", "2", "--format", "json"
+    )
     assert r.exit_code == 0, r.output
     planted = json.loads(r.stdout)
     assert len(planted) == 2 and planted[0]["vendor_id"] == "V012"

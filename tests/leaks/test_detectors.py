@@ -17,8 +17,17 @@ from phiguard.leaks.detectors import (
 from phiguard.leaks.headers import category_for_header, infer_columns
 
 
-@pytest.mark.parametrize("text", ["CHAN Tai Man", "Chan Tai-man", "Tai Man CHAN", "CHAN, Tai Man",
-                                  "chan taiman", "Tai-Man Chan"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CHAN Tai Man",
+        "Chan Tai-man",
+        "Tai Man CHAN",
+        "CHAN, Tai Man",
+        "chan taiman",
+        "Tai-Man Chan",
+    ],
+)
 def test_romanised_names_in_any_order_and_spelling(text):
     name = parse_english_name(text)
     assert name is not None
@@ -47,18 +56,54 @@ def test_dates_phones_and_value_kinds():
     assert parse_date("31/02/1980") is None
     assert parse_phone("+852 9123 4567") == "91234567"
     assert parse_phone("2123 4567") is None  # not a mobile
-    kinds = [value_kind(v) for v in ["A123456(3)", "HN000000019", "1980-03-12", "91234567",
-                                     "男", "陳大文", "CHAN Tai Man", "Total knee replacement", "ok"]]
-    assert kinds == ["hkid", "hospital_no", "dob", "phone", "sex", "name_zh", "name_en",
-                     "procedure", None]
+    kinds = [
+        value_kind(v)
+        for v in [
+            "A123456(3)",
+            "HN000000019",
+            "1980-03-12",
+            "91234567",
+            "男",
+            "陳大文",
+            "CHAN Tai Man",
+            "Total knee replacement",
+            "ok",
+        ]
+    ]
+    assert kinds == [
+        "hkid",
+        "hospital_no",
+        "dob",
+        "phone",
+        "sex",
+        "name_zh",
+        "name_en",
+        "procedure",
+        None,
+    ]
 
 
-@pytest.mark.parametrize(("header", "category"), [
-    ("姓名", "name"), ("性別", "sex"), ("身份證號碼", "hkid"), ("檔案編號", "hospital_no"),
-    ("手術", "procedure"), ("出生日期", "dob"), ("聯絡電話", "phone"), ("HKID No.", "hkid"),
-    ("Hosp No", "hospital_no"), ("Patient Name", "name"), ("D.O.B.", "dob"), ("Gender", "sex"),
-    ("Operation", "procedure"), ("Chinese Name", "name_zh"), ("patient_id", None), ("ID", None),
-])
+@pytest.mark.parametrize(
+    ("header", "category"),
+    [
+        ("姓名", "name"),
+        ("性別", "sex"),
+        ("身份證號碼", "hkid"),
+        ("檔案編號", "hospital_no"),
+        ("手術", "procedure"),
+        ("出生日期", "dob"),
+        ("聯絡電話", "phone"),
+        ("HKID No.", "hkid"),
+        ("Hosp No", "hospital_no"),
+        ("Patient Name", "name"),
+        ("D.O.B.", "dob"),
+        ("Gender", "sex"),
+        ("Operation", "procedure"),
+        ("Chinese Name", "name_zh"),
+        ("patient_id", None),
+        ("ID", None),
+    ],
+)
 def test_headers_in_english_and_chinese(header, category):
     assert category_for_header(header) == category
 
@@ -72,8 +117,17 @@ def test_prose_keeps_each_person_with_their_own_identifier():
     d = Detector(HospitalNumberFormat())
     recs = d.from_text("x", "CHAN Tai Man A123456(3) male; WONG Siu Ming B111111(1) female")
     assert [(r.hkid, r.name_en.surname, r.sex) for r in recs] == [  # type: ignore[union-attr]
-        ("A1234563", "CHAN", "M"), ("B1111111", "WONG", "F")]
+        ("A1234563", "CHAN", "M"),
+        ("B1111111", "WONG", "F"),
+    ]
     (rec,) = d.from_text("x", "陳大文 身份證 A123***(3) 性別: 男 出生日期 12/03/1980 闌尾切除術")
-    assert (rec.name_zh, rec.hkid_masked, rec.sex, rec.dob) == ("陳大文", "A123___3", "M", "1980-03-12")
+    assert (rec.name_zh, rec.hkid_masked, rec.sex, rec.dob) == (
+        "陳大文",
+        "A123___3",
+        "M",
+        "1980-03-12",
+    )
     assert rec.procedure == "Appendectomy" or rec.procedure == "Appendicectomy"
-    assert d.from_text("x", "call me on 9123 4567 tonight") == []  # a phone alone is no patient record
+    assert (
+        d.from_text("x", "call me on 9123 4567 tonight") == []
+    )  # a phone alone is no patient record

@@ -35,13 +35,26 @@ def _hkid(rng: random.Random, *, good: bool = True) -> str:
     c = hkid_check_char(p, d)
     if not good:
         c = rng.choice([x for x in "0123456789A" if x != c])
-    return rng.choice([f"{p}{d}({c})", f"{p}{d}{c}", f"{p}{d} {c}", f"{p}{d}[{c}]",
-                       f"{p.lower()}{d}({c.lower()})"])
+    return rng.choice(
+        [
+            f"{p}{d}({c})",
+            f"{p}{d}{c}",
+            f"{p}{d} {c}",
+            f"{p}{d}[{c}]",
+            f"{p.lower()}{d}({c.lower()})",
+        ]
+    )
 
 
 def test_every_common_spelling_is_found_and_validated():
-    for text in [b"A123456(3)", b"A1234563", b"A123456 3", b"a123456(3)", b"x,A123456[3],y",
-                 "A123456（3）".encode()]:
+    for text in [
+        b"A123456(3)",
+        b"A1234563",
+        b"A123456 3",
+        b"a123456(3)",
+        b"x,A123456[3],y",
+        "A123456（3）".encode(),
+    ]:
         hits, _ = scan_buffer(text)
         assert hits.hkids() == ["A1234563"], text
     hits, _ = scan_buffer(b"A123456(4) and XA123456(3)")
@@ -67,8 +80,10 @@ def test_agrees_with_a_regex_reference_on_a_noisy_csv():
     rng = random.Random(5)
     lines = []
     for i in range(3000):
-        lines.append(f"P{i:05d},CHAN Tai Man,{_hkid(rng, good=rng.random() < 0.9)},"
-                     f"1980-01-{i % 28 + 1:02d},9{rng.randrange(10**7):07d},note {rng.randrange(10**9)}")
+        lines.append(
+            f"P{i:05d},CHAN Tai Man,{_hkid(rng, good=rng.random() < 0.9)},"
+            f"1980-01-{i % 28 + 1:02d},9{rng.randrange(10**7):07d},note {rng.randrange(10**9)}"
+        )
     data = ("\n".join(lines)).encode()
     want_valid, want_invalid = reference(data)
     hits, _ = scan_buffer(data)
@@ -80,7 +95,9 @@ def test_agrees_with_a_regex_reference_on_a_noisy_csv():
 @given(st.lists(st.integers(min_value=1, max_value=4000), min_size=1, max_size=8))
 def test_chunk_boundaries_never_lose_or_duplicate_an_identifier(cuts):
     rng = random.Random(9)
-    data = " ".join(_hkid(rng) + (" " + HospitalNumberFormat().make(i)) for i in range(300)).encode()
+    data = " ".join(
+        _hkid(rng) + (" " + HospitalNumberFormat().make(i)) for i in range(300)
+    ).encode()
     whole, _ = scan_buffer(data)
     points = sorted({c % len(data) for c in cuts})
     pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]

@@ -49,17 +49,21 @@ def test_a_scan_is_recorded_with_its_affected_set_and_logged(app, audit, tmp_pat
     assert people[0].hkid_canonical not in json.dumps(entry)  # no identifier in the log
 
 
-def test_a_canary_names_its_recipient_with_certainty_and_is_never_counted(sqlite_app, sqlite_audit,
-                                                                          tmp_path):
+def test_a_canary_names_its_recipient_with_certainty_and_is_never_counted(
+    sqlite_app, sqlite_audit, tmp_path
+):
     people = make_people(80)
     import_pmi(sqlite_app, tmp_path, people)
-    (c,) = canaries.plant(sqlite_app, actor="dpo", vendor_id="V012", query_id="q-501", label="March export")
+    (c,) = canaries.plant(
+        sqlite_app, actor="dpo", vendor_id="V012", query_id="q-501", label="March export"
+    )
     with sqlite_app.session() as s:
         row = s.get(Patient, c.patient_id)
         assert row is not None and row.is_canary
     pii = load_patients(sqlite_app, [c.patient_id])[c.patient_id]
-    dump = _dump(tmp_path / "leak.csv", people[:10],
-                 [[pii.name_en, pii.sex, pii.hkid, "Appendicectomy"]])
+    dump = _dump(
+        tmp_path / "leak.csv", people[:10], [[pii.name_en, pii.sex, pii.hkid, "Appendicectomy"]]
+    )
     result = scan(sqlite_app, [dump], actor="t")
     assert result["affected_count"] == 10  # the canary is not an affected patient
     assert c.patient_id not in {p["patient_id"] for p in result["affected_patients"]}
@@ -73,19 +77,26 @@ def test_a_canary_names_its_recipient_with_certainty_and_is_never_counted(sqlite
         canaries.plant(sqlite_app, actor="dpo")
 
 
-def test_patient_check_answers_only_sessions_and_code_holders(sqlite_app, sqlite_audit, tmp_path, clock):
+def test_patient_check_answers_only_sessions_and_code_holders(
+    sqlite_app, sqlite_audit, tmp_path, clock
+):
     people = make_people(50)
     import_pmi(sqlite_app, tmp_path, people)
     scan(sqlite_app, [_dump(tmp_path / "leak.csv", people[:5])], actor="t")
     leaked, safe = people[0], people[30]
 
     answer = patient_check(sqlite_app, leaked.patient_id, actor=f"patient:{leaked.patient_id}")
-    assert answer["affected"] and answer["incidents"][0]["fields"] == ["name", "sex", "hkid", "procedure"]
+    assert answer["affected"] and answer["incidents"][0]["fields"] == [
+        "name",
+        "sex",
+        "hkid",
+        "procedure",
+    ]
     assert patient_check(sqlite_app, safe.patient_id, actor="p")["affected"] is False
 
     sender = MemoryCodeSender()
     challenge = request_code(sqlite_app, leaked.hkid.lower(), sender=sender)
-    (phone, text), = sender.sent
+    ((phone, text),) = sender.sent
     assert phone == leaked.phone and leaked.hkid_canonical not in text
     code = text.split("code is ")[1][:6]
     with pytest.raises(PermissionDenied):

@@ -15,11 +15,30 @@ from pathlib import Path
 from phiguard.clock import HKT
 from tests.leaks.pmi import VARIANT, Person, decoy_hkids, import_pmi, make_people, mask
 
-PROCEDURES = ["Laparoscopic cholecystectomy", "Total knee replacement", "Appendicectomy",
-              "Cataract extraction", "Inguinal hernia repair", "Hysterectomy"]
+PROCEDURES = [
+    "Laparoscopic cholecystectomy",
+    "Total knee replacement",
+    "Appendicectomy",
+    "Cataract extraction",
+    "Inguinal hernia repair",
+    "Hysterectomy",
+]
 PROCEDURES_ZH = ["腹腔鏡膽囊切除術", "全膝關節置換術", "闌尾切除術", "白內障摘除術", "疝氣修補術"]
-EVENT_HEADER = ["event_id", "source", "seq", "ts", "account_id", "action", "patient_id", "fields",
-                "query_id", "client_ip", "device_id", "purpose", "outcome"]
+EVENT_HEADER = [
+    "event_id",
+    "source",
+    "seq",
+    "ts",
+    "account_id",
+    "action",
+    "patient_id",
+    "fields",
+    "query_id",
+    "client_ip",
+    "device_id",
+    "purpose",
+    "outcome",
+]
 
 
 @dataclass
@@ -54,16 +73,32 @@ def _events(world: World, rng: random.Random) -> Path:
     def add(ts: datetime, account: str, action: str, pid: str, query: str = "") -> None:
         nonlocal seq
         seq += 1
-        rows.append([f"e{seq}", "CMS", str(seq), ts.isoformat(), account, action, pid,
-                     "name,sex,hkid,hospital_no,procedure", query, "10.0.0.1", "WS-1", "TREAT",
-                     "success"])
+        rows.append(
+            [
+                f"e{seq}",
+                "CMS",
+                str(seq),
+                ts.isoformat(),
+                account,
+                action,
+                pid,
+                "name,sex,hkid,hospital_no,procedure",
+                query,
+                "10.0.0.1",
+                "WS-1",
+                "TREAT",
+                "success",
+            ]
+        )
 
     ids = [p.patient_id for p in world.people]
     # clinicians reading patients in the course of care (some of them later leaked)
     for d in range(7):
         for doc in range(6):
             for pid in rng.sample(ids, 25):
-                add(t0 + timedelta(days=d, minutes=rng.randrange(600)), f"ha-doc-{doc}", "read", pid)
+                add(
+                    t0 + timedelta(days=d, minutes=rng.randrange(600)), f"ha-doc-{doc}", "read", pid
+                )
     for name, dump in world.dumps.items():
         if dump.source.startswith("q-"):  # one bulk export, a little wider than the dump
             extra = rng.sample([i for i in ids if i not in dump.patients], 40)
@@ -91,17 +126,23 @@ def _events(world: World, rng: random.Random) -> Path:
 
 def _reference(world: World) -> tuple[Path, Path]:
     vendors = world.tmp / "vendors.csv"
-    vendors.write_text("vendor_id,name,contract_id,contract_start,contract_end,dpa_signed,last_assessment\n"
-                       "V012,Maintenance Ltd,C-1,2025-01-01,2026-12-31,true,\n"
-                       "V020,Data Ltd,C-2,2025-01-01,2026-12-31,true,\n")
+    vendors.write_text(
+        "vendor_id,name,contract_id,contract_start,contract_end,dpa_signed,last_assessment\n"
+        "V012,Maintenance Ltd,C-1,2025-01-01,2026-12-31,true,\n"
+        "V020,Data Ltd,C-2,2025-01-01,2026-12-31,true,\n"
+    )
     accounts = world.tmp / "accounts.csv"
-    lines = ["account_id,person_name,employer,role,department,cluster,active_from,active_to,"
-             "patient_id,home_address"]
+    lines = [
+        "account_id,person_name,employer,role,department,cluster,active_from,active_to,"
+        "patient_id,home_address"
+    ]
     lines += [f"ha-doc-{i},Doctor {i},HA,doctor,SURG,KEC,2020-01-01,,," for i in range(6)]
-    lines += ["ha-clerk-1,Clerk One,HA,clerk,MED,KEC,2020-01-01,,,",
-              "ha-clerk-2,Clerk Two,HA,clerk,MED,KEC,2020-01-01,,,",
-              "vx-eng-07,Engineer Seven,V012,vendor_engineer,IT,ALL,2025-01-01,,,",
-              "vx-eng-09,Engineer Nine,V020,vendor_engineer,IT,ALL,2025-01-01,,,"]
+    lines += [
+        "ha-clerk-1,Clerk One,HA,clerk,MED,KEC,2020-01-01,,,",
+        "ha-clerk-2,Clerk Two,HA,clerk,MED,KEC,2020-01-01,,,",
+        "vx-eng-07,Engineer Seven,V012,vendor_engineer,IT,ALL,2025-01-01,,,",
+        "vx-eng-09,Engineer Nine,V020,vendor_engineer,IT,ALL,2025-01-01,,,",
+    ]
     accounts.write_text("\n".join(lines) + "\n")
     return vendors, accounts
 
@@ -134,7 +175,9 @@ def exact_csv(tmp: Path, people: list[Person], rng: random.Random, taken: set[st
         w = csv.writer(f)
         w.writerow(["Patient Name", "Sex", "HKID No.", "Hosp No", "Operation"])
         for p in people:
-            w.writerow([p.name_en, p.sex, _spell(p.hkid, rng), p.hospital_no, rng.choice(PROCEDURES)])
+            w.writerow(
+                [p.name_en, p.sex, _spell(p.hkid, rng), p.hospital_no, rng.choice(PROCEDURES)]
+            )
         for h in decoy_hkids(rng, 6, taken):  # real-looking numbers of nobody in the PMI
             w.writerow(["CHAN Tai Man", "M", h, "", "Appendicectomy"])
         w.writerow(["LEE Siu Ming", "F", "A123456(9)", "", "Hysterectomy"])  # wrong check char
@@ -144,20 +187,31 @@ def exact_csv(tmp: Path, people: list[Person], rng: random.Random, taken: set[st
 def forum_paste(tmp: Path, people: list[Person], rng: random.Random, taken: set[str]) -> Dump:
     lines = ["Hey all, look what I found on a hospital contractor's share lol", ""]
     for p in people:
-        tpl = rng.choice([
-            "{name} ({hkid}) {sex}, had {proc}, file {hn}",
-            "patient {name} HKID: {hkid} - {proc}",
-            "{hn} | {name} | {sex} | {proc}",
-        ])
-        lines.append(tpl.format(name=p.name_en if rng.random() < 0.5 else
-                                f"{' '.join(p.given)} {p.surname.title()}",
-                                hkid=_spell(p.hkid, rng), sex="male" if p.sex == "M" else "female",
-                                proc=rng.choice(PROCEDURES), hn=p.hospital_no))
+        tpl = rng.choice(
+            [
+                "{name} ({hkid}) {sex}, had {proc}, file {hn}",
+                "patient {name} HKID: {hkid} - {proc}",
+                "{hn} | {name} | {sex} | {proc}",
+            ]
+        )
+        lines.append(
+            tpl.format(
+                name=p.name_en
+                if rng.random() < 0.5
+                else f"{' '.join(p.given)} {p.surname.title()}",
+                hkid=_spell(p.hkid, rng),
+                sex="male" if p.sex == "M" else "female",
+                proc=rng.choice(PROCEDURES),
+                hn=p.hospital_no,
+            )
+        )
     decoys = decoy_hkids(rng, 5, taken)
-    lines += [f"fake one for the lulz: WONG Ka Yan {decoys[0]}",
-              f"example from the gov website: {decoys[1]} and {decoys[2]}",
-              f"my own (not a patient!) {decoys[3]}; my mum's {decoys[4]}",
-              "ordering pizza tonight, call 9123 4567"]
+    lines += [
+        f"fake one for the lulz: WONG Ka Yan {decoys[0]}",
+        f"example from the gov website: {decoys[1]} and {decoys[2]}",
+        f"my own (not a patient!) {decoys[3]}; my mum's {decoys[4]}",
+        "ordering pizza tonight, call 9123 4567",
+    ]
     path = tmp / "paste.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Dump(path, {p.patient_id for p in people}, "q-66601", decoys=5)
@@ -171,8 +225,15 @@ def chinese_xlsx(tmp: Path, people: list[Person], rng: random.Random, taken: set
     ws.title = "病人名單"
     ws.append(["姓名", "性別", "身份證號碼", "檔案編號", "手術"])
     for p in people:
-        ws.append([p.name_zh, "男" if p.sex == "M" else "女", p.hkid, p.hospital_no,
-                   rng.choice(PROCEDURES_ZH)])
+        ws.append(
+            [
+                p.name_zh,
+                "男" if p.sex == "M" else "女",
+                p.hkid,
+                p.hospital_no,
+                rng.choice(PROCEDURES_ZH),
+            ]
+        )
     for h in decoy_hkids(rng, 3, taken):
         ws.append(["陳大文", "男", h, "", "闌尾切除術"])
     path = tmp / "名單.xlsx"
@@ -203,8 +264,13 @@ def masked_csv(tmp: Path, people: list[Person], rng: random.Random) -> Dump:
 
 
 def slow_json(tmp: Path, people: list[Person], rng: random.Random) -> Dump:
-    records = [{"patient": {"name": p.name_en, "hkid": _spell(p.hkid, rng), "sex": p.sex},
-                "surgery": rng.choice(PROCEDURES)} for p in people]
+    records = [
+        {
+            "patient": {"name": p.name_en, "hkid": _spell(p.hkid, rng), "sex": p.sex},
+            "surgery": rng.choice(PROCEDURES),
+        }
+        for p in people
+    ]
     doc = {"meta": {"source": "ward-system"}, "data": records}
     path = tmp / "exfil.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")

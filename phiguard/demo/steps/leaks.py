@@ -31,9 +31,11 @@ def _quality(result: dict[str, Any], label: dict[str, Any]) -> str:
     tp = len(found & truth)
     precision = tp / len(found) if found else 0.0
     recall = tp / len(truth)
-    return (f"  checked against the generator's labels: {tp:,} of {len(truth):,} leaked patients "
-            f"found, {len(found - truth)} wrongly linked (precision {precision:.4f}, "
-            f"recall {recall:.4f})")
+    return (
+        f"  checked against the generator's labels: {tp:,} of {len(truth):,} leaked patients "
+        f"found, {len(found - truth)} wrongly linked (precision {precision:.4f}, "
+        f"recall {recall:.4f})"
+    )
 
 
 def run(story: Story) -> None:
@@ -45,7 +47,9 @@ def run(story: Story) -> None:
     story.chapter("5 · The leak surfaces")
     label = (story.labels or {}).get("leak") or {}
     size = dump.stat().st_size
-    story.say(f"  02:00 — a file appears on a third-party platform: {dump.name}, {size / 1e6:.1f} MB")
+    story.say(
+        f"  02:00 — a file appears on a third-party platform: {dump.name}, {size / 1e6:.1f} MB"
+    )
     _ensure_events(story)
     t = time.perf_counter()
     result = scan(story.app, [dump], actor="demo:privacy-officer")
@@ -53,13 +57,19 @@ def run(story: Story) -> None:
     story.state["scan"] = result
     story.state["scan_id"] = result["scan_id"]
     ids = result["identifiers"]
-    story.say(f"  scanned in {took:.1f} s: {result['files'][0]['records']:,} records, "
-              f"{ids['hkid_valid']:,} valid HKIDs, {ids['hkid_invalid']:,} with a wrong check "
-              f"character, {ids['hospital_no']:,} hospital numbers")
-    story.say(f"  [bold]{result['affected_count']:,} patients affected[/bold]; fields exposed: "
-              f"{', '.join(result['fields_exposed'])}")
-    story.say(f"  {result['unmatched_records']} records link to nobody in the PMI "
-              "(made-up people with well-formed HKIDs): never attached to a real patient")
+    story.say(
+        f"  scanned in {took:.1f} s: {result['files'][0]['records']:,} records, "
+        f"{ids['hkid_valid']:,} valid HKIDs, {ids['hkid_invalid']:,} with a wrong check "
+        f"character, {ids['hospital_no']:,} hospital numbers"
+    )
+    story.say(
+        f"  [bold]{result['affected_count']:,} patients affected[/bold]; fields exposed: "
+        f"{', '.join(result['fields_exposed'])}"
+    )
+    story.say(
+        f"  {result['unmatched_records']} records link to nobody in the PMI "
+        "(made-up people with well-formed HKIDs): never attached to a real patient"
+    )
     quality = _quality(result, label)
     if quality:
         story.say(quality)
@@ -73,5 +83,7 @@ def run(story: Story) -> None:
             story.say(f"  that {verdict} the export the generator planted ({expected})")
     else:
         story.say("  no access event explains this set: the source is outside the logs")
-    story.say(f"  the scan is recorded as {result['scan_id']} (who, when, file digest, result "
-              "digest) and written to the audit log")
+    story.say(
+        f"  the scan is recorded as {result['scan_id']} (who, when, file digest, result "
+        "digest) and written to the audit log"
+    )

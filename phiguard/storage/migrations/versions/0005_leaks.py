@@ -46,8 +46,11 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=64), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("matched_on", sa.String(length=160), nullable=False),
-        sa.ForeignKeyConstraint(["scan_id"], ["leak_scans.scan_id"],
-                                name=op.f("fk_leak_scan_patients_scan_id_leak_scans")),
+        sa.ForeignKeyConstraint(
+            ["scan_id"],
+            ["leak_scans.scan_id"],
+            name=op.f("fk_leak_scan_patients_scan_id_leak_scans"),
+        ),
         sa.PrimaryKeyConstraint("scan_id", "patient_id", name=op.f("pk_leak_scan_patients")),
     )
     with op.batch_alter_table("leak_scan_patients") as b:
