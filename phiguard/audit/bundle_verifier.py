@@ -92,6 +92,9 @@ def check_consistency(
         raise ValueError("consistency proof does not verify")
 
 
+NEXT_KEY = "phiguard-next-key "  # the same line phiguard.audit.checkpoint writes
+
+
 def parse_vkey(vkey: str) -> tuple[str, bytes, int, Ed25519PublicKey]:
     name, kid_hex, material = vkey.strip().split("+", 2)
     raw = base64.b64decode(material)
@@ -167,6 +170,9 @@ def verify_bundle(
         notes = [
             (n, z.read(n)) for n in sorted(x for x in z.namelist() if x.startswith("checkpoints/"))
         ]
+        handovers = [
+            (n, z.read(n)) for n in sorted(x for x in z.namelist() if x.startswith("keychain/"))
+        ]
         consistency = json.loads(z.read("consistency.json"))
         entries = [
             json.loads(line)
@@ -176,10 +182,38 @@ def verify_bundle(
     log_key = key or bundled_key
     if key and key.strip() != bundled_key:
         problems.append("the bundle's key is not the key you gave with --key")
+    # Follow signing-key handovers: each is a checkpoint signed by the current key whose body
+    # names the next key. A checkpoint is accepted only under the key valid at its size.
+    ranges: list[tuple[str, int, float]] = []
+    current, low = log_key, 0
+    for name, note in handovers:
+        try:
+            _, size, _, _ = open_note(note, current, [])
+            nxt = [ln[len(NEXT_KEY):] for ln in note.decode().split("\n\n")[0].split("\n")
+                   if ln.startswith(NEXT_KEY)]
+            if not nxt:
+                raise ValueError("names no next key")
+            parse_vkey(nxt[0])
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            problems.append(f"{name}: key handover does not verify: {exc}")
+            break
+        ranges.append((current, low, size))
+        current, low = nxt[0], size
+    ranges.append((current, low, float("inf")))
     heads: dict[int, bytes] = {}
     for name, note in notes:
         try:
-            _, size, root, cosigned = open_note(note, log_key, witness_keys or [])
+            size_hint = int(note.decode().split("\n")[1])
+            keys_for = [k for k, lo, hi in ranges if lo <= size_hint <= hi] or [ranges[-1][0]]
+            last_exc: Exception | None = None
+            for candidate in keys_for:
+                try:
+                    _, size, root, cosigned = open_note(note, candidate, witness_keys or [])
+                    break
+                except ValueError as exc:
+                    last_exc = exc
+            else:
+                raise last_exc or ValueError("no key for this checkpoint")
             heads[size] = root
             for w in witness_keys or []:
                 if w.split("+")[0] not in cosigned:

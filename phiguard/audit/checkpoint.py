@@ -61,6 +61,9 @@ def _check_name(name: str) -> None:
         raise UsageError(f"not a valid signed-note key name: {name!r}")
 
 
+NEXT_KEY = "phiguard-next-key "  # extension line of a signing-key handover (log.rotate_signing_key)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     origin: str

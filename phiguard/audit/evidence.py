@@ -152,6 +152,9 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
         z.writestr("README.txt", README.format(name=out.name))
         z.writestr("manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
         z.writestr("key.vkey", str(log.config["vkey"]) + "\n")
+        # signing-key handovers (checkpoints naming the next key, signed by the one before)
+        for n, note in enumerate(_handovers(log)):
+            z.writestr(f"keychain/{n:04d}.note", note)
         for n, size in enumerate(ordered):
             z.writestr(f"checkpoints/{n:04d}-{size}.note", keep[size])
         z.writestr("consistency.json", json.dumps(consistency, indent=1) + "\n")
@@ -159,6 +162,12 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
         z.writestr("verify.py", Path(bundle_verifier.__file__).read_text())
     tmp.replace(out)
     return out
+
+
+def _handovers(log: AuditLog) -> list[bytes]:
+    from phiguard.audit.checkpoint import NEXT_KEY
+
+    return [note for note in log.checkpoints() if ("\n" + NEXT_KEY).encode() in note.split(b"\n\n")[0]]
 
 
 def export(

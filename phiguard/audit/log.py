@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from phiguard.audit import journal as jn
 from phiguard.audit.checkpoint import (
+    NEXT_KEY,
     Checkpoint,
     LocalWitness,
     NoteSigner,
@@ -430,11 +431,12 @@ class AuditLog(LogReader):
             raise IntegrityError(f"signed checkpoint for size {cp.size} disagrees with the journal")
 
     # -- checkpoints ------------------------------------------------------------------
-    def publish(self) -> bytes | None:
+    def publish(self, *, extensions: tuple[str, ...] = (), force: bool = False) -> bytes | None:
         """Sign and durably store a checkpoint for the current size (if the log grew).
 
         Before signing, the new tree is proven consistent with the last stored checkpoint,
         so two inconsistent checkpoints are never signed. Returns the new note, or None.
+        ``force`` signs even when the size has not changed (a key handover must be signed).
         """
         with self._commit:
             self._check_alive()
@@ -443,7 +445,7 @@ class AuditLog(LogReader):
             try:
                 with self._flock():
                     self._catch_up()
-                    if tip.size == tip.ckpt_size and tip.ckpt_count:
+                    if tip.size == tip.ckpt_size and tip.ckpt_count and not force:
                         return None
                     root = tip.frontier.root()
                     if tip.ckpt_count:
@@ -454,7 +456,9 @@ class AuditLog(LogReader):
                             raise IntegrityError(
                                 f"refusing to sign an inconsistent checkpoint: {exc}"
                             ) from exc
-                    note = sign_checkpoint(Checkpoint(self.origin, tip.size, root), self.signer)
+                    note = sign_checkpoint(
+                        Checkpoint(self.origin, tip.size, root, extensions), self.signer
+                    )
                     if self.witness is not None:
                         note += self._cosign(note).encode()
                     self._store_checkpoint(tip, note)
@@ -466,6 +470,38 @@ class AuditLog(LogReader):
                     else DurabilityError(f"checkpoint write failed: {exc}")
                 )
                 raise self._failed from exc  # type: ignore[misc]
+
+    def rotate_signing_key(self, *, actor: str = "cli") -> bytes:
+        """Replace the checkpoint signing key, with the handover sealed in the log.
+
+        1. an ``keys:signing:rotated`` action naming the old and new public keys is appended;
+        2. a checkpoint covering it is signed by the OLD key and carries the extension line
+           ``phiguard-next-key <new vkey>``: the trusted key itself vouches for its successor;
+        3. the keyring switches to the new key; every later checkpoint is signed by it.
+
+        Verifiers (``audit verify``, evidence bundles) start from the key sealed in entry 0 and
+        follow these handovers, so a checkpoint signed by a retired key after its handover, or
+        by a key nobody handed over to, is rejected. All three steps run under the commit lock,
+        so the publisher cannot sign with the old key after the handover.
+        """
+        from phiguard.audit.tags import Tag
+
+        new_seed = secrets.token_bytes(32)
+        new_vkey = NoteSigner.from_seed(self.origin, new_seed).vkey
+        with self._commit:
+            old_vkey = self.signer.vkey
+            self.record_action(
+                Tag.SIGNING_KEY_ROTATED, actor=actor, subject=new_vkey,
+                detail={"old_vkey": old_vkey, "new_vkey": new_vkey},
+            )
+            note = self.publish(extensions=(NEXT_KEY + new_vkey,), force=True)
+            assert note is not None
+            ring = self.app.keyring
+            ring.signing_seed = new_seed
+            ring.save(self.app.home.keys)
+            for name in ("signer", "verifier"):
+                self.__dict__.pop(name, None)
+        return note
 
     def _cosign(self, note: bytes) -> str:
         assert self.witness is not None and self._nodes_w is not None

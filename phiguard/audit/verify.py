@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from phiguard.audit import journal as jn
 from phiguard.audit.checkpoint import (
+    NEXT_KEY,
     Checkpoint,
     NoteSigner,
     NoteVerifier,
@@ -63,6 +64,7 @@ class Report:
     latest: Checkpoint | None = None
     cosigners: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    key_chain: list[str] = field(default_factory=list)  # keys handed over to, in order
 
     @property
     def ok(self) -> bool:
@@ -148,12 +150,12 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
         sizes = _snapshot(log)
     try:
         signer = NoteSigner.from_seed(log.origin, log.app.keyring.signing_seed)
-        verifier = NoteVerifier.parse(signer.vkey)
+        # the key chain starts at the key sealed in entry 0 (log.json, checked against it
+        # below) and follows signed handovers; see AuditLog.rotate_signing_key
+        verifier = NoteVerifier.parse(str(log.config.get("vkey")))
     except PhiguardError as exc:
         report.fail("audit/log.json", str(exc))
         return report
-    if log.config.get("vkey") != signer.vkey:
-        report.fail("audit/log.json", "its public key is not this home's checkpoint key")
     boundaries: dict[int, tuple[int, int]] = {0: (-1, 0)}
     erased_seen: set[int] = set()
     erasures: set[int] = set()
@@ -175,6 +177,12 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
             step()
         except Exception as exc:
             report.fail(where, f"unreadable: {exc}")
+    final_key = report.key_chain[-1] if report.key_chain else log.config.get("vkey")
+    if final_key != signer.vkey:
+        report.fail(
+            "keys/keyring.json",
+            "the home's signing key is not the last key of the log's key chain",
+        )
     if report.latest is not None and n > report.latest.size:
         report.warn(
             "journal",
@@ -384,6 +392,13 @@ def _verify_checkpoints(
                 continue
             cp = verified.checkpoint
             where = f"checkpoint #{k} (size {cp.size})"
+            handover = [e for e in cp.extensions if e.startswith(NEXT_KEY)]
+            if handover:
+                try:
+                    verifier = NoteVerifier.parse(handover[0][len(NEXT_KEY):])
+                    report.key_chain.append(handover[0][len(NEXT_KEY):])
+                except PhiguardError as exc:
+                    report.fail(where, f"hands over to an unreadable key: {exc}")
             for name, ts in verified.cosigners:
                 report.cosigners[name] = max(report.cosigners.get(name, 0), ts)
             if last is not None and (
