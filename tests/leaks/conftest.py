@@ -7,9 +7,31 @@ import pytest
 from tests.leaks.world import World, build
 
 
+@pytest.fixture(scope="module")
+def world_app(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """One small hospital per test module (building it is most of these tests' cost); scans
+    only add their own records, so tests sharing it stay independent."""
+    from datetime import datetime
+
+    from phiguard.app import App
+    from phiguard.clock import HKT, FixedClock
+    from phiguard.settings import Settings
+
+    root = tmp_path_factory.mktemp("leak-world")
+    app = App.init(Settings(home=root / "home"), clock=FixedClock(datetime(2026, 4, 3, 9, 0, tzinfo=HKT)))
+    world = build(app, root)
+    yield app, world
+    app.close()
+
+
 @pytest.fixture
-def world(sqlite_app, tmp_path: Path) -> World:  # type: ignore[no-untyped-def]
-    return build(sqlite_app, tmp_path)
+def world(world_app) -> World:  # type: ignore[no-untyped-def]
+    return world_app[1]
+
+
+@pytest.fixture
+def wapp(world_app):  # type: ignore[no-untyped-def]
+    return world_app[0]
 
 
 class Recorder:

@@ -10,13 +10,13 @@ from phiguard.demo.steps import leaks as chapter
 from phiguard.demo.story import Story
 
 
-def test_chapter_scans_the_dump_and_leaves_the_result_for_the_incident(sqlite_app, world, tmp_path):
+def test_chapter_scans_the_dump_and_leaves_the_result_for_the_incident(wapp, world, tmp_path):
     data = tmp_path / "input"
     (data / "leak").mkdir(parents=True)
     shutil.copy(world.dumps["csv"].path, data / "leak" / "dump.csv")
     labels = {"leak": {"patient_ids": sorted(world.dumps["csv"].patients), "query_id": "q-88812"}}
     out = Console(record=True, width=160)
-    story = Story(sqlite_app, out, data, labels)
+    story = Story(wapp, out, data, labels)
     story.state["ingested"] = True
     chapter.run(story)
     text = out.export_text()

@@ -13,8 +13,8 @@ def _run(app, world: World, name: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("name", ["csv", "text", "xlsx", "json"])
-def test_dumps_with_identifiers_link_exactly_the_leaked_patients(sqlite_app, world, name):
-    result = _run(sqlite_app, world, name)
+def test_dumps_with_identifiers_link_exactly_the_leaked_patients(wapp, world, name):
+    result = _run(wapp, world, name)
     found = {p["patient_id"] for p in result["affected_patients"]}
     dump = world.dumps[name]
     assert f1(found, dump.patients) >= 0.995
@@ -26,8 +26,8 @@ def test_dumps_with_identifiers_link_exactly_the_leaked_patients(sqlite_app, wor
     assert dump.source in (top["query_id"], top["account_id"])
 
 
-def test_masked_hkids_are_linked_by_name_sex_and_birth_date(sqlite_app, world):
-    result = _run(sqlite_app, world, "masked")
+def test_masked_hkids_are_linked_by_name_sex_and_birth_date(wapp, world):
+    result = _run(wapp, world, "masked")
     found = {p["patient_id"] for p in result["affected_patients"]}
     dump = world.dumps["masked"]
     assert f1(found, dump.patients) >= 0.97
@@ -37,8 +37,8 @@ def test_masked_hkids_are_linked_by_name_sex_and_birth_date(sqlite_app, world):
     assert result["attribution"][0]["query_id"] == dump.source
 
 
-def test_exact_csv_reports_fields_identifiers_and_decoys(sqlite_app, world):
-    result = _run(sqlite_app, world, "csv")
+def test_exact_csv_reports_fields_identifiers_and_decoys(wapp, world):
+    result = _run(wapp, world, "csv")
     dump = world.dumps["csv"]
     assert result["fields_exposed"] == ["name", "sex", "hkid", "hospital_no", "procedure"]
     ids = result["identifiers"]
@@ -55,8 +55,8 @@ def test_exact_csv_reports_fields_identifiers_and_decoys(sqlite_app, world):
     assert {"hospital_no", "name_en", "sex"} <= set(first["matched_on"])
 
 
-def test_slow_exfiltration_is_pinned_on_the_account_not_one_query(sqlite_app, world):
-    result = _run(sqlite_app, world, "json")
+def test_slow_exfiltration_is_pinned_on_the_account_not_one_query(wapp, world):
+    result = _run(wapp, world, "json")
     top = result["attribution"][0]
     assert top["account_id"] == "vx-eng-09" and top["query_id"] is None
     assert top["vendor_id"] == "V020"
