@@ -71,7 +71,8 @@ class _Lines:
         self.bytes_read = 0
         self.counter = counter
 
-    def blocks(self) -> Iterator[list[bytes]]:
+    def raw_blocks(self) -> Iterator[bytes]:
+        """Large runs of whole lines (without the final newline), in order."""
         tail = b""
         while True:
             try:
@@ -83,11 +84,65 @@ class _Lines:
             self.bytes_read = self.counter() if self.counter else self.bytes_read + len(block)
             if not block:
                 if tail:
-                    yield [tail]
+                    yield tail
                 return
-            parts = (tail + block).split(b"\n")
-            tail = parts.pop()
-            yield parts
+            data = tail + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
+                continue
+            tail = data[cut + 1:]
+            yield data[:cut]
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        for raw in self.raw_blocks():
+            yield raw.split(b"\n")
+
+
+def fast_lines(buf: bytes, base: int, quotes: bool) -> tuple[list[bytes], list[int], list[RowError]] | None:
+    """Split a run of whole lines into records with NumPy doing the per-line checks.
+
+    Returns None when a line needs the careful path (a quote left open: odd number of
+    ``"``), else (records, their line numbers, errors for oversized lines). Blank lines are
+    skipped and a trailing CR is dropped.
+    """
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    bad_utf8: set[int] = set()
+    if not buf.isascii():
+        try:
+            buf.decode("utf-8")
+        except UnicodeDecodeError:
+            for i, part in enumerate(buf.split(b"\n")):
+                if not part.isascii() and not _is_utf8(part):
+                    bad_utf8.add(i)
+    n = len(ends) + 1
+    if quotes:
+        q = np.flatnonzero(arr == 34)
+        if len(q):
+            per_line = np.bincount(np.searchsorted(ends, q), minlength=n)
+            if (per_line & 1).any():
+                return None
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(arr)]))
+    lengths = stops - starts
+    parts = buf.split(b"\n")
+    cr = np.flatnonzero((lengths > 0) & (arr[np.maximum(stops - 1, 0)] == 13)) if len(arr) else []
+    for i in cr:
+        parts[i] = parts[i][:-1]
+    first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else np.zeros(n, np.uint8)
+    suspect = np.flatnonzero((lengths == 0) | (first == 32) | (first == 9) | (first == 13))
+    drop = {int(i) for i in suspect if not parts[i].strip()}
+    long = np.flatnonzero(lengths > MAX_RECORD_BYTES)
+    errors = [RowError(base + int(i) + 1, _framing_error(0, parts[i]) or "too long") for i in long]
+    drop.update(int(i) for i in long)
+    for i in sorted(bad_utf8 - drop):
+        errors.append(RowError(base + i + 1, "not valid UTF-8 (wrong encoding?)"))
+        drop.add(i)
+    if not drop:
+        return parts, list(range(base + 1, base + 1 + n)), errors
+    keep = [i for i in range(n) if i not in drop]
+    return [parts[i] for i in keep], [base + 1 + i for i in keep], errors
 
 
 def _framing_error(start: int, rec: bytes) -> str | None:
@@ -96,41 +151,25 @@ def _framing_error(start: int, rec: bytes) -> str | None:
     return None
 
 
-def _utf8_errors(records: list[bytes], lines: list[int]) -> tuple[list[bytes], list[int], list[RowError]]:
-    """Drop records that are not valid UTF-8 (one fast check for the whole list first)."""
+def _is_utf8(data: bytes) -> bool:
     try:
-        b"\n".join(records).decode("utf-8")
-        return records, lines, []
+        data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    keep_r, keep_l, errors = [], [], []
-    for rec, line in zip(records, lines, strict=True):
-        try:
-            rec.decode("utf-8")
-        except UnicodeDecodeError:
-            errors.append(RowError(line, "not valid UTF-8 (wrong encoding?)"))
-            continue
-        keep_r.append(rec)
-        keep_l.append(line)
-    return keep_r, keep_l, errors
+        return False
+    return True
 
 
 def line_chunks(lines: _Lines, batch: int, first: int = 0) -> Iterator[Chunk]:
     """One record per non-empty line (NDJSON, FHIR NDJSON)."""
     chunk = Chunk([], [])
-    for block in lines.blocks():
-        for ln in block:
-            lines.lineno += 1
-            if ln.endswith(b"\r"):
-                ln = ln[:-1]
-            if not ln.strip():
-                continue
-            why = _framing_error(lines.lineno, ln)
-            if why:
-                chunk.errors.append(RowError(lines.lineno, why))
-                continue
-            chunk.records.append(ln)
-            chunk.lines.append(lines.lineno)
+    for raw in lines.raw_blocks():
+        fast = fast_lines(raw, lines.lineno, quotes=False)
+        assert fast is not None  # only the quote check can refuse a block
+        recs, nums, errs = fast
+        lines.lineno += raw.count(b"\n") + 1
+        chunk.records.extend(recs)
+        chunk.lines.extend(nums)
+        chunk.errors.extend(errs)
         while len(chunk.records) >= batch:
             full, chunk = _split(chunk, batch)
             yield _finish(full, lines)
@@ -149,8 +188,6 @@ def _split(chunk: Chunk, batch: int) -> tuple[Chunk, Chunk]:
 
 
 def _finish(chunk: Chunk, lines: _Lines) -> Chunk:
-    chunk.records, chunk.lines, bad = _utf8_errors(chunk.records, chunk.lines)
-    chunk.errors.extend(bad)
     chunk.errors.sort(key=lambda e: e.line)
     chunk.bytes_read = lines.bytes_read
     return chunk
@@ -167,7 +204,6 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
     header: bytes | None = None
     header_line = 0
     chunk = Chunk([], [])
-    pending: list[tuple[int, bytes]] = []  # lines to (re)process, in order
     open_rec: list[tuple[int, bytes]] = []
     open_bytes = 0
     meta: dict[str, Any] = {}
@@ -186,6 +222,8 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
             meta.update(csv_header_meta(rec))
             return
         why = _framing_error(start, rec)
+        if why is None and not rec.isascii() and not _is_utf8(rec):
+            why = "not valid UTF-8 (wrong encoding?)"
         if why:
             chunk.errors.append(RowError(start, why))
         else:
@@ -218,11 +256,50 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
                 queue.extend(reversed(rest))
 
     yielded = False
-    for block in lines.blocks():
+    for raw in lines.raw_blocks():
+        while header is None and raw:  # the header line(s) first, then the fast path
+            first, sep, raw = raw.partition(b"\n")
+            lines.lineno += 1
+            feed([(lines.lineno, first)])
+            if open_rec:  # a quoted header spanning lines: read the rest line by line
+                raw = raw  # noqa: PLW0127 - handled below by the careful path
+                break
+        if not raw:
+            continue
         base = lines.lineno
+        fast = None if (header is None or open_rec) else fast_lines(raw, base, quotes=True)
+        if fast is not None:
+            recs, nums, errs = fast
+            lines.lineno = base + raw.count(b"\n") + 1
+            chunk.records.extend(recs)
+            chunk.lines.extend(nums)
+            chunk.errors.extend(errs)
+            while len(chunk.records) >= batch:
+                full, chunk = _split(chunk, batch)
+                yield _finish_csv(full, lines, meta)
+                yielded = True
+            continue
+        block = raw.split(b"\n")
         lines.lineno += len(block)
-        pending = [(base + i + 1, ln) for i, ln in enumerate(block)]
-        feed(pending)
+        slow = header is None or bool(open_rec)
+        recs, nums, errs = chunk.records, chunk.lines, chunk.errors
+        # Fast path for the common line: no open quote before it and an even number of
+        # quotes in it, so it is one whole record. Anything else goes through feed().
+        for i, ln in enumerate(block):
+            if slow or (b'"' in ln and ln.count(b'"') & 1):
+                feed([(base + i + 1, ln)])
+                slow = header is None or bool(open_rec)
+                recs, nums, errs = chunk.records, chunk.lines, chunk.errors
+                continue
+            if ln[-1:] == b"\r":
+                ln = ln[:-1]
+            if len(ln) > MAX_RECORD_BYTES:
+                errs.append(RowError(base + i + 1, _framing_error(0, ln) or "too long"))
+            elif not ln.isascii() and not _is_utf8(ln):
+                errs.append(RowError(base + i + 1, "not valid UTF-8 (wrong encoding?)"))
+            elif ln and not ln.isspace():
+                recs.append(ln)
+                nums.append(base + i + 1)
         while len(chunk.records) >= batch:
             full, chunk = _split(chunk, batch)
             yield _finish_csv(full, lines, meta)
@@ -448,9 +525,13 @@ def decode_csv(meta: dict[str, Any], records: list[bytes], lines: list[int]) -> 
     n = len(records)
     if n == 0:
         return Parsed(string_table({}, 0), np.zeros(0, np.int64), [])
+    width = len(names)
+    wanted = {f"\x01{i}": name for i, name in enumerate(names) if name in COLUMNS}
+    fast = _decode_csv_plain(records, delim, width, wanted)
+    if fast is not None:
+        return fast
     d = delim.encode()
     buf = b"\n".join([b"%d%s%s" % (i, d, r) for i, r in enumerate(records)])
-    width = len(names)
     reported: dict[int, str] = {}
 
     def invalid(row: Any) -> str:
@@ -462,7 +543,6 @@ def decode_csv(meta: dict[str, Any], records: list[bytes], lines: list[int]) -> 
         return "skip"
 
     column_names = [LINE_COLUMN, *[f"\x01{i}" for i in range(width)]]
-    wanted = {f"\x01{i}": name for i, name in enumerate(names) if name in COLUMNS}
     try:
         table = pacsv.read_csv(
             io.BytesIO(buf),
@@ -493,6 +573,37 @@ def decode_csv(meta: dict[str, Any], records: list[bytes], lines: list[int]) -> 
                     key=lambda e: e.line)
     strings = string_table({wanted[c]: table.column(c) for c in wanted}, table.num_rows)
     return Parsed(strings, idx.astype(np.int64), errors)
+
+
+def _decode_csv_plain(records: list[bytes], delim: str, width: int,
+                      wanted: dict[str, str]) -> Parsed | None:
+    """Parse without the index column; valid only if Arrow returns one row per record and
+    rejects none. Returns None when that is not so (the caller then takes the exact path)."""
+    trouble = False
+
+    def invalid(row: Any) -> str:
+        nonlocal trouble
+        trouble = True
+        return "skip"
+
+    names = [f"\x01{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(b"\n".join(records)),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=True,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
+                                             invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in names}, include_columns=list(wanted),
+                strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if trouble or table.num_rows != len(records):
+        return None
+    strings = string_table({wanted[c]: table.column(c) for c in wanted}, table.num_rows)
+    return Parsed(strings, np.arange(len(records), dtype=np.int64), [])
 
 
 def _cell(v: Any) -> str | None:
