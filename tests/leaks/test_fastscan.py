@@ -105,3 +105,33 @@ def test_chunk_boundaries_never_lose_or_duplicate_an_identifier(cuts):
     assert sorted(chunked.hkids()) == sorted(whole.hkids())
     assert sorted(chunked.hospital_numbers()) == sorted(whole.hospital_numbers())
     assert chunked.hkid_invalid == whole.hkid_invalid
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(alphabet="ABCDEGHKMPRZ", min_size=1, max_size=2),
+    digits=st.integers(min_value=0, max_value=999_999),
+    style=st.integers(min_value=0, max_value=4),
+    before=st.text(alphabet=" ,;:\t|\n(", min_size=1, max_size=3),
+    after=st.text(alphabet=" ,;:\t|\n.", max_size=3),
+)
+def test_any_spelling_of_a_valid_hkid_is_found_by_both_scanners(
+    prefix, digits, style, before, after
+):
+    from phiguard.identifiers import HospitalNumberFormat as Fmt
+    from phiguard.leaks.detectors import Detector
+
+    d = f"{digits:06d}"
+    c = hkid_check_char(prefix, d)
+    spelled = [
+        f"{prefix}{d}({c})",
+        f"{prefix}{d}{c}",
+        f"{prefix}{d} {c}",
+        f"{prefix}{d}({c})".lower(),
+        f"{prefix}{d}（{c}）",
+    ][style]
+    text = f"name CHAN Tai Man{before}{spelled}{after}"
+    hits, _ = scan_buffer(text.encode())
+    assert hits.hkids() == [prefix + d + c]
+    (rec,) = Detector(Fmt()).from_text("x", text)
+    assert rec.hkid == prefix + d + c
