@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.leaks.world import World, build
@@ -18,7 +16,9 @@ def world_app(tmp_path_factory):  # type: ignore[no-untyped-def]
     from phiguard.settings import Settings
 
     root = tmp_path_factory.mktemp("leak-world")
-    app = App.init(Settings(home=root / "home"), clock=FixedClock(datetime(2026, 4, 3, 9, 0, tzinfo=HKT)))
+    app = App.init(
+        Settings(home=root / "home"), clock=FixedClock(datetime(2026, 4, 3, 9, 0, tzinfo=HKT))
+    )
     world = build(app, root)
     yield app, world
     app.close()
