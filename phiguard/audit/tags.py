@@ -101,6 +101,14 @@ class Tag(StrEnum):
     PORTAL_TICKET_ISSUED = "console:portal:ticket-issued"
     PORTAL_OPENED = "console:portal:opened"
     PATIENT_HISTORY_SERVED = "console:patient:history-served"
+    # data-access gateway (issue 10)
+    GATEWAY_CREDENTIAL_ISSUED = "gateway:credential:issued"
+    GATEWAY_CREDENTIAL_REVOKED = "gateway:credential:revoked"
+    GATEWAY_TERMS_SET = "gateway:terms:changed"
+    GATEWAY_SESSION_STARTED = "gateway:session:started"
+    GATEWAY_SESSION_ENDED = "gateway:session:ended"
+    GATEWAY_AUTH_FAILED = "gateway:auth:failed"
+    GATEWAY_PROTOCOL_REFUSED = "gateway:protocol:refused"
     # keys and backups
     BACKUP_CREATED = "backup:backup:created"
     BACKUP_FAILED = "backup:backup:failed"
