@@ -325,8 +325,16 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
     res_exact = Linker(app, fuzzy=False).link(exact)
     exact_s = time.perf_counter() - t
     t = time.perf_counter()
-    res_fuzzy = Linker(app).link(fuzzy)
+    trace: list[tuple[int, str, float]] = []
+    res_fuzzy = Linker(app, trace=trace).link(fuzzy)
     fuzzy_s = time.perf_counter() - t
+    # calibration: of the scored pairs in each probability band, how many are true matches
+    bands = [(0.01, 0.5), (0.5, 0.9), (0.9, 0.99), (0.99, 1.01)]
+    calib = []
+    for lo, hi in bands:
+        pairs = [(i, pid) for i, pid, p in trace if lo <= p < hi]
+        true = sum(1 for i, pid in pairs if ids[n_exact + i] == pid)
+        calib.append({"band": f"{lo:.2f}-{min(hi, 1.0):.2f}", "pairs": len(pairs), "true": true})
     truth = set(ids[n_exact:])
     found = set(res_fuzzy.links)
     tp = len(found & truth)
@@ -338,6 +346,7 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
         "fuzzy_fp": len(found - truth),
         "fuzzy_truth": len(truth),
         "setup_s": build_s,
+        "calibration": calib,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -498,6 +507,9 @@ def main() -> None:
             print(
                 f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)"
             )
+            for b in r["calibration"]:
+                share = b["true"] / b["pairs"] if b["pairs"] else float("nan")
+                print(f"  calibration: p in {b['band']}: {b['pairs']:,} pairs, {share:.3f} true")
         if args.only in (None, "attribution"):
             r = bench_attribution(
                 tmp, args.events_per_day, args.pmi, min(args.exact, args.pmi // 2)

@@ -328,7 +328,11 @@ _ON = {
 }
 
 
-def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
+def fuzzy_link(
+    app: App, records: list[LeakRecord], *, trace: list[tuple[int, str, float]] | None = None
+) -> list[FuzzyMatch]:
+    """Links for the records that one candidate explains; ``trace`` (if given) receives every
+    scored pair ``(record index, patient id, probability)`` for calibration checks."""
     if not records:
         return []
     cands, n_pmi = fetch_candidates(app, records)
@@ -350,6 +354,8 @@ def fuzzy_link(app: App, records: list[LeakRecord]) -> list[FuzzyMatch]:
         on = [name for col, (name, floor) in _ON.items() if _weight(p.get(col)) > floor]
         if prob > best[idx].get(pid, (0.0, []))[0]:
             best[idx][pid] = (prob, on)
+    if trace is not None:
+        trace.extend((idx, pid, p) for idx, opts in best.items() for pid, (p, _) in opts.items())
     out = []
     for idx, options in best.items():
         ranked = sorted(options.items(), key=lambda kv: -kv[1][0])

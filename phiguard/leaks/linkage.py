@@ -161,9 +161,12 @@ def agreement(rec: LeakRecord, c: Candidate) -> tuple[list[str], list[str]]:
 
 
 class Linker:
-    def __init__(self, app: App, *, fuzzy: bool = True) -> None:
+    def __init__(
+        self, app: App, *, fuzzy: bool = True, trace: list[tuple[int, str, float]] | None = None
+    ) -> None:
         self.app = app
         self.fuzzy = fuzzy
+        self.trace = trace  # scored fuzzy pairs, for calibration checks (bench, tests)
 
     def link(self, records: list[LeakRecord]) -> LinkResult:
         result = LinkResult()
@@ -200,7 +203,7 @@ class Linker:
 
             usable = [r for r in rest if (r.name_en or r.name_zh)]
             result.fuzzy_tried = len(usable)
-            matches = fuzzy_link(self.app, usable)
+            matches = fuzzy_link(self.app, usable, trace=self.trace)
             for m in matches:
                 self._add(
                     result,
