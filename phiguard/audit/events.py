@@ -208,12 +208,11 @@ def validate(strings: pa.Table, lines: np.ndarray) -> Validated:
 def to_store(table: pa.Table, leaf_index: np.ndarray, ingested_at: datetime) -> pa.Table:
     """Add the two store columns to a validated table."""
     n = table.num_rows
+    at_us = int(ingested_at.timestamp() * 1_000_000)
+    stamp = pa.array(np.full(n, at_us, dtype=np.int64)).cast(TS_TYPE)
     return table.append_column(
         STORE_SCHEMA.field("leaf_index"), pa.array(leaf_index, pa.int64())
-    ).append_column(
-        STORE_SCHEMA.field("ingested_at"), pa.array([ingested_at] * n, TS_TYPE)
-        if n else pa.array([], TS_TYPE)
-    )
+    ).append_column(STORE_SCHEMA.field("ingested_at"), stamp)
 
 
 def iso(ts: datetime) -> str:
