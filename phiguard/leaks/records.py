@@ -61,6 +61,9 @@ class RecordBuilder:
         self.out = Collected()
         self._tables: dict[str, _Table] = {}
         self._header_cats: dict[tuple[str, ...], list[str | None]] = {}
+        # records of one dump share a handful of field combinations: keep one set of each
+        # (a per-record set is a third of a record's memory on a multi-GB dump)
+        self._fieldsets: dict[frozenset[str], set[str]] = {}
 
     def feed(self, units: Iterable[Unit]) -> Collected:
         for unit in units:
@@ -127,6 +130,8 @@ class RecordBuilder:
             o.hospital_no += rec.hospital_no is not None
             o.hospital_no_invalid += rec.hospital_no_invalid
             o.fields |= rec.fields
+            key = frozenset(rec.fields)
+            rec.fields = self._fieldsets.setdefault(key, set(key))
 
     def _raw(self, unit: RawHits) -> None:
         hits = unit.hits
