@@ -55,7 +55,8 @@ def plan(
             "pcpd",
             True,
             timedelta(hours=cfg.pcpd_target_hours),
-            f"internal target of {cfg.pcpd_target_hours:g} h: the PCPD asks for notice as soon as practicable",
+            f"internal target of {cfg.pcpd_target_hours:g} h: the PCPD asks for notice "
+            "as soon as practicable",
         ),
     ]
     if cfg.cap653_designated:
@@ -66,7 +67,8 @@ def plan(
                 "cap653",
                 True,
                 timedelta(hours=hours),
-                f"Cap. 653 designated operator, {kind}: report within {hours:g} h of becoming aware",
+                f"Cap. 653 designated operator, {kind}: report within {hours:g} h "
+                "of becoming aware",
             )
         )
     else:
@@ -95,7 +97,8 @@ def plan(
                 "supplier",
                 True,
                 timedelta(hours=cfg.supplier_target_hours),
-                f"formal notice to supplier {incident.vendor_id} within {cfg.supplier_target_hours:g} h",
+                f"formal notice to supplier {incident.vendor_id} "
+                f"within {cfg.supplier_target_hours:g} h",
             )
         )
     else:

@@ -77,8 +77,8 @@ def _direct_suspend(
         accounts=len(ids),
         grants=len(grants),
     )
-    for a in ids:
-        app.record(Tag.ACCOUNT_DISABLED, actor=actor, subject=a, reason=reason)
+    for account_id in ids:
+        app.record(Tag.ACCOUNT_DISABLED, actor=actor, subject=account_id, reason=reason)
     for g in grants:
         app.record(Tag.GRANT_REVOKED, actor=actor, subject=g.grant_id, reason=reason)
     return {"accounts_disabled": len(ids), "grants_revoked": len(grants), "path": "direct"}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from phiguard.audit.tags import Tag
 from phiguard.errors import Conflict, UsageError
@@ -307,11 +307,11 @@ def write_letters(
         digest = hashlib.sha256(tmp_pdf.read_bytes()).hexdigest()
         with app.session() as s:
             for i in range(0, len(deliveries), 5000):
-                s.execute(Delivery.__table__.insert(), deliveries[i : i + 5000])
+                s.execute(insert(Delivery), deliveries[i : i + 5000])
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 1000):
                 s.execute(
-                    Notice.__table__.update()
+                    update(Notice)
                     .where(Notice.id.in_(ids[i : i + 1000]))
                     .values(state="sent", updated_at=now)
                 )
@@ -328,8 +328,8 @@ def write_letters(
         os.replace(tmp_csv, csv_path)
     finally:
         mail.close()
-        for p in (tmp_pdf, tmp_csv):
-            p.unlink(missing_ok=True)
+        for leftover in (tmp_pdf, tmp_csv):
+            leftover.unlink(missing_ok=True)
     app.record(
         Tag.LETTERS_WRITTEN,
         actor=actor,

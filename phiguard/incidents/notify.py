@@ -21,33 +21,35 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phiguard.audit.tags import Tag
 from phiguard.errors import Conflict, NotFound, UsageError
 from phiguard.incidents import playbook, wording
 from phiguard.incidents.cases import affected_count, fields_exposed, get, log
+from phiguard.incidents.delivery import (  # record_receipt: callers use it from here
+    DispatchResult,
+    next_state,
+    reconcile,
+    record_receipt,
+)
 from phiguard.incidents.models import AffectedPatient, Campaign, Delivery, Notice
 from phiguard.incidents.settings import IncidentSettings
 from phiguard.incidents.transports import (
     Message,
-    MockTransport,
-    PushGateway,
     SendResult,
-    SmsGateway,
     Transport,
     TransportUnavailable,
+    from_settings,
 )
 from phiguard.incidents.verification import CodeBook
 from phiguard.storage.models import Patient
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from phiguard.app import App
 
 CHANNELS = wording.CHANNELS
@@ -127,10 +129,10 @@ def create_campaign(
             )
         _renderer(s, app, incident_id, cfg, {*requested, "phone"})  # refuse bad templates first
         earlier: dict[str, set[str]] = {}
-        for pid, plan in s.execute(
+        for pid, held in s.execute(
             select(Notice.patient_id, Notice.plan).where(Notice.incident_id == incident_id)
         ):
-            earlier.setdefault(pid, set()).update(plan.split(","))
+            earlier.setdefault(pid, set()).update(held.split(","))
         rows = s.execute(
             select(
                 Patient.patient_id,
@@ -212,113 +214,11 @@ def create_campaign(
 
 
 # -- dispatch ------------------------------------------------------------------------------
-@dataclass
-class DispatchResult:
-    campaign_id: int
-    sent: Counter[str] = field(default_factory=Counter)
-    failed_attempts: Counter[str] = field(default_factory=Counter)
-    fell_back: Counter[str] = field(default_factory=Counter)
-    reconciled: int = 0
-    resent_after_loss: int = 0
-    interrupted: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "campaign_id": self.campaign_id,
-            "sent": dict(self.sent),
-            "failed_attempts": dict(self.failed_attempts),
-            "fell_back": dict(self.fell_back),
-            "reconciled": self.reconciled,
-            "resent_after_loss": self.resent_after_loss,
-            "interrupted": self.interrupted,
-        }
-
-
-def next_state(
-    plan: str, step: int, channel: str, attempts: int, outcome: str, max_attempts: int
-) -> tuple[str, int, str, int]:
-    """(state, step, channel, attempts) after one attempt's ``outcome``."""
-    if outcome in ("sent", "delivered"):
-        return outcome, step, channel, attempts
-    chain = plan.split(",")
-    if outcome != "returned" and attempts < max_attempts:
-        return "queued", step, channel, attempts
-    if step + 1 < len(chain):
-        return "queued", step + 1, chain[step + 1], 0
-    if channel != "phone":
-        return "queued", step + 1, "phone", 0  # the call list is the last resort
-    return "unreachable", step, channel, attempts
-
-
 def _campaign(s: Session, campaign_id: int) -> Campaign:
     camp = s.get(Campaign, campaign_id)
     if camp is None:
         raise NotFound(f"no notice campaign {campaign_id}")
     return camp
-
-
-def _apply(
-    s: Session,
-    results: list[tuple[Notice, Delivery, SendResult]],
-    max_attempts: int,
-    now: datetime,
-    out: DispatchResult,
-) -> None:
-    for notice, delivery, res in results:
-        delivery.state, delivery.updated_at = res.state, now
-        delivery.transport_ref, delivery.error = res.transport_ref[:200], res.error[:500]
-        before = notice.channel
-        attempts = notice.attempts + (0 if res.state in ("sent", "delivered") else 1)
-        st, step, ch, att = next_state(
-            notice.plan, notice.step, notice.channel, attempts, res.state, max_attempts
-        )
-        if ch != before:
-            out.fell_back[f"{before}->{ch}"] += 1
-            if ch not in notice.plan.split(","):
-                notice.plan = notice.plan + "," + ch
-        notice.state, notice.step, notice.channel, notice.attempts, notice.updated_at = (
-            st,
-            step,
-            ch,
-            att,
-            now,
-        )
-        (out.sent if res.state in ("sent", "delivered") else out.failed_attempts)[
-            delivery.channel
-        ] += 1
-
-
-def _reconcile(
-    app: App,
-    campaign_id: int,
-    transports: Mapping[str, Transport],
-    out: DispatchResult,
-    cfg: IncidentSettings,
-) -> None:
-    """Settle attempts left ``sending`` by a crash or an outage, asking the gateway."""
-    now = app.clock.now()
-    with app.session() as s:
-        pending = s.execute(
-            select(Notice, Delivery)
-            .join(Delivery, Delivery.notice_id == Notice.id)
-            .where(Notice.campaign_id == campaign_id, Delivery.state == "sending")
-        ).all()
-        settled = []
-        for notice, delivery in pending:
-            transport = transports.get(delivery.channel)
-            if transport is None:
-                continue
-            found = transport.lookup(delivery.message_id)
-            if found is None:
-                # Never reached the gateway: not an attempt at all. The row goes; the notice is
-                # queued again and will be sent under the SAME idempotency key.
-                s.execute(delete(Delivery).where(Delivery.id == delivery.id))
-                notice.state, notice.updated_at = "queued", now
-                out.resent_after_loss += 1
-            else:
-                settled.append((notice, delivery, found))
-        _apply(s, settled, cfg.max_attempts, now, out)
-        out.reconciled += len(pending)
 
 
 def _phones(app: App, conn: Any, patient_ids: list[str]) -> dict[str, str]:
@@ -341,6 +241,8 @@ def dispatch(
     """Send every queued notice of the campaign whose channel has a transport."""
     cfg = cfg or IncidentSettings()
     out = DispatchResult(campaign_id)
+    if not campaign_id:  # create_campaign found nobody new: nothing to send
+        return out
     book = CodeBook(app)
     with app.session() as s:
         camp = _campaign(s, campaign_id)
@@ -350,7 +252,7 @@ def dispatch(
         )
         camp.status = "running"
     try:
-        _reconcile(app, campaign_id, transports, out, cfg)
+        reconcile(app, campaign_id, transports, out, cfg)
         for channel, transport in transports.items():
             if channel not in ("app", "sms"):
                 continue
@@ -400,8 +302,8 @@ def dispatch(
     return out
 
 
-_N = Notice.__table__
-_D = Delivery.__table__
+_N = cast(Table, Notice.__table__)
+_D = cast(Table, Delivery.__table__)
 _SET_NOTICE = (
     update(_N)
     .where(_N.c.id == bindparam("nid"))
@@ -519,7 +421,15 @@ def _dispatch_channel(
                         plan = f"{plan},{ch}"
                 (out.sent if ok else out.failed_attempts)[channel] += 1
                 notice_rows.append(
-                    {"nid": r.id, "st": st, "sp": step, "ch": ch, "at": att, "pl": plan, "b_ts": now}
+                    {
+                        "nid": r.id,
+                        "st": st,
+                        "sp": step,
+                        "ch": ch,
+                        "at": att,
+                        "pl": plan,
+                        "b_ts": now,
+                    }
                 )
                 delivery_rows.append(
                     {
@@ -549,35 +459,7 @@ def _dispatch_channel(
             conn.commit()
 
 
-# -- receipts, status, transports ---------------------------------------------------------
-RECEIPT_STATES = ("delivered", "failed", "returned")
-
-
-def record_receipt(
-    app: App, message_id: str, state: str, *, actor: str, cfg: IncidentSettings | None = None
-) -> dict[str, Any]:
-    """A delivery receipt from a gateway, returned mail, or a call agent's outcome."""
-    cfg = cfg or IncidentSettings()
-    if state not in RECEIPT_STATES:
-        raise UsageError(f"receipt state must be one of {', '.join(RECEIPT_STATES)}")
-    now = app.clock.now()
-    out = DispatchResult(0)
-    with app.session() as s:
-        d = s.scalars(select(Delivery).where(Delivery.message_id == message_id)).first()
-        if d is None:
-            raise NotFound(f"no delivery {message_id!r}")
-        n = s.get(Notice, d.notice_id)
-        assert n is not None
-        if d.state in ("delivered", "returned") or n.channel != d.channel:
-            raise Conflict(f"delivery {message_id} is already settled ({d.state})")
-        _apply(s, [(n, d, SendResult(message_id, state))], cfg.max_attempts, now, out)
-        incident_id, new_state, channel = n.incident_id, n.state, n.channel
-    app.record(
-        Tag.NOTICE_RECEIPT, actor=actor, subject=incident_id, message_id=message_id, state=state
-    )
-    return {"message_id": message_id, "notice_state": new_state, "channel": channel}
-
-
+# -- status ------------------------------------------------------------------------------
 def status(app: App, incident_id: str) -> dict[str, Any]:
     with app.session() as s:
         get(s, incident_id)
@@ -613,17 +495,19 @@ def open_campaigns(app: App, incident_id: str) -> list[int]:
 
 
 def configured_transports(cfg: IncidentSettings, channels: Iterable[str]) -> dict[str, Transport]:
-    """The transports the settings describe, for the requested automatic channels."""
-    wanted = [c for c in channels if c in ("app", "sms")]
-    if cfg.transports == "mock":
-        return {c: MockTransport(c) for c in wanted}
-    if cfg.transports != "gateways":
-        raise UsageError("PHIGUARD_INCIDENTS_TRANSPORTS must be 'gateways' or 'mock'")
-    out: dict[str, Transport] = {}
-    if "app" in wanted and cfg.push_url:
-        out["app"] = PushGateway(cfg.push_url, cfg.push_api_key.get_secret_value())
-    if "sms" in wanted and cfg.sms_url:
-        out["sms"] = SmsGateway(
-            cfg.sms_url, cfg.sms_api_key.get_secret_value(), sender_id=cfg.sms_sender_id
-        )
-    return out
+    """The push/SMS transports the settings describe (see :func:`transports.from_settings`)."""
+    return from_settings(cfg, channels)
+
+
+__all__ = [
+    "CampaignResult",
+    "DispatchResult",
+    "configured_transports",
+    "create_campaign",
+    "dispatch",
+    "open_campaigns",
+    "parse_channels",
+    "plan_for",
+    "record_receipt",
+    "status",
+]

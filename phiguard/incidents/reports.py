@@ -22,22 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy import func, select
 
 from phiguard.audit.tags import Tag
 from phiguard.errors import UsageError
 from phiguard.incidents import cases, clocks, playbook, risk
 from phiguard.incidents.models import AffectedPatient, Enquiry, Notice, Report, VerificationAttempt
-from phiguard.incidents.pdf import LATIN, LATIN_BOLD, markup, register_cjk
+from phiguard.incidents.pdf import render_report
 from phiguard.incidents.settings import IncidentSettings
 from phiguard.incidents.wording import FIELD_NAMES, date_en, date_zh, field_words
 from phiguard.storage.models import Vendor
@@ -60,6 +54,24 @@ TITLES = {
     "final": ("Post-incident Report", "事故後報告"),
 }
 BILINGUAL = {"pcpd", "cap653", "police"}
+OFFENCES = (
+    "access to computer with criminal or dishonest intent (Crimes Ordinance, Cap. 200, "
+    "s.161); disclosing personal data obtained without consent (PDPO, Cap. 486, s.64) / "
+    "有犯罪或不誠實意圖而取用電腦（第200章第161條）；"
+    "披露未經同意而取得的個人資料（第486章第64條）"
+)
+PSEUDONYMS = (
+    "pseudonymous patient ids, listed in the JSON of this packet; identities are released on "
+    "a formal request / 以化名編號列於本文件的 JSON 版本；身份資料須正式要求方會提供"
+)
+LESSONS = (
+    "Time- and scope-limited contractor grants through the access service; no standing "
+    "export rights",
+    "Security terms, assessments and audits in every data-processing contract (DPP2(3), DPP4(2))",
+    "Live monitoring of bulk queries and exports against each grant's row limit",
+    "Privileged access management and MFA for administration and database accounts",
+    "Training for staff and contractors on data handling and on phishing that uses leaked data",
+)
 
 
 def L(en: str, zh: str = "") -> dict[str, str]:
@@ -321,8 +333,9 @@ def build(
                         L("Category", "類別"),
                         "serious incident (core function disrupted) / 嚴重事故"
                         if inc.serious
-                        else "other incident: unauthorised access to and disclosure of data; core functions not "
-                        "disrupted / 其他事故：未經授權存取及披露資料，核心功能未受干擾",
+                        else "other incident: unauthorised access to and disclosure of data; "
+                        "core functions not disrupted / "
+                        "其他事故：未經授權存取及披露資料，核心功能未受干擾",
                     ),
                     item(
                         L("Cyber attack", "網絡攻擊"),
@@ -403,9 +416,7 @@ def build(
                     item(L("Contractor", "承辦商"), contractor),
                     item(
                         L("Offences for police assessment", "供警方評估的罪行"),
-                        "access to computer with criminal or dishonest intent (Crimes Ordinance, Cap. 200, s.161); "
-                        "disclosing personal data obtained without consent (PDPO, Cap. 486, s.64) / "
-                        "有犯罪或不誠實意圖而取用電腦（第200章第161條）；披露未經同意而取得的個人資料（第486章第64條）",
+                        OFFENCES,
                     ),
                 ],
             },
@@ -419,8 +430,7 @@ def build(
                     ],
                     item(
                         L("Affected patients", "受影響病人"),
-                        f"{f['affected']:,} pseudonymous patient ids, listed in the JSON of this packet; identities are "
-                        "released on a formal request / 以化名編號列於本文件的 JSON 版本；身份資料須正式要求方會提供",
+                        f"{f['affected']:,} {PSEUDONYMS}",
                     ),
                     *[
                         item(L("Access record", "存取紀錄"), e["text"])
@@ -482,16 +492,7 @@ def build(
             },
             {
                 "heading": L("Remediation and lessons"),
-                "items": [
-                    item(L("Recommendation"), r)
-                    for r in (
-                        "Time- and scope-limited contractor grants through the access service; no standing export rights",
-                        "Security terms, assessments and audits in every data-processing contract (DPP2(3), DPP4(2))",
-                        "Live monitoring of bulk queries and exports against each grant's row limit",
-                        "Privileged access management and MFA for administration and database accounts",
-                        "Training for staff and contractors on data handling and phishing that uses leaked data",
-                    )
-                ],
+                "items": [item(L("Recommendation"), r) for r in LESSONS],
             },
         ]
     return {
@@ -506,89 +507,6 @@ def build(
         "data": data,
         "field_names": {k: FIELD_NAMES.get(k, (k, k)) for k in f["fields"]},
     }
-
-
-def render(doc: dict[str, Any], out: Path, cfg: IncidentSettings) -> bytes:
-    """Lay the report out with ReportLab's flowables; returns the PDF bytes."""
-    register_cjk(cfg.cjk_font, cfg.cjk_subfont)
-    body = ParagraphStyle("body", fontName=LATIN, fontSize=9, leading=12.5, wordWrap="CJK")
-    label = ParagraphStyle("label", parent=body, fontSize=8.5, textColor=colors.HexColor("#333333"))
-    h1 = ParagraphStyle("h1", fontName=LATIN_BOLD, fontSize=15, leading=19, spaceAfter=2)
-    h1zh = ParagraphStyle("h1zh", fontName=LATIN, fontSize=13, leading=17, spaceAfter=6)
-    h2 = ParagraphStyle(
-        "h2", fontName=LATIN_BOLD, fontSize=11, leading=14, spaceBefore=10, spaceAfter=4
-    )
-    h2zh = ParagraphStyle("h2zh", parent=body, fontSize=10, spaceAfter=4)
-    bi = doc["bilingual"]
-    story: list[Any] = [Paragraph(markup(doc["title"]["en"]), h1)]
-    if doc["title"]["zh"]:
-        story.append(Paragraph(markup(doc["title"]["zh"]), h1zh))
-    story.append(
-        Paragraph(
-            markup(
-                f"{doc['hospital']['en']}"
-                + (f" / {doc['hospital']['zh']}" if bi else "")
-                + f" · {doc['incident_id']} · {doc['generated_at']} HKT"
-            ),
-            body,
-        )
-    )
-    for sec in doc["sections"]:
-        story.append(Paragraph(markup(sec["heading"]["en"]), h2))
-        if bi and sec["heading"]["zh"]:
-            story.append(Paragraph(markup(sec["heading"]["zh"]), h2zh))
-        rows = []
-        for it in sec["items"]:
-            lab = markup(it["label"]["en"]) + (
-                f"<br/>{markup(it['label']['zh'])}" if bi and it["label"]["zh"] else ""
-            )
-            rows.append(
-                [
-                    Paragraph(lab, label),
-                    Paragraph(markup(it["value"]).replace("\n", "<br/>"), body),
-                ]
-            )
-        if rows:
-            t = Table(rows, colWidths=[55 * mm, 115 * mm])
-            t.setStyle(
-                TableStyle(
-                    [
-                        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbbb")),
-                        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-                        ("TOPPADDING", (0, 0), (-1, -1), 3),
-                    ]
-                )
-            )
-            story.append(t)
-    story += [
-        Spacer(1, 8),
-        Paragraph(
-            markup(
-                "Generated by phiguard from the incident record. "
-                "Contains no patient names or identity numbers."
-            ),
-            label,
-        ),
-    ]
-    tmp = out.with_name(out.name + ".part")
-    try:
-        pdf = SimpleDocTemplate(
-            str(tmp),
-            pagesize=A4,
-            title=doc["title"]["en"],
-            author=doc["hospital"]["en"],
-            leftMargin=18 * mm,
-            rightMargin=18 * mm,
-            topMargin=16 * mm,
-            bottomMargin=16 * mm,
-        )
-        pdf.build(story)
-        data = tmp.read_bytes()
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return data
 
 
 def write(
@@ -608,7 +526,7 @@ def write(
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent} is not a folder")
     doc = build(app, incident_id, kind, cfg)
-    pdf = render(doc, out, cfg)
+    pdf = render_report(doc, out, cfg.cjk_font, cfg.cjk_subfont)
     digest = hashlib.sha256(pdf).hexdigest()
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

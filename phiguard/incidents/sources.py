@@ -244,7 +244,8 @@ def access_story(
     import duckdb
 
     sql = (
-        "SELECT account_id, action, coalesce(nullif(query_id, ''), event_id) AS q, min(ts), max(ts), "
+        "SELECT account_id, action, coalesce(nullif(query_id, ''), event_id) AS q, "
+        "min(ts), max(ts), "
         "count(DISTINCT patient_id), count(*) FILTER (WHERE outcome <> 'success') "
         "FROM read_parquet(?, hive_partitioning=true, union_by_name=true) "
         "WHERE account_id IN (SELECT unnest(?)) "

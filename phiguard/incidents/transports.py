@@ -24,13 +24,18 @@ import contextlib
 import csv
 import re
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+
+from phiguard.errors import UsageError
+
+if TYPE_CHECKING:
+    from phiguard.incidents.settings import IncidentSettings
 
 LINK = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(?:hk|com|org|net|gov|io|ly|me)\b)", re.I)
 
@@ -323,3 +328,20 @@ class MockTransport:
         """The same gateway after the outage (keeps what it received)."""
         self.down_after = None
         return self
+
+
+def from_settings(cfg: IncidentSettings, channels: Iterable[str]) -> dict[str, Transport]:
+    """The transports the settings describe, for the requested automatic channels."""
+    wanted = [c for c in channels if c in ("app", "sms")]
+    if cfg.transports == "mock":
+        return {c: MockTransport(c) for c in wanted}
+    if cfg.transports != "gateways":
+        raise UsageError("PHIGUARD_INCIDENTS_TRANSPORTS must be 'gateways' or 'mock'")
+    out: dict[str, Transport] = {}
+    if "app" in wanted and cfg.push_url:
+        out["app"] = PushGateway(cfg.push_url, cfg.push_api_key.get_secret_value())
+    if "sms" in wanted and cfg.sms_url:
+        out["sms"] = SmsGateway(
+            cfg.sms_url, cfg.sms_api_key.get_secret_value(), sender_id=cfg.sms_sender_id
+        )
+    return out

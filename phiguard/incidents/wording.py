@@ -65,7 +65,7 @@ def load_templates(cfg: IncidentSettings) -> dict[str, Any]:
     missing = [k for k in _TEMPLATE_KEY.values() if not isinstance(doc.get(k), dict)]
     if missing:
         raise InputError(f"notice templates {path}: no section {missing[0]!r}")
-    return doc  # type: ignore[no-any-return]
+    return dict(doc)
 
 
 def join_en(items: list[str]) -> str:
@@ -148,19 +148,28 @@ def incident_context(
         told_en = f"We have told {join_en([names_en[r] for r in done])}."
         told_zh = f"本院已通知{join_zh([names_zh[r] for r in done])}。"
     else:
-        told_en = "We are reporting the incident to the Police and the Privacy Commissioner for Personal Data."
+        told_en = (
+            "We are reporting the incident to the Police and the Privacy Commissioner "
+            "for Personal Data."
+        )
         told_zh = "本院正向警方及個人資料私隱專員公署報告事件。"
     if inc.vendor_id and inc.publicly_posted:
         wh_en = (
-            "personal data of patients had been accessed without authorisation through a contractor "
-            "engaged by us, and posted on a third-party platform."
+            "personal data of patients had been accessed without authorisation through a "
+            "contractor engaged by us, and posted on a third-party platform."
         )
         wh_zh = "部分病人的個人資料經本院聘用的承辦商在未經授權下被取覽，並被上載至第三方平台。"
     elif inc.vendor_id:
-        wh_en = "personal data of patients had been accessed without authorisation through a contractor engaged by us."
+        wh_en = (
+            "personal data of patients had been accessed without authorisation through a "
+            "contractor engaged by us."
+        )
         wh_zh = "部分病人的個人資料經本院聘用的承辦商在未經授權下被取覽。"
     elif inc.publicly_posted:
-        wh_en = "personal data of patients had been posted on a third-party platform without authorisation."
+        wh_en = (
+            "personal data of patients had been posted on a third-party platform without "
+            "authorisation."
+        )
         wh_zh = "部分病人的個人資料在未經授權下被上載至第三方平台。"
     else:
         wh_en = "personal data of patients had been accessed without authorisation."

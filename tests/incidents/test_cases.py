@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from phiguard.clock import HKT
 from phiguard.errors import Conflict, InputError, NotFound, UsageError
-from phiguard.incidents import cases, containment, notify, playbook
+from phiguard.incidents import cases, containment, enquiries, notify, playbook
 from phiguard.incidents.models import AffectedPatient, Incident
 from phiguard.storage.models import Account, Grant, Vendor
 
@@ -162,10 +162,10 @@ def test_enquiries_are_logged_and_linked(hospital, cfg) -> None:
     iid = cases.open_from(app, actor="dpo", scan=hospital.scan(), cfg=cfg)
     camp = notify.create_campaign(app, iid, "sms", actor="dpo", cfg=cfg)
     assert camp.campaign_id
-    res = cases.log_enquiry(app, iid, agent="agent-1", topic="verify-letter",
+    res = enquiries.log_enquiry(app, iid, agent="agent-1", topic="verify-letter",
                             notice_ref=f"{iid}-C{camp.campaign_id}-000001", code="AAAA-BBBB-CCCC")
     assert res["code_genuine"] is False
-    rows = cases.enquiries(app, iid)
+    rows = enquiries.enquiries(app, iid)
     assert rows[0]["topic"] == "verify-letter" and rows[0]["notice_ref"].endswith("000001")
     with pytest.raises(UsageError):
-        cases.log_enquiry(app, iid, agent="a", topic="x", channel="pigeon")
+        enquiries.log_enquiry(app, iid, agent="a", topic="x", channel="pigeon")
