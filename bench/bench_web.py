@@ -55,12 +55,11 @@ def wait_up(url: str, timeout: float = 60) -> None:
 
 def prepare(tmp: Path) -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
-    from tests.web.hospital import build
-
     from phiguard.app import App
     from phiguard.settings import Settings
     from phiguard.web.auth.tokens import ApiTokens
     from phiguard.web.auth.users import Users
+    from tests.web.hospital import build
 
     app = App.init(Settings(home=tmp / "home"))
     t = time.perf_counter()
@@ -125,12 +124,12 @@ async def constant_rate(base: str, path: str, headers: dict[str, str], rate: flo
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int = 32) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}

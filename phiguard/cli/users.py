@@ -34,7 +34,7 @@ def _password(password: str | None, generate: bool) -> tuple[str, bool]:
     return password, False
 
 
-def _print_enrolment(enrolment, generated: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_enrolment(enrolment, generated: str | None) -> None:
     u = enrolment.user
     out.print(f"created {u.role} {u.username}")
     if generated:

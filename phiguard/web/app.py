@@ -177,7 +177,7 @@ def iter_routes(api: FastAPI) -> list[tuple[str, str, Any]]:
             if inner is not None:
                 walk(inner.routes)
             elif isinstance(route, APIRoute):
-                out.extend((m, route.path, route) for m in sorted(route.methods))
+                out.extend((m, route.path, route) for m in sorted(route.methods or ()))
 
     walk(api.router.routes)
     return sorted(out, key=lambda t: (t[1], t[0]))

@@ -27,7 +27,7 @@ from phiguard.web.state import Console
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, not an error
+class LoginRequired(Exception):
     """No usable staff session: pages redirect to /login, the API answers 401."""
 
     def __init__(self, next_url: str = "/") -> None:
@@ -35,7 +35,7 @@ class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, not an er
         self.next_url = next_url
 
 
-class ReauthRequired(Exception):  # noqa: N818
+class ReauthRequired(Exception):
     """A sensitive action needs the password (and MFA) again: pages redirect to /reauth."""
 
     def __init__(self, next_url: str = "/") -> None:
@@ -86,7 +86,7 @@ class Principal:
 
 
 def get_console(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 ConsoleDep = Annotated[Console, Depends(get_console)]

@@ -61,7 +61,7 @@ def fmt_ts(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if value.tzinfo is None:
         return value.strftime(fmt)
     return value.astimezone(HKT).strftime(fmt)

@@ -34,11 +34,10 @@ class Console:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: apt-get install chromium (see .ci/apt-packages)")
-    from tests.web.hospital import build
-
     from phiguard.web.auth.users import Users
     from phiguard.web.config import WebSettings
     from phiguard.web.server import start_in_thread
+    from tests.web.hospital import build
 
     root = tmp_path_factory.mktemp("e2e")
     app = App.init(Settings(home=root / "home"))

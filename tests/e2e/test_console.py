@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import PASSWORD, Console
 
 from phiguard.web.auth import totp
+from tests.e2e.conftest import PASSWORD, Console
 
 pytestmark = pytest.mark.browser
 

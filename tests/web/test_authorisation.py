@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.web.conftest import Browser, WebEnv
 
 from phiguard.web.app import iter_routes
+from tests.web.conftest import Browser, WebEnv
 
 A, P, S, V, U = "admin", "privacy_officer", "security_analyst", "vendor_manager", "auditor"
 ROLES = (A, P, S, V, U)

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.web.conftest import PASSWORD, Account, Browser, WebEnv, actions
-from tests.web.hospital import Hospital, build
 
 from phiguard.app import App
 from phiguard.clock import HKT, FixedClock
 from phiguard.settings import Settings
 from phiguard.web import create_app
 from phiguard.web.config import WebSettings
+from tests.web.conftest import PASSWORD, Account, Browser, WebEnv, actions
+from tests.web.hospital import Hospital, build
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_reveal_needs_recent_password_and_is_audited(env) -> None:  # type: igno
     revealed = [a for a in log if a["tag"] == "console:identifier:revealed"]
     assert revealed[-1]["actor"] == "po-reveal" and patient_id in revealed[-1]["subject"]
     assert revealed[-1]["detail"]["reason"] == "patient complaint #4411"
-    assert hkid.replace("(", "").replace(")", "") not in json.dumps(log)  # the log names who and why, never the HKID itself
+    # the log names who and why, never the HKID itself
+    assert hkid.replace("(", "").replace(")", "") not in json.dumps(log)
     viewed = [a for a in log if a["tag"] == "console:patient:viewed"
               and a["subject"] == patient_id]
     assert viewed

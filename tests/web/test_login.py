@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from tests.web.conftest import WebEnv, _CSRF
-
 from phiguard.web.auth import totp
+from tests.web.conftest import _CSRF, WebEnv
 
 
 def _password_step(b, account, password=None, ip_client=None):  # type: ignore[no-untyped-def]

@@ -15,13 +15,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, status_code_conformance
-from tests.web.conftest import PASSWORD, Account, Browser
 
 from phiguard.app import App
 from phiguard.clock import HKT, FixedClock
 from phiguard.settings import Settings
 from phiguard.web import create_app
 from phiguard.web.config import WebSettings
+from tests.web.conftest import PASSWORD, Account, Browser
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from phiguard.web.app import iter_routes
 from tests.web.conftest import Browser, WebEnv, actions
 from tests.web.test_authorisation import EXPECTED, PUBLIC, ROLES, SPECIAL, url_of
-
-from phiguard.web.app import iter_routes
 
 
 def test_security_headers_on_pages_api_and_static(sqlite_web: WebEnv) -> None:

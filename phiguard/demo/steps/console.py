@@ -7,6 +7,7 @@ printed once; otherwise the chapter says how to start it, and nothing is created
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import UTC, datetime
 
@@ -57,10 +58,8 @@ def _serve(story: Story, pages: list[str]) -> None:
     web = WebSettings()
     users = Users(story.app, web)
     password = _password()
-    try:
+    with contextlib.suppress(Conflict):  # a demo home re-used: the admin exists already
         users.create(ADMIN, "admin", _password(), actor="demo", display_name="Demo admin")
-    except Conflict:
-        pass  # a demo home re-used: the admin exists already
     try:
         officer = users.create(OFFICER, "privacy_officer", password, actor="demo",
                                display_name="Demo privacy officer")
@@ -69,7 +68,7 @@ def _serve(story: Story, pages: list[str]) -> None:
         officer = users.enrol_totp(OFFICER, actor="demo")
         secret = officer.totp_secret
         story.say("  (demo officer existed: its MFA was re-enrolled; its password is unchanged)")
-        password = "(unchanged from the previous demo run)"
+        password = "(unchanged from the previous demo run)"  # noqa: S105 - a message
     url = f"http://{HOST}:{PORT}"
     story.say(f"  Console: [bold]{url}/[/bold]")
     story.say(f"  Log in as [bold]{OFFICER}[/bold] with password [bold]{password}[/bold]")
@@ -81,7 +80,5 @@ def _serve(story: Story, pages: list[str]) -> None:
     for p in pages:
         story.say(f"    {url}{p}")
     story.say("  Ctrl-C stops the console.")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(story.app, web, host=HOST, port=PORT)
-    except KeyboardInterrupt:
-        pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -60,7 +61,7 @@ def _repetitive(pw: str) -> bool:
     for unit in range(1, 5):
         if len(pw) % unit == 0 and pw[:unit] * (len(pw) // unit) == pw:
             return True
-    steps = {(ord(b) - ord(a)) for a, b in zip(pw, pw[1:], strict=False)}
+    steps = {(ord(b) - ord(a)) for a, b in pairwise(pw)}
     return steps <= {1, -9} or steps <= {-1, 9}
 
 

@@ -110,10 +110,11 @@ def parse_scopes(text: str) -> list[Perm]:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
+        perm: Perm | None
         try:
             perm = Perm(part)
         except ValueError:
-            perm = None  # type: ignore[assignment]
+            perm = None
         if perm is None or perm not in TOKEN_SCOPES:
             allowed = ", ".join(sorted(p.value for p in TOKEN_SCOPES))
             raise UsageError(f"unknown token scope {part!r} (choose from: {allowed})")

@@ -191,7 +191,7 @@ class Sessions:
                                                 ConsoleSession.revoked_at.is_(None))
             if keep:
                 stmt = stmt.where(ConsoleSession.session_hash != keep)
-            n = s.execute(stmt.values(revoked_at=self.app.clock.now())).rowcount
+            n = s.execute(stmt.values(revoked_at=self.app.clock.now())).rowcount  # type: ignore[attr-defined]
         if n:
             self.app.record(Tag.SESSION_REVOKED, actor=actor, subject=f"user:{user_id}",
                             count=n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -36,11 +37,11 @@ class LoginThrottle:
     def window(self) -> timedelta:
         return timedelta(minutes=self.web.login_window_minutes)
 
-    def _oldest_blocking(self, s: Session, column: object, value: str, limit: int,
+    def _oldest_blocking(self, s: Session, column: Any, value: str, limit: int,
                          now: datetime) -> datetime | None:
         since = now - self.window
         base = select(LoginAttempt.at).where(
-            column == value, LoginAttempt.at > since, LoginAttempt.success.is_(False)  # type: ignore[operator]
+            column == value, LoginAttempt.at > since, LoginAttempt.success.is_(False)
         )
         if column is LoginAttempt.username:
             last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(

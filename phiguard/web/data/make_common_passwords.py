@@ -25,7 +25,7 @@ surgery pharmacy system service support helpdesk maintenance vendor contractor c
 abc abcd abcdef abcdefg abc123 qazwsx qweasd 1qaz2wsx 1q2w3e4r 1q2w3e zaq12wsx passport
 monday friday january december family mother father sister brother baby angel lovely
 happy sweet honey beautiful forever mustang ferrari phiguard privacy security welcome1
-""".split()
+""".split()  # noqa: SIM905 - a word list reads best as text
 
 SEQUENCES = [
     "123456789012", "1234567890123", "12345678901234", "123456123456", "111111111111",

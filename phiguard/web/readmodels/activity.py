@@ -40,7 +40,9 @@ def around(app: App, account_id: str, first_ts: str | datetime, *, hours: int = 
         return None
     by_hour = {h.replace(tzinfo=None): n for h, n in rows}
     by_hod = {int(h): float(v) for h, v in base}
-    labels, values, baseline = [], [], []
+    labels: list[str] = []
+    values: list[float] = []
+    baseline: list[float] = []
     t = start
     mark = None
     while t < end:

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1")
 
 class DecideIn(BaseModel):
     account: str = Field(min_length=1, max_length=64, description="account_id asking")
-    action: str = Field(min_length=1, max_length=16, description="read, search, print, export, update")
+    action: str = Field(min_length=1, max_length=16,
+                        description="read, search, print, export, update")
     patient: str | None = Field(None, max_length=64)
     cluster: str | None = Field(None, max_length=8)
     fields: list[str] | str | None = Field(None, description="fields to be returned")

@@ -4,7 +4,7 @@ tickets for the patients' app, and the public notice check."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -15,13 +15,14 @@ from phiguard.web.routes import client_ip
 
 router = APIRouter(prefix="/v1")
 
-E401 = {401: {"description": "No valid token or session"}}
-E403 = {403: {"description": "Authenticated, but not allowed"}}
-E404 = {404: {"description": "No such object"}}
-E409 = {409: {"description": "Conflicts with the current state"}}
-E400 = {400: {"description": "Bad request"}}
-E422 = {422: {"description": "Invalid input"}}
-AUTHED = {**E401, **E403}
+Responses = dict[int | str, dict[str, Any]]
+E401: Responses = {401: {"description": "No valid token or session"}}
+E403: Responses = {403: {"description": "Authenticated, but not allowed"}}
+E404: Responses = {404: {"description": "No such object"}}
+E409: Responses = {409: {"description": "Conflicts with the current state"}}
+E400: Responses = {400: {"description": "Bad request"}}
+E422: Responses = {422: {"description": "Invalid input"}}
+AUTHED: Responses = {**E401, **E403}
 
 
 class Health(BaseModel):
@@ -194,7 +195,7 @@ def verify_notice(request: Request, console: ConsoleDep, body: VerifyIn) -> Veri
     return VerifyOut(**payload)  # type: ignore[arg-type]
 
 
-def _incident_settings():  # type: ignore[no-untyped-def]
+def _incident_settings():
     from phiguard.incidents.settings import IncidentSettings
 
     return IncidentSettings()

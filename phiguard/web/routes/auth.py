@@ -68,14 +68,14 @@ def login(request: Request, console: ConsoleDep, username: Annotated[str, Form()
     return resp
 
 
-def _pending(request: Request, console: ConsoleDep):  # type: ignore[no-untyped-def]
+def _pending(request: Request, console: ConsoleDep):
     info = console.sessions.load(request.cookies.get(console.cookie_name))
     if info is None or info.kind != "staff" or info.stage != "mfa":
         return None
     return info
 
 
-def _mfa_form(request: Request, console: ConsoleDep, info, *, next_url: str,  # type: ignore[no-untyped-def]
+def _mfa_form(request: Request, console: ConsoleDep, info, *, next_url: str,
               error: str = "", status: int = 200) -> Response:
     user = console.users.by_id(info.user_id)
     return request.app.state.renderer.page(
@@ -91,7 +91,7 @@ def mfa_page(request: Request, console: ConsoleDep, next: str = "/") -> Response
     return _mfa_form(request, console, info, next_url=next)
 
 
-def _finish(console: ConsoleDep, request: Request, info, method: str, resp: Response) -> Response:  # type: ignore[no-untyped-def]
+def _finish(console: ConsoleDep, request: Request, info, method: str, resp: Response) -> Response:
     """MFA passed: a fresh session id replaces the half-logged-in one (no fixation)."""
     token = console.sessions.complete_mfa(request.cookies[console.cookie_name])
     console.users.mark_login(info.user_id, client_ip(request), method)

@@ -21,7 +21,7 @@ def cache(console: ConsoleDep) -> DashboardCache:
     found = console.extras.get("dashboard")
     if found is None:
         found = console.extras["dashboard"] = DashboardCache(console.app)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @router.get("/")

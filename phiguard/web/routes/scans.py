@@ -24,7 +24,7 @@ def jobs(console: ConsoleDep) -> ScanJobs:
     if found is None:
         found = console.extras["scan_jobs"] = ScanJobs(console.app,
                                                        console.web.max_upload_mb << 20)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @router.get("/scans", include_in_schema=False)

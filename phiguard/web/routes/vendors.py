@@ -129,9 +129,9 @@ def reviews(request: Request, console: ConsoleDep, user: Reader) -> Response:
 def start_review(console: ConsoleDep, user: Reviewer,
                  name: Annotated[str, Form(max_length=200)],
                  vendor_id: Annotated[str, Form(max_length=64)] = "") -> Response:
-    kwargs = {"vendor_id": vendor_id} if vendor_id.strip() else {}
     campaign = reviews_svc.start_campaign(console.app, name=name,
-                                          owner=hospital_account(console, user), **kwargs)
+                                          owner=hospital_account(console, user),
+                                          vendor_id=vendor_id.strip() or None)
     cid = campaign.get("campaign_id") if isinstance(campaign, dict) else getattr(
         campaign, "campaign_id", "")
     return RedirectResponse(f"/reviews/{cid}" if cid else "/reviews", status_code=303)
