@@ -28,18 +28,70 @@ from phiguard.identifiers import HospitalNumberFormat, hkid_check_char, parse_hk
 from phiguard.storage.tabular import open_tabular
 
 SPEC_COLUMNS = {
-    "patients": ["patient_id", "hkid", "hospital_no", "name_en", "name_zh", "sex", "dob",
-                 "cluster", "phone", "address", "app_registered", "vip"],
-    "accounts": ["account_id", "person_name", "employer", "role", "department", "cluster",
-                 "active_from", "active_to", "patient_id", "home_address"],
-    "vendors": ["vendor_id", "name", "contract_id", "contract_start", "contract_end",
-                "dpa_signed", "last_assessment"],
-    "grants": ["grant_id", "account_id", "scope_cluster", "scope_fields", "actions", "max_rows",
-               "valid_from", "valid_to", "purpose", "approved_by"],
+    "patients": [
+        "patient_id",
+        "hkid",
+        "hospital_no",
+        "name_en",
+        "name_zh",
+        "sex",
+        "dob",
+        "cluster",
+        "phone",
+        "address",
+        "app_registered",
+        "vip",
+    ],
+    "accounts": [
+        "account_id",
+        "person_name",
+        "employer",
+        "role",
+        "department",
+        "cluster",
+        "active_from",
+        "active_to",
+        "patient_id",
+        "home_address",
+    ],
+    "vendors": [
+        "vendor_id",
+        "name",
+        "contract_id",
+        "contract_start",
+        "contract_end",
+        "dpa_signed",
+        "last_assessment",
+    ],
+    "grants": [
+        "grant_id",
+        "account_id",
+        "scope_cluster",
+        "scope_fields",
+        "actions",
+        "max_rows",
+        "valid_from",
+        "valid_to",
+        "purpose",
+        "approved_by",
+    ],
     "encounters": ["patient_id", "department", "account_id", "start", "end"],
-    "events": ["event_id", "source", "seq", "ts", "account_id", "action", "patient_id", "fields",
-               "query_id", "client_ip", "device_id", "purpose", "outcome"],
-}  # fmt: skip
+    "events": [
+        "event_id",
+        "source",
+        "seq",
+        "ts",
+        "account_id",
+        "action",
+        "patient_id",
+        "fields",
+        "query_id",
+        "client_ip",
+        "device_id",
+        "purpose",
+        "outcome",
+    ],
+}
 CLUSTERS = {"HKEC", "HKWC", "KCC", "KEC", "KWC", "NTEC", "NTWC"}
 HKT = "+08:00"
 
@@ -67,7 +119,9 @@ def db(hospital: tuple[GenerationSummary, dict[str, Any]]) -> duckdb.DuckDBPyCon
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Hong_Kong'")
     for name in ("patients", "accounts", "vendors", "grants", "encounters"):
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{out / name}.csv', all_varchar=true)")
+        con.execute(
+            f"CREATE TABLE {name} AS SELECT * FROM read_csv('{out / name}.csv', all_varchar=true)"
+        )
     con.execute(f"CREATE TABLE events AS SELECT * FROM '{out / 'events.parquet'}'")
     return con
 
@@ -75,7 +129,9 @@ def db(hospital: tuple[GenerationSummary, dict[str, Any]]) -> duckdb.DuckDBPyCon
 # -- files and columns ----------------------------------------------------------------------
 
 
-def test_writes_every_file_with_the_spec_columns(hospital: tuple[GenerationSummary, dict[str, Any]]) -> None:
+def test_writes_every_file_with_the_spec_columns(
+    hospital: tuple[GenerationSummary, dict[str, Any]],
+) -> None:
     summary, labels = hospital
     out = summary.out
     for name in ("patients", "accounts", "vendors", "grants", "encounters"):
@@ -87,7 +143,11 @@ def test_writes_every_file_with_the_spec_columns(hospital: tuple[GenerationSumma
     assert schema.names == SPEC_COLUMNS["events"]
     assert str(schema.field("ts").type) == "timestamp[us, tz=UTC]"
     assert str(schema.field("seq").type) == "int64"
-    assert all(str(schema.field(c).type) == "string" for c in SPEC_COLUMNS["events"] if c not in ("ts", "seq"))
+    assert all(
+        str(schema.field(c).type) == "string"
+        for c in SPEC_COLUMNS["events"]
+        if c not in ("ts", "seq")
+    )
     assert summary.counts["events.parquet"] == pq.read_metadata(out / "events.parquet").num_rows
     assert labels["files"] == summary.counts
     assert (out / "leak" / "dump.csv").is_file() and summary.leak_dump == out / "leak" / "dump.csv"
@@ -95,7 +155,9 @@ def test_writes_every_file_with_the_spec_columns(hospital: tuple[GenerationSumma
     assert not list(out.parent.glob(".hospital.partial-*"))
 
 
-def test_reference_files_import_without_a_bad_row(hospital: tuple[GenerationSummary, dict[str, Any]], sqlite_app) -> None:  # type: ignore[no-untyped-def]
+def test_reference_files_import_without_a_bad_row(
+    hospital: tuple[GenerationSummary, dict[str, Any]], sqlite_app
+) -> None:  # type: ignore[no-untyped-def]
     from phiguard.storage.importer import import_file
 
     out = hospital[0].out
@@ -127,8 +189,12 @@ def test_vectorised_checksums_agree_with_the_identifier_library() -> None:
     codes = rng.integers(0, len(HKID_PREFIXES), 3000) * 1_000_000 + rng.integers(0, 1_000_000, 3000)
     chars = hkid_check_chars(codes)
     for code, ch in zip(codes.tolist(), chars.tolist(), strict=True):
-        assert chr(ch) == hkid_check_char(HKID_PREFIXES[code // 1_000_000], f"{code % 1_000_000:06d}")
-    assert render_hkids(np.array([HKID_PREFIXES.index("A") * 1_000_000 + 123456])).to_pylist() == ["A123456(3)"]
+        assert chr(ch) == hkid_check_char(
+            HKID_PREFIXES[code // 1_000_000], f"{code % 1_000_000:06d}"
+        )
+    assert render_hkids(np.array([HKID_PREFIXES.index("A") * 1_000_000 + 123456])).to_pylist() == [
+        "A123456(3)"
+    ]
     serials = rng.integers(0, 100_000_000, 2000)
     fmt = HospitalNumberFormat()
     assert render_hospital_nos(serials).to_pylist() == [fmt.make(int(s)) for s in serials]
@@ -153,7 +219,9 @@ def test_patients_look_like_hong_kong_patients(hospital) -> None:  # type: ignor
         date.fromisoformat(r["dob"])
         assert r["app_registered"] in ("true", "false") and r["vip"] in ("true", "false")
     names = [r["name_en"] for r in rows]
-    assert any("-" in n for n in names) and any(re.search(r" [A-Z][a-z]+ [A-Z][a-z]+$", n) for n in names)
+    assert any("-" in n for n in names) and any(
+        re.search(r" [A-Z][a-z]+ [A-Z][a-z]+$", n) for n in names
+    )
     assert sum(not r["name_zh"] for r in rows) < 0.1 * len(rows)
     assert 1 <= sum(r["vip"] == "true" for r in rows) < 0.01 * len(rows)
     # Families: several people at one address, most sharing a surname.
@@ -175,7 +243,15 @@ def test_accounts_vendors_and_grants_hang_together(hospital) -> None:  # type: i
     vendors = {r["vendor_id"]: r for r in _rows(out / "vendors.csv")}
     patients = {r["patient_id"]: r for r in _rows(out / "patients.csv")}
     roles = Counter(a["role"] for a in accounts.values())
-    assert set(roles) == {"doctor", "nurse", "clerk", "pharmacist", "it_support", "vendor_engineer", "service"}
+    assert set(roles) == {
+        "doctor",
+        "nurse",
+        "clerk",
+        "pharmacist",
+        "it_support",
+        "vendor_engineer",
+        "service",
+    }
     for a in accounts.values():
         assert a["employer"] == "HA" or a["employer"] in vendors
         assert (a["role"] == "vendor_engineer") == (a["employer"] != "HA")
@@ -211,15 +287,27 @@ def test_sequence_numbers_are_continuous_per_source(db: duckdb.DuckDBPyConnectio
     for source, n, lo, hi, distinct, seq_ok, ts_ok in rows:
         assert (lo, hi, distinct) == (1, n, n), source
         assert seq_ok and ts_ok, source
-    assert db.execute("SELECT count(DISTINCT event_id) = count(*) FROM events").fetchone() == (True,)
+    assert db.execute("SELECT count(DISTINCT event_id) = count(*) FROM events").fetchone() == (
+        True,
+    )
 
 
-def test_events_follow_daily_rhythms_and_use_the_spec_vocabulary(db: duckdb.DuckDBPyConnection) -> None:
+def test_events_follow_daily_rhythms_and_use_the_spec_vocabulary(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
     hours = dict(db.execute("SELECT hour(ts), count(*) FROM events GROUP BY 1").fetchall())
     assert hours[10] > 4 * hours[4]
     assert {a for (a,) in db.execute("SELECT DISTINCT action FROM events").fetchall()} == {
-        "read", "search", "print", "export", "update"}  # fmt: skip
-    assert {o for (o,) in db.execute("SELECT DISTINCT outcome FROM events").fetchall()} == {"success", "denied"}
+        "read",
+        "search",
+        "print",
+        "export",
+        "update",
+    }
+    assert {o for (o,) in db.execute("SELECT DISTINCT outcome FROM events").fetchall()} == {
+        "success",
+        "denied",
+    }
     purposes = {p for (p,) in db.execute("SELECT DISTINCT purpose FROM events").fetchall()}
     assert {"TREAT", "ETREAT", "HOPERAT", "SYSADMIN", None} <= purposes
     # Every account and patient exists; multi-row queries share a query id.
@@ -230,14 +318,27 @@ def test_events_follow_daily_rhythms_and_use_the_spec_vocabulary(db: duckdb.Duck
         "SELECT count(*) FROM events e LEFT JOIN patients p USING (patient_id) "
         "WHERE e.patient_id IS NOT NULL AND p.cluster IS NULL"
     ).fetchone() == (0,)
-    assert db.execute(
-        "SELECT count(*) FROM (SELECT query_id FROM events WHERE query_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-    ).fetchone()[0] > 10  # type: ignore[index]
-    assert db.execute("SELECT count(*) FROM events WHERE patient_id IS NULL AND action = 'search'").fetchone()[0] > 0  # type: ignore[index]
+    assert (
+        db.execute(
+            "SELECT count(*) FROM (SELECT query_id FROM events WHERE query_id IS NOT NULL "
+            "GROUP BY 1 HAVING count(*) > 1)"
+        ).fetchone()[0]
+        > 10
+    )  # type: ignore[index]
+    assert (
+        db.execute(
+            "SELECT count(*) FROM events WHERE patient_id IS NULL AND action = 'search'"
+        ).fetchone()[0]
+        > 0
+    )  # type: ignore[index]
     # Each account uses one or two devices (new ones only where a scenario says so).
-    assert db.execute(
-        "SELECT max(n) FROM (SELECT account_id, count(DISTINCT device_id) n FROM events GROUP BY 1)"
-    ).fetchone()[0] <= 2  # type: ignore[index]
+    assert (
+        db.execute(
+            "SELECT max(n) FROM "
+            "(SELECT account_id, count(DISTINCT device_id) n FROM events GROUP BY 1)"
+        ).fetchone()[0]
+        <= 2
+    )  # type: ignore[index]
 
 
 def _scenario_events(labels: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -265,9 +366,14 @@ EXPLAINED = """
 """
 
 
-def test_benign_clinical_accesses_are_explained_by_encounters(hospital, db: duckdb.DuckDBPyConnection) -> None:  # type: ignore[no-untyped-def]
+def test_benign_clinical_accesses_are_explained_by_encounters(
+    hospital, db: duckdb.DuckDBPyConnection
+) -> None:  # type: ignore[no-untyped-def]
     planted = _scenario_events(hospital[1])
-    db.execute("CREATE OR REPLACE TABLE planted (account_id VARCHAR, patient_id VARCHAR, first_ts VARCHAR, last_ts VARCHAR)")
+    db.execute(
+        "CREATE OR REPLACE TABLE planted "
+        "(account_id VARCHAR, patient_id VARCHAR, first_ts VARCHAR, last_ts VARCHAR)"
+    )
     db.executemany("INSERT INTO planted VALUES (?, ?, ?, ?)", planted)
     n, explained = db.execute(EXPLAINED).fetchone()  # type: ignore[misc]
     assert n > 10_000
@@ -275,14 +381,26 @@ def test_benign_clinical_accesses_are_explained_by_encounters(hospital, db: duck
     assert explained / n < 0.999  # some noise is there for detection to find
 
 
-def test_every_scenario_is_labelled_and_present_in_the_events(hospital, db: duckdb.DuckDBPyConnection) -> None:  # type: ignore[no-untyped-def]
+def test_every_scenario_is_labelled_and_present_in_the_events(
+    hospital, db: duckdb.DuckDBPyConnection
+) -> None:  # type: ignore[no-untyped-def]
     labels = hospital[1]
     kinds = {s["kind"] for s in labels["scenarios"]}
     assert kinds >= {
-        "bulk_export", "vip_snooping", "coworker_snooping", "family_snooping", "self_access",
-        "after_contract_end", "after_grant_expiry", "dormant_reactivated", "slow_exfiltration",
-        "service_nightly_export", "busy_emergency_doctor", "clerk_batch_print", "common_surname",
-    }  # fmt: skip
+        "bulk_export",
+        "vip_snooping",
+        "coworker_snooping",
+        "family_snooping",
+        "self_access",
+        "after_contract_end",
+        "after_grant_expiry",
+        "dormant_reactivated",
+        "slow_exfiltration",
+        "service_nightly_export",
+        "busy_emergency_doctor",
+        "clerk_batch_print",
+        "common_surname",
+    }
     for s in labels["scenarios"]:
         assert s["event_count"] > 0, s["id"]
         assert ("max_severity" in s) == s["decoy"] and ("expected_min_severity" in s) != s["decoy"]
@@ -292,33 +410,55 @@ def test_every_scenario_is_labelled_and_present_in_the_events(hospital, db: duck
             "SELECT count(*), count(DISTINCT patient_id) FROM events WHERE account_id = ? "
             "AND ts BETWEEN ?::TIMESTAMPTZ AND ?::TIMESTAMPTZ"
             + (" AND list_contains(?, patient_id)" if "patient_ids" in s else ""),
-            [s["account_id"], s["first_ts"], s["last_ts"], *([s["patient_ids"]] if "patient_ids" in s else [])],
+            [
+                s["account_id"],
+                s["first_ts"],
+                s["last_ts"],
+                *([s["patient_ids"]] if "patient_ids" in s else []),
+            ],
         ).fetchone()
         assert found is not None and found[0] >= s["event_count"], s["id"]
         if not s["decoy"]:
             assert found[1] == s["patient_count"] == len(s["patient_ids"]), s["id"]
         for q in s["query_ids"]:
-            assert db.execute("SELECT count(*) FROM events WHERE query_id = ?", [q]).fetchone()[0] > 0  # type: ignore[index]
+            assert (
+                db.execute("SELECT count(*) FROM events WHERE query_id = ?", [q]).fetchone()[0] > 0
+            )  # type: ignore[index]
 
 
-def test_the_seed_is_a_night_bulk_export_of_kec_beyond_its_grant(hospital, db: duckdb.DuckDBPyConnection) -> None:  # type: ignore[no-untyped-def]
+def test_the_seed_is_a_night_bulk_export_of_kec_beyond_its_grant(
+    hospital, db: duckdb.DuckDBPyConnection
+) -> None:  # type: ignore[no-untyped-def]
     labels = hospital[1]
     seed = next(s for s in labels["scenarios"] if s["kind"] == "bulk_export")
     kec = db.execute("SELECT count(*) FROM patients WHERE cluster = 'KEC'").fetchone()[0]  # type: ignore[index]
     assert seed["patient_count"] == min(56_000, int(kec * 0.75))
-    assert seed["first_ts"].endswith("T01:12:00+08:00") and seed["last_ts"].endswith("T01:40:11+08:00")
+    assert seed["first_ts"].endswith("T01:12:00+08:00") and seed["last_ts"].endswith(
+        "T01:40:11+08:00"
+    )
     assert seed["first_ts"].startswith("2026-04-03")  # the last day, by default
     (q,) = seed["query_ids"]
     rows = db.execute(
-        "SELECT count(*), count(DISTINCT e.patient_id), bool_and(p.cluster = 'KEC'), any_value(action), "
-        "any_value(fields), min(hour(ts)) FROM events e JOIN patients p USING (patient_id) WHERE query_id = ?",
+        "SELECT count(*), count(DISTINCT e.patient_id), bool_and(p.cluster = 'KEC'), "
+        "any_value(action), any_value(fields), min(hour(ts)) "
+        "FROM events e JOIN patients p USING (patient_id) WHERE query_id = ?",
         [q],
     ).fetchone()
-    assert rows == (seed["patient_count"], seed["patient_count"], True, "export",
-                    "name,sex,hkid,hospital_no,procedure", 1)  # fmt: skip
-    account = db.execute("SELECT * FROM accounts WHERE account_id = ?", [seed["account_id"]]).fetchone()
+    assert rows == (
+        seed["patient_count"],
+        seed["patient_count"],
+        True,
+        "export",
+        "name,sex,hkid,hospital_no,procedure",
+        1,
+    )
+    account = db.execute(
+        "SELECT * FROM accounts WHERE account_id = ?", [seed["account_id"]]
+    ).fetchone()
     assert account is not None and "vendor_engineer" in account
-    grant = db.execute("SELECT scope_cluster, max_rows FROM grants WHERE account_id = ?", [seed["account_id"]]).fetchone()
+    grant = db.execute(
+        "SELECT scope_cluster, max_rows FROM grants WHERE account_id = ?", [seed["account_id"]]
+    ).fetchone()
     assert grant == ("HKWC", "50")
     assert 0 < seed["details"]["previous_daily_max"] < 50
     assert seed["vendor_id"] == "V012"
@@ -347,7 +487,15 @@ def test_the_leaked_dump_is_messy_and_labelled(hospital) -> None:  # type: ignor
         if not hkid:
             continue
         parsed = parse_hkid(hkid)
-        spellings["bracket" if "(" in hkid else "space" if " " in hkid else "fullwidth" if "（" in hkid else "bare"] += 1
+        spellings[
+            "bracket"
+            if "(" in hkid
+            else "space"
+            if " " in hkid
+            else "fullwidth"
+            if "（" in hkid
+            else "bare"
+        ] += 1
         spellings["lower"] += hkid != hkid.upper()
         if parsed.valid:
             valid += 1
@@ -365,9 +513,11 @@ def test_decoys_are_busy_but_explained(hospital, db: duckdb.DuckDBPyConnection) 
     for kind in ("busy_emergency_doctor", "clerk_batch_print", "common_surname"):
         s = by_kind[kind]
         unexplained = db.execute(
-            "SELECT count(*) FROM events e JOIN accounts a USING (account_id) WHERE e.account_id = ? "
+            "SELECT count(*) FROM events e JOIN accounts a USING (account_id) "
+            "WHERE e.account_id = ? "
             "AND list_contains(?, e.patient_id) AND NOT EXISTS (SELECT 1 FROM encounters c "
-            "WHERE c.patient_id = e.patient_id AND e.ts BETWEEN c.start::TIMESTAMPTZ AND c.\"end\"::TIMESTAMPTZ "
+            "WHERE c.patient_id = e.patient_id "
+            'AND e.ts BETWEEN c.start::TIMESTAMPTZ AND c."end"::TIMESTAMPTZ '
             "AND (c.account_id = e.account_id OR c.department = a.department))",
             [s["account_id"], s["patient_ids"]],
         ).fetchone()
@@ -380,7 +530,8 @@ def test_decoys_are_busy_but_explained(hospital, db: duckdb.DuckDBPyConnection) 
     ).fetchone()
     assert home is not None and home[0] == "CHAN"
     for name, address in db.execute(
-        "SELECT name_en, address FROM patients WHERE list_contains(?, patient_id)", [surname["patient_ids"]]
+        "SELECT name_en, address FROM patients WHERE list_contains(?, patient_id)",
+        [surname["patient_ids"]],
     ).fetchall():
         assert name.split(" ")[0] == "CHAN" and address != home[1]
 
@@ -391,8 +542,9 @@ def test_decoys_are_busy_but_explained(hospital, db: duckdb.DuckDBPyConnection) 
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
-    }  # fmt: skip
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_the_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -405,9 +557,11 @@ def test_the_same_seed_gives_identical_files(tmp_path: Path) -> None:
 
 def test_parquet_and_csv_events_carry_the_same_rows(tmp_path: Path) -> None:
     p = generate(tmp_path / "p", patients=1_200, days=1, seed=5, fmt="parquet", scenarios=False)
-    c = generate(tmp_path / "c", patients=1_200, days=1, seed=5, events_format="csv", scenarios=False)
-    assert sorted(p.counts) == ["accounts.parquet", "encounters.parquet", "events.parquet",
-                                "grants.parquet", "patients.parquet", "vendors.parquet"]  # fmt: skip
+    c = generate(
+        tmp_path / "c", patients=1_200, days=1, seed=5, events_format="csv", scenarios=False
+    )
+    kinds = ("accounts", "encounters", "events", "grants", "patients", "vendors")
+    assert sorted(p.counts) == [f"{k}.parquet" for k in kinds]
     assert p.leak_dump is None and json.loads(p.labels.read_text())["scenarios"] == []
     pat_pq = [row for _, row in open_tabular(p.out / "patients.parquet").rows()]
     pat_csv = [row for _, row in open_tabular(c.out / "patients.csv").rows()]
@@ -424,12 +578,23 @@ def test_parquet_and_csv_events_carry_the_same_rows(tmp_path: Path) -> None:
 
 
 def test_volume_follows_the_events_setting(tmp_path: Path) -> None:
-    s = generate(tmp_path / "v", patients=1_000, days=2, seed=1, events=5_000, scenarios=False,
-                 start=date(2025, 1, 6))  # fmt: skip
+    s = generate(
+        tmp_path / "v",
+        patients=1_000,
+        days=2,
+        seed=1,
+        events=5_000,
+        scenarios=False,
+        start=date(2025, 1, 6),
+    )
     labels = json.loads(s.labels.read_text())
     assert labels["generator"]["start"] == "2025-01-06" and s.end == date(2025, 1, 7)
-    assert labels["events"]["routine_explained"] + labels["events"]["routine_unexplained"] + labels[
-        "events"]["searches_without_result"] <= 5_000  # fmt: skip
+    assert (
+        labels["events"]["routine_explained"]
+        + labels["events"]["routine_unexplained"]
+        + labels["events"]["searches_without_result"]
+        <= 5_000
+    )
     assert 5_000 <= s.counts["events.parquet"] < 5_000 + labels["events"]["prepared"] + 1
 
 
@@ -443,14 +608,18 @@ def test_volume_follows_the_events_setting(tmp_path: Path) -> None:
         ({"events": -1}, "negative"),
     ],
 )
-def test_bad_parameters_are_refused_before_anything_is_written(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+def test_bad_parameters_are_refused_before_anything_is_written(
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
     args: dict[str, Any] = {"patients": 1_000, "days": 1, "seed": 1} | kwargs
     with pytest.raises(UsageError, match=message):
         generate(tmp_path / "out", **args)
     assert not list(tmp_path.iterdir())
 
 
-def test_an_existing_hospital_is_replaced_only_on_request_and_failures_leave_nothing(tmp_path: Path) -> None:
+def test_an_existing_hospital_is_replaced_only_on_request_and_failures_leave_nothing(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "out"
     generate(out, patients=1_000, days=1, seed=1, scenarios=False)
     before = _digest(out)
@@ -462,7 +631,9 @@ def test_an_existing_hospital_is_replaced_only_on_request_and_failures_leave_not
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        generate(out, patients=1_000, days=1, seed=2, scenarios=False, overwrite=True, progress=boom)
+        generate(
+            out, patients=1_000, days=1, seed=2, scenarios=False, overwrite=True, progress=boom
+        )
     assert _digest(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     generate(out, patients=1_000, days=1, seed=2, scenarios=False, overwrite=True)
@@ -475,5 +646,8 @@ def test_small_hospitals_still_hold_every_scenario(tmp_path: Path) -> None:
     assert s.scenarios == 9 and s.decoys >= 3
     assert all(x["event_count"] > 0 for x in labels["scenarios"])
     day = (s.start + timedelta(days=0)).isoformat()
-    assert all(x["first_ts"].startswith(day) for x in labels["scenarios"] if not x["decoy"]
-               and x["kind"] != "after_contract_end")  # fmt: skip
+    assert all(
+        x["first_ts"].startswith(day)
+        for x in labels["scenarios"]
+        if not x["decoy"] and x["kind"] != "after_contract_end"
+    )
