@@ -258,11 +258,11 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
     yielded = False
     for raw in lines.raw_blocks():
         while header is None and raw:  # the header line(s) first, then the fast path
-            first, sep, raw = raw.partition(b"\n")
+            first, _sep, raw = raw.partition(b"\n")
             lines.lineno += 1
             feed([(lines.lineno, first)])
             if open_rec:  # a quoted header spanning lines: read the rest line by line
-                raw = raw  # noqa: PLW0127 - handled below by the careful path
+                raw = raw
                 break
         if not raw:
             continue
