@@ -207,7 +207,7 @@ def check_approver(session: Session, approver_id: str, *, now: datetime) -> Acco
     that is not such an account is refused rather than trusted, so a forged or mistyped id
     can never count as an approval.
     """
-    account = session.get(Account, (approver_id or "").strip())
+    account = session.get(Account, approver_id or "")  # exact: no trimming of ids
     if account is None:
         raise PermissionDenied(f"approver {approver_id!r} is not a known account")
     if account.employer != STAFF:

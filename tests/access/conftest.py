@@ -66,15 +66,33 @@ class World:
 
     def standard(self) -> World:
         """V1 under contract, contractor c1 (trained), staff approvers m1, m2, clinician d1,
-        patients P1 (KEC), P2 (KWC), VIP1 (KEC, restricted)."""
-        self.vendor("V1")
-        self.contractor("c1")
-        self.account("m1", role="it_manager", department="IT")
-        self.account("m2", role="privacy_officer", department="PRIV")
-        self.account("d1", role="doctor", cluster="KEC")
-        self.patient("P1", "KEC")
-        self.patient("P2", "KWC")
-        self.patient("VIP1", "KEC", vip=True)
+        patients P1 (KEC), P2 (KWC), VIP1 (KEC, restricted). One transaction."""
+        from phiguard.access.models import TrainingRecord
+
+        today = self.today
+        with self.app.session() as s:
+            s.add(Vendor(vendor_id="V1", name="V1 Ltd", dpa_signed=True,
+                         last_assessment=today - timedelta(days=30), status="active",
+                         row_mac=MAC))
+            s.flush()
+            s.add(Contract(contract_id="C-V1", vendor_id="V1",
+                           start=today - timedelta(days=100), end=today + timedelta(days=100),
+                           dpa_signed=True))
+            for aid, employer, role, cluster in (
+                    ("c1", "V1", "vendor_engineer", "ALL"), ("m1", "HA", "it_manager", "KEC"),
+                    ("m2", "HA", "privacy_officer", "KEC"), ("d1", "HA", "doctor", "KEC")):
+                s.add(Account(account_id=aid, employer=employer, role=role, department="X",
+                              cluster=cluster, status="active", row_mac=MAC))
+            for pid, cluster, vip in (("P1", "KEC", False), ("P2", "KWC", False),
+                                      ("VIP1", "KEC", True)):
+                s.add(Patient(patient_id=pid, pii=b"", sex="U", cluster=cluster,
+                              has_phone=False, has_address=False, app_registered=False,
+                              vip=vip, is_canary=False, row_mac=MAC))
+            s.flush()
+            s.add(TrainingRecord(account_id="c1", course="phi-privacy",
+                                 completed_on=today - timedelta(days=10),
+                                 expires_on=today + timedelta(days=355), recorded_by="hr",
+                                 recorded_at=self.app.clock.now()))
         return self
 
     def grant(self, account_id: str = "c1", *, cluster: str = "KEC",

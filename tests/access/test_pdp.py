@@ -15,7 +15,9 @@ from phiguard.errors import UsageError
 from tests.access.conftest import World, configure
 
 
-def test_allow_carries_obligations_and_deny_names_every_gap(app, world, audit):
+def test_allow_carries_obligations_and_deny_names_every_gap(sqlite_app, sqlite_world,
+                                                            sqlite_audit):
+    app, world, audit = sqlite_app, sqlite_world, sqlite_audit
     gid = world.grant(fields="name,sex,hospital_no", actions="read,search", max_rows=20)
     ok = decide(app, account="c1", action="read", patient="P1")
     assert ok["decision"] == "allow"
@@ -37,21 +39,21 @@ def test_allow_carries_obligations_and_deny_names_every_gap(app, world, audit):
     assert decisions[1]["actor"] == "c1" and decisions[1]["rows"] == 56_012
 
 
-@pytest.mark.parametrize("kw, reason", [
-    ({"patient": "P2"}, "it covers KEC, not KWC"),
-    ({"patient": "P1", "fields": "name,dob"}, "it does not include the field(s) dob"),
-    ({"patient": "P1", "purpose": "TREAT"}, "it is for purpose HOPERAT, not TREAT"),
-    ({"cluster": "KEC", "rows": 21, "action": "search"}, "at most 20 rows and 21 were asked"),
-    ({"patient": "P1", "action": "print"}, "it does not allow print"),
-    ({}, "it covers KEC, not an unnamed cluster"),
-])
-def test_each_scope_dimension_denies(sqlite_app, kw, reason):
+def test_each_scope_dimension_denies(sqlite_app):
     w = World(sqlite_app).standard()
     w.grant()
-    args = {"account": "c1", "action": "read", **kw}
-    res = decide(sqlite_app, **args)
-    assert res["decision"] == "deny"
-    assert reason in res["reasons"][0]
+    for kw, reason in [
+        ({"patient": "P2"}, "it covers KEC, not KWC"),
+        ({"patient": "P1", "fields": "name,dob"}, "it does not include the field(s) dob"),
+        ({"patient": "P1", "purpose": "TREAT"}, "it is for purpose HOPERAT, not TREAT"),
+        ({"cluster": "KEC", "rows": 21, "action": "search"}, "at most 20 rows and 21 were asked"),
+        ({"patient": "P1", "action": "print"}, "it does not allow print"),
+        ({}, "it covers KEC, not an unnamed cluster"),
+    ]:
+        args = {"account": "c1", "action": "read", **kw}
+        res = decide(sqlite_app, **args)
+        assert res["decision"] == "deny"
+        assert reason in res["reasons"][0]
 
 
 def test_stated_fields_within_the_grant_need_no_mask(sqlite_app):
@@ -165,15 +167,20 @@ def test_an_operator_permit_is_honoured(sqlite_app):
     ('@id("types")\nforbid (principal, action, resource) when { context.rows == "many" };',
      "does not fit the schema"),
 ])
-def test_invalid_policies_are_refused_at_load(sqlite_app, text, match):
+def test_invalid_policies_are_refused_at_load(tmp_path, text, match):
+    (tmp_path / "bad.cedar").write_text(text)
+    with pytest.raises(UsageError, match=match):
+        load(tmp_path)
+
+
+def test_the_decision_point_refuses_to_run_on_invalid_policies(sqlite_app):
     folder = sqlite_app.home.root / "policies"
     folder.mkdir()
-    (folder / "bad.cedar").write_text(text)
-    with pytest.raises(UsageError, match=match):
-        load(folder)
+    (folder / "bad.cedar").write_text('@id("x")\nforbid (principal, action, resource) '
+                                      'when { principal.nope };')
     configure(sqlite_app)
     World(sqlite_app).standard()
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="does not fit the schema"):
         decide(sqlite_app, account="c1", action="read")
 
 
