@@ -119,6 +119,7 @@ def episodes(hits: Iterable[Hit], days: dict[tuple[str, int], DayScore],
              p: DetectionSettings) -> list[Draft]:
     """Group hits into one draft per subject and episode; attach the anomaly score."""
     gap = int(p.merge_gap_hours * 3_600_000_000)
+    repeat = int(p.repeat_merge_days * 86_400_000_000)
     by_subject: dict[str, list[Hit]] = {}
     for h in hits:
         by_subject.setdefault(h.subject, []).append(h)
@@ -126,7 +127,8 @@ def episodes(hits: Iterable[Hit], days: dict[tuple[str, int], DayScore],
     for subject in sorted(by_subject):
         current: Draft | None = None
         for h in sorted(by_subject[subject], key=lambda h: (h.first_us, h.last_us, h.rule)):
-            if current is None or h.first_us > current.last_us + gap:
+            if current is None or (h.first_us > current.last_us + gap and not (
+                    h.rule in current.hits and h.first_us <= current.last_us + repeat)):
                 current = Draft(subject, h.account_id, h.vendor_id, h.first_us, h.last_us)
                 drafts.append(current)
             current.add(h, p.sample_size)
@@ -172,16 +174,19 @@ def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
 
     Returns (alerts touched by these drafts, alerts that are new or more severe than before)."""
     gap = timedelta(hours=p.merge_gap_hours)
+    repeat = timedelta(days=p.repeat_merge_days)
     now = app.clock.now()
     touched: list[Alert] = []
     raised: list[tuple[Alert, str | None]] = []
     with app.session() as s:
         for d in drafts:
             first, last = from_us(d.first_us), from_us(d.last_us)
-            row = s.execute(
-                select(Alert).where(Alert.subject == d.subject, Alert.first_ts <= last + gap,
-                                    Alert.last_ts >= first - gap).order_by(Alert.id)
-            ).scalars().first()
+            near = s.execute(
+                select(Alert).where(Alert.subject == d.subject, Alert.first_ts <= last + repeat,
+                                    Alert.last_ts >= first - repeat).order_by(Alert.id)
+            ).scalars().all()
+            row = next((a for a in near if a.first_ts <= last + gap and a.last_ts >= first - gap
+                        or set(a.hits) & set(d.hits)), None)
             if row is None:
                 row = Alert(alert_id=f"tmp-{id(d)}"[:16], subject=d.subject,
                             account_id=d.account_id, vendor_id=d.vendor_id, first_ts=first,

@@ -21,7 +21,7 @@ SELECT count(*) AS accesses, sum(n) AS events,
        sum(CASE WHEN explained THEN 1 ELSE 0 END) AS acc_explained
 FROM access_x
 WHERE dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }}
-{% if where is defined %}  AND ({{ where }}){% endif %}
+{% if where is defined and where %}  AND ({{ where }}){% endif %}
 """
 
 EXPLAIN_BY_ACCOUNT_SQL = """
@@ -54,20 +54,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def explained_share_excluding(engine: Any, render: Any, accounts: set[str],
-                              patients: set[str]) -> dict[str, Any]:
-    """The explanation report without the given accounts and patients (e.g. the ones a
-    labelled data set marks as planted), to measure how much *benign* work is explained."""
-    from phiguard.detection.engines import Engine  # noqa: F401 - for the reader
+def benign_report(engine: Any, p: Any, w: Any, planted: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """The explanation report without the planted accesses of a labelled data set: each
+    ``(account_id, first_us, last_us)`` removes that account's accesses in that span. What
+    is left is ordinary work, whose explained share is the quality figure (target ≥ 97 %)."""
+    from phiguard.detection.pack import render
 
-    def lit(values: set[str]) -> str:
-        if not values:
-            return "NULL"
-        return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+    def lit(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
 
-    where = (f"account_id NOT IN ({lit(accounts)})" if accounts else "true")
-    if patients:
-        where += f" AND patient_id NOT IN ({lit(patients)})"
-    sql = EXPLAIN_SQL.replace("{% if where is defined %}", "{% if true %}").replace(
-        "{{ where }}", where)
-    return summarise(engine.query(render(sql)))
+    where = " AND ".join(
+        f"NOT (account_id = {lit(a)} AND last_us >= {int(f)} AND first_us <= {int(l)})"
+        for a, f, l in planted) or "true"
+    return summarise(engine.query(render(EXPLAIN_SQL, engine, p, w, where=where)))

@@ -53,8 +53,8 @@ class Window:
         return (local - date(1970, 1, 1)).days
 
 
-def render(sql: str, engine: Engine, p: DetectionSettings, w: Window) -> str:
-    return _JINJA.from_string(sql).render(d=engine.dialect, p=p, w=w, n=p.sample_size)
+def render(sql: str, engine: Engine, p: DetectionSettings, w: Window, **extra: Any) -> str:
+    return _JINJA.from_string(sql).render(d=engine.dialect, p=p, w=w, n=p.sample_size, **extra)
 
 
 @dataclass

@@ -57,6 +57,13 @@ class DetectionSettings(BaseSettings):
         "merged into one alert.",
         gt=0,
     )
+    repeat_merge_days: float = Field(
+        7.0,
+        description="A rule that keeps firing for the same account (an expired contract still "
+        "in use, daily reads outside a grant) stays one alert while its hits are less than "
+        "this many days apart.",
+        gt=0,
+    )
     sample_size: int = Field(5, description="Patient ids shown in an alert's sample.", ge=1)
 
     # -- explanation-based auditing ------------------------------------------------------

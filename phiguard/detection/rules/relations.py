@@ -16,8 +16,8 @@ AUTHORISED = "(by_account OR by_department OR by_grant)"
 KINDS = {
     # name: (condition on access_x, severity, severity when many, "many" threshold)
     "vip": (f"vip AND NOT {AUTHORISED}", "high", "high", 1),
-    "self": ("is_self", "medium", "medium", 1),
-    "coworker": (f"is_coworker AND NOT {AUTHORISED}", "medium", "high", 5),
+    "self": ("is_self", "high", "high", 1),
+    "coworker": (f"is_coworker AND NOT {AUTHORISED}", "high", "high", 1),
     "family": ("is_family AND NOT by_account", "high", "high", 1),
     "family_treated": ("is_family AND by_account", "low", "low", 1),
 }

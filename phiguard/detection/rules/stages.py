@@ -85,13 +85,11 @@ WITH enc AS (
     AND (e.end_us IS NULL OR x.first_us <= e.end_us + {{ (p.explain_after_days * 86400000000) | int }})
   GROUP BY x.account_id, x.patient_id, x.dayno
 ), gr AS (
-  SELECT x.account_id, x.patient_id, x.dayno, 1 AS by_grant
-  FROM access x
-  JOIN grants g ON g.account_id = x.account_id
-  LEFT JOIN patients pt ON pt.patient_id = x.patient_id
-  WHERE x.first_us >= g.valid_from_us AND x.last_us < g.valid_to_us
-    AND (g.scope_cluster = 'ALL' OR g.scope_cluster = pt.cluster)
-  GROUP BY x.account_id, x.patient_id, x.dayno
+  -- explained by a grant: the access belongs to a unit of work that a grant fully covers
+  SELECT DISTINCT v.account_id, v.patient_id, v.dayno, 1 AS by_grant
+  FROM gev v JOIN gcheck c ON c.account_id = v.account_id AND c.qkey = v.qkey
+                           AND c.action = v.action AND c.fields = v.fields
+  WHERE c.covered AND v.patient_id IS NOT NULL
 ), holders AS (
   SELECT patient_id, min(account_id) AS holder
   FROM accounts WHERE patient_id IS NOT NULL GROUP BY patient_id
@@ -172,37 +170,74 @@ WHERE query_id IS NOT NULL AND outcome = 'success'
 GROUP BY account_id, query_id
 """
 
-# Units of work of accounts that need a grant: a query, or a lone event.
-GUNITS = """
+# Events of accounts that need a grant (contractors, IT support, service accounts): few.
+GEV = """
 SELECT e.account_id, coalesce(e.query_id, e.event_id) AS qkey, e.action, e.fields,
-       count(e.patient_id) AS n_rows, min(e.ts_us) AS first_us, max(e.ts_us) AS last_us,
-       min(e.dayno) AS dayno, min(pt.cluster) AS cl_min, max(pt.cluster) AS cl_max,
-       sum(CASE WHEN e.patient_id IS NOT NULL AND pt.cluster IS NULL THEN 1 ELSE 0 END)
-           AS n_unknown,
-       {{ d.sample('e.patient_id', n) }} AS sample
+       e.patient_id, e.ts_us, e.dayno, pt.cluster AS p_cluster
 FROM ev e
 JOIN accounts a ON a.account_id = e.account_id AND a.needs_grant
 LEFT JOIN patients pt ON pt.patient_id = e.patient_id
 WHERE e.outcome = 'success'
-GROUP BY e.account_id, coalesce(e.query_id, e.event_id), e.action, e.fields
+"""
+
+# Units of work of those accounts: a query, or a lone event.
+GUNITS = """
+SELECT account_id, qkey, action, fields,
+       count(patient_id) AS n_rows, min(ts_us) AS first_us, max(ts_us) AS last_us,
+       min(dayno) AS dayno, min(p_cluster) AS cl_min, max(p_cluster) AS cl_max,
+       {{ d.sample('patient_id', n) }} AS sample
+FROM gev
+GROUP BY account_id, qkey, action, fields
+"""
+
+# How many rows of each unit fall outside each grant's cluster. A patient is inside when
+# registered in the cluster, or cared for there at the time: an encounter (widened like the
+# explanations) whose clinician works in the cluster — or names no clinician, whose cluster
+# is then unknown and given the benefit of the doubt. A nightly export of a cluster's
+# discharges includes patients registered elsewhere; a dump of another cluster does not.
+GSCOPE = """
+WITH pe AS (
+  SELECT DISTINCT v.account_id, v.qkey, v.patient_id, coalesce(ac.cluster, '*') AS e_cluster
+  FROM gev v
+  JOIN encounters en ON en.patient_id = v.patient_id
+   AND v.ts_us >= en.start_us - {{ (p.explain_before_days * 86400000000) | int }}
+   AND (en.end_us IS NULL OR v.ts_us <= en.end_us + {{ (p.explain_after_days * 86400000000) | int }})
+  LEFT JOIN accounts ac ON ac.account_id = en.account_id
+), ok AS (
+  SELECT DISTINCT pe.account_id, pe.qkey, pe.patient_id, g.grant_id
+  FROM pe JOIN grants g ON g.account_id = pe.account_id
+  WHERE pe.e_cluster = g.scope_cluster OR pe.e_cluster = '*' OR pe.e_cluster = 'ALL'
+)
+SELECT v.account_id, v.qkey, v.action, v.fields, g.grant_id,
+       sum(CASE WHEN v.patient_id IS NOT NULL AND g.scope_cluster <> 'ALL'
+                     AND (v.p_cluster IS NULL OR v.p_cluster <> g.scope_cluster)
+                     AND ok.grant_id IS NULL THEN 1 ELSE 0 END) AS n_out_cluster
+FROM gev v
+JOIN grants g ON g.account_id = v.account_id
+LEFT JOIN ok ON ok.account_id = v.account_id AND ok.qkey = v.qkey
+            AND ok.patient_id = v.patient_id AND ok.grant_id = g.grant_id
+GROUP BY v.account_id, v.qkey, v.action, v.fields, g.grant_id
 """
 
 # Each unit against each grant of its account; the best-matching grant decides.
 GCHECK = """
 WITH pairs AS (
   SELECT u.*, g.grant_id, g.valid_to_us, g.max_rows, g.scope_cluster,
+         coalesce(s.n_out_cluster, 0) AS n_out_cluster,
          CASE WHEN u.first_us >= g.valid_from_us AND u.last_us < g.valid_to_us
               THEN 1 ELSE 0 END AS ok_window,
-         CASE WHEN g.scope_cluster = 'ALL' OR u.n_rows = 0
-                   OR (u.cl_min = g.scope_cluster AND u.cl_max = g.scope_cluster
-                       AND u.n_unknown = 0) THEN 1 ELSE 0 END AS ok_cluster,
+         CASE WHEN g.scope_cluster = 'ALL' OR coalesce(s.n_out_cluster, 0) = 0
+              THEN 1 ELSE 0 END AS ok_cluster,
          CASE WHEN concat(',', g.actions, ',') LIKE concat('%,', u.action, ',%')
               THEN 1 ELSE 0 END AS ok_action,
          CASE WHEN g.scope_fields = '*' OR u.fields = ''
                    OR {{ d.csv_subset('u.fields', 'g.scope_fields') }} THEN 1 ELSE 0 END
               AS ok_fields,
          CASE WHEN u.n_rows <= g.max_rows THEN 1 ELSE 0 END AS ok_rows
-  FROM gunits u LEFT JOIN grants g ON g.account_id = u.account_id
+  FROM gunits u
+  LEFT JOIN grants g ON g.account_id = u.account_id
+  LEFT JOIN gscope s ON s.account_id = u.account_id AND s.qkey = u.qkey
+                    AND s.action = u.action AND s.fields = u.fields AND s.grant_id = g.grant_id
 ), ranked AS (
   SELECT pairs.*,
          row_number() OVER (
@@ -212,7 +247,7 @@ WITH pairs AS (
   FROM pairs
 )
 SELECT account_id, qkey, action, fields, n_rows, first_us, last_us, dayno, cl_min, cl_max,
-       sample, grant_id, max_rows, scope_cluster,
+       sample, grant_id, max_rows, scope_cluster, n_out_cluster,
        ok_window, ok_cluster, ok_action, ok_fields, ok_rows,
        (ok_window + ok_cluster + ok_action + ok_fields + ok_rows = 5) AS covered
 FROM ranked WHERE rk = 1
@@ -223,13 +258,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ev_all", EV_ALL, "view"),
     Stage("acct", ACCT, "view"),
     Stage("access", ACCESS, "table", ("ev",)),
-    Stage("access_x", ACCESS_X, "table", ("access",)),
+    Stage("access_x", ACCESS_X, "table", ("access", "gev", "gcheck")),
     Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
     Stage("acct_day", ACCT_DAY, "table", ("ev", "access_x", "acct_client")),
     Stage("acct_hour", ACCT_HOUR, "table", ("ev",)),
     Stage("queries", QUERIES, "table", ("ev",)),
-    Stage("gunits", GUNITS, "table", ("ev",)),
-    Stage("gcheck", GCHECK, "table", ("gunits",)),
+    Stage("gev", GEV, "table", ("ev",)),
+    Stage("gunits", GUNITS, "table", ("gev",)),
+    Stage("gscope", GSCOPE, "table", ("gev",)),
+    Stage("gcheck", GCHECK, "table", ("gunits", "gscope")),
 ]}
 
 

@@ -59,10 +59,19 @@ WITH g AS (
          lag(dayno) OVER (PARTITION BY account_id ORDER BY dayno) AS prev_dayno,
          lag(day) OVER (PARTITION BY account_id ORDER BY dayno) AS prev_day
   FROM acct_day
+), lo AS (
+  SELECT min(dayno) AS d_min, min(day) AS day_min FROM acct_day
 ), hits AS (
-  SELECT * FROM g
-  WHERE prev_dayno IS NOT NULL AND dayno - prev_dayno >= {{ p.dormant_days }}
-    AND dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }}
+  -- idle for dormant_days between two active days, or since the start of the data read
+  -- (for an account that existed then: its active_from is not later)
+  SELECT g.*, lo.day_min FROM g
+  CROSS JOIN lo
+  LEFT JOIN accounts a ON a.account_id = g.account_id
+  WHERE g.dayno >= {{ w.report_dayno }} AND g.last_us >= {{ w.report_us }}
+    AND ((g.prev_dayno IS NOT NULL AND g.dayno - g.prev_dayno >= {{ p.dormant_days }})
+         OR (g.prev_dayno IS NULL AND g.dayno - lo.d_min >= {{ p.dormant_days }}
+             AND a.account_id IS NOT NULL
+             AND (a.active_from IS NULL OR a.active_from <= lo.day_min)))
 ), seen AS (
   SELECT account_id, client_ip, min(dayno) AS d0
   FROM acct_client WHERE client_ip IS NOT NULL GROUP BY account_id, client_ip
@@ -78,9 +87,14 @@ LEFT JOIN fresh ON fresh.account_id = hits.account_id AND fresh.dayno = hits.day
 
 def assess_dormant(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
-    gap = int(r["dayno"]) - int(r["prev_dayno"])
-    text = (f"active again on {r['day']} after {gap} days without any activity (last active "
-            f"{r['prev_day']}); touched {plural(int(r['n_patients']), 'patient')}")
+    if r["prev_dayno"] is not None:
+        gap = int(r["dayno"]) - int(r["prev_dayno"])
+        text = (f"active again on {r['day']} after {gap} days without any activity (last "
+                f"active {r['prev_day']})")
+    else:
+        text = (f"active on {r['day']} for the first time since at least {r['day_min']} "
+                "(no earlier activity on record)")
+    text += f"; touched {plural(int(r['n_patients']), 'patient')}"
     new_ips = r["new_ips"] or []
     if new_ips:
         text += f", from {'a new client address' if len(new_ips) == 1 else 'new addresses'} " \
@@ -127,14 +141,22 @@ def assess_new_client(r: dict[str, Any], c: Context) -> list[Hit]:
                 [text], [], acc, c.vendor_of(acc), standalone=False, dayno=r["dayno"])]
 
 
+# A "place" is the network a client address sits in (the first two octets of an IPv4
+# address, e.g. one hospital's 10.14.x.x): two workstations on one ward are one place, a
+# ward and a home broadband line are two.
+PLACE = ("CASE WHEN regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) = '' THEN {ip} "
+         "ELSE regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) END")
+
 TWO_PLACES = """
 WITH c AS (
   SELECT account_id, dayno FROM acct_client WHERE client_ip IS NOT NULL
-  GROUP BY account_id, dayno HAVING count(DISTINCT client_ip) >= 2
+  GROUP BY account_id, dayno
+  HAVING count(DISTINCT """ + PLACE.format(ip="client_ip") + """) >= 2
 ), e AS (
   SELECT e.account_id, e.dayno, e.ts_us, e.client_ip,
-         lag(e.client_ip) OVER (PARTITION BY e.account_id, e.dayno
-                                ORDER BY e.ts_us, e.event_id) AS prev_ip,
+         """ + PLACE.format(ip="e.client_ip") + """ AS place,
+         lag(""" + PLACE.format(ip="e.client_ip") + """) OVER (PARTITION BY e.account_id, e.dayno
+                                ORDER BY e.ts_us, e.event_id) AS prev_place,
          lag(e.ts_us) OVER (PARTITION BY e.account_id, e.dayno
                             ORDER BY e.ts_us, e.event_id) AS prev_us
   FROM ev e JOIN c ON c.account_id = e.account_id AND c.dayno = e.dayno
@@ -143,7 +165,7 @@ WITH c AS (
   SELECT account_id, dayno, count(*) AS n_switches, min(prev_us) AS first_us,
          max(ts_us) AS last_us, {{ d.sorted_set('client_ip') }} AS ips
   FROM e
-  WHERE prev_ip <> client_ip AND ts_us - prev_us <= {{ p.two_places_seconds * 1000000 }}
+  WHERE prev_place <> place AND ts_us - prev_us <= {{ p.two_places_seconds * 1000000 }}
   GROUP BY account_id, dayno
   HAVING count(*) >= {{ p.two_places_min_switches }}
 )
@@ -156,8 +178,9 @@ WHERE s.last_us >= {{ w.report_us }}
 def assess_two_places(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     ips = r["ips"] or []
-    text = (f"worked from {len(ips)} client addresses at once on {c.day(r['first_us'])}: "
-            f"switched {r['n_switches']} times within {c.p.two_places_seconds} s "
+    text = (f"worked from {len(ips)} networks at once on {c.day(r['first_us'])}: "
+            f"switched between them {r['n_switches']} times, each within "
+            f"{c.p.two_places_seconds} s "
             f"({', '.join(ips[:4])}) — the account looks shared")
     return [Hit("two_places", "medium", acc, r["first_us"], r["last_us"],
                 int(r["n_patients"]), [text], [], acc, c.vendor_of(acc), dayno=r["dayno"])]
