@@ -65,19 +65,30 @@ def _next_id(s: Session, at: datetime) -> str:
     return f"{prefix}{(n or 0) + 1:04d}"
 
 
-def _unknown_patients(s: Session, ids: list[str]) -> list[str]:
+def _classify(s: Session, ids: list[str]) -> tuple[list[str], set[str]]:
+    """(ids the PMI does not know, ids of canary records) among ``ids``."""
     missing: list[str] = []
+    canaries: set[str] = set()
     for i in range(0, len(ids), CHUNK):
         part = ids[i : i + CHUNK]
-        found = set(s.scalars(select(Patient.patient_id).where(Patient.patient_id.in_(part))))
+        found = dict(
+            s.execute(
+                select(Patient.patient_id, Patient.is_canary).where(Patient.patient_id.in_(part))
+            ).all()
+        )
         missing.extend(p for p in part if p not in found)
-    return missing
+        canaries.update(p for p, canary in found.items() if canary)
+    return missing, canaries
 
 
-def _attach(s: Session, incident_id: str, patients: dict[str, tuple[str, float]]) -> int:
-    """Insert the patients not yet attached; refuse ids the PMI does not know."""
+def _attach(
+    s: Session, incident_id: str, patients: dict[str, tuple[str, float]], now: datetime
+) -> int:
+    """Insert the patients not yet attached; refuse ids the PMI does not know. Canary
+    records (planted to catch leaks, not people) are evidence for attribution, not affected
+    patients: they are left out of the incident, its counts and its notices."""
     ids = sorted(patients)
-    missing = _unknown_patients(s, ids)
+    missing, canaries = _classify(s, ids)
     if missing:
         raise InputError(
             f"{len(missing):,} patient id(s) are not in the patient master index "
@@ -96,8 +107,18 @@ def _attach(s: Session, incident_id: str, patients: dict[str, tuple[str, float]]
             "confidence": patients[p][1],
         }
         for p in ids
-        if p not in have
+        if p not in have and p not in canaries
     ]
+    if canaries:
+        log(
+            s,
+            incident_id,
+            now,
+            "canary",
+            f"{len(canaries)} canary record(s) found in the leak: planted markers, not "
+            "patients; left out of the affected list",
+            "phiguard",
+        )
     for i in range(0, len(rows), 5000):
         s.execute(insert(AffectedPatient), rows[i : i + 5000])
     return len(rows)
@@ -188,7 +209,7 @@ def open_incident(
         )
         s.add(inc)
         s.flush()
-        attached = _attach(s, iid, source.patients)
+        attached = _attach(s, iid, source.patients, now)
         _add_fields(s, iid, source.fields)
         _add_accounts(s, iid, source.accounts)
         playbook.instantiate(s, iid, book, aware)
@@ -279,7 +300,7 @@ def attach(
     now = app.clock.now()
     with app.session() as s:
         inc = get(s, incident_id)
-        added = _attach(s, incident_id, src.patients)
+        added = _attach(s, incident_id, src.patients, now)
         _add_fields(s, incident_id, src.fields)
         _add_accounts(s, incident_id, src.accounts)
         if src.vendor_id and not inc.vendor_id:

@@ -141,7 +141,7 @@ def create_campaign(
                 Patient.has_address,
             )
             .join(AffectedPatient, AffectedPatient.patient_id == Patient.patient_id)
-            .where(AffectedPatient.incident_id == incident_id)
+            .where(AffectedPatient.incident_id == incident_id, Patient.is_canary.is_(False))
             .order_by(Patient.patient_id)
         ).all()
         camp = Campaign(

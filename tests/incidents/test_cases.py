@@ -169,3 +169,14 @@ def test_enquiries_are_logged_and_linked(hospital, cfg) -> None:
     assert rows[0]["topic"] == "verify-letter" and rows[0]["notice_ref"].endswith("000001")
     with pytest.raises(UsageError):
         enquiries.log_enquiry(app, iid, agent="a", topic="x", channel="pigeon")
+
+
+def test_canary_records_are_not_patients(hospital, cfg) -> None:
+    from phiguard.storage.models import Patient
+
+    app = hospital.app
+    with app.session() as s:
+        s.get(Patient, "P0000002").is_canary = True
+    iid = cases.open_from(app, actor="dpo", scan=hospital.scan(6), cfg=cfg)
+    assert cases.summary(app, iid, cfg)["affected_count"] == 5
+    assert any(e["kind"] == "canary" for e in cases.timeline(app, iid))
