@@ -27,7 +27,7 @@ REPEAT = 3
 
 def _write_inputs(root: Path, n: int) -> tuple[Path, Path]:
     import pyarrow as pa
-    import pyarrow.csv  # noqa: F401 - makes pa.csv available
+    import pyarrow.csv
     import pyarrow.parquet as pq
 
     from phiguard.audit.events import COLUMNS

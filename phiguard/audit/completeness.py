@@ -100,7 +100,7 @@ class _Gaps:
         self.ranges = sorted(ranges)
         self.changed = False
 
-    def take(self, s: int) -> int | None | bool:
+    def take(self, s: int) -> int | bool | None:
         """Remove ``s`` if it is missing; returns the range's anomaly id (or True), else False."""
         import bisect
 

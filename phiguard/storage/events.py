@@ -189,7 +189,7 @@ class EventStore:
                 f"read_parquet('{self.glob}', hive_partitioning = true)"
             )
         else:
-            empty = STORE_SCHEMA.empty_table()  # noqa: F841 - referenced by DuckDB by name
+            empty = STORE_SCHEMA.empty_table()
             con.register("_empty_events", empty)
             con.execute("CREATE OR REPLACE VIEW events AS SELECT *, NULL::DATE AS date "
                         "FROM _empty_events")

@@ -13,7 +13,15 @@ from phiguard.audit.ingest import BATCH_MAGIC, _chunks, ingest_body, ingest_file
 from phiguard.audit.verify import verify_log
 from phiguard.errors import InputError, UsageError
 from tests.audit.eventfiles import (
-    HEADER, bundle_bytes, csv_line, event, events, stored, write_csv, write_fhir, write_ndjson,
+    HEADER,
+    bundle_bytes,
+    csv_line,
+    event,
+    events,
+    stored,
+    write_csv,
+    write_fhir,
+    write_ndjson,
     write_parquet,
 )
 
