@@ -127,6 +127,8 @@ class Judgement:
     cursor: str | None = None
     fingerprint: str = ""
     sqlstate: str = "42501"
+    copy_csv: bool = False
+    copy_header: bool = False
 
     @property
     def limited(self) -> bool:
@@ -284,20 +286,31 @@ class Policy:
         if not query:
             raise Refused("COPY of a table is refused; use COPY (SELECT …) TO STDOUT, which "
                           "the grant's scope and masks apply to")
+        csv = header = False
         for opt in body.get("options") or []:
             d = opt.get("DefElem", {})
+            arg = d.get("arg") or {}
+            value = str((arg.get("String") or {}).get("sval", "")
+                        or (arg.get("Boolean") or {}).get("boolval", "")
+                        or (arg.get("Integer") or {}).get("ival", "")).lower()
             if d.get("defname") == "format":
-                value = ((d.get("arg") or {}).get("String") or {}).get("sval", "")
-                if value.lower() not in ("text", "csv"):
+                if value not in ("text", "csv"):
                     raise Refused("COPY … FORMAT binary is refused through the gateway")
+                csv = value == "csv"
+            elif d.get("defname") == "header":
+                header = value in ("", "true", "on", "1", "match")
+            elif d.get("defname") in ("delimiter", "quote", "escape"):
+                raise Refused("COPY with a custom delimiter, quote or escape is refused "
+                              "through the gateway")
         if "SelectStmt" not in query:
             raise Refused("only COPY (SELECT …) TO STDOUT is allowed")
         w.walk_select(query["SelectStmt"], frozenset())
         if w.protected and "export" not in self.scope.actions:
             raise Refused(f"COPY is an export and grant {self.scope.grant_id} does not allow "
                           "export")
-        w.attribute(query["SelectStmt"])
-        return Judgement("copy", True, "", action="export", hidden_key=w.hidden)
+        w.attribute(query["SelectStmt"], force=True)
+        return Judgement("copy", True, "", action="export", hidden_key=w.hidden, copy_csv=csv,
+                         copy_header=header and csv)
 
     # -- the substituted view of a patient table ------------------------------------------
     def substitute(self, t: TableMap) -> str:
@@ -659,7 +672,7 @@ class _Walker:
                         out.add(f)
         return out
 
-    def attribute(self, sel: dict[str, Any]) -> None:
+    def attribute(self, sel: dict[str, Any], *, force: bool = False) -> None:
         """Append the hidden patient-key column to a plain SELECT over a patient table that
         does not already return the key (only where it cannot change the result)."""
         if not self.protected or self.problems:
@@ -677,7 +690,7 @@ class _Walker:
         rv, t = rel
         if not t.key:
             return
-        for tgt in targets:
+        for tgt in [] if force else targets:  # COPY has no column origins: always add it
             val = tgt.get("ResTarget", {}).get("val", {})
             parts = val.get("ColumnRef", {}).get("fields", [])
             if parts and ("A_Star" in parts[-1]

@@ -1,0 +1,278 @@
+"""Session recording: every statement, its decision, the rows and the patients it returned,
+sealed in the audit log as access events of the gateway's source — through the same
+ingestion path as every other source (``ingest_chunks``), so completeness (per-source
+``seq``), the event store and detection treat the gateway like the CMS or ePR.
+
+One statement becomes one event per patient returned (spec §1.6: N patients, N rows sharing a
+``query_id``), or one event with an empty ``patient_id`` when it returned none (or the rows
+cannot be tied to patients). The first event of a statement carries a ``gateway`` object —
+the decision and reasons, the relations and fields, the masked fields, rows and bytes, and the
+statement text encrypted with the field cipher — which is what ``replay`` reads back. Extra
+keys of an NDJSON event are sealed with it and ignored by the event columns.
+
+Sealing happens on a background thread in batches (``record_seconds``): a point read does not
+wait for an fsync. If sealing ever fails, the recorder marks itself failed and the gateway
+refuses every further statement (fail closed) rather than serve unrecorded data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from phiguard.access import common as c
+from phiguard.audit.ingest_formats import Chunk
+from phiguard.audit.models import AuditSource
+from phiguard.errors import NotFound
+from phiguard.gateway.models import GatewaySession, GatewayStatement
+
+if TYPE_CHECKING:
+    from phiguard.app import App
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StatementRecord:
+    session_id: str
+    n: int
+    ts: datetime
+    account_id: str
+    grant_id: str
+    purpose: str
+    client_ip: str
+    kind: str
+    action: str
+    decision: str                 # allow, deny, error, cut
+    sql: str
+    reasons: list[str] = field(default_factory=list)
+    relations: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    rows: int = 0                 # rows the client received
+    rows_seen: int = 0            # rows the database produced
+    bytes: int = 0
+    patients: list[str] = field(default_factory=list)
+    attributed: bool = True
+    fingerprint: str = ""
+    ms: float = 0.0
+
+    @property
+    def query_id(self) -> str:
+        return f"{self.session_id}-{self.n}"
+
+
+def _context(session_id: str) -> bytes:
+    return b"gateway:sql:" + session_id.encode()
+
+
+class Recorder:
+    """Seals statement records in batches on its own thread."""
+
+    def __init__(self, app: App, *, source: str = "GATEWAY", interval: float = 0.25) -> None:
+        self.app = app
+        self.source = source
+        self.interval = interval
+        self.failed: BaseException | None = None
+        self._pending: list[StatementRecord] = []
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._sealed = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="gateway-recorder", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self.failed is None
+
+    def submit(self, rec: StatementRecord) -> None:
+        with self._cond:
+            self._pending.append(rec)
+            self._submitted += 1
+            if len(self._pending) >= 1000:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything submitted so far is sealed (tests, shutdown)."""
+        with self._cond:
+            target = self._submitted
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._sealed >= target or self.failed is not None
+                                or self._stop and not self._thread.is_alive(), timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending and not self._stop:
+                    self._cond.wait(self.interval)
+                batch, self._pending = self._pending, []
+                stopping = self._stop
+            if batch and self.failed is None:
+                try:
+                    self._seal(batch)
+                except Exception as exc:  # fail closed: the server checks ``healthy``
+                    log.exception("gateway recorder failed; refusing further statements")
+                    self.failed = exc
+            with self._cond:
+                self._sealed += len(batch)
+                self._cond.notify_all()
+            if stopping and not self._pending:
+                return
+
+    # -- sealing ---------------------------------------------------------------------------
+    def _seal(self, batch: list[StatementRecord]) -> None:
+        from phiguard.audit.ingest import FileResult, ingest_chunks, ingest_lock
+
+        app = self.app
+        with ingest_lock(app):
+            with app.engine.connect() as conn:
+                high = conn.execute(select(AuditSource.high_seq).where(
+                    AuditSource.source == self.source)).scalar()
+            seq = -1 if high is None else int(high)
+            records: list[bytes] = []
+            firsts: list[int] = []
+            for rec in batch:
+                firsts.append(len(records))
+                for line in self._events(rec, seq + 1):
+                    records.append(line)
+                    seq += 1
+            chunk = Chunk(records, list(range(1, len(records) + 1)), meta={"format": "ndjson"})
+            result = FileResult(name="gateway", format="ndjson")
+            ingest_chunks(app, [chunk], result, channel="gateway", actor="gateway",
+                          extra={"gateway": self.source})
+        if result.rejected:
+            raise RuntimeError(f"{result.rejected} gateway events were rejected: "
+                               f"{result.errors[:1]}")
+        header = result.batches[0][0] if result.batches else None
+        with app.engine.begin() as conn:
+            for rec, first in zip(batch, firsts, strict=True):
+                conn.execute(insert(GatewayStatement).values(
+                    session_id=rec.session_id, n=rec.n, ts=rec.ts, query_id=rec.query_id,
+                    kind=rec.kind[:16], decision=rec.decision, rows=rec.rows,
+                    patients=len(rec.patients),
+                    leaf_index=None if header is None else header + 1 + first))
+                conn.execute(update(GatewaySession).where(
+                    GatewaySession.session_id == rec.session_id).values(
+                    statements=GatewaySession.statements + 1,
+                    refused=GatewaySession.refused + (1 if rec.decision == "deny" else 0),
+                    rows=GatewaySession.rows + rec.rows))
+
+    def _events(self, rec: StatementRecord, seq: int) -> list[bytes]:
+        # The statement and the reasons (which may quote names the client typed) are sealed
+        # encrypted: a contractor could type an HKID into a query, and the log is a file
+        # phiguard writes. Relations and fields are catalog names, safe in the clear.
+        token = self.app.cipher.encrypt_json({"sql": rec.sql, "reasons": rec.reasons},
+                                             _context(rec.session_id))
+        detail = {
+            "session": rec.session_id, "statement": rec.n, "grant": rec.grant_id,
+            "kind": rec.kind, "decision": rec.decision,
+            "relations": rec.relations, "fields": rec.fields, "masked": rec.masked,
+            "rows": rec.rows, "rows_seen": rec.rows_seen, "bytes": rec.bytes,
+            "patients": len(rec.patients), "attributed": rec.attributed,
+            "fingerprint": rec.fingerprint, "ms": round(rec.ms, 3),
+            "sql_sealed": base64.b64encode(token).decode(),
+        }
+        base = {
+            "source": self.source, "ts": rec.ts.isoformat(), "account_id": rec.account_id,
+            "action": rec.action, "fields": ",".join(rec.fields), "query_id": rec.query_id,
+            "client_ip": rec.client_ip, "device_id": "gateway", "purpose": rec.purpose,
+            "outcome": "success" if rec.decision in ("allow", "cut") else "denied",
+        }
+        dumps = json.dumps
+        out = []
+        pids: list[str | None] = list(rec.patients) or [None]
+        for i, pid in enumerate(pids):
+            ev = {"event_id": f"{rec.query_id}-{i}", "seq": seq + i, **base, "patient_id": pid}
+            if i == 0:
+                ev["gateway"] = detail
+            out.append(dumps(ev, separators=(",", ":"), ensure_ascii=False).encode())
+        return out
+
+
+# -- session rows ---------------------------------------------------------------------------
+def open_session(app: App, row: dict[str, Any]) -> None:
+    with app.session() as s:
+        s.add(GatewaySession(**row, statements=0, refused=0, rows=0))
+
+
+def close_session(app: App, session_id: str, reason: str) -> None:
+    with app.session() as s:
+        sess = s.get(GatewaySession, session_id)
+        if sess is not None and sess.ended_at is None:
+            sess.ended_at, sess.end_reason = app.clock.now(), reason[:500]
+
+
+def list_sessions(app: App, *, grant_id: str | None = None, account_id: str | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
+    with app.session() as s:
+        q = select(GatewaySession)
+        if grant_id:
+            q = q.where(GatewaySession.grant_id == grant_id)
+        if account_id:
+            q = q.where(GatewaySession.account_id == account_id)
+        rows = s.scalars(q.order_by(GatewaySession.started_at.desc()).limit(limit))
+        return [{"session_id": r.session_id, "grant_id": r.grant_id, "account_id": r.account_id,
+                 "vendor_id": r.vendor_id, "client_ip": r.client_ip, "tls": r.tls,
+                 "database": r.database, "started_at": c.iso(r.started_at),
+                 "ended_at": c.iso(r.ended_at), "end_reason": r.end_reason,
+                 "statements": r.statements, "refused": r.refused, "rows": r.rows}
+                for r in rows]
+
+
+def replay(app: App, session_id: str) -> dict[str, Any]:
+    """What the contractor ran and what came back, read from the sealed log entries."""
+    with app.session() as s:
+        sess = s.get(GatewaySession, session_id)
+        if sess is None:
+            raise NotFound(f"unknown gateway session {session_id!r}")
+        info = list_sessions(app, grant_id=sess.grant_id, limit=10_000)
+        index = list(s.scalars(select(GatewayStatement).where(
+            GatewayStatement.session_id == session_id).order_by(GatewayStatement.n)))
+    head = next(x for x in info if x["session_id"] == session_id)
+    steps = []
+    for st in index:
+        entry = None
+        if st.leaf_index is not None:
+            for _i, data in app.audit.entries(st.leaf_index, st.leaf_index + 1):
+                entry = json.loads(data)
+        if entry is None or entry.get("query_id") != st.query_id:
+            entry = _scan_for(app, st.query_id)
+        steps.append(_step(app, session_id, entry, st.leaf_index))
+    return {**head, "steps": steps}
+
+
+def _scan_for(app: App, query_id: str) -> dict[str, Any] | None:
+    needle = f'"query_id":"{query_id}"'.encode()
+    for _i, data in app.audit.entries(0, None):
+        if needle in data and b'"gateway":{' in data:
+            return json.loads(data)  # type: ignore[no-any-return]
+    return None
+
+
+def _step(app: App, session_id: str, entry: dict[str, Any] | None,
+          leaf: int | None) -> dict[str, Any]:
+    if entry is None:
+        return {"missing": True, "leaf_index": leaf}
+    g = dict(entry.get("gateway") or {})
+    token = g.pop("sql_sealed", None)
+    sealed: dict[str, Any] = {}
+    if token:
+        sealed = app.cipher.decrypt_json(base64.b64decode(token), _context(session_id))
+    return {"n": g.get("statement"), "ts": entry.get("ts"), "leaf_index": leaf,
+            "query_id": entry.get("query_id"), "outcome": entry.get("outcome"),
+            "sql": sealed.get("sql"), "reasons": sealed.get("reasons", []),
+            **{k: v for k, v in g.items() if k not in ("session", "statement")}}

@@ -1,0 +1,60 @@
+"""Settings of the data-access gateway, read from ``PHIGUARD_GATEWAY_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHIGUARD_GATEWAY_", extra="ignore")
+
+    listen: str = Field(
+        "127.0.0.1:6432",
+        description="HOST:PORT the gateway listens on for PostgreSQL clients.",
+    )
+    upstream: str | None = Field(
+        None,
+        description="postgresql:// URL of the real database, with the service role the "
+        "gateway logs in as (contractors never see it). `phiguard serve` starts the gateway "
+        "when this is set.",
+    )
+    datamap: Path | None = Field(
+        None,
+        description="TOML file saying which upstream tables hold patient data and how grant "
+        "fields map onto their columns; empty: the built-in map of the patients/episodes/"
+        "operations schema.",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (with chain) for TLS between clients and the gateway."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    require_tls: bool = Field(
+        True, description="With a certificate configured, refuse clients that do not use TLS."
+    )
+    max_message_bytes: int = Field(
+        1 << 20, ge=1024,
+        description="Largest client message (a query string, a Bind) the gateway accepts; a "
+        "larger one is refused and the connection closed.",
+    )
+    check_seconds: float = Field(
+        1.0, gt=0,
+        description="How often live sessions are checked against their grant, account and "
+        "vendor; a revoked or expired grant or a suspended vendor ends the session.",
+    )
+    record_seconds: float = Field(
+        0.25, gt=0,
+        description="Statements are sealed into the audit log in batches at least this often.",
+    )
+    source: str = Field(
+        "GATEWAY",
+        description="Source name of the gateway's access events (one per gateway process: "
+        "its sequence numbers must not interleave with another's).",
+    )
+    mask_text: str = Field("***", description="What a masked text column returns.")
+    auth_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to finish startup and authentication."
+    )
+    max_sessions: int = Field(200, ge=1, description="Concurrent sessions at most.")
