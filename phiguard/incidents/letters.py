@@ -186,8 +186,9 @@ def write_letters(
     cfg: IncidentSettings | None = None,
     csv_path: Path | None = None,
 ) -> LettersResult:
-    """Render every queued postal notice of the incident (creating a postal campaign if the
-    incident has none yet) into ``out`` and the mail-house CSV beside it; mark them sent."""
+    """Render every queued postal notice of the incident into ``out`` and the mail-house CSV
+    beside it, and mark them sent. With none queued, a postal campaign is created first for
+    every affected patient with an address who has not had a letter yet."""
     cfg = cfg or IncidentSettings()
     out = Path(out)
     if out.suffix.lower() != ".pdf":
@@ -200,15 +201,17 @@ def write_letters(
         get(s, incident_id)
         if affected_count(s, incident_id) == 0:
             raise Conflict(f"{incident_id} has no affected patients; there is nobody to write to")
-        has_post = (
+        waiting = (
             s.scalars(
                 select(Notice.id).where(
-                    Notice.incident_id == incident_id, Notice.plan.like("%post%")
+                    Notice.incident_id == incident_id,
+                    Notice.channel == "post",
+                    Notice.state == "queued",
                 )
             ).first()
             is not None
         )
-    if not has_post:
+    if not waiting:  # a postal campaign for everyone with an address who has had no letter
         notify.create_campaign(app, incident_id, "post", actor=actor, cfg=cfg)
     now = app.clock.now()
     book = CodeBook(app)

@@ -129,10 +129,13 @@ def create_campaign(
             )
         _renderer(s, app, incident_id, cfg, {*requested, "phone"})  # refuse bad templates first
         earlier: dict[str, set[str]] = {}
-        for pid, held in s.execute(
-            select(Notice.patient_id, Notice.plan).where(Notice.incident_id == incident_id)
+        for pid, held, step in s.execute(
+            select(Notice.patient_id, Notice.plan, Notice.step).where(
+                Notice.incident_id == incident_id
+            )
         ):
-            earlier.setdefault(pid, set()).update(held.split(","))
+            # channels tried or in progress; a fallback not reached yet is not "held"
+            earlier.setdefault(pid, set()).update(held.split(",")[: step + 1])
         rows = s.execute(
             select(
                 Patient.patient_id,

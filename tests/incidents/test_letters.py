@@ -95,3 +95,22 @@ def test_merged_pdf_text_extracts_in_order(sqlite_hospital, cfg, tmp_path) -> No
     text = extract_text(str(res.pdf))
     refs = re.findall(r"INC-2026-0001-C\d+-(\d{6})", text)
     assert refs == sorted(refs) and len(set(refs)) == res.letters
+
+
+def test_letters_after_an_app_campaign_reach_everyone_with_an_address(sqlite_hospital, cfg,
+                                                                       tmp_path) -> None:
+    """The real incident told patients by app AND by post: a letter is not skipped because the
+    app campaign listed post as a fallback it never needed."""
+    from phiguard.incidents import notify
+    from phiguard.incidents.transports import MockTransport
+
+    app = sqlite_hospital.app
+    iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
+    camp = notify.create_campaign(app, iid, "app,sms,post,phone", actor="dpo", cfg=cfg)
+    notify.dispatch(app, camp.campaign_id, {"app": MockTransport("app"),
+                                            "sms": MockTransport("sms")}, actor="dpo", cfg=cfg)
+    first = letters.write_letters(app, iid, tmp_path / "a.pdf", actor="dpo", cfg=cfg)
+    assert first.letters == 1  # only the patient whose only channel is post, from the plan
+    second = letters.write_letters(app, iid, tmp_path / "b.pdf", actor="dpo", cfg=cfg)
+    with_address = [r for r in sqlite_hospital.rows if r["address"]]
+    assert first.letters + second.letters == len(with_address)
