@@ -352,6 +352,11 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
 
 
 # -- 3. attribution ------------------------------------------------------------------------
+def _flat(a: Any) -> Any:
+    """pyarrow returns a ChunkedArray for large string inputs; make it one Array."""
+    return a.combine_chunks() if hasattr(a, "combine_chunks") else a
+
+
 def bench_attribution(tmp: Path, per_day: int, n_patients: int, leaked: int) -> dict[str, Any]:
     import duckdb
     import pyarrow as pa
@@ -396,7 +401,7 @@ def bench_attribution(tmp: Path, per_day: int, n_patients: int, leaked: int) -> 
                 "query_id": pa.array(["q-88812"] * n),
                 "outcome": pa.array(["success"] * n),
             }
-            cols = {k: pa.concat_arrays([cols[k], extra[k]]) for k in cols}
+            cols = {k: pa.concat_arrays([_flat(cols[k]), _flat(extra[k])]) for k in cols}
         part = folder / f"date={(day0 + timedelta(days=d)).date()}"
         part.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(cols), part / "part-00000000000000.parquet")
