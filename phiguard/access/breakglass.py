@@ -139,4 +139,4 @@ def _get(s: Any, session_id: str) -> BreakGlass:
     bg = s.get(BreakGlass, (session_id or "").strip())
     if bg is None:
         raise NotFound(f"unknown break-glass session {session_id!r}")
-    return bg  # type: ignore[no-any-return]
+    return bg

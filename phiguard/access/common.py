@@ -173,10 +173,10 @@ def bump(session: Session) -> None:
         version=AccessState.version + 1))
     if not session.info.get("access_bumped"):
         session.info["access_bumped"] = True
-        engine = session.get_bind()
+        engine = session.get_bind().engine
 
         def _committed(_sess: Session) -> None:
-            _LOCAL[engine] = _LOCAL.get(engine, 0) + 1  # type: ignore[index]
+            _LOCAL[engine] = _LOCAL.get(engine, 0) + 1
 
         event.listen(session, "after_commit", _committed, once=True)
 
@@ -232,6 +232,6 @@ def settings_of(app: App) -> AccessSettings:
     """The access settings of this app (built once per app, from the environment)."""
     cached = app.__dict__.get("_access_settings")
     if cached is None:
-        cached = AccessSettings()
+        cached = AccessSettings.model_validate({})
         app.__dict__["_access_settings"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached

@@ -428,9 +428,10 @@ class PolicyDecisionPoint:
         from phiguard.access.grants import end_grant
 
         with self.app.session() as s:
-            won = s.execute(update(Grant).where(Grant.grant_id == grant_id,
-                                                Grant.status == "active")
-                            .values(status="used")).rowcount
+            result: Any = s.execute(update(Grant).where(Grant.grant_id == grant_id,
+                                                        Grant.status == "active")
+                                    .values(status="used"))
+            won = result.rowcount
             if not won:
                 return False
             grant = s.get(Grant, grant_id)
@@ -446,7 +447,7 @@ def pdp_for(app: App) -> PolicyDecisionPoint:
     if point is None:
         point = PolicyDecisionPoint(app)
         app.__dict__["_access_pdp"] = point
-    return point  # type: ignore[no-any-return]
+    return point
 
 
 def invalidate(app: App) -> None:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -77,7 +78,7 @@ class Subject:
     require_dpa: bool
     grants: tuple[GrantView, ...] = ()
     breakglass: tuple[BreakGlassView, ...] = ()
-    cedar_entities: object | None = field(default=None, repr=False)
+    cedar_entities: Any = field(default=None, repr=False)
 
     def contract_at(self, now: int) -> tuple[int, bool]:
         """(until, dpa) of the contract in force at ``now``; (0, False) when none is."""
@@ -179,10 +180,10 @@ def load_subjects(s: Session, settings: AccessSettings,
     for a in accounts:
         staff = a.employer == c.STAFF
         vendor = None if staff else vendors.get(a.employer)
-        vid = None if staff else a.employer
-        assessment = assessed.get(vid or "", 0)
-        if vid and vid in blocking_due:
-            assessment = min(assessment, blocking_due[vid])
+        owner = None if staff else a.employer
+        assessment = assessed.get(owner or "", 0)
+        if owner and owner in blocking_due:
+            assessment = min(assessment, blocking_due[owner])
         if staff or not settings.require_assessment:
             assessment = FAR
         train = training.get(a.account_id, 0)
@@ -201,12 +202,12 @@ def load_subjects(s: Session, settings: AccessSettings,
             baseline_rows=settings.staff_max_rows,
             training_until=train,
             training_known=a.account_id in training,
-            vendor_id=vid,
+            vendor_id=owner,
             vendor_known=vendor is not None,
             vendor_status=vendor.status if vendor is not None else "unknown",
             assessment_until=assessment,
-            assessment_known=(vid or "") in assessed,
-            contracts=tuple(sorted(contracts.get(vid or "", []))),
+            assessment_known=(owner or "") in assessed,
+            contracts=tuple(sorted(contracts.get(owner or "", []))),
             require_dpa=settings.require_dpa,
             grants=tuple(sorted(grants.get(a.account_id, []), key=lambda g: g.grant_id))
             + tuple(old),

@@ -230,7 +230,7 @@ def _vendor(s: Any, vendor_id: str) -> Vendor:
     vendor = s.get(Vendor, (vendor_id or "").strip())
     if vendor is None:
         raise NotFound(f"unknown vendor {vendor_id!r}")
-    return vendor  # type: ignore[no-any-return]
+    return vendor
 
 
 def _overlap(a0: date, a1: date | None, b0: date, b1: date | None) -> bool:

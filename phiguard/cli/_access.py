@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +34,7 @@ def open_at(ctx: typer.Context, home: Path | None, at: str | None) -> App:
     return app
 
 
-def when(text: str) -> object:
+def when(text: str) -> datetime:
     try:
         return parse_ts(text)
     except ValueError:

@@ -145,7 +145,7 @@ def review_start(
     """Open a campaign over every live contractor grant (or one vendor's)."""
     app = open_at(ctx, home, at)
     camp = reviews.start_campaign(app, name=name, owner=actor(as_),
-                                  deadline=when(deadline) if deadline else None,  # type: ignore[arg-type]
+                                  deadline=when(deadline) if deadline else None,
                                   vendor_id=vendor)
     info = reviews.campaign_items(app, camp.campaign_id)
     if fmt == "json":

@@ -20,7 +20,7 @@ ACTOR = "demo:security-duty-officer"
 def _seed(labels: dict[str, Any]) -> dict[str, Any] | None:
     for s in labels.get("scenarios", []):
         if s.get("kind") == "bulk_export" and not s.get("decoy") and s.get("vendor_id"):
-            return s  # type: ignore[no-any-return]
+            return s
     return None
 
 
@@ -72,7 +72,8 @@ def _tell(story: Story, app: Any, clock: FixedClock, account: str, vendor: str,
             Patient.cluster == g["scope_cluster"], Patient.vip.is_(False)).limit(1))
     if pid:
         ok = decide(app, account=account, action="read", patient=pid, at=inside)
-        masks = next((o["fields"] for o in ok["obligations"] if o["type"] == "mask_fields"), [])
+        masks: list[str] = next(
+            (o["fields"] for o in ok["obligations"] if o["type"] == "mask_fields"), [])
         story.say(f"  decide: {account} reads patient {pid} → [green]{ok['decision']}[/green]"
                   + (f", the proxy must mask {', '.join(masks)}" if masks else ""))
 
