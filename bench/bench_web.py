@@ -185,9 +185,11 @@ def main() -> None:
         home = tmp / "home"
         port = free_port()
         exe = Path(sys.executable).parent / "phiguard"
+        workers = os.environ.get("BENCH_WEB_WORKERS", "2")
+        print(f"phiguard serve --workers {workers}")
         procs.append(subprocess.Popen([str(exe), "serve", "--home", str(home), "--port",
-                                       str(port)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+                                       str(port), "--workers", workers],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/v1/health")
         headers = login(base, creds["secret"])

@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
             "--tls-cert", help="PEM certificate (or PHIGUARD_WEB_TLS_CERT): serve HTTPS.")] = None,
         tls_key: Annotated[Path | None, typer.Option(
             "--tls-key", help="PEM private key (or PHIGUARD_WEB_TLS_KEY).")] = None,
+        workers: Annotated[int, typer.Option(
+            "--workers", min=1, max=32, help="Worker processes (default 1).")] = 1,
         home: HomeOpt = None,
     ) -> None:
         """Start the web console and REST API (refuses to start before an admin exists)."""
@@ -40,4 +42,4 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"cannot read {path}")
         scheme = "https" if web.tls else "http"
         err.print(f"phiguard console on {scheme}://{host}:{port}/  (Ctrl-C to stop)")
-        run(phg, web, host=host, port=port)
+        run(phg, web, host=host, port=port, workers=workers)

@@ -32,9 +32,37 @@ def _config(app: App, web: WebSettings, host: str, port: int) -> uvicorn.Config:
     )
 
 
-def run(app: App, web: WebSettings, *, host: str, port: int) -> None:
+def run(app: App, web: WebSettings, *, host: str, port: int, workers: int = 1) -> None:
     require_admin(app, web)
-    uvicorn.Server(_config(app, web, host, port)).run()
+    if workers <= 1:
+        uvicorn.Server(_config(app, web, host, port)).run()
+        return
+    # several processes: each opens the home itself (uvicorn imports the factory by name);
+    # sessions, throttling and the audit log live in the database and the log, not in memory
+    import os
+
+    os.environ["PHIGUARD_HOME"] = str(app.home.root)
+    if app.settings.database_url:
+        os.environ["PHIGUARD_DATABASE_URL"] = app.settings.database_url
+    os.environ["PHIGUARD_WEB_PORT_HINT"] = str(port)
+    app.close()
+    uvicorn.run(
+        "phiguard.web.server:factory", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False, server_header=False, proxy_headers=False,
+        ssl_certfile=str(web.tls_cert) if web.tls else None,
+        ssl_keyfile=str(web.tls_key) if web.tls else None,
+    )
+
+
+def factory() -> object:
+    """The application of one worker process (``phiguard serve --workers N``)."""
+    import os
+
+    from phiguard.settings import Settings
+
+    app = App.open(Settings(), migrate=False)
+    port = int(os.environ.get("PHIGUARD_WEB_PORT_HINT", "8000"))
+    return create_app(app, WebSettings(), port=port)
 
 
 @dataclass

@@ -84,16 +84,35 @@ def compute(app: App, *, days: int = 14) -> Dashboard:
 
 
 class DashboardCache:
+    """Stale-while-revalidate: the first request computes; later ones get the cached figures
+    at once while one background thread refreshes them when they are older than ``ttl``, so
+    no request waits for the ~100 ms of queries behind the page."""
+
     def __init__(self, app: App, ttl: float = 10.0) -> None:
         self.app = app
         self.ttl = ttl
         self._value: Dashboard | None = None
         self._at = 0.0
         self._lock = threading.Lock()
+        self._refreshing = False
+
+    def _refresh(self) -> None:
+        try:
+            value = compute(self.app)
+            with self._lock:
+                self._value, self._at = value, time.monotonic()
+        finally:
+            self._refreshing = False
 
     def get(self) -> Dashboard:
         with self._lock:
-            if self._value is None or time.monotonic() - self._at > self.ttl:
-                self._value = compute(self.app)
-                self._at = time.monotonic()
-            return self._value
+            value, stale = self._value, time.monotonic() - self._at > self.ttl
+            if value is not None and stale and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="dashboard-refresh",
+                                 daemon=True).start()
+        if value is None:
+            value = compute(self.app)
+            with self._lock:
+                self._value, self._at = value, time.monotonic()
+        return value
