@@ -590,7 +590,8 @@ class Relay:
         if kind == _T:
             self.cur = run
             out += run.describe(body)
-        elif kind == _C:
+            return False
+        if kind == _C:
             self.cur = None
             run.complete(body.rstrip(b"\x00").decode(), out)
         elif kind == _D:
