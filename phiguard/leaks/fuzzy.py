@@ -33,6 +33,7 @@ from phiguard.leaks.detectors import (
     surname_table,
 )
 from phiguard.leaks.linkage import Candidate, decrypt_rows
+from phiguard.leaks.models import LeakLinkKey
 from phiguard.storage.models import Patient
 
 ACCEPT = 0.90  # link when the best candidate is at least this probable …
@@ -70,9 +71,55 @@ def _spellings(root: str) -> set[str]:
     return out
 
 
-def fetch_candidates(app: App, records: list[LeakRecord]) -> tuple[list[Candidate], int]:
-    """Decrypt (in memory) the PMI rows that share a surname group and birth year with some
-    record. Returns the candidates and the PMI size (for the prior)."""
+_COLS = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
+ROUND2_CAP = 250_000  # a year-based fetch larger than this is skipped (reported as unmatched)
+
+
+def pmi_size(app: App) -> int:
+    with app.session() as s:
+        return int(s.execute(select(func.count()).select_from(Patient)).scalar_one())
+
+
+def _swapped(dob: str) -> str | None:
+    y, m, d = dob.split("-")
+    if m == d or int(d) > 12:
+        return None
+    return f"{y}-{d}-{m}"
+
+
+def fetch_by_dob(app: App, records: list[LeakRecord]) -> list[Candidate]:
+    """Round 1: patients with a record's surname group and date of birth (or the date with
+    day and month swapped), through the surname and date-of-birth blind indexes."""
+    from phiguard.leaks.linkindex import dob_digest
+
+    wanted: dict[str, set[bytes]] = defaultdict(set)
+    for rec in records:
+        if not rec.dob:
+            continue
+        dobs = {rec.dob} | ({_swapped(rec.dob)} - {None})
+        for root in _roots_of_record(rec):
+            wanted[root] |= {dob_digest(app, d) for d in dobs if d}
+    rows: dict[str, Any] = {}
+    with app.session() as s:
+        for root, dob_keys in wanted.items():
+            names = [app.blind.digest("surname", sp) for sp in _spellings(root)]
+            keys = sorted(dob_keys)
+            for i in range(0, len(keys), 500):
+                q = (
+                    select(*_COLS)
+                    .join(LeakLinkKey, LeakLinkKey.patient_id == Patient.patient_id)
+                    .where(LeakLinkKey.dob_bidx.in_(keys[i : i + 500]))
+                    .where(Patient.surname_bidx.in_(names))
+                )
+                for row in s.execute(q):
+                    rows[row[0]] = tuple(row)
+    return decrypt_rows(app, rows.values())
+
+
+def fetch_by_year(app: App, records: list[LeakRecord]) -> tuple[list[Candidate], set[str]]:
+    """Round 2 for records round 1 could not settle (no or mistyped date of birth): patients
+    with the surname group born within a year of the record (any year when it has no date).
+    Returns the candidates and the surname groups skipped as too large to decrypt."""
     years: dict[str, set[int] | None] = {}
     for rec in records:
         want = {int(rec.dob[:4]) + d for d in (-1, 0, 1)} if rec.dob else None
@@ -80,18 +127,21 @@ def fetch_candidates(app: App, records: list[LeakRecord]) -> tuple[list[Candidat
             if root in years and years[root] is None:
                 continue
             years[root] = None if want is None else (years.get(root) or set()) | want
-    cols = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
     rows: dict[str, Any] = {}
+    skipped: set[str] = set()
     with app.session() as s:
-        total = s.execute(select(func.count()).select_from(Patient)).scalar_one()
         for root, ys in years.items():
             digests = [app.blind.digest("surname", sp) for sp in _spellings(root)]
-            q = select(*cols).where(Patient.surname_bidx.in_(digests))
+            where: list[Any] = [Patient.surname_bidx.in_(digests)]
             if ys is not None:
-                q = q.where(or_(Patient.birth_year.in_(sorted(ys)), Patient.birth_year.is_(None)))
-            for row in s.execute(q):
+                where.append(or_(Patient.birth_year.in_(sorted(ys)), Patient.birth_year.is_(None)))
+            size = s.execute(select(func.count()).select_from(Patient).where(*where)).scalar_one()
+            if size > ROUND2_CAP:
+                skipped.add(root)
+                continue
+            for row in s.execute(select(*_COLS).where(*where)):
                 rows[row[0]] = tuple(row)
-    return decrypt_rows(app, rows.values()), int(total)
+    return decrypt_rows(app, rows.values()), skipped
 
 
 # -- the Splink model ---------------------------------------------------------------------
@@ -332,15 +382,41 @@ def fuzzy_link(
     app: App, records: list[LeakRecord], *, trace: list[tuple[int, str, float]] | None = None
 ) -> list[FuzzyMatch]:
     """Links for the records that one candidate explains; ``trace`` (if given) receives every
-    scored pair ``(record index, patient id, probability)`` for calibration checks."""
+    scored pair ``(record index, patient id, probability)`` for calibration checks.
+
+    Round 1 compares each record with the patients of its surname group and date of birth
+    (a few each, found through blind indexes); round 2 takes the records still unsettled and
+    compares them with their surname group within a year of birth.
+    """
     if not records:
         return []
-    cands, n_pmi = fetch_candidates(app, records)
-    if not cands:
-        return []
-    left, right = _record_rows(records), _candidate_rows(cands)
+    from phiguard.leaks.linkindex import refresh
+
+    refresh(app)
+    n_pmi = pmi_size(app)
+    matched: dict[int, FuzzyMatch] = {}
+    first = fetch_by_dob(app, records)
+    matched.update(_round(records, list(range(len(records))), first, n_pmi, trace))
+    rest = [i for i in range(len(records)) if i not in matched]
+    if rest:
+        second, _skipped = fetch_by_year(app, [records[i] for i in rest])
+        matched.update(_round(records, rest, second, n_pmi, trace))
+    return [matched[i] for i in sorted(matched)]
+
+
+def _round(
+    records: list[LeakRecord],
+    indices: list[int],
+    cands: list[Candidate],
+    n_pmi: int,
+    trace: list[tuple[int, str, float]] | None,
+) -> dict[int, FuzzyMatch]:
+    if not cands or not indices:
+        return {}
+    left = _record_rows([records[i] for i in indices])
+    right = _candidate_rows(cands)
     if not left or not right:
-        return []
+        return {}
     by_id = {c.patient_id: c for c in cands}
     best: dict[int, dict[str, tuple[float, list[str]]]] = defaultdict(dict)
     for p in score_pairs(left, right, n_pmi):
@@ -348,7 +424,7 @@ def fuzzy_link(
         leak, pmi = (a, b) if a.startswith("L") and not b.startswith("L") else (b, a)
         if not leak.startswith("L"):
             continue
-        idx = int(leak[1:].split("#")[0])
+        idx = indices[int(leak[1:].split("#")[0])]
         pid = pmi.rsplit("#", 1)[0]
         prob = float(p["match_probability"])
         on = [name for col, (name, floor) in _ON.items() if _weight(p.get(col)) > floor]
@@ -356,13 +432,13 @@ def fuzzy_link(
             best[idx][pid] = (prob, on)
     if trace is not None:
         trace.extend((idx, pid, p) for idx, opts in best.items() for pid, (p, _) in opts.items())
-    out = []
+    out: dict[int, FuzzyMatch] = {}
     for idx, options in best.items():
         ranked = sorted(options.items(), key=lambda kv: -kv[1][0])
         pid, (prob, on) = ranked[0]
         second = ranked[1][1][0] if len(ranked) > 1 else 0.0
         if prob >= ACCEPT and second < AMBIGUOUS and pid in by_id:
-            out.append(FuzzyMatch(idx, by_id[pid], prob, on))
+            out[idx] = FuzzyMatch(idx, by_id[pid], prob, on)
     return out
 
 

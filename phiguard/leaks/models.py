@@ -62,6 +62,23 @@ class LeakCanary(Base):
     planted_by: Mapped[str] = mapped_column(String(128))
 
 
+class LeakLinkKey(Base):
+    """Keyed blind index of each patient's date of birth, for probabilistic linkage.
+
+    ``patients`` has a plaintext birth *year* only; with thousands of masked records a
+    surname-and-year fetch ends up decrypting most of the PMI. This index lets the scanner
+    fetch exactly the patients with a leaked record's surname group and date of birth.
+    ``row_mac`` is the patient row's own MAC when the key was made: a re-imported, changed
+    row is re-keyed. Built lazily by :mod:`phiguard.leaks.linkindex`.
+    """
+
+    __tablename__ = "leak_link_keys"
+
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    row_mac: Mapped[bytes] = mapped_column(LargeBinary(16))
+    dob_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(16), index=True)
+
+
 class LeakCheckChallenge(Base):
     """A "was my data in a leak?" request awaiting its one-time code."""
 

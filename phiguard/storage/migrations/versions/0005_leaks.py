@@ -71,6 +71,16 @@ def upgrade() -> None:
         b.create_index(b.f("ix_leak_canaries_vendor_id"), ["vendor_id"])
 
     op.create_table(
+        "leak_link_keys",
+        sa.Column("patient_id", sa.String(length=64), nullable=False),
+        sa.Column("row_mac", sa.LargeBinary(length=16), nullable=False),
+        sa.Column("dob_bidx", sa.LargeBinary(length=16), nullable=True),
+        sa.PrimaryKeyConstraint("patient_id", name=op.f("pk_leak_link_keys")),
+    )
+    with op.batch_alter_table("leak_link_keys") as b:
+        b.create_index(b.f("ix_leak_link_keys_dob_bidx"), ["dob_bidx"])
+
+    op.create_table(
         "leak_check_challenges",
         sa.Column("challenge_id", sa.String(length=48), nullable=False),
         sa.Column("subject_bidx", sa.LargeBinary(length=16), nullable=False),
@@ -89,6 +99,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("leak_check_challenges")
+    op.drop_table("leak_link_keys")
     op.drop_table("leak_canaries")
     op.drop_table("leak_scan_patients")
     op.drop_table("leak_scans")
