@@ -107,10 +107,10 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        return self.con.execute(sql).to_arrow_table().to_pylist()  # type: ignore[no-any-return]
+        return self.con.sql(sql).to_arrow_table().to_pylist()  # type: ignore[no-any-return]
 
     def arrow(self, sql: str) -> pa.Table:
-        return self.con.execute(sql).to_arrow_table()
+        return self.con.sql(sql).to_arrow_table()
 
     def close(self) -> None:
         self.con.close()
