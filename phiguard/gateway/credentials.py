@@ -99,18 +99,20 @@ def revoke_credentials(app: App, grant_id: str, *, actor: str) -> int:
 
 
 def standing_problem(s: Any, grant: Grant, now: datetime) -> str | None:
-    """Why a grant's holder may not use the gateway now (None: they may)."""
-    status = effective_status(grant, now)
-    if status != "active":
-        return f"grant {grant.grant_id} is {status}"
+    """Why a grant's holder may not use the gateway now (None: they may). The widest cause
+    is named first: a suspension also revokes the grant, and "vendor V1 is suspended" is
+    what the contractor and the investigator need to read."""
     account = s.get(Account, grant.account_id)
-    if account is None or account.status != "active":
-        return f"account {grant.account_id} is {account.status if account else 'unknown'}"
-    if account.employer != c.STAFF:
+    if account is not None and account.employer != c.STAFF:
         vendor = s.get(Vendor, account.employer)
         if vendor is None or vendor.status != "active":
             state = vendor.status if vendor else "unknown"
             return f"vendor {account.employer} is {state}"
+    if account is None or account.status != "active":
+        return f"account {grant.account_id} is {account.status if account else 'unknown'}"
+    status = effective_status(grant, now)
+    if status != "active":
+        return f"grant {grant.grant_id} is {status}"
     return None
 
 
