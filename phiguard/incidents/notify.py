@@ -56,6 +56,10 @@ CHANNELS = wording.CHANNELS
 PII = b"patient:pii"
 
 
+_N = cast(Table, Notice.__table__)
+_D = cast(Table, Delivery.__table__)
+
+
 def parse_channels(text: str | Iterable[str] | None) -> tuple[str, ...]:
     items = [
         c.strip().lower() for c in (text.split(",") if isinstance(text, str) else text or CHANNELS)
@@ -191,7 +195,7 @@ def create_campaign(
             s.delete(camp)
             return CampaignResult(0, incident_id, {}, 0, deferred, already)
         for i in range(0, len(notices), 5000):
-            s.execute(insert(Notice), notices[i : i + 5000])
+            s.execute(insert(_N), notices[i : i + 5000])  # Core: no ORM bookkeeping
         log(
             s,
             incident_id,
@@ -305,8 +309,6 @@ def dispatch(
     return out
 
 
-_N = cast(Table, Notice.__table__)
-_D = cast(Table, Delivery.__table__)
 _SET_NOTICE = (
     update(_N)
     .where(_N.c.id == bindparam("nid"))
