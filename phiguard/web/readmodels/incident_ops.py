@@ -3,9 +3,7 @@ the case view (summary, timeline, tasks, notices, reports) and report files."""
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,8 @@ def open_incident(app: App, *, actor: str, alert_id: str = "", scan_id: str = ""
         doc["affected_patients"] = [
             {"patient_id": pid, "matched_on": ["scan"], "confidence": 1.0}
             for pid in scan_svc.affected_patient_ids(app, scan_id)]
-        # only pseudonymous patient ids go into this short-lived file
-        with tempfile.TemporaryDirectory(prefix="phiguard-incident-") as tmp:
-            path = Path(tmp) / f"{scan_id}.json"
-            path.write_text(json.dumps(doc))
-            return cases.open_from(app, actor=actor, scan=path, alert_id=alert_id or None,
-                                   title=title or None)
+        return cases.open_from(app, actor=actor, scan_doc=doc, alert_id=alert_id or None,
+                               title=title or None)
     if not alert_id and not title:
         raise UsageError("give an alert, a scan or a title")
     return cases.open_from(app, actor=actor, alert_id=alert_id or None, title=title or None)
