@@ -91,16 +91,33 @@ def generate_cmd(
     scenarios: Annotated[
         bool, typer.Option("--scenarios/--no-scenarios", help="Plant labelled scenarios.")
     ] = True,
+    events: Annotated[
+        int | None, typer.Option(help="Total access events (default: a realistic volume).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default: ends 2026-04-03).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing OUT folder.")
+    ] = False,
 ) -> None:
     """Write a synthetic Hong Kong public hospital in the spec's formats (plus labels.json)."""
+    from datetime import date
+
     from phiguard.demo.generator import generate
 
     if fmt not in {"csv", "parquet"}:
         raise UsageError("--format must be csv or parquet")
     if patients < 100 or days < 1:
         raise UsageError("need at least 100 patients and 1 day")
+    try:
+        first = date.fromisoformat(start) if start else None
+    except ValueError:
+        raise UsageError("--start must be a YYYY-MM-DD date") from None
     summary = _generate(
-        lambda d, **kw: generate(d, fmt=fmt, scenarios=scenarios, **kw),
+        lambda d, **kw: generate(
+            d, fmt=fmt, scenarios=scenarios, events=events, start=first, overwrite=overwrite, **kw
+        ),
         out_dir, patients=patients, days=days, seed=seed,
     )
     out.print(f"wrote a synthetic hospital to {out_dir}")
