@@ -93,14 +93,15 @@ class World:
 
     def grant(self, account: str = "c1", *, cluster: str = "KEC",
               fields: str = "name,sex,hospital_no", actions: str = "read,search",
-              max_rows: int = 50, hours: float = 8, purpose: str = "SYSADMIN") -> str:
+              max_rows: int = 50, hours: float = 8, purpose: str = "SYSADMIN",
+              until: datetime | None = None) -> str:
         gid = ac.new_id("G")
         now = self.clock.now()
         with self.app.session() as s:
             s.add(Grant(grant_id=gid, account_id=account, scope_cluster=cluster,
                         scope_fields=fields, actions=actions, max_rows=max_rows,
                         valid_from=now - timedelta(minutes=1),
-                        valid_to=now + timedelta(hours=hours), purpose=purpose,
+                        valid_to=until or now + timedelta(hours=hours), purpose=purpose,
                         approved_by="m1", status="active", origin="request"))
             ac.bump(s)
         return gid
