@@ -104,6 +104,15 @@ def register(app: typer.Typer) -> None:
             for problem in f.get("not_read", []):
                 err.print(f"phiguard: {f['path']}: {problem}", markup=False, soft_wrap=True)
 
+    @leaks.command("index")
+    def index(ctx: typer.Context, home: HomeOpt = None) -> None:
+        """Key every patient's date of birth for fuzzy linkage now (a scan does it when needed;
+        after a large PMI import, doing it ahead saves the first scan that time)."""
+        from phiguard.leaks.linkindex import refresh
+
+        n = refresh(open_app(ctx, home))
+        out.print(f"keyed {n:,} new or changed patients for linkage", markup=False)
+
     @leaks.command("show")
     def show(
         ctx: typer.Context, scan_id: str, fmt: FormatOpt = "text", home: HomeOpt = None
