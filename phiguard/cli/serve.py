@@ -41,5 +41,10 @@ def register(app: typer.Typer) -> None:
             if path is not None and not Path(path).is_file():
                 raise UsageError(f"cannot read {path}")
         scheme = "https" if web.tls else "http"
-        err.print(f"phiguard console on {scheme}://{host}:{port}/  (Ctrl-C to stop)")
-        run(phg, web, host=host, port=port, workers=workers)
+
+        def started(parts: list) -> None:  # type: ignore[type-arg]
+            for part in parts:
+                err.print(f"  {part.name}: {part.detail}", markup=False)
+            err.print(f"phiguard console on {scheme}://{host}:{port}/  (Ctrl-C to stop)")
+
+        run(phg, web, host=host, port=port, workers=workers, on_start=started)

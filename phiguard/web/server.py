@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
 
 from phiguard.app import App
 from phiguard.errors import UsageError
+from phiguard.web import background
 from phiguard.web.app import create_app
 from phiguard.web.auth.users import Users
+from phiguard.web.background import Running
 from phiguard.web.config import WebSettings
 
 
@@ -32,8 +35,21 @@ def _config(app: App, web: WebSettings, host: str, port: int) -> uvicorn.Config:
     )
 
 
-def run(app: App, web: WebSettings, *, host: str, port: int, workers: int = 1) -> None:
+def run(app: App, web: WebSettings, *, host: str, port: int, workers: int = 1,
+        on_start: Callable[[list[Running]], None] | None = None) -> None:
+    """Serve until interrupted, with the background parts of :mod:`background` running in
+    this (the supervising) process."""
     require_admin(app, web)
+    started = background.start_all(app)
+    try:
+        if on_start is not None:
+            on_start(started)
+        _serve(app, web, host=host, port=port, workers=workers)
+    finally:
+        background.stop_all(started)
+
+
+def _serve(app: App, web: WebSettings, *, host: str, port: int, workers: int) -> None:
     if workers <= 1:
         uvicorn.Server(_config(app, web, host, port)).run()
         return
@@ -45,7 +61,6 @@ def run(app: App, web: WebSettings, *, host: str, port: int, workers: int = 1) -
     if app.settings.database_url:
         os.environ["PHIGUARD_DATABASE_URL"] = app.settings.database_url
     os.environ["PHIGUARD_WEB_PORT_HINT"] = str(port)
-    app.close()
     uvicorn.run(
         "phiguard.web.server:factory", factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False, server_header=False, proxy_headers=False,

@@ -75,3 +75,42 @@ def test_tokens_create_rotate_revoke(sqlite_cli) -> None:  # type: ignore[no-unt
     assert list(states.values()) == [False, False]
     bad = sqlite_cli("tokens", "create", "x", "--scopes", "users:admin")
     assert bad.exit_code == 2 and "unknown token scope" in bad.output
+
+
+def test_serve_starts_the_console_and_its_watcher(sqlite_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    sqlite_cli("init")
+    sqlite_cli("users", "create-admin", "--generate-password")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "phiguard"
+    proc = subprocess.Popen([str(exe), "serve", "--home", str(sqlite_cli.home), "--port",
+                             str(port)], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PHIGUARD_DATABASE_URL": ""})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert resp.json() == {"status": "ok"}
+        assert "server" not in resp.headers  # no version banner
+        login = httpx.get(f"http://127.0.0.1:{port}/login")
+        assert login.status_code == 200 and "Log in" in login.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert "detection watcher" in stderr and f"127.0.0.1:{port}" in stderr
