@@ -43,11 +43,17 @@ def run(story: Story) -> None:
     if vendor:
         try:
             done = containment.suspend_vendor(app, iid, vendor, actor="demo:ciso")
-            story.say(
-                f"  contained: vendor {vendor} suspended — {done['accounts_disabled']} "
-                f"accounts disabled, {done['grants_revoked']} grants revoked (one command, "
-                "audited)"
-            )
+            if done.get("already_suspended"):
+                story.say(
+                    f"  contained: vendor {vendor} was already suspended by the kill switch; "
+                    "the incident records it and ticks the containment task"
+                )
+            else:
+                story.say(
+                    f"  contained: vendor {vendor} suspended — {done['accounts_disabled']} "
+                    f"accounts disabled, {done['grants_revoked']} grants revoked (one "
+                    "command, audited)"
+                )
         except Conflict:
             story.say(f"  contained: vendor {vendor} was already suspended")
     e = cases.summary(app, iid, cfg)["enisa"]
