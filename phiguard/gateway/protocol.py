@@ -75,10 +75,10 @@ async def read_message(reader: asyncio.StreamReader, limit: int) -> tuple[bytes,
     return kind, body
 
 
-def split_messages(buf: bytearray) -> Iterator[tuple[int, int, int]]:
-    """Complete messages in ``buf`` as (type, start of message, end of message); the caller
-    removes ``buf[:last end]`` afterwards. Used on the trusted upstream stream."""
-    pos, n = 0, len(buf)
+def split_messages(buf: bytearray, pos: int = 0) -> Iterator[tuple[int, int, int]]:
+    """Complete messages in ``buf`` from ``pos`` as (type, start, end); the caller removes
+    ``buf[:last end]`` afterwards. Used on the trusted upstream stream."""
+    n = len(buf)
     unpack = _I.unpack_from
     while n - pos >= 5:
         (length,) = unpack(buf, pos + 1)
