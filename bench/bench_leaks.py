@@ -438,6 +438,42 @@ def bench_attribution(tmp: Path, per_day: int, n_patients: int, leaked: int) -> 
     }
 
 
+def bench_quality(tmp: Path) -> list[dict[str, Any]]:
+    """Linkage F1 and the top-ranked source on the five labelled dumps of the test hospital
+    (tests/leaks/world.py: exact CSV, forum paste with decoys, XLSX with Chinese headers,
+    masked-HKID CSV, JSON from a slow exfiltration)."""
+    from datetime import datetime
+
+    from phiguard.app import App
+    from phiguard.clock import HKT, FixedClock
+    from phiguard.leaks.scan import scan
+    from phiguard.settings import Settings
+    from tests.leaks.world import build, f1
+
+    app = App.init(Settings(home=tmp / "qhome"), clock=FixedClock(datetime(2026, 4, 3, tzinfo=HKT)))
+    world = build(app, tmp)
+    out = []
+    for name, dump in world.dumps.items():
+        t = time.perf_counter()
+        r = scan(app, [dump.path], actor="bench")
+        found = {p["patient_id"] for p in r["affected_patients"]}
+        top = r["attribution"][0] if r["attribution"] else {}
+        out.append(
+            {
+                "dump": name,
+                "records": len(dump.patients) + dump.decoys,
+                "f1": f1(found, dump.patients),
+                "wrong": len(found - dump.patients),
+                "decoys": dump.decoys,
+                "source": dump.source,
+                "top": top.get("query_id") or top.get("account_id"),
+                "s": time.perf_counter() - t,
+            }
+        )
+    app.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dump-mb", type=int, default=100)
@@ -446,7 +482,7 @@ def main() -> None:
     ap.add_argument("--fuzzy", type=int, default=3_000)
     ap.add_argument("--events-per-day", type=int, default=2_000_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", choices=["extract", "link", "attribution"], default=None)
+    ap.add_argument("--only", choices=["extract", "link", "attribution", "quality"], default=None)
     ap.add_argument("--link-stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.link_stage:  # child process
@@ -454,6 +490,15 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-leaks-"))
     try:
+        if args.only in (None, "quality"):
+            print("== linkage quality on the labelled dumps (tests/leaks/world.py)")
+            for q in bench_quality(tmp):
+                ok = "right" if q["top"] == q["source"] else "WRONG"
+                print(
+                    f"{q['dump']:>7}: F1 {q['f1']:.4f}, {q['wrong']} wrong links "
+                    f"({q['decoys']} decoys in the file), top source {q['top']} ({ok}), "
+                    f"{q['s']:.1f} s"
+                )
         if args.only in (None, "extract"):
             r = bench_extract(tmp, args.dump_mb, args.repeats)
             print(
