@@ -221,6 +221,26 @@ def affected_patient_ids(app: App, scan_id: str) -> list[str]:
         )
 
 
+def affected_patients(app: App, scan_id: str) -> list[dict[str, Any]]:
+    """The affected list of a recorded scan as spec §3.2 entries (patient id, matched-on
+    fields, confidence), for attaching to an incident."""
+    get_scan(app, scan_id)
+    with app.session() as s:
+        rows = s.execute(
+            select(LeakScanPatient)
+            .where(LeakScanPatient.scan_id == scan_id)
+            .order_by(LeakScanPatient.patient_id)
+        ).scalars()
+        return [
+            {
+                "patient_id": r.patient_id,
+                "matched_on": [m for m in r.matched_on.split(",") if m],
+                "confidence": r.confidence,
+            }
+            for r in rows
+        ]
+
+
 def iter_summary(result: dict[str, Any]) -> Iterable[str]:
     """Readable lines for a person (the CLI prints these without --format json)."""
     ids = result["identifiers"]

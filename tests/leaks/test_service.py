@@ -16,7 +16,7 @@ from phiguard.leaks import canaries
 from phiguard.leaks.check import MemoryCodeSender, answer_with_code, patient_check, request_code
 from phiguard.leaks.linkage import load_patients
 from phiguard.leaks.models import LeakScanPatient
-from phiguard.leaks.scan import affected_patient_ids, get_scan, scan
+from phiguard.leaks.scan import affected_patient_ids, affected_patients, get_scan, scan
 from phiguard.storage.models import Patient
 from tests.leaks.pmi import decoy_hkids, import_pmi, make_people
 
@@ -43,6 +43,8 @@ def test_a_scan_is_recorded_with_its_affected_set_and_logged(app, audit, tmp_pat
     assert rec["files"][0]["sha256"] == result["files"][0]["sha256"]
     assert len(rec["result_sha256"]) == 64
     assert affected_patient_ids(app, result["scan_id"]) == sorted(p.patient_id for p in people[:40])
+    stored = affected_patients(app, result["scan_id"])
+    assert stored == sorted(result["affected_patients"], key=lambda p: p["patient_id"])
     (entry,) = [e for e in audit.entries if e["tag"] == "leaks:scan:completed"]
     assert entry["actor"] == "investigator-1" and entry["subject"] == result["scan_id"]
     assert entry["result_sha256"] == rec["result_sha256"]
