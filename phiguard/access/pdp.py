@@ -104,15 +104,30 @@ def forbids_of(sub: Subject, q: Question) -> list[str]:
     return out
 
 
+def covers(g: GrantView, q: Question) -> bool:
+    """The ``grant`` permit of base.cedar, as one boolean (the hot path; no allocation)."""
+    return (g.status == "active" and g.valid_from <= q.now < g.valid_to
+            and q.action in g.actions and (g.cluster == "ALL" or g.cluster == q.cluster)
+            and (g.all_fields or q.fields <= g.fields) and q.rows <= g.max_rows
+            and (not q.purpose or q.purpose == g.purpose))
+
+
+def baseline_covers(sub: Subject, q: Question) -> bool:
+    """The ``staff-baseline`` permit of base.cedar."""
+    return (sub.kind == "staff" and sub.clinical and q.action in STAFF_ACTIONS
+            and (sub.cluster == "ALL" or sub.cluster == q.cluster)
+            and q.rows <= sub.baseline_rows and q.purpose in CARE_PURPOSES)
+
+
 def grant_misses(g: GrantView, q: Question) -> list[str]:
     """Why ``g`` does not cover ``q`` (empty: it does). Mirrors the ``grant`` permit."""
     miss = []
     if g.status != "active":
         miss.append(f"it was {g.status}" + (f" ({g.end_reason})" if g.end_reason else ""))
     if q.now < g.valid_from:
-        miss.append(f"it starts at {_at(g.valid_from)}")
+        miss.append(f"it starts at {g.starts_text}")
     if q.now >= g.valid_to:
-        miss.append(f"it ended at {_at(g.valid_to)}")
+        miss.append(f"it ended at {g.ends_text}")
     if q.action not in g.actions:
         miss.append(f"it does not allow {q.action} (only {', '.join(sorted(g.actions))})")
     if g.cluster != "ALL" and g.cluster != q.cluster:
@@ -173,11 +188,11 @@ def choose(sub: Subject, q: Question, settings: AccessSettings) -> str | None:
     """The permit that matches, preferring the grant that needs the fewest masks."""
     best: GrantView | None = None
     for g in sub.grants:
-        if not grant_misses(g, q) and (best is None or _wider(g, best)):
+        if covers(g, q) and (best is None or _wider(g, best)):
             best = g
     if best is not None:
         return f"grant:{best.grant_id}"
-    if not baseline_misses(sub, q):
+    if baseline_covers(sub, q):
         return "staff-baseline"
     for b in sub.breakglass:
         if not breakglass_misses(b, q, settings.breakglass_max_rows):
@@ -199,14 +214,14 @@ def explain(sub: Subject, q: Question, verdict: Verdict, settings: AccessSetting
             g = next(x for x in sub.grants if x.grant_id == ident)
             verdict.reasons.append(
                 f"grant {g.grant_id} allows {', '.join(sorted(g.actions))} of up to "
-                f"{g.max_rows:,} rows in {g.cluster} for {g.purpose} until {_at(g.valid_to)}")
+                f"{g.max_rows:,} rows in {g.cluster} for {g.purpose} until {g.ends_text}")
             verdict.obligations.append({"type": "row_limit", "max_rows": g.max_rows})
             if not g.all_fields and not q.fields:
                 masked = sorted(set(c.KNOWN_FIELDS) - g.fields)
                 if masked:
                     verdict.obligations.append({"type": "mask_fields", "fields": masked})
             verdict.obligations.append({"type": "grant", "grant_id": g.grant_id,
-                                        "purpose": g.purpose, "valid_to": _at(g.valid_to)})
+                                        "purpose": g.purpose, "valid_to": g.ends_text})
             if g.single_use:
                 verdict.obligations.append({"type": "single_use", "grant_id": g.grant_id})
         elif kind == "breakglass":
@@ -416,7 +431,7 @@ class PolicyDecisionPoint:
                 best = g if _wider(g, best) else best
             return Verdict(True, basis=f"grant:{best.grant_id}")
         if "none" in res.allowed:
-            builtin = "staff-baseline" in res.permits and not baseline_misses(sub, q)
+            builtin = "staff-baseline" in res.permits and baseline_covers(sub, q)
             other = [p for p in res.permits if p not in ("grant", "break-glass")]
             return Verdict(True, basis="staff-baseline" if builtin
                            else f"policy:{other[0] if other else 'operator'}")

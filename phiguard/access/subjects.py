@@ -43,6 +43,9 @@ class GrantView:
     purpose: str
     single_use: bool
     end_reason: str | None = None
+    #: the window's ends as text, formatted once here rather than in every deny reason
+    starts_text: str = ""
+    ends_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ def _grant_view(g: Grant, t: GrantTerms | None) -> GrantView:
         max_rows=g.max_rows, valid_from=c.epoch(g.valid_from), valid_to=c.epoch(g.valid_to),
         purpose=g.purpose, single_use=bool(t and t.single_use),
         end_reason=t.end_reason if t else None,
+        starts_text=c.iso(g.valid_from) or "", ends_text=c.iso(g.valid_to) or "",
     )
 
 
