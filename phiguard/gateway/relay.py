@@ -41,7 +41,7 @@ _TXN_END = ("COMMIT", "END", "ROLLBACK", "ABORT")
 class Target:
     """A prepared statement, portal or cursor: its judgement and what it has returned."""
 
-    __slots__ = ("j", "delivered", "pid_idx", "sql")
+    __slots__ = ("delivered", "j", "pid_idx", "sql")
 
     def __init__(self, j: Judgement, sql: str) -> None:
         self.j, self.sql, self.delivered, self.pid_idx = j, sql, 0, None
@@ -50,9 +50,27 @@ class Target:
 class Run:
     """The result of one executed statement, as it streams back."""
 
-    __slots__ = ("relay", "j", "rec", "limit", "hidden", "refuse", "target", "pid_idx",
-                 "seen", "sent", "bytes", "pids", "pidset", "buffer", "over", "t0", "copy",
-                 "header", "done")
+    __slots__ = (
+        "buffer",
+        "bytes",
+        "copy",
+        "done",
+        "header",
+        "hidden",
+        "j",
+        "limit",
+        "over",
+        "pid_idx",
+        "pids",
+        "pidset",
+        "rec",
+        "refuse",
+        "relay",
+        "seen",
+        "sent",
+        "t0",
+        "target",
+    )
 
     def __init__(self, relay: Relay, j: Judgement, rec: StatementRecord,
                  target: Target | None = None) -> None:
@@ -200,7 +218,7 @@ class Run:
 class Exp:
     """What the relay expects from upstream next, in order."""
 
-    __slots__ = ("kind", "run", "runs", "i", "error", "target")
+    __slots__ = ("error", "i", "kind", "run", "runs", "target")
 
     def __init__(self, kind: str, *, run: Run | None = None, runs: list[Run] | None = None,
                  error: bytes = b"", target: Target | None = None) -> None:
@@ -255,7 +273,7 @@ class Relay:
             self.cw.write(pq.error_response(f"terminating connection: {reason}", code=code,
                                             severity="FATAL"))
             await asyncio.wait_for(self.cw.drain(), 2)
-        except (ConnectionError, asyncio.TimeoutError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             pass
         if self.info.upstream_pid:
             await self.gw.cancel_upstream(self.info)

@@ -126,10 +126,13 @@ class Gateway:
             task.add_done_callback(self._handlers.discard)
         peer = writer.get_extra_info("peername") or ("?", 0)
         info: SessionInfo | None = None
+        if len(self.sessions) >= self.settings.max_sessions:
+            await _fatal(writer, "too many gateway sessions", "53300")
+            return
         try:
             info, up = await asyncio.wait_for(self._startup(reader, writer, str(peer[0])),
                                               self.settings.auth_timeout)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             writer.close()
             return
         except _Refuse as exc:
@@ -206,7 +209,7 @@ class Gateway:
         try:
             up = await connect(self.upstream, {k: v for k, v in passed.items()
                                                if k != "search_path"} | options)
-        except (OSError, AuthFailed, asyncio.TimeoutError, pq.ProtocolError) as exc:
+        except (TimeoutError, OSError, AuthFailed, pq.ProtocolError) as exc:
             log.warning("gateway: upstream connection failed: %s", exc)
             raise _Refuse("the gateway cannot reach the database right now", "08006") from None
         info.upstream_pid, info.upstream_secret = up.pid, up.secret
@@ -361,7 +364,7 @@ async def _fatal(writer: asyncio.StreamWriter, message: str, code: str) -> None:
     try:
         writer.write(pq.error_response(message, code=code, severity="FATAL"))
         await asyncio.wait_for(writer.drain(), 2)
-    except (ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, ConnectionError):
         pass
     writer.close()
 

@@ -106,7 +106,7 @@ class Recorder:
             target = self._submitted
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._sealed >= target or self.failed is not None
-                                or self._stop and not self._thread.is_alive(), timeout)
+                                or (self._stop and not self._thread.is_alive()), timeout)
 
     def close(self) -> None:
         with self._cond:

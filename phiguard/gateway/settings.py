@@ -18,8 +18,7 @@ class GatewaySettings(BaseSettings):
     upstream: str | None = Field(
         None,
         description="postgresql:// URL of the real database, with the service role the "
-        "gateway logs in as (contractors never see it). `phiguard serve` starts the gateway "
-        "when this is set.",
+        "gateway logs in as (contractors never see it).",
     )
     datamap: Path | None = Field(
         None,
@@ -37,7 +36,7 @@ class GatewaySettings(BaseSettings):
     max_message_bytes: int = Field(
         1 << 20, ge=1024,
         description="Largest client message (a query string, a Bind) the gateway accepts; a "
-        "larger one is refused and the connection closed.",
+        "larger one is skipped unread and refused, and the session goes on.",
     )
     check_seconds: float = Field(
         1.0, gt=0,

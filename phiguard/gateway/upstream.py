@@ -237,7 +237,7 @@ class _ScramClient:
 async def send_cancel(up: Upstream, pid: int, secret: int) -> None:
     try:
         _r, w = await asyncio.wait_for(asyncio.open_connection(up.host, up.port), 5)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return
     w.write((16).to_bytes(4, "big") + pq.CANCEL_REQUEST.to_bytes(4, "big")
             + pid.to_bytes(4, "big") + secret.to_bytes(4, "big"))

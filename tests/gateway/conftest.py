@@ -25,7 +25,6 @@ from phiguard.gateway.server import Gateway, GatewayThread
 from phiguard.gateway.settings import GatewaySettings
 from phiguard.settings import Settings
 from phiguard.storage.models import Account, Contract, Grant, Vendor
-from tests import pg
 
 MAC = b"\x00" * 16
 CLUSTERS = ("KEC", "KWC", "HKEC")

@@ -141,7 +141,7 @@ def test_refused_attempts_are_in_the_audit_log(world, gw, conn):
     assert denied and all(e["gateway"]["decision"] == "deny" for e in denied if "gateway" in e)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(sql=st.text(max_size=120))
 def test_policy_never_crashes_on_arbitrary_text(gw, sql):
     scope = Scope("G-x", "KEC", frozenset({"name"}), frozenset({"read"}), 10)

@@ -124,9 +124,9 @@ def in_scope(rows: list[tuple]) -> bool:
     """Every patient id that came back is a visible KEC patient."""
     for r in rows:
         for v in r:
-            if isinstance(v, str) and v.startswith("P0") and len(v) == 6 and v[1:].isdigit():
-                if int(v[1:]) not in IN_SCOPE:
-                    return False
+            if (isinstance(v, str) and v.startswith("P0") and len(v) == 6 and v[1:].isdigit()
+                    and int(v[1:]) not in IN_SCOPE):
+                return False
     return True
 
 
@@ -136,8 +136,12 @@ def exfil_url(world, gw) -> str:
     return gw.url(world.credential(gid))
 
 
-@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
-@pytest.mark.parametrize("sql", ATTEMPTS)
+#: The extended protocol goes through the same judge; a sample of the attempts proves it.
+EXTENDED = [a for a in ATTEMPTS if a.startswith(("SELECT", "WITH", "TABLE"))][::3]
+
+
+@pytest.mark.parametrize(("sql", "prepare"),
+                         [(a, False) for a in ATTEMPTS] + [(a, True) for a in EXTENDED])
 def test_attempt_is_allowed_in_scope_or_refused(exfil_url, sql, prepare):
     with psycopg.connect(exfil_url, autocommit=True) as conn:
         try:

@@ -1,0 +1,1 @@
+"""The data-access gateway: contractors reach patient databases only through phiguard."""
