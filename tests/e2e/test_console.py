@@ -119,7 +119,9 @@ def test_verify_a_notice_code(console: Console, browser: Any) -> None:
     from phiguard.incidents.models import Notice
     from phiguard.incidents.verification import CodeBook
 
-    incident_id = cases.list_incidents(console.app)[0]["incident_id"]
+    opened = cases.list_incidents(console.app)
+    incident_id = (opened[0]["incident_id"] if opened else cases.open_from(
+        console.app, actor="test", alert_id=console.hospital.alerts[0]["alert_id"]))
     notify.create_campaign(console.app, incident_id, ["post"], actor="test")
     with console.app.session() as s:
         nonce = s.scalars(select(Notice.code_nonce).where(Notice.incident_id == incident_id)
