@@ -49,6 +49,8 @@ for _name in (*PRIORITY, *RULE_NAMES):
 # Combinations that mean more than their parts.
 ESCALATIONS: tuple[tuple[frozenset[str], str], ...] = (
     (frozenset({"dormant_reactivated", "new_client"}), "high"),
+    (frozenset({"dormant_reactivated", "unexplained_access"}), "high"),
+    (frozenset({"dormant_reactivated", "rare_hour"}), "medium"),
 )
 
 

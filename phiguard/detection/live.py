@@ -189,10 +189,10 @@ class LiveEvaluator:
                 WHERE (e.account_id = ? OR e.department = ?)
                   AND {at_us} >= e.start_us - {before}
                   AND (e.end_us IS NULL OR {at_us} <= e.end_us + {after})""",
-                [account_id, dept]).fetchone()
+                [account_id, dept]).fetchall()
         finally:
             self.db.con.unregister("_ids")
-        return int(row[0]) if row else 0
+        return int(row[0][0]) if row else 0
 
     def _cares(self, account_id: str, patient_id: str, at_us: int) -> bool:
         dept = (self.accounts.get(account_id) or {}).get("department")
@@ -226,7 +226,7 @@ class LiveEvaluator:
         df["outcome"] = df["outcome"].fillna("success").str.lower()
         df["action"] = df["action"].fillna("").str.lower()
         df["fields"] = df["fields"].fillna("").str.lower().str.replace(" ", "", regex=False)
-        df.sort_values(["ts_us", "event_id"], inplace=True, kind="stable")
+        df = df.sort_values(["ts_us", "event_id"], kind="stable")
         off = self._offset_us(int(df["ts_us"].iloc[0]))
         df["dayno"] = (df["ts_us"] + off) // DAY_US
         df["hr"] = ((df["ts_us"] + off) // HOUR_US) % 24

@@ -89,7 +89,7 @@ class SparkEngine:
     name: str = "spark"
     dialect: SparkDialect = field(default_factory=SparkDialect)
     _cached: list[Any] = field(default_factory=list)
-    eager: bool = True  # compute cached stages as they are declared (clear timings, one pass)
+    eager: bool = False  # True: compute each cached stage as it is declared (per-stage timings)
 
     @classmethod
     def create(cls, *, settings: Any, detect: Any, home: Any = None) -> SparkEngine:

@@ -53,6 +53,12 @@ def assess_rare_hour(r: dict[str, Any], c: Context) -> list[Hit]:
                 [text], [], acc, c.vendor_of(acc), standalone=False, dayno=r["dayno"])]
 
 
+# A "place" is the network a client address sits in (the first two octets of an IPv4
+# address, e.g. one hospital's 10.14.x.x): two workstations on one ward are one place, a
+# ward and a home broadband line are two.
+PLACE = ("CASE WHEN regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) = '' THEN {ip} "
+         "ELSE regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) END")
+
 DORMANT = """
 WITH g AS (
   SELECT account_id, dayno, day, first_us, last_us, n_events, n_patients,
@@ -72,19 +78,28 @@ WITH g AS (
          OR (g.prev_dayno IS NULL AND g.dayno - lo.d_min >= {{ p.dormant_days }}
              AND a.account_id IS NOT NULL
              AND (a.active_from IS NULL OR a.active_from <= lo.day_min)))
-), seen AS (
-  SELECT account_id, client_ip, min(dayno) AS d0
-  FROM acct_client WHERE client_ip IS NOT NULL GROUP BY account_id, client_ip
+), places AS (
+  SELECT account_id, {place} AS place, min(dayno) AS d0
+  FROM acct_client WHERE client_ip IS NOT NULL GROUP BY 1, 2
+), everyone AS (
+  SELECT place, min(d0) AS g0 FROM places GROUP BY place
 ), fresh AS (
-  SELECT hits.account_id, hits.dayno, {{ d.sorted_set('seen.client_ip') }} AS new_ips
-  FROM hits JOIN seen ON seen.account_id = hits.account_id AND seen.d0 = hits.dayno
+  -- client addresses in a network new to the account (or, for an account with no history,
+  -- new to the whole hospital) on the day it woke up
+  SELECT hits.account_id, hits.dayno, {{ d.sorted_set('c.client_ip') }} AS new_ips
+  FROM hits
+  JOIN acct_client c ON c.account_id = hits.account_id AND c.dayno = hits.dayno
+  JOIN places pl ON pl.account_id = c.account_id AND pl.place = {place_c}
+  JOIN everyone ev ON ev.place = pl.place
+  WHERE c.client_ip IS NOT NULL AND pl.d0 = hits.dayno
+    AND (hits.prev_dayno IS NOT NULL OR ev.g0 = hits.dayno)
   GROUP BY hits.account_id, hits.dayno
 )
 SELECT hits.*, fresh.new_ips FROM hits
 LEFT JOIN fresh ON fresh.account_id = hits.account_id AND fresh.dayno = hits.dayno
 """
-
-
+DORMANT = DORMANT.replace("{place_c}", PLACE.format(ip="c.client_ip")).replace(
+    "{place}", PLACE.format(ip="client_ip"))
 def assess_dormant(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     if r["prev_dayno"] is not None:
@@ -97,9 +112,12 @@ def assess_dormant(r: dict[str, Any], c: Context) -> list[Hit]:
     text += f"; touched {plural(int(r['n_patients']), 'patient')}"
     new_ips = r["new_ips"] or []
     if new_ips:
-        text += f", from {'a new client address' if len(new_ips) == 1 else 'new addresses'} " \
-                f"{', '.join(new_ips[:3])}"
-    return [Hit("dormant_reactivated", "high" if new_ips else "medium", acc, r["first_us"], r["last_us"],
+        text += (f", from {'a network' if len(new_ips) == 1 else 'networks'} never seen "
+                 f"{'for this account' if r['prev_dayno'] is not None else 'in the hospital'} "
+                 f"({', '.join(new_ips[:3])})")
+    # Idle spells alone are common (leave, part-time staff): low, unless the account also
+    # came back from somewhere new, or other hits join it in the same episode.
+    return [Hit("dormant_reactivated", "high" if new_ips else "low", acc, r["first_us"], r["last_us"],
                 int(r["n_patients"]), [text], [], acc, c.vendor_of(acc), dayno=r["dayno"])]
 
 
@@ -140,12 +158,6 @@ def assess_new_client(r: dict[str, Any], c: Context) -> list[Hit]:
     return [Hit("new_client", "low", acc, r["first_us"], r["last_us"], int(r["n_patients"]),
                 [text], [], acc, c.vendor_of(acc), standalone=False, dayno=r["dayno"])]
 
-
-# A "place" is the network a client address sits in (the first two octets of an IPv4
-# address, e.g. one hospital's 10.14.x.x): two workstations on one ward are one place, a
-# ward and a home broadband line are two.
-PLACE = ("CASE WHEN regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) = '' THEN {ip} "
-         "ELSE regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) END")
 
 TWO_PLACES = """
 WITH c AS (
