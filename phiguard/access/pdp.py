@@ -66,6 +66,7 @@ class Question:
 class Verdict:
     allowed: bool
     basis: str | None = None          # "grant:<id>", "staff-baseline", "breakglass:<id>"
+    grant: GrantView | None = None    # the grant relied on, when basis is a grant
     forbids: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     obligations: list[dict[str, Any]] = field(default_factory=list)
@@ -129,7 +130,7 @@ def grant_misses(g: GrantView, q: Question) -> list[str]:
     if q.now >= g.valid_to:
         miss.append(f"it ended at {g.ends_text}")
     if q.action not in g.actions:
-        miss.append(f"it does not allow {q.action} (only {', '.join(sorted(g.actions))})")
+        miss.append(f"it does not allow {q.action} (only {g.actions_text})")
     if g.cluster != "ALL" and g.cluster != q.cluster:
         miss.append(f"it covers {g.cluster}, not {q.cluster or 'an unnamed cluster'}")
     if not g.all_fields and not q.fields <= g.fields:
@@ -211,9 +212,10 @@ def explain(sub: Subject, q: Question, verdict: Verdict, settings: AccessSetting
     if verdict.allowed and verdict.basis:
         kind, _, ident = verdict.basis.partition(":")
         if kind == "grant":
-            g = next(x for x in sub.grants if x.grant_id == ident)
+            g = verdict.grant or next(x for x in sub.grants if x.grant_id == ident)
+            verdict.grant = g
             verdict.reasons.append(
-                f"grant {g.grant_id} allows {', '.join(sorted(g.actions))} of up to "
+                f"grant {g.grant_id} allows {g.actions_text} of up to "
                 f"{g.max_rows:,} rows in {g.cluster} for {g.purpose} until {g.ends_text}")
             verdict.obligations.append({"type": "row_limit", "max_rows": g.max_rows})
             if not g.all_fields and not q.fields:
@@ -302,6 +304,12 @@ def _at(epoch_s: int) -> str:
     return c.iso(datetime.fromtimestamp(epoch_s, c.HKT)) or ""
 
 
+@lru_cache(maxsize=4096)
+def _fields(text: str | None) -> frozenset[str]:
+    """Field lists repeat (a system asks the same shapes of query): parse each text once."""
+    return frozenset(c.parse_fields(text, allow_all=False))
+
+
 # -- the decision point ----------------------------------------------------------------------
 class PolicyDecisionPoint:
     """One per app (see :func:`pdp_for`). Caches subjects and patients; reloads them when
@@ -374,12 +382,16 @@ class PolicyDecisionPoint:
         """Validate the arguments (bad usage raises) and resolve the patient; a question that
         cannot be asked (unknown patient, cluster mismatch) comes back as deny reasons."""
         act = c.parse_action(action)
-        wanted = c.parse_fields(fields, allow_all=False)
+        wanted = _fields(fields) if isinstance(fields, str) or fields is None \
+            else _fields(",".join(fields))
         if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)
                                  or rows < 0):
             raise UsageError("rows must be a whole number of at least 0")
         code = c.parse_purpose(purpose, self.settings, required=False)
-        when = parse_ts(at) if isinstance(at, str) else at
+        try:
+            when = parse_ts(at) if isinstance(at, str) else at
+        except ValueError:
+            raise UsageError(f"time {at!r} is not ISO-8601") from None
         when = c.aware(when) if when is not None else self.app.clock.now()
         target = c.parse_cluster(cluster, required=False) if cluster else ""
         account = (account or "").strip()
@@ -396,8 +408,7 @@ class PolicyDecisionPoint:
                 return None, [f"patient {pid} is in {home}, not {target}"]
             target = home
         n = rows if rows is not None else 1
-        return Question(account, act, c.epoch(when), frozenset(wanted), n, code, target, pid,
-                        vip), []
+        return Question(account, act, c.epoch(when), wanted, n, code, target, pid, vip), []
 
     def decide_question(self, q: Question) -> Verdict:
         self._fresh()
@@ -487,13 +498,10 @@ def decide(app: App, *, account: str, action: str, patient: str | None = None,
         verdict = Verdict(False, reasons=problems)
     else:
         verdict = point.decide_question(q)
-        if verdict.allowed and verdict.basis and verdict.basis.startswith("grant:"):
-            grant_id = verdict.basis.split(":", 1)[1]
-            sub = point.subject(q.account_id)
-            g = next((x for x in (sub.grants if sub else ()) if x.grant_id == grant_id), None)
-            if g is not None and g.single_use and not point.consume(grant_id, q):
-                verdict = Verdict(False, reasons=[f"single-use grant {grant_id} was already "
-                                                  "used"])
+        g = verdict.grant
+        if verdict.allowed and g is not None and g.single_use \
+                and not point.consume(g.grant_id, q):
+            verdict = Verdict(False, reasons=[f"single-use grant {g.grant_id} was already used"])
     result = verdict.as_dict()
     if record:
         app.record(Tag.DECISION, actor=(account or "").strip() or "?",

@@ -46,6 +46,7 @@ class GrantView:
     #: the window's ends as text, formatted once here rather than in every deny reason
     starts_text: str = ""
     ends_text: str = ""
+    actions_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ def _grant_view(g: Grant, t: GrantTerms | None) -> GrantView:
         purpose=g.purpose, single_use=bool(t and t.single_use),
         end_reason=t.end_reason if t else None,
         starts_text=c.iso(g.valid_from) or "", ends_text=c.iso(g.valid_to) or "",
+        actions_text=", ".join(sorted(x.strip() for x in g.actions.split(",") if x.strip())),
     )
 
 

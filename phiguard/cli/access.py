@@ -12,6 +12,7 @@ import typer
 
 from phiguard.access import breakglass as bg
 from phiguard.access import reviews
+from phiguard.access.common import iso
 from phiguard.access.lifecycle import sweep as run_sweep
 from phiguard.access.pdp import decide as pdp_decide
 from phiguard.cli._access import AsOpt, AtOpt, Fmt, actor, open_at, when
@@ -90,8 +91,8 @@ def bg_start(
     if fmt == "json":
         print_json(bg.as_dict(s, app.clock.now()))
         return
-    out.print(f"break-glass {s.session_id} for {s.account_id} until {s.ends_at.isoformat()}; "
-              f"review due by {s.review_due.isoformat()}", markup=False)
+    out.print(f"break-glass {s.session_id} for {s.account_id} until {iso(s.ends_at)}; "
+              f"review due by {iso(s.review_due)}", markup=False)
 
 
 @bg_app.command("end")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from phiguard.access import grants as svc
+from phiguard.access.common import iso
 from phiguard.cli._access import AsOpt, AtOpt, Fmt, actor, open_at
 from phiguard.cli.common import HomeOpt, out, print_json
 
@@ -71,8 +72,8 @@ def approve(
         out.print(f"approval {res.approvals} of {res.request.required_approvals} recorded for "
                   f"{res.request.request_id}; waiting for another approver", markup=False)
     else:
-        out.print(f"grant {g.grant_id} active for {g.account_id} from "
-                  f"{g.valid_from.isoformat()} to {g.valid_to.isoformat()}", markup=False)
+        out.print(f"grant {g.grant_id} active for {g.account_id} from {iso(g.valid_from)} to "
+                  f"{iso(g.valid_to)}", markup=False)
 
 
 @grants_app.command("deny")
