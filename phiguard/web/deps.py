@@ -107,9 +107,14 @@ def safe_next(value: str | None, default: str = "/") -> str:
 
 
 def _here(request: Request) -> str:
-    q = f"?{request.url.query}" if request.url.query else ""
-    return f"{request.url.path}{q}" if request.method in SAFE_METHODS else (
-        request.headers.get("x-return-to") or "/")
+    """Where to come back to after logging in or confirming the password: the page itself
+    for a GET; for a form post, the page the form sits on (the path without its action,
+    e.g. ``/vendors/V012`` for ``/vendors/V012/suspend``)."""
+    if request.method in SAFE_METHODS:
+        q = f"?{request.url.query}" if request.url.query else ""
+        return f"{request.url.path}{q}"
+    back = request.headers.get("x-return-to") or request.url.path.rsplit("/", 1)[0]
+    return safe_next(back)
 
 
 async def check_csrf(request: Request, info: SessionInfo) -> None:

@@ -150,3 +150,21 @@ def test_admin_pages(console: Console, browser: Any) -> None:
     page.goto(f"{console.url}/audit")
     shot(page, console, "audit")
     context.close()
+
+
+def test_patient_portal_opens_from_the_app(console: Console, browser: Any) -> None:
+    patient_id = console.hospital.alerts[0]["patient_ids_sample"][0]
+    from phiguard.web.auth.portal import Portal
+
+    # the patients' app would call POST /v1/portal/tickets; the same service answers it
+    ticket = Portal(console.app).issue(patient_id, issued_by="e2e")
+    link = f"{console.url}/portal/enter?ticket={ticket}"
+    page = browser.new_page()
+    page.goto(link)
+    page.wait_for_url(f"{console.url}/portal")
+    assert "Who accessed my record" in page.content()
+    assert page.locator("#history tbody tr").count() >= 1
+    shot(page, console, "portal")
+    page.goto(link)  # a ticket works once
+    assert "expired" in page.content()
+    page.close()

@@ -193,7 +193,9 @@ def test_patient_portal_from_a_one_time_ticket(env) -> None:  # type: ignore[no-
     assert resp.status_code == 201
     url = resp.json()["url"].replace("http://testserver", "")
     patient = web.client()
-    page = patient.get(url)
+    entered = patient.get(url)
+    assert entered.status_code == 200 and 'href="/portal"' in entered.text
+    page = patient.get("/portal")
     assert page.status_code == 200 and "Who accessed my record" in page.text
     assert "contractor" in page.text
     assert patient.get("/alerts", follow_redirects=False).status_code == 303  # no staff pages

@@ -8,7 +8,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from phiguard.web.deps import ConsoleDep, PortalDep
 from phiguard.web.routes import client_ip, user_agent
@@ -51,7 +51,9 @@ def portal_enter(request: Request, console: ConsoleDep, ticket: str = "") -> Res
     patient_id = console.portal.redeem(ticket[:100])
     token = console.sessions.start_patient(patient_id, client_ip=client_ip(request),
                                            user_agent=user_agent(request))
-    resp = RedirectResponse("/portal", status_code=303)
+    # Not a redirect: a SameSite=Strict cookie set on a navigation that started in another
+    # site (the app) is not sent on the redirect that follows; a same-site step is needed.
+    resp = request.app.state.renderer.page(request, "portal_enter.html")
     resp.set_cookie(console.cookie_name, token, **console.cookie_args())
     return resp
 
