@@ -43,12 +43,36 @@ from phiguard.incidents.transports import MockTransport  # noqa: E402
 from phiguard.settings import Settings  # noqa: E402
 from phiguard.storage.importer import import_file  # noqa: E402
 
-SURNAMES = [("CHAN", "陳"), ("WONG", "黃"), ("LEE", "李"), ("CHEUNG", "張"), ("LAU", "劉"),
-            ("LAM", "林"), ("LEUNG", "梁"), ("NG", "吳"), ("HO", "何"), ("CHENG", "鄭")]
-GIVEN = [("Tai Man", "大文"), ("Siu Ming", "小明"), ("Ka Yan", "家欣"), ("Wing Sze", "詠詩"),
-         ("Chi Keung", "志強"), ("Mei Ling", "美玲"), ("Kwok Wai", "國偉"), ("Hoi Yee", "凱儀")]
-ESTATES = ["Sau Mau Ping Estate", "Lam Tin Estate", "Tseung Kwan O Plaza", "Kwun Tong Garden",
-           "Yau Tong Centre", "Choi Hung Estate"]
+SURNAMES = [
+    ("CHAN", "陳"),
+    ("WONG", "黃"),
+    ("LEE", "李"),
+    ("CHEUNG", "張"),
+    ("LAU", "劉"),
+    ("LAM", "林"),
+    ("LEUNG", "梁"),
+    ("NG", "吳"),
+    ("HO", "何"),
+    ("CHENG", "鄭"),
+]
+GIVEN = [
+    ("Tai Man", "大文"),
+    ("Siu Ming", "小明"),
+    ("Ka Yan", "家欣"),
+    ("Wing Sze", "詠詩"),
+    ("Chi Keung", "志強"),
+    ("Mei Ling", "美玲"),
+    ("Kwok Wai", "國偉"),
+    ("Hoi Yee", "凱儀"),
+]
+ESTATES = [
+    "Sau Mau Ping Estate",
+    "Lam Tin Estate",
+    "Tseung Kwan O Plaza",
+    "Kwun Tong Garden",
+    "Yau Tong Centre",
+    "Choi Hung Estate",
+]
 FIELDS = ["name", "sex", "hkid", "hospital_no", "procedure"]
 
 
@@ -57,8 +81,22 @@ def write_pmi(path: Path, n: int) -> list[str]:
     ids = []
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["patient_id", "hkid", "hospital_no", "name_en", "name_zh", "sex", "dob",
-                    "cluster", "phone", "address", "app_registered", "vip"])
+        w.writerow(
+            [
+                "patient_id",
+                "hkid",
+                "hospital_no",
+                "name_en",
+                "name_zh",
+                "sex",
+                "dob",
+                "cluster",
+                "phone",
+                "address",
+                "app_registered",
+                "vip",
+            ]
+        )
         for i in range(n):
             s_en, s_zh = SURNAMES[i % len(SURNAMES)]
             g_en, g_zh = GIVEN[(i // 10) % len(GIVEN)]
@@ -66,26 +104,42 @@ def write_pmi(path: Path, n: int) -> list[str]:
             prefix = "ACDEGHKMPRVYZ"[i % 13]
             pid = f"P{i:07d}"
             ids.append(pid)
-            w.writerow([pid, f"{prefix}{digits}({hkid_check_char(prefix, digits)})",
-                        hn.make(20_000_000 + i), f"{s_en} {g_en}", f"{s_zh}{g_zh}", "MF"[i % 2],
-                        f"19{40 + i % 60:02d}-0{1 + i % 9}-1{i % 9}", "KEC",
-                        f"9{i:07d}" if i % 7 else "", f"Flat {i % 40 + 1}A, Block {i % 9 + 1}, "
-                        f"{ESTATES[i % len(ESTATES)]}, Kowloon", "true" if i % 3 else "false",
-                        "false"])
+            w.writerow(
+                [
+                    pid,
+                    f"{prefix}{digits}({hkid_check_char(prefix, digits)})",
+                    hn.make(20_000_000 + i),
+                    f"{s_en} {g_en}",
+                    f"{s_zh}{g_zh}",
+                    "MF"[i % 2],
+                    f"19{40 + i % 60:02d}-0{1 + i % 9}-1{i % 9}",
+                    "KEC",
+                    f"9{i:07d}" if i % 7 else "",
+                    f"Flat {i % 40 + 1}A, Block {i % 9 + 1}, {ESTATES[i % len(ESTATES)]}, Kowloon",
+                    "true" if i % 3 else "false",
+                    "false",
+                ]
+            )
     return ids
 
 
 def open_incident(app: App, ids: list[str], cfg: IncidentSettings) -> str:
-    scan = {"fields_exposed": FIELDS, "affected_patients": [{"patient_id": p} for p in ids],
-            "attribution": [{"account_id": "vx-eng-07", "vendor_id": "V012", "evidence": "bench"}]}
+    scan = {
+        "fields_exposed": FIELDS,
+        "affected_patients": [{"patient_id": p} for p in ids],
+        "attribution": [{"account_id": "vx-eng-07", "vendor_id": "V012", "evidence": "bench"}],
+    }
     return cases.open_from(app, actor="bench", scan_doc=scan, cfg=cfg)
 
 
 def reset_letters(app: App, iid: str) -> None:
     with app.session() as s:
         s.execute(delete(Delivery).where(Delivery.channel == "post"))
-        s.execute(update(Notice).where(Notice.incident_id == iid, Notice.channel == "post")
-                  .values(state="queued"))
+        s.execute(
+            update(Notice)
+            .where(Notice.incident_id == iid, Notice.channel == "post")
+            .values(state="queued")
+        )
 
 
 def anchor_letters(app: App, iid: str, count: int, cfg: IncidentSettings, out: Path) -> float:
@@ -100,8 +154,11 @@ def anchor_letters(app: App, iid: str, count: int, cfg: IncidentSettings, out: P
     with app.session() as s:
         inc = cases.get(s, iid)
         ctx = wording.incident_context(s, inc, FIELDS, cfg, app.clock.now())
-        rows = s.execute(__import__("sqlalchemy").select(
-            __import__("phiguard.storage.models", fromlist=["Patient"]).Patient.pii).limit(count)).all()
+        rows = s.execute(
+            __import__("sqlalchemy")
+            .select(__import__("phiguard.storage.models", fromlist=["Patient"]).Patient.pii)
+            .limit(count)
+        ).all()
     renderer = wording.Renderer(wording.load_templates(cfg), ctx, ["post"])
     static = renderer.letter_static()
     body = ParagraphStyle("b", fontName="Helvetica", fontSize=9, leading=11.5, wordWrap="CJK")
@@ -110,16 +167,30 @@ def anchor_letters(app: App, iid: str, count: int, cfg: IncidentSettings, out: P
     for i, (token,) in enumerate(rows):
         pii = app.cipher.decrypt_json(token, b"patient:pii")
         sal_en, sal_zh = renderer.salutation(pii["name_en"], pii.get("name_zh") or "")
-        story = [Paragraph(markup(x), body) for x in (
-            ctx["hospital"], ctx["hospital_zh"], ctx["letter_date"], pii["name_en"],
-            pii.get("name_zh") or "", pii.get("address") or "")]
-        story += [Spacer(1, 20), Paragraph(markup(static["subject_en"]), body),
-                  Paragraph(markup(static["subject_zh"]), body), Paragraph(markup(sal_en), body)]
+        story = [
+            Paragraph(markup(x), body)
+            for x in (
+                ctx["hospital"],
+                ctx["hospital_zh"],
+                ctx["letter_date"],
+                pii["name_en"],
+                pii.get("name_zh") or "",
+                pii.get("address") or "",
+            )
+        ]
+        story += [
+            Spacer(1, 20),
+            Paragraph(markup(static["subject_en"]), body),
+            Paragraph(markup(static["subject_zh"]), body),
+            Paragraph(markup(sal_en), body),
+        ]
         story += [Paragraph(markup(p), body) for p in static["paragraphs_en"]]
         story += [Paragraph(markup(sal_zh), body)]
         story += [Paragraph(markup(p), body) for p in static["paragraphs_zh"]]
-        story += [Paragraph("Verification code: 2345-6789-ABCD", body),
-                  Paragraph(markup("核實碼：2345-6789-ABCD"), body)]
+        story += [
+            Paragraph("Verification code: 2345-6789-ABCD", body),
+            Paragraph(markup("核實碼：2345-6789-ABCD"), body),
+        ]
         SimpleDocTemplate(str(out / f"letter-{i:06d}.pdf"), pagesize=A4).build(story)
     return time.perf_counter() - t
 
@@ -159,22 +230,30 @@ def main() -> None:
         ours, ours_cpu = statistics.median(times), statistics.median(cpus)
         size = res.pdf.stat().st_size / 2**20
         rate, cpu_rate = res.letters / ours, res.letters / ours_cpu
-        print(f"letters (phiguard, one merged PDF): {res.letters:,} letters, median of {len(times)}: "
-              f"{ours:.1f} s wall ({', '.join(f'{x:.1f}' for x in times)}), {ours_cpu:.1f} s CPU; "
-              f"{rate:,.0f}/s wall, {cpu_rate:,.0f}/s per CPU second; {size:.1f} MiB; "
-              f"56,000 extrapolated: {target / rate:.1f} s wall here, {target / cpu_rate:.1f} s "
-              f"on one free core", flush=True)
+        print(
+            f"letters (phiguard, one merged PDF): {res.letters:,} letters, median of {len(times)}: "
+            f"{ours:.1f} s wall ({', '.join(f'{x:.1f}' for x in times)}), {ours_cpu:.1f} s CPU; "
+            f"{rate:,.0f}/s wall, {cpu_rate:,.0f}/s per CPU second; {size:.1f} MiB; "
+            f"56,000 extrapolated: {target / rate:.1f} s wall here, {target / cpu_rate:.1f} s "
+            f"on one free core",
+            flush=True,
+        )
         c = time.process_time()
         anchor_t = anchor_letters(app, iid, args.anchor, cfg, root / "anchor")
         anchor_cpu = time.process_time() - c
         arate, acpu_rate = args.anchor / anchor_t, args.anchor / anchor_cpu
-        print(f"letters (anchor: per-letter ReportLab platypus loop, one PDF each): "
-              f"{args.anchor:,} letters in {anchor_t:.1f} s wall, {anchor_cpu:.1f} s CPU; "
-              f"{arate:,.1f}/s wall, {acpu_rate:,.1f}/s per CPU second; 56,000 extrapolated: "
-              f"{target / arate:,.0f} s wall here, {target / acpu_rate:,.0f} s on one free core",
-              flush=True)
-        print(f"letters ratio: phiguard {rate / arate:.0f}× the anchor's throughput (wall), "
-              f"{cpu_rate / acpu_rate:.0f}× (CPU)", flush=True)
+        print(
+            f"letters (anchor: per-letter ReportLab platypus loop, one PDF each): "
+            f"{args.anchor:,} letters in {anchor_t:.1f} s wall, {anchor_cpu:.1f} s CPU; "
+            f"{arate:,.1f}/s wall, {acpu_rate:,.1f}/s per CPU second; 56,000 extrapolated: "
+            f"{target / arate:,.0f} s wall here, {target / acpu_rate:,.0f} s on one free core",
+            flush=True,
+        )
+        print(
+            f"letters ratio: phiguard {rate / arate:.0f}× the anchor's throughput (wall), "
+            f"{cpu_rate / acpu_rate:.0f}× (CPU)",
+            flush=True,
+        )
 
         # 2. queueing 56,000 app/SMS notices --------------------------------------------
         qid = open_incident(app, ids[: args.queue], cfg)
@@ -182,16 +261,21 @@ def main() -> None:
         camp = notify.create_campaign(app, qid, "app,sms", actor="bench", cfg=cfg)
         queued_s, queued_cpu = time.perf_counter() - t, time.process_time() - c
         total = sum(camp.queued.values())
-        print(f"queue: {total:,} app/SMS notices queued in {queued_s:.2f} s wall, {queued_cpu:.2f} s "
-              f"CPU ({total / queued_s:,.0f}/s wall; {camp.queued}); target 56,000 in ≤ 10 s",
-              flush=True)
+        print(
+            f"queue: {total:,} app/SMS notices queued in {queued_s:.2f} s wall, {queued_cpu:.2f} s "
+            f"CPU ({total / queued_s:,.0f}/s wall; {camp.queued}); target 56,000 in ≤ 10 s",
+            flush=True,
+        )
         tr = {"app": MockTransport("app"), "sms": MockTransport("sms")}
         t, c = time.perf_counter(), time.process_time()
         d = notify.dispatch(app, camp.campaign_id, tr, actor="bench", cfg=cfg)
         sent_s, sent_cpu = time.perf_counter() - t, time.process_time() - c
         sent = sum(d.sent.values())
-        print(f"dispatch (mock gateways, every attempt recorded): {sent:,} sent in {sent_s:.1f} s "
-              f"wall, {sent_cpu:.1f} s CPU ({sent / sent_s:,.0f}/s wall)", flush=True)
+        print(
+            f"dispatch (mock gateways, every attempt recorded): {sent:,} sent in {sent_s:.1f} s "
+            f"wall, {sent_cpu:.1f} s CPU ({sent / sent_s:,.0f}/s wall)",
+            flush=True,
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {peak:,.0f} MiB", flush=True)
         app.close()

@@ -35,10 +35,13 @@ def test_open_from_scan_attaches_everything(hospital, cfg) -> None:
     assert set(s["clocks"]) == {"pcpd", "cap653", "police", "hkcert", "supplier"}
     assert s["tasks"]["open"] == 15
     kinds = [e["kind"] for e in cases.timeline(app, iid)]
-    assert kinds[:1] == ["scan"] or "scan" in kinds
+    assert "scan" in kinds
     assert "opened" in kinds and "attribution" in kinds
     assert cases.open_from(app, actor="dpo", title="Second", cfg=cfg) == "INC-2026-0002"
-    assert [r["incident_id"] for r in cases.list_incidents(app)][0] in ("INC-2026-0001", "INC-2026-0002")
+    assert {r["incident_id"] for r in cases.list_incidents(app)} == {
+        "INC-2026-0001",
+        "INC-2026-0002",
+    }
 
 
 def test_scan_naming_unknown_patients_writes_nothing(hospital, cfg) -> None:
@@ -48,22 +51,25 @@ def test_scan_naming_unknown_patients_writes_nothing(hospital, cfg) -> None:
     assert _count(hospital.app, Incident) == 0 and _count(hospital.app, AffectedPatient) == 0
 
 
-@pytest.mark.parametrize("doc,why", [
-    ({"affected_patients": []}, "links no patient"),
-    ({"files": []}, "no affected_patients"),
-    ({"affected_patients": [{"matched_on": []}]}, "has no patient_id"),
-    ({"affected_patients": [{"patient_id": "P0000001", "confidence": 7}]}, "outside"),
-    ({"affected_patients": [{"patient_id": "P0000001"}], "fields_exposed": "name"}, "list"),
-])
-def test_bad_scans_are_refused_with_one_line(hospital, cfg, tmp_path, doc, why) -> None:
+@pytest.mark.parametrize(
+    "doc,why",
+    [
+        ({"affected_patients": []}, "links no patient"),
+        ({"files": []}, "no affected_patients"),
+        ({"affected_patients": [{"matched_on": []}]}, "has no patient_id"),
+        ({"affected_patients": [{"patient_id": "P0000001", "confidence": 7}]}, "outside"),
+        ({"affected_patients": [{"patient_id": "P0000001"}], "fields_exposed": "name"}, "list"),
+    ],
+)
+def test_bad_scans_are_refused_with_one_line(sqlite_hospital, cfg, tmp_path, doc, why) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError, match=why):
-        cases.open_from(hospital.app, actor="dpo", scan=path, cfg=cfg)
+        cases.open_from(sqlite_hospital.app, actor="dpo", scan=path, cfg=cfg)
     path.write_text("{not json")
     with pytest.raises(InputError, match="not a JSON scan result"):
-        cases.open_from(hospital.app, actor="dpo", scan=path, cfg=cfg)
-    assert _count(hospital.app, Incident) == 0
+        cases.open_from(sqlite_hospital.app, actor="dpo", scan=path, cfg=cfg)
+    assert _count(sqlite_hospital.app, Incident) == 0
 
 
 def test_incident_without_patients_cannot_notify_until_attached(hospital, cfg) -> None:
@@ -74,8 +80,16 @@ def test_incident_without_patients_cannot_notify_until_attached(hospital, cfg) -
     assert cases.summary(app, iid, cfg)["affected_count"] == 0
     with pytest.raises(Conflict, match="no affected patients"):
         notify.create_campaign(app, iid, "app,sms", actor="dpo", cfg=cfg)
-    assert cases.attach(app, iid, actor="dpo", patient_ids=["P0000001", "P0000002"],
-                        fields=["name", "diagnosis"]) == 2
+    assert (
+        cases.attach(
+            app,
+            iid,
+            actor="dpo",
+            patient_ids=["P0000001", "P0000002"],
+            fields=["name", "diagnosis"],
+        )
+        == 2
+    )
     s = cases.summary(app, iid, cfg)
     assert s["affected_count"] == 2 and s["enisa"]["dpc"] == 4
     assert cases.attach(app, iid, actor="dpo", patient_ids=["P0000001"]) == 0  # idempotent
@@ -107,28 +121,73 @@ def test_open_from_alert_reads_the_patients_from_the_event_store(hospital, cfg) 
     app = hospital.app
     detection = pytest.importorskip("phiguard.detection.models")
     t0 = datetime(2026, 4, 3, 1, 12, tzinfo=HKT)
-    rows = [{"event_id": f"e{i}", "source": "REPORTS", "seq": i + 1,
-             "ts": t0 + timedelta(seconds=i), "account_id": "vx-eng-07", "action": "export",
-             "patient_id": pid, "fields": "name,sex,hkid,hospital_no,procedure",
-             "query_id": "q-88812", "client_ip": "10.9.9.9", "device_id": "", "purpose": "",
-             "outcome": "success"} for i, pid in enumerate(hospital.ids[:12])]
+    rows = [
+        {
+            "event_id": f"e{i}",
+            "source": "REPORTS",
+            "seq": i + 1,
+            "ts": t0 + timedelta(seconds=i),
+            "account_id": "vx-eng-07",
+            "action": "export",
+            "patient_id": pid,
+            "fields": "name,sex,hkid,hospital_no,procedure",
+            "query_id": "q-88812",
+            "client_ip": "10.9.9.9",
+            "device_id": "",
+            "purpose": "",
+            "outcome": "success",
+        }
+        for i, pid in enumerate(hospital.ids[:12])
+    ]
     part = app.home.events / "events" / "date=2026-04-02"
     part.mkdir(parents=True)
-    table = pa.Table.from_pylist(rows).cast(pa.schema([
-        *(pa.field(k, pa.string()) for k in ("event_id", "source")), pa.field("seq", pa.int64()),
-        pa.field("ts", pa.timestamp("us", tz="UTC")),
-        *(pa.field(k, pa.string()) for k in ("account_id", "action", "patient_id", "fields",
-                                             "query_id", "client_ip", "device_id", "purpose",
-                                             "outcome"))]))
+    table = pa.Table.from_pylist(rows).cast(
+        pa.schema(
+            [
+                *(pa.field(k, pa.string()) for k in ("event_id", "source")),
+                pa.field("seq", pa.int64()),
+                pa.field("ts", pa.timestamp("us", tz="UTC")),
+                *(
+                    pa.field(k, pa.string())
+                    for k in (
+                        "account_id",
+                        "action",
+                        "patient_id",
+                        "fields",
+                        "query_id",
+                        "client_ip",
+                        "device_id",
+                        "purpose",
+                        "outcome",
+                    )
+                ),
+            ]
+        )
+    )
     pq.write_table(table, part / "part-0.parquet")
     now = app.clock.now()
     with app.session() as s:
-        s.add(detection.Alert(alert_id="a-0001", subject="vx-eng-07", account_id="vx-eng-07",
-                              vendor_id="V012", rule="bulk_export", severity="critical", score=0.99,
-                              first_ts=t0, last_ts=t0 + timedelta(minutes=28), patient_count=12,
-                              reasons=["exported 12 patient records at night"], sample=hospital.ids[:2],
-                              hits={"bulk_export": {}}, status="open", origin="batch",
-                              created_at=now, updated_at=now))
+        s.add(
+            detection.Alert(
+                alert_id="a-0001",
+                subject="vx-eng-07",
+                account_id="vx-eng-07",
+                vendor_id="V012",
+                rule="bulk_export",
+                severity="critical",
+                score=0.99,
+                first_ts=t0,
+                last_ts=t0 + timedelta(minutes=28),
+                patient_count=12,
+                reasons=["exported 12 patient records at night"],
+                sample=hospital.ids[:2],
+                hits={"bulk_export": {}},
+                status="open",
+                origin="batch",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     iid = cases.open_from(app, actor="dpo", alert_id="a-0001", cfg=cfg)
     s = cases.summary(app, iid, cfg)
     assert s["affected_count"] == 12 and s["source"] == "alert"
@@ -143,9 +202,9 @@ def test_open_from_alert_reads_the_patients_from_the_event_store(hospital, cfg) 
     assert cases.summary(app, both, cfg)["affected_count"] == 5
 
 
-def test_preserve_evidence_and_notes(hospital, cfg) -> None:
-    app = hospital.app
-    iid = cases.open_from(app, actor="dpo", scan=hospital.scan(), cfg=cfg)
+def test_preserve_evidence_and_notes(sqlite_hospital, cfg) -> None:
+    app = sqlite_hospital.app
+    iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
     manifest = containment.preserve_evidence(app, iid, actor="ciso")
     doc = json.loads(manifest.read_text())
     assert doc["incident_id"] == iid and doc["accounts"] == ["vx-eng-07"]
@@ -157,13 +216,19 @@ def test_preserve_evidence_and_notes(hospital, cfg) -> None:
         cases.add_note(app, iid, " ", actor="dpo")
 
 
-def test_enquiries_are_logged_and_linked(hospital, cfg) -> None:
-    app = hospital.app
-    iid = cases.open_from(app, actor="dpo", scan=hospital.scan(), cfg=cfg)
+def test_enquiries_are_logged_and_linked(sqlite_hospital, cfg) -> None:
+    app = sqlite_hospital.app
+    iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
     camp = notify.create_campaign(app, iid, "sms", actor="dpo", cfg=cfg)
     assert camp.campaign_id
-    res = enquiries.log_enquiry(app, iid, agent="agent-1", topic="verify-letter",
-                            notice_ref=f"{iid}-C{camp.campaign_id}-000001", code="AAAA-BBBB-CCCC")
+    res = enquiries.log_enquiry(
+        app,
+        iid,
+        agent="agent-1",
+        topic="verify-letter",
+        notice_ref=f"{iid}-C{camp.campaign_id}-000001",
+        code="AAAA-BBBB-CCCC",
+    )
     assert res["code_genuine"] is False
     rows = enquiries.enquiries(app, iid)
     assert rows[0]["topic"] == "verify-letter" and rows[0]["notice_ref"].endswith("000001")
@@ -171,12 +236,12 @@ def test_enquiries_are_logged_and_linked(hospital, cfg) -> None:
         enquiries.log_enquiry(app, iid, agent="a", topic="x", channel="pigeon")
 
 
-def test_canary_records_are_not_patients(hospital, cfg) -> None:
+def test_canary_records_are_not_patients(sqlite_hospital, cfg) -> None:
     from phiguard.storage.models import Patient
 
-    app = hospital.app
+    app = sqlite_hospital.app
     with app.session() as s:
         s.get(Patient, "P0000002").is_canary = True
-    iid = cases.open_from(app, actor="dpo", scan=hospital.scan(6), cfg=cfg)
+    iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(6), cfg=cfg)
     assert cases.summary(app, iid, cfg)["affected_count"] == 5
     assert any(e["kind"] == "canary" for e in cases.timeline(app, iid))

@@ -54,8 +54,10 @@ def test_states_move_with_the_clock_and_reminders_fire_once(sqlite_hospital, clo
     clock.advance(timedelta(hours=2))
     assert state() == "overdue"
     with app.session() as s:
-        assert any(r.recipient == "pcpd" and r.state == "overdue"
-                   for r in clocks.reminders(s, app.clock.now(), cfg))
+        assert any(
+            r.recipient == "pcpd" and r.state == "overdue"
+            for r in clocks.reminders(s, app.clock.now(), cfg)
+        )
     cases.mark_notified(app, iid, "pcpd", actor="dpo", reference="PCPD-123")
     c = cases.summary(app, iid, cfg)["clocks"]["pcpd"]
     assert c["state"] == "done_late" and c["reference"] == "PCPD-123"

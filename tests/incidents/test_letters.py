@@ -36,8 +36,16 @@ def test_letters_pdf_is_personal_bilingual_and_verifiable(sqlite_hospital, cfg, 
         m = CODE.search(page)
         assert m, page[:200]
         codes.append(m.group(1))
-        for needle in ("Dear ", "陳大文", "核實碼", "What you can do", "閣下可以採取的措施",
-                       "NEVER ask you for your HKID number", cfg.hotline, cfg.verify_url):
+        for needle in (
+            "Dear ",
+            "陳大文",
+            "核實碼",
+            "What you can do",
+            "閣下可以採取的措施",
+            "NEVER ask you for your HKID number",
+            cfg.hotline,
+            cfg.verify_url,
+        ):
             # lines wrap without a space in the extracted text: compare without whitespace
             assert "".join(needle.split()) in "".join(page.split()), needle
     assert len(set(codes)) == len(codes)
@@ -53,7 +61,9 @@ def test_letters_pdf_is_personal_bilingual_and_verifiable(sqlite_hospital, cfg, 
         letters.write_letters(app, iid, tmp_path / "again.pdf", actor="dpo", cfg=cfg)
 
 
-def test_no_plaintext_identifiers_outside_the_requested_files(sqlite_hospital, cfg, tmp_path) -> None:
+def test_no_plaintext_identifiers_outside_the_requested_files(
+    sqlite_hospital, cfg, tmp_path
+) -> None:
     app = sqlite_hospital.app
     iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
     letters.write_letters(app, iid, tmp_path / "letters.pdf", actor="dpo", cfg=cfg)
@@ -83,7 +93,7 @@ def test_letters_bad_input(sqlite_hospital, cfg, tmp_path) -> None:
     empty = cases.open_from(app, actor="dpo", title="nobody yet", cfg=cfg)
     with pytest.raises(Conflict, match="nobody to write to"):
         letters.write_letters(app, empty, tmp_path / "l.pdf", actor="dpo", cfg=cfg)
-    with pytest.raises(UsageError, match=".pdf"):
+    with pytest.raises(UsageError, match=r"\.pdf"):
         letters.write_letters(app, empty, tmp_path / "l.txt", actor="dpo", cfg=cfg)
     assert list(tmp_path.glob("l.*")) == []
 
@@ -97,8 +107,9 @@ def test_merged_pdf_text_extracts_in_order(sqlite_hospital, cfg, tmp_path) -> No
     assert refs == sorted(refs) and len(set(refs)) == res.letters
 
 
-def test_letters_after_an_app_campaign_reach_everyone_with_an_address(sqlite_hospital, cfg,
-                                                                       tmp_path) -> None:
+def test_letters_after_an_app_campaign_reach_everyone_with_an_address(
+    sqlite_hospital, cfg, tmp_path
+) -> None:
     """The real incident told patients by app AND by post: a letter is not skipped because the
     app campaign listed post as a fallback it never needed."""
     from phiguard.incidents import notify
@@ -107,8 +118,13 @@ def test_letters_after_an_app_campaign_reach_everyone_with_an_address(sqlite_hos
     app = sqlite_hospital.app
     iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
     camp = notify.create_campaign(app, iid, "app,sms,post,phone", actor="dpo", cfg=cfg)
-    notify.dispatch(app, camp.campaign_id, {"app": MockTransport("app"),
-                                            "sms": MockTransport("sms")}, actor="dpo", cfg=cfg)
+    notify.dispatch(
+        app,
+        camp.campaign_id,
+        {"app": MockTransport("app"), "sms": MockTransport("sms")},
+        actor="dpo",
+        cfg=cfg,
+    )
     first = letters.write_letters(app, iid, tmp_path / "a.pdf", actor="dpo", cfg=cfg)
     assert first.letters == 1  # only the patient whose only channel is post, from the plan
     second = letters.write_letters(app, iid, tmp_path / "b.pdf", actor="dpo", cfg=cfg)

@@ -22,8 +22,10 @@ def _incident(h, cfg, count=None):
 
 def _notices(app, iid):
     with app.session() as s:
-        return {n.patient_id: (n.plan, n.channel, n.state)
-                for n in s.scalars(select(Notice).where(Notice.incident_id == iid))}
+        return {
+            n.patient_id: (n.plan, n.channel, n.state)
+            for n in s.scalars(select(Notice).where(Notice.incident_id == iid))
+        }
 
 
 def test_plan_for_each_patient() -> None:
@@ -84,14 +86,25 @@ def test_messages_say_what_a_notice_must_and_sms_has_no_link(sqlite_hospital, cf
     assert res.interrupted is None and res.sent["app"] > 0 and res.sent["sms"] > 0
     sms = next(iter(tr["sms"].sent.values()))
     assert sms.recipient.startswith("9")  # decrypted in memory for the gateway only
-    for text in ("HKID number, hospital file number", "Verification code", "never ask for your HKID",
-                 "身份證號碼", "核實碼", "絕不會要求", cfg.hotline):
+    for text in (
+        "HKID number, hospital file number",
+        "Verification code",
+        "never ask for your HKID",
+        "身份證號碼",
+        "核實碼",
+        "絕不會要求",
+        cfg.hotline,
+    ):
         assert text in sms.body
     assert LINK.search(sms.body) is None
     push = next(iter(tr["app"].sent.values()))
     assert push.recipient.startswith("P")  # the app gateway gets the pseudonymous id only
-    for text in ("What you can do", "never ask for your HKID number, a password or a payment",
-                 "閣下可以", cfg.hotline):
+    for text in (
+        "What you can do",
+        "never ask for your HKID number, a password or a payment",
+        "閣下可以",
+        cfg.hotline,
+    ):
         assert text in push.body
 
 
@@ -124,7 +137,10 @@ def test_reply_lost_in_flight_is_settled_by_lookup_not_resent(sqlite_hospital, c
     first = notify.dispatch(app, camp.campaign_id, {"sms": sms}, actor="dpo", cfg=cfg)
     assert first.interrupted and len(sms.sent) == 4
     with app.session() as s:
-        assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.state == "sending")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Delivery).where(Delivery.state == "sending"))
+            == 1
+        )
     second = notify.dispatch(app, camp.campaign_id, {"sms": sms}, actor="dpo", cfg=cfg)
     assert second.reconciled == 1 and second.resent_after_loss == 0
     assert sms.duplicates == [] and len(sms.sent) == camp.queued["sms"]

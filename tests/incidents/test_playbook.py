@@ -29,20 +29,52 @@ def test_tasks_are_due_relative_to_awareness(sqlite_hospital) -> None:
 
 
 def test_hospital_template_overrides_and_bad_ones_are_refused(tmp_path) -> None:
-    (tmp_path / "pcpd.json").write_text(json.dumps({
-        "name": "pcpd", "title": "Ours", "steps": ["contain"],
-        "tasks": [{"key": "k", "step": "contain", "title": "Pull the plug", "owner": "ciso",
-                   "due_hours": 0.5}]}))
+    (tmp_path / "pcpd.json").write_text(
+        json.dumps(
+            {
+                "name": "pcpd",
+                "title": "Ours",
+                "steps": ["contain"],
+                "tasks": [
+                    {
+                        "key": "k",
+                        "step": "contain",
+                        "title": "Pull the plug",
+                        "owner": "ciso",
+                        "due_hours": 0.5,
+                    }
+                ],
+            }
+        )
+    )
     cfg = IncidentSettings(templates_dir=tmp_path)
     assert playbook.load("pcpd", cfg).title == "Ours"
-    (tmp_path / "bad.json").write_text(json.dumps({
-        "name": "bad", "title": "x", "steps": ["contain"],
-        "tasks": [{"key": "k", "step": "notify", "title": "t", "owner": "o", "due_hours": 1}]}))
+    (tmp_path / "bad.json").write_text(
+        json.dumps(
+            {
+                "name": "bad",
+                "title": "x",
+                "steps": ["contain"],
+                "tasks": [
+                    {"key": "k", "step": "notify", "title": "t", "owner": "o", "due_hours": 1}
+                ],
+            }
+        )
+    )
     with pytest.raises(InputError, match="steps the playbook does not list"):
         playbook.load("bad", cfg)
-    (tmp_path / "neg.json").write_text(json.dumps({
-        "name": "neg", "title": "x", "steps": ["contain"],
-        "tasks": [{"key": "k", "step": "contain", "title": "t", "owner": "o", "due_hours": -1}]}))
+    (tmp_path / "neg.json").write_text(
+        json.dumps(
+            {
+                "name": "neg",
+                "title": "x",
+                "steps": ["contain"],
+                "tasks": [
+                    {"key": "k", "step": "contain", "title": "t", "owner": "o", "due_hours": -1}
+                ],
+            }
+        )
+    )
     with pytest.raises(InputError, match="due_hours"):
         playbook.load("neg", cfg)
     with pytest.raises(NotFound):

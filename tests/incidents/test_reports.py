@@ -12,8 +12,19 @@ from phiguard.incidents import cases, containment, reports
 from tests.incidents.conftest import secrets_of
 
 EXPECT = {
-    "pcpd": ["Part (a)", "Part (b)", "Part (c)", "Part (d)", "資料使用者", "聯絡人", "事故詳情",
-             "評估及補救措施", "Number of data subjects", "contractor", "SE = 4 × 1 + 1 = 5 (very high)"],
+    "pcpd": [
+        "Part (a)",
+        "Part (b)",
+        "Part (c)",
+        "Part (d)",
+        "資料使用者",
+        "聯絡人",
+        "事故詳情",
+        "評估及補救措施",
+        "Number of data subjects",
+        "contractor",
+        "SE = 4 × 1 + 1 = 5 (very high)",
+    ],
     "cap653": ["Cap. 653", "第653章", "Reporting deadline", "報告限期", "not disrupted"],
     "hkcert": ["Incident Report to HKCERT", "Indicators", "vx-eng-07"],
     "police": ["Police Referral Packet", "轉介警方資料", "s.161", "第486章", "pseudonymous"],
@@ -46,8 +57,9 @@ def test_report_pdf_reads_back(sqlite_hospital, cfg, incident, tmp_path, kind) -
         assert secret not in raw and secret not in text
 
 
-def test_pcpd_report_is_bilingual_and_police_lists_pseudonyms(sqlite_hospital, cfg, incident,
-                                                              tmp_path) -> None:
+def test_pcpd_report_is_bilingual_and_police_lists_pseudonyms(
+    sqlite_hospital, cfg, incident, tmp_path
+) -> None:
     app = sqlite_hospital.app
     reports.write(app, incident, "pcpd", tmp_path / "p.pdf", actor="dpo", cfg=cfg)
     text = extract_text(str(tmp_path / "p.pdf"))
@@ -62,7 +74,7 @@ def test_bad_report_requests(sqlite_hospital, cfg, incident, tmp_path) -> None:
     app = sqlite_hospital.app
     with pytest.raises(UsageError, match="unknown report kind"):
         reports.write(app, incident, "gossip", tmp_path / "x.pdf", actor="dpo", cfg=cfg)
-    with pytest.raises(UsageError, match=".pdf"):
+    with pytest.raises(UsageError, match=r"\.pdf"):
         reports.write(app, incident, "pcpd", tmp_path / "x.docx", actor="dpo", cfg=cfg)
     with pytest.raises(UsageError, match="not a folder"):
         reports.write(app, incident, "pcpd", tmp_path / "nope" / "x.pdf", actor="dpo", cfg=cfg)

@@ -17,16 +17,27 @@ def test_seed_incident_scores_five_very_high() -> None:
     assert "unknown recipients" in factors["cb_confidentiality"].rationale
 
 
-@pytest.mark.parametrize(("score", "band"), [(0.25, "low"), (1.99, "low"), (2.0, "medium"),
-                                             (2.99, "medium"), (3.0, "high"), (3.99, "high"),
-                                             (4.0, "very high"), (5.0, "very high")])
+@pytest.mark.parametrize(
+    ("score", "band"),
+    [
+        (0.25, "low"),
+        (1.99, "low"),
+        (2.0, "medium"),
+        (2.99, "medium"),
+        (3.0, "high"),
+        (3.99, "high"),
+        (4.0, "very high"),
+        (5.0, "very high"),
+    ],
+)
 def test_bands_follow_enisa(score: float, band: str) -> None:
     assert risk.band(score) == band
 
 
 def test_simple_data_known_recipients_is_low() -> None:
-    a = risk.Assessment(risk.propose(["sex"], publicly_posted=False, malicious=False,
-                                     known_recipients=True))
+    a = risk.Assessment(
+        risk.propose(["sex"], publicly_posted=False, malicious=False, known_recipients=True)
+    )
     assert (a.dpc, a.ei) == (1, 0.25)
     assert a.score == 0.5 and a.band == "low"
 
@@ -39,7 +50,9 @@ def test_name_and_hospital_number_is_significant_ei() -> None:
 def test_officer_overrules_a_factor_with_a_rationale(sqlite_hospital, cfg) -> None:
     app = sqlite_hospital.app
     iid = cases.open_from(app, actor="dpo", scan=sqlite_hospital.scan(), cfg=cfg)
-    res = cases.assess(app, iid, "cb_malicious", 0, "contractor says it was an accident", actor="dpo")
+    res = cases.assess(
+        app, iid, "cb_malicious", 0, "contractor says it was an accident", actor="dpo"
+    )
     assert res["score"] == 4.5 and res["band"] == "very high"
     assert res["factors"]["cb_malicious"]["origin"] == "edited"
     with pytest.raises(UsageError, match="one of"):

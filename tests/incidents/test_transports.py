@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -49,8 +50,7 @@ def test_gateway_maps_duplicates_and_rejections(status, outcome) -> None:
     assert gw.send(Message("m", "sms", "91234567", "hello")).state == outcome
 
 
-@pytest.mark.parametrize("handler", [lambda r: httpx.Response(503),
-                                     lambda r: httpx.Response(429)])
+@pytest.mark.parametrize("handler", [lambda r: httpx.Response(503), lambda r: httpx.Response(429)])
 def test_gateway_outage_stops_the_campaign(handler) -> None:
     gw = _gateway(SmsGateway, handler, sender_id="#H")
     with pytest.raises(TransportUnavailable):
@@ -67,7 +67,9 @@ def test_unreachable_gateway_is_unavailable() -> None:
 
 def test_sms_with_a_link_is_never_sent() -> None:
     calls = []
-    gw = _gateway(SmsGateway, lambda r: calls.append(r) or httpx.Response(201, json={}), sender_id="#H")
+    gw = _gateway(
+        SmsGateway, lambda r: calls.append(r) or httpx.Response(201, json={}), sender_id="#H"
+    )
     for body in ("see https://evil.example", "go to www.hospital.hk", "visit hospital.com.hk now"):
         assert gw.send(Message("m", "sms", "9", body)).state == "failed"
     assert calls == []
@@ -79,13 +81,14 @@ def test_mail_house_export_writes_each_letter_once(tmp_path) -> None:
     assert mh.send(Message("N1:post:0.1", "post", "N1", "", meta=meta)).state == "sent"
     mh.send(Message("N1:post:0.1", "post", "N1", "", meta=meta))  # same key: not twice
     mh.close()
-    rows = list(csv.DictReader(open(tmp_path / "mh.csv", encoding="utf-8")))
+    with open(tmp_path / "mh.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["name_en"] == "CHAN"
     assert mh.lookup("N1:post:0.1") is not None and mh.lookup("other") is None
 
 
 class FakeSMTP:
-    instances: list[FakeSMTP] = []
+    instances: ClassVar[list[FakeSMTP]] = []
 
     def __init__(self, host, port):
         self.sent, self.tls = [], False
@@ -112,8 +115,9 @@ class FakeSMTP:
 
 
 def test_smtp_transport_uses_starttls_and_dedupes() -> None:
-    t = SmtpTransport("127.0.0.1", 2525, sender="dpo@h.example", username="u", password="p",
-                      connect=FakeSMTP)
+    t = SmtpTransport(
+        "127.0.0.1", 2525, sender="dpo@h.example", username="u", password="p", connect=FakeSMTP
+    )
     m = Message("N1:email:0.1", "email", "a@b.example", "text", subject="Notice")
     assert t.send(m).state == "sent" and t.send(m).state == "sent"
     smtp = FakeSMTP.instances[-1]

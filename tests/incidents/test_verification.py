@@ -48,7 +48,10 @@ def test_rate_limited_per_client_then_window_resets(sqlite_hospital, cfg, clock)
     code = _sent_codes(sqlite_hospital, cfg)[0]
     small = cfg.model_copy(update={"verify_max_attempts": 3, "verify_window_minutes": 15})
     for _ in range(3):
-        assert verification.check(app, "ZZZZ-ZZZZ-ZZZZ", client="198.51.100.7", cfg=small).status == "not_genuine"
+        assert (
+            verification.check(app, "ZZZZ-ZZZZ-ZZZZ", client="198.51.100.7", cfg=small).status
+            == "not_genuine"
+        )
     limited = verification.check(app, code, client="198.51.100.7", cfg=small)
     assert limited.status == "rate_limited" and not limited.genuine  # even a genuine code
     assert verification.check(app, code, client="198.51.100.8", cfg=small).genuine  # others fine
