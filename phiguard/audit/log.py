@@ -255,20 +255,18 @@ class AuditLog(LogReader):
                     if tip.segment is None or tip.offset >= SEGMENT_BYTES:
                         self._new_segment(tip)
                     assert self._seg_fd is not None and self._nodes_w is not None
-                    blobs = []
+                    buffers: list[bytes | bytearray] = []
                     for p in group:
                         old = tip.size
-                        blobs.append(p.prepared.finalise(old))
+                        buffers.extend(p.prepared.buffers(old))
                         created = tip.frontier.append(p.prepared.leaf_hashes)
                         self._nodes_w.write(old, created)
                         p.receipt = BatchReceipt(
                             old, p.prepared.count, tip.size, tip.frontier.root()
                         )
-                    blob = b"".join(blobs)
-                    if os.pwrite(self._seg_fd, blob, tip.offset) != len(blob):
-                        raise DurabilityError("short write to the audit journal")
+                    written = jn.pwrite_all(self._seg_fd, buffers, tip.offset)
                     self.fsync(self._seg_fd)
-                    tip.offset += len(blob)
+                    tip.offset += written
             except BaseException as exc:
                 self._fail(exc)
                 err = self._failed
