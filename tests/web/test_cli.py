@@ -6,6 +6,8 @@ import json
 import re
 from datetime import UTC, datetime
 
+import pytest
+
 from phiguard.web.auth import totp
 
 
@@ -77,6 +79,7 @@ def test_tokens_create_rotate_revoke(sqlite_cli) -> None:  # type: ignore[no-unt
     assert bad.exit_code == 2 and "unknown token scope" in bad.output
 
 
+@pytest.mark.slow
 def test_serve_starts_the_console_and_its_watcher(sqlite_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
     import signal
