@@ -162,16 +162,16 @@ def _comparisons() -> list[Any]:
             "comparison_levels": [
                 _null('"hkid_l" IS NULL OR "hkid_r" IS NULL'),
                 _lvl(
-                    f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.96, 1e-6
+                    f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.99, 1e-6
                 ),
                 _lvl(
                     f"{hk_compat} AND {known} >= 2",
                     "masked HKID fits, 2-3 digits shown",
-                    0.96,
+                    0.99,
                     1e-4,
                 ),
-                _lvl(hk_compat, "masked HKID fits, letters/check only", 0.96, 1e-2),
-                _lvl("ELSE", "masked HKID does not fit", 0.04, 0.99),
+                _lvl(hk_compat, "masked HKID fits, letters/check only", 0.99, 1e-2),
+                _lvl("ELSE", "masked HKID does not fit", 0.01, 0.99),
             ],
         },
         {
@@ -392,7 +392,7 @@ def fuzzy_link(
         return []
     from phiguard.leaks.linkindex import refresh
 
-    refresh(app)
+    refresh(app, full=False)
     n_pmi = pmi_size(app)
     matched: dict[int, FuzzyMatch] = {}
     first = fetch_by_dob(app, records)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 
 from phiguard.app import App
 from phiguard.leaks.models import LeakLinkKey
@@ -24,14 +24,32 @@ def dob_digest(app: App, dob: str) -> bytes:
     return app.blind.digest("dob", dob)
 
 
-def refresh(app: App, progress: Callable[[int], None] | None = None) -> int:
-    """Bring the index up to date; returns how many patients were (re)keyed."""
+def refresh(
+    app: App, progress: Callable[[int], None] | None = None, *, full: bool = True
+) -> int:
+    """Bring the index up to date; returns how many patients were (re)keyed.
+
+    ``full=False`` (what a scan does) only keys patients that have no key yet, and only when
+    the counts differ — two cheap counts instead of a join over the whole PMI. A stale key
+    (a patient whose date of birth changed since) cannot cause a wrong link: candidates are
+    decrypted and compared on their real date, and a record that round 1 misses is retried
+    by birth year. ``phiguard leaks index`` runs the full refresh.
+    """
     p, k = Patient.__table__, LeakLinkKey.__table__
     assert isinstance(k, Table)
+    if not full:
+        with app.engine.connect() as c:
+            n_p = c.execute(select(func.count()).select_from(p)).scalar_one()
+            n_k = c.execute(select(func.count()).select_from(k)).scalar_one()
+        if n_p == n_k:
+            return 0
+    changed = k.c.patient_id.is_(None)
+    if full:
+        changed = changed | (k.c.row_mac != p.c.row_mac)
     stale = (
         select(p.c.patient_id, p.c.pii, p.c.row_mac)
         .select_from(p.outerjoin(k, k.c.patient_id == p.c.patient_id))
-        .where((k.c.patient_id.is_(None)) | (k.c.row_mac != p.c.row_mac))
+        .where(changed)
     )
     done = 0
     with app.engine.connect() as read, app.engine.begin() as write:
