@@ -66,17 +66,15 @@ def _busy_emergency_doctor(
     c = CLUSTER_INDEX["KWC"]
     aed = DEPT_INDEX["AED"]
     day = min(2, p.days - 1)
+    aed_doctor = (st.role == DOCTOR) & (st.dept == aed) & (st.patient < 0)
     doc = choose(
         rng,
-        np.flatnonzero(
-            (st.role == DOCTOR)
-            & (st.cluster == c)
-            & (st.dept == aed)
-            & (st.patient < 0)
-            & (st.shift == DAY)
-        ),
+        np.flatnonzero(aed_doctor & (st.cluster == c) & (st.shift == DAY)),
         used,
+        np.flatnonzero(aed_doctor & (st.cluster == c)),  # any shift: make_on_duty rosters them
+        np.flatnonzero(aed_doctor),
     )
+    c = int(st.cluster[doc])
     make_on_duty(st, doc, p.start + timedelta(days=day))
     k = 60
     pats = rng.choice(noise_in(noise, c), k, replace=False)

@@ -125,8 +125,16 @@ class Plan:
         return out
 
 
-def choose(rng: np.random.Generator, candidates: np.ndarray, used: set[int]) -> int:
-    free = np.array([c for c in candidates.tolist() if c not in used], dtype=np.int64)
+def choose(
+    rng: np.random.Generator, candidates: np.ndarray, used: set[int], *fallbacks: np.ndarray
+) -> int:
+    """A random unused candidate; when none is left, the first fallback set that has one
+    (looser criteria, in order), so a scenario is planted for every seed and size."""
+    free = np.array([], dtype=np.int64)
+    for pool in (candidates, *fallbacks):
+        free = np.array([c for c in pool.tolist() if c not in used], dtype=np.int64)
+        if len(free):
+            break
     if len(free) == 0:
         raise RuntimeError("no candidate left for a scenario")
     got = int(free[rng.integers(0, len(free))])
