@@ -10,6 +10,12 @@ while halving the index size.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+
+try:  # OpenSSL's HMAC object: copy() clones the keyed state in C
+    from _hashlib import hmac_new as _hmac_new
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac_new = None
 
 DIGEST_BYTES = 16
 
@@ -21,6 +27,20 @@ class BlindIndex:
     def digest(self, kind: str, value: str) -> bytes:
         msg = kind.encode() + b"\x00" + value.encode()
         return hmac.digest(self._key, msg, "sha256")[:DIGEST_BYTES]
+
+    def prepared(self, kind: str) -> Callable[[str], bytes]:
+        """``digest`` for one kind, for bulk loops: the HMAC state keyed and fed ``kind\\0``
+        once, then copied per value (about half the cost of a one-shot HMAC). Same output."""
+        if _hmac_new is None:  # pragma: no cover
+            return lambda value: self.digest(kind, value)
+        base = _hmac_new(self._key, kind.encode() + b"\x00", "sha256")
+
+        def digest(value: str) -> bytes:
+            h = base.copy()
+            h.update(value.encode())
+            return h.digest()[:DIGEST_BYTES]
+
+        return digest
 
     def hexdigest(self, kind: str, value: str) -> str:
         return self.digest(kind, value).hex()

@@ -32,6 +32,17 @@ class FieldCipher:
         nonce = secrets.token_bytes(12)
         return self._prefix + nonce + self._aead[self._active].encrypt(nonce, plaintext, context)
 
+    def encrypt_many(self, plaintexts: list[bytes], context: bytes) -> list[bytes]:
+        """``encrypt`` for a batch: the same tokens (a fresh random nonce each), with the
+        nonces drawn from the OS in one call instead of one call per field."""
+        pool = secrets.token_bytes(12 * len(plaintexts))
+        enc, prefix = self._aead[self._active].encrypt, self._prefix
+        out = []
+        for i, plaintext in enumerate(plaintexts):
+            nonce = pool[12 * i : 12 * i + 12]
+            out.append(prefix + nonce + enc(nonce, plaintext, context))
+        return out
+
     def decrypt(self, token: bytes, context: bytes) -> bytes:
         if len(token) < 30 or token[0] != _VERSION:
             raise CryptoError("not a phiguard field token")

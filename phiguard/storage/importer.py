@@ -18,6 +18,7 @@ How an import runs:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 from collections import Counter, deque
@@ -33,10 +34,10 @@ from sqlalchemy.engine import Connection
 from phiguard.app import App
 from phiguard.audit.tags import Tag
 from phiguard.errors import InputError, UsageError
-from phiguard.storage import converters
+from phiguard.storage import bulk, converters
 from phiguard.storage.models import ImportRun
 from phiguard.storage.types import UTCDateTime
-from phiguard.storage.tabular import BadRow, open_tabular
+from phiguard.storage.tabular import BadRow, CsvLayout, csv_layout, open_tabular
 
 KINDS = ("patients", "accounts", "vendors", "grants", "encounters")
 MAX_REPORTED_ERRORS = 1000
@@ -100,8 +101,17 @@ def _sha256(path: Path) -> str:
 class _Writer:
     """Writes converted rows of one kind in batches on one connection (one transaction)."""
 
-    def __init__(self, conn: Connection, spec: converters.KindSpec, report: ImportReport) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        spec: converters.KindSpec,
+        report: ImportReport,
+        columns: tuple[str, ...] | None = None,
+    ) -> None:
         self.conn = conn
+        # rows are dicts, or tuples in ``columns`` order (the bulk path)
+        self.columns = columns
+        self.index = {c: i for i, c in enumerate(columns or ())}
         self.spec = spec
         self.table: Table = spec.model.__table__  # type: ignore[assignment]
         self.report = report
@@ -129,7 +139,29 @@ class _Writer:
                 found[row[0]] = (row[1], row[2])
         return found
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _get(self, v: Any, column: str) -> Any:
+        if self.columns is None:
+            return v.get(column)
+        i = self.index.get(column)
+        return None if i is None else v[i]
+
+    def _insert_tuples(self, rows: list[tuple[Any, ...]]) -> None:
+        assert self.columns is not None
+        names = ", ".join(self.columns)
+        if self.conn.dialect.name == "postgresql":
+            # COPY: one stream instead of a statement per row, inside the same transaction
+            cur = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cur.copy(f"COPY {self.table.name} ({names}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            return
+        marks = ", ".join(["?" if self.conn.dialect.paramstyle == "qmark" else "%s"] * len(self.columns))
+        self.conn.exec_driver_sql(f"INSERT INTO {self.table.name} ({names}) VALUES ({marks})", rows)
+
+    def _insert(self, rows: list[Any]) -> None:
+        if self.columns is not None:
+            self._insert_tuples(rows)
+            return
         if not self.raw_insert:
             self.conn.execute(self.table.insert(), rows)
             return
@@ -149,21 +181,21 @@ class _Writer:
             idx.create(self.conn)
         self.deferred = []
 
-    def write(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+    def write(self, batch: list[tuple[int, Any]]) -> None:
         if not batch:
             return
-        spec, rep = self.spec, self.report
+        spec, rep, get = self.spec, self.report, self._get
         existing: dict[Any, Any] = {}
         if not self.empty_at_start:
-            existing = self._existing(spec.key, [v[spec.key] for _, v in batch])
+            existing = self._existing(spec.key, [get(v, spec.key) for _, v in batch])
             # a unique blind index (HKID, hospital number) owned by another key is a conflict
             for ucol in spec.unique:
-                vals = [v[ucol] for _, v in batch if v.get(ucol) is not None]
+                vals = [x for _, v in batch if (x := get(v, ucol)) is not None]
                 owners = self._existing(ucol, vals) if vals else {}
                 kept = []
                 for line, v in batch:
-                    owner = owners.get(v.get(ucol))
-                    if owner is not None and owner[0] != v[spec.key]:
+                    owner = owners.get(get(v, ucol))
+                    if owner is not None and owner[0] != get(v, spec.key):
                         rep.bad(line, f"{spec.unique[ucol]} already belongs to another {spec.noun}")
                     else:
                         kept.append((line, v))
@@ -172,12 +204,16 @@ class _Writer:
         columns = self.column_names
         has_mac = "row_mac" in columns
         for _, v in batch:
-            row = v if v.keys() <= columns else {k: x for k, x in v.items() if k in columns}
-            old = existing.get(v[spec.key])
+            if self.columns is not None:
+                row = v
+            else:
+                row = v if v.keys() <= columns else {k: x for k, x in v.items() if k in columns}
+            old = existing.get(get(v, spec.key)) if existing else None
             if old is None:
                 inserts.append(row)
-            elif has_mac and old[1] != v["row_mac"]:
-                updates.append({f"b_{k}": val for k, val in row.items()})
+            elif has_mac and old[1] != get(v, "row_mac"):
+                items = zip(self.columns, v) if self.columns is not None else row.items()
+                updates.append({f"b_{k}": val for k, val in items})
             else:
                 rep.unchanged += 1
         if inserts:
@@ -194,6 +230,15 @@ class _Writer:
             rep.updated += len(updates)
         for extra in spec.after_write:
             extra(self.conn, [v for _, v in batch])
+
+    def cache(self, kib: int | None) -> int | None:
+        """Set SQLite's page cache of this connection (KiB); returns the previous setting."""
+        if self.conn.dialect.name != "sqlite":
+            return None
+        before = self.conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        if kib is not None:
+            self.conn.exec_driver_sql(f"PRAGMA cache_size={int(kib)}")
+        return None if before is None else int(before)
 
 
 def import_file(
@@ -216,23 +261,46 @@ def import_file(
     seen_keys: dict[Any, int] = {}
     seen_unique: dict[str, dict[bytes, int]] = {u: {} for u in spec.unique}
 
+    layout = None
+    if kind == "patients" and tab.format == "csv":
+        layout = csv_layout(path, required=spec.required)
+    columns = bulk.PATIENT_COLUMNS if layout is not None else None
+    if columns is not None:
+        pos = {c: i for i, c in enumerate(columns)}
+        key_at, unique_at = pos[spec.key], [(pos[u], spec.unique[u], seen_unique[u]) for u in spec.unique]
+    parallel = tab.size >= PARALLEL_BYTES
+
     with app.engine.connect() as conn:
         tx = conn.begin()
+        cache_before = None
         try:
-            writer = _Writer(conn, spec, report)
-            batch: list[tuple[int, dict[str, Any]]] = []
+            writer = _Writer(conn, spec, report, columns)
+            if columns is not None:
+                cache_before = writer.cache(-BULK_CACHE_KIB)
+            batch: list[tuple[int, Any]] = []
             n = 0
-            for line, values in _converted(spec, tab, parallel=tab.size >= PARALLEL_BYTES):
+            if layout is not None:
+                rows: Iterator[tuple[int, Any]] = _bulk_rows(app, spec, tab, layout, parallel, progress)
+            else:
+                rows = _converted(spec, tab, parallel=parallel)
+            for line, values in rows:
                 n += 1
                 report.rows_total += 1
                 if isinstance(values, str):
                     report.bad(line, values)
                     continue
-                key = values[spec.key]
-                if key in seen_keys:
-                    report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
-                    continue
-                dup = _duplicate_unique(spec, values, seen_unique, line)
+                if columns is not None:
+                    key = values[key_at]
+                    if key in seen_keys:
+                        report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
+                        continue
+                    dup = _duplicate_at(values, unique_at, line)
+                else:
+                    key = values[spec.key]
+                    if key in seen_keys:
+                        report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
+                        continue
+                    dup = _duplicate_unique(spec, values, seen_unique, line)
                 if dup:
                     report.bad(line, dup)
                     continue
@@ -241,7 +309,7 @@ def import_file(
                 if len(batch) >= batch_rows:
                     writer.write(batch)
                     batch = []
-                if progress is not None and n % 4096 == 0:
+                if progress is not None and layout is None and n % 4096 == 0:
                     progress(tab.bytes_read, tab.size)
             writer.write(batch)
             writer.finish()
@@ -260,6 +328,9 @@ def import_file(
             if tx.is_active:
                 tx.rollback()
             raise
+        finally:
+            if cache_before is not None and not conn.closed:
+                conn.exec_driver_sql(f"PRAGMA cache_size={cache_before}")
     if progress is not None:
         progress(tab.size, tab.size)
     app.record(
@@ -276,6 +347,7 @@ def import_file(
     return report
 
 
+BULK_CACHE_KIB = 256 << 10  # SQLite page cache while bulk-loading (restored afterwards)
 PARALLEL_BYTES = 8 << 20  # below this a process pool costs more than it saves
 CHUNK_ROWS = 4096
 _worker_convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
@@ -330,6 +402,69 @@ def _converted(
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+
+
+def _bulk_rows(
+    app: App,
+    spec: converters.KindSpec,
+    tab: Any,
+    layout: CsvLayout,
+    parallel: bool,
+    progress: Progress | None,
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a plain CSV file through :mod:`phiguard.storage.bulk`: blocks converted in
+    forked workers that read their own byte ranges of the file and send back ready tuples
+    (the keys stay in the converter the workers inherit), in file order."""
+    global _worker_blocks
+    conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
+    _worker_blocks = conv
+    workers = min(os.cpu_count() or 1, 4)
+
+    def emit(result: bulk.Result, end: int) -> Iterator[tuple[int, Any]]:
+        first, lines, values = result
+        if lines is None:
+            yield from zip(itertools.count(first), values)
+        else:
+            yield from zip(lines, values)
+        if progress is not None:
+            progress(end, tab.size)
+
+    if not parallel or workers < 2 or "fork" not in mp.get_all_start_methods():
+        for block in bulk.blocks(tab.path, layout):
+            yield from emit(conv(block), block.offset + block.length)
+        return
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        pending: deque[tuple[Future[bulk.Result], int]] = deque()
+        for block in bulk.blocks(tab.path, layout):
+            pending.append((pool.submit(_convert_block, block), block.offset + block.length))
+            if len(pending) > 2 * workers:
+                fut, end = pending.popleft()
+                yield from emit(fut.result(), end)
+        while pending:
+            fut, end = pending.popleft()
+            yield from emit(fut.result(), end)
+
+
+_worker_blocks: bulk.PatientBlocks | None = None
+
+
+def _convert_block(block: bulk.Block) -> bulk.Result:
+    assert _worker_blocks is not None
+    return _worker_blocks(block)
+
+
+def _duplicate_at(
+    values: tuple[Any, ...], unique_at: list[tuple[int, str, dict[bytes, int]]], line: int
+) -> str | None:
+    for i, noun, seen in unique_at:
+        v = values[i]
+        if v is not None and (first := seen.get(v)) is not None:
+            return f"duplicate {noun} (first seen on line {first})"
+    for i, _, seen in unique_at:
+        v = values[i]
+        if v is not None:
+            seen[v] = line
+    return None
 
 
 def _duplicate_unique(

@@ -99,6 +99,14 @@ def read_csv(
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"missing column(s): {', '.join(missing)}")
+    yield from csv_records(reader, header)
+
+
+def csv_records(
+    reader: Any, header: list[str], line_offset: int = 0
+) -> Iterator[tuple[int, Row | BadRow]]:
+    """The rows of a ``csv.reader`` positioned after the header; ``line_offset`` is added to
+    the reader's line count (for a block that starts further into the file)."""
     width = len(header)
     while True:
         try:
@@ -106,9 +114,10 @@ def read_csv(
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, BadRow(reader.line_num, f"unreadable CSV: {exc}")
+            line = reader.line_num + line_offset
+            yield line, BadRow(line, f"unreadable CSV: {exc}")
             continue
-        line = reader.line_num  # the physical line on which this record ends
+        line = reader.line_num + line_offset  # the physical line on which this record ends
         if not values or (len(values) == 1 and not values[0].strip()):
             continue
         if _has_surrogates(values):
@@ -117,6 +126,39 @@ def read_csv(
             yield line, BadRow(line, f"has {len(values)} fields, the header has {width}")
         else:
             yield line, {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)}
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where the data of a plain (uncompressed) CSV file starts, for block-wise readers."""
+
+    header: list[str]
+    delimiter: str
+    data_offset: int  # byte offset of the first data line; the header is line 1
+
+
+def csv_layout(path: Path, *, required: tuple[str, ...] = ()) -> CsvLayout | None:
+    """The header of a plain CSV file, checked as :func:`read_csv` checks it; ``None`` when
+    the file needs the sequential reader (compressed, or a header line that is not a plain
+    ``\\n``-terminated line)."""
+    if path.name.lower().endswith(".gz"):
+        return None
+    with path.open("rb") as f:
+        raw = f.readline(MAX_LINE_BYTES)
+    body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    if not raw.endswith(b"\n") or b"\r" in body or b'"' in body:
+        return None
+    first = raw.decode("utf-8-sig", errors="surrogateescape")
+    if not first.strip():
+        raise InputError("file is empty (no header row)")
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+    if _has_surrogates(header):
+        raise InputError("header row is not valid UTF-8")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"missing column(s): {', '.join(missing)}")
+    return CsvLayout(header, delimiter, len(raw))
 
 
 def read_ndjson(
