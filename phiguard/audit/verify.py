@@ -177,6 +177,18 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
             step()
         except Exception as exc:
             report.fail(where, f"unreadable: {exc}")
+    if report.latest is not None and report.latest.size > n:
+        # Damage the journal check could only call "maybe crash residue" is covered by a
+        # signed checkpoint: it is tampering, and it is the finding a person should read first.
+        journal = [f for f in report.findings if f.where.startswith("journal")]
+        for f in journal:
+            f.error = True
+            f.message = (
+                f.message.split("; if no checkpoint")[0]
+                + f" — a signed checkpoint covers {report.latest.size:,} entries, so this is"
+                " tampering, not a crash"
+            )
+        report.findings = journal + [f for f in report.findings if f not in journal]
     final_key = report.key_chain[-1] if report.key_chain else log.config.get("vkey")
     if final_key != signer.vkey:
         report.fail(
