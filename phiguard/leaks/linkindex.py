@@ -24,9 +24,7 @@ def dob_digest(app: App, dob: str) -> bytes:
     return app.blind.digest("dob", dob)
 
 
-def refresh(
-    app: App, progress: Callable[[int], None] | None = None, *, full: bool = True
-) -> int:
+def refresh(app: App, progress: Callable[[int], None] | None = None, *, full: bool = True) -> int:
     """Bring the index up to date; returns how many patients were (re)keyed.
 
     ``full=False`` (what a scan does) only keys patients that have no key yet, and only when

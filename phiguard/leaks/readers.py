@@ -22,11 +22,18 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from phiguard.leaks.fastscan import Hits, scan_chunks
+from phiguard.leaks.formats import (
+    HtmlTables,
+    delimiter,
+    flatten,
+    json_rows,
+    reason,
+    sniff,
+)
 from phiguard.leaks.streams import (
     BombError,
     Budget,
@@ -37,7 +44,6 @@ from phiguard.leaks.streams import (
     Prefixed,
     bounded_lines,
     detect_encoding,
-    looks_binary,
     read_sample,
     text_stream,
 )
@@ -131,7 +137,7 @@ class Reader:
         except BombError as exc:
             info.problems.append(str(exc))
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
-            info.problems.append(f"stopped reading: {_reason(exc)}; the rest was not read")
+            info.problems.append(f"stopped reading: {reason(exc)}; the rest was not read")
         except UnicodeError as exc:
             info.problems.append(f"stopped reading: cannot decode ({exc.__class__.__name__})")
         except RecursionError:
@@ -144,7 +150,7 @@ class Reader:
             info.format = "empty"
             info.problems.append("empty file: nothing to read")
             return
-        kind = _sniff(sample, info.path)
+        kind = sniff(sample, info.path)
         info.format = kind
         if kind in {"zip", "xlsx", "pdf", "json"}:
             data = stream.read(self.limits.max_in_memory + 1)
@@ -260,7 +266,7 @@ class Reader:
         except BombError:
             raise
         except Exception as exc:  # openpyxl raises many unrelated types for a bad workbook
-            info.problems.append(f"not a readable XLSX workbook ({_reason(exc)}): not read")
+            info.problems.append(f"not a readable XLSX workbook ({reason(exc)}): not read")
             return
         try:
             for ws in wb.worksheets:
@@ -297,7 +303,7 @@ class Reader:
                                 yield Text(info, f"{info.path}:p{pages}.{j}", line)
         except Exception as exc:  # pdfminer raises many types for a damaged file
             info.problems.append(
-                f"PDF unreadable after page {pages} ({_reason(exc)}): rest not read"
+                f"PDF unreadable after page {pages} ({reason(exc)}): rest not read"
             )
         if pages == 0 and not info.problems:
             info.problems.append("PDF has no text layer (scanned image?): not read")
@@ -311,10 +317,10 @@ class Reader:
             info.format = "text"
             yield from self._text(io.BytesIO(data), info, sample=data[:65536], delimited=False)
             return
-        rows = _json_rows(doc)
+        rows = json_rows(doc)
         for i, item in enumerate(rows, start=1):
             if isinstance(item, dict):
-                flat = _flatten(item)
+                flat = flatten(item)
                 yield Row(
                     info,
                     f"{info.path}#json",
@@ -354,10 +360,10 @@ class Reader:
     ) -> Iterator[Unit]:
         text = self._decoded(stream, sample, info)
         lines = bounded_lines(text, self.limits.max_line_chars)
-        delimiter = _delimiter(sample.decode(info.encoding or "utf-8", errors="replace"))
-        if delimited and info.format in {"text", "csv"} and delimiter:
-            info.format = "tsv" if delimiter == "\t" else "csv"
-            yield from self._csv(lines, delimiter, info)
+        sep = delimiter(sample.decode(info.encoding or "utf-8", errors="replace"))
+        if delimited and info.format in {"text", "csv"} and sep:
+            info.format = "tsv" if sep == "\t" else "csv"
+            yield from self._csv(lines, sep, info)
         else:
             info.format = "text" if info.format in {"csv", "text"} else info.format
             overlong = 0
@@ -423,7 +429,7 @@ class Reader:
             except ValueError:
                 obj = None
             if isinstance(obj, dict):
-                flat = _flatten(obj)
+                flat = flatten(obj)
                 yield Row(
                     info,
                     f"{info.path}#ndjson",
@@ -440,7 +446,7 @@ class Reader:
 
     def _html(self, stream: BinaryIO, sample: bytes, info: FileInfo) -> Iterator[Unit]:
         text = self._decoded(stream, sample, info)
-        parser = _Html(info)
+        parser = HtmlTables(info)
         while True:
             chunk = text.read(1 << 20)
             if not chunk:
@@ -453,172 +459,8 @@ class Reader:
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:120]
-
-
-def _sniff(sample: bytes, name: str) -> str:
-    head = sample[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if sample.startswith(b"PK\x03\x04") or sample.startswith(b"PK\x05\x06"):
-        return (
-            "xlsx"
-            if b"xl/" in sample[:SAMPLE_ZIP] or name.lower().endswith((".xlsx", ".xlsm"))
-            else "zip"
-        )
-    if sample.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if sample.startswith(b"%PDF"):
-        return "pdf"
-    low = head[:256].lower()
-    if low.startswith((b"<!doctype html", b"<html")) or b"<table" in sample[:4096].lower():
-        return "html"
-    enc = detect_encoding(sample)
-    if looks_binary(sample, enc):
-        return "binary"
-    if head[:1] in {b"[", b"{"} or (
-        enc.startswith("utf-16") and sample.decode(enc, "replace").lstrip("\ufeff \r\n")[:1] in "[{"
-    ):
-        return "ndjson" if _is_ndjson(sample) else "json"
-    return "text"
-
-
-SAMPLE_ZIP = 4096
-
-
-def _is_ndjson(sample: bytes) -> bool:
-    lines = [x for x in sample.splitlines() if x.strip()][:3]
-    if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
-        return False
-    try:
-        return isinstance(json.loads(lines[0]), dict) and isinstance(json.loads(lines[1]), dict)
-    except ValueError:
-        return False
-
-
-def _delimiter(sample_text: str) -> str | None:
-    lines = [x for x in sample_text.splitlines()[:30] if x.strip()]
-    if len(lines) > 2:
-        lines = lines[:-1]  # the last sampled line may be cut
-    if len(lines) < 2:
-        return None
-    best, best_score = None, 0.0
-    for d in (",", "\t", ";", "|"):
-        counts = [_count_outside_quotes(x, d) for x in lines]
-        mode = max(set(counts), key=counts.count)
-        if mode < 1:
-            continue
-        share = counts.count(mode) / len(counts)
-        if share >= 0.8 and share * (1 + min(mode, 10) / 10) > best_score:
-            best, best_score = d, share * (1 + min(mode, 10) / 10)
-    return best
-
-
-def _count_outside_quotes(line: str, d: str) -> int:
-    n, quoted = 0, False
-    for ch in line:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == d and not quoted:
-            n += 1
-    return n
-
-
-def _json_rows(doc: Any) -> list[Any]:
-    """The records of a JSON document: a top-level list, or the largest list of objects
-    anywhere inside (``{"data": {"patients": [...]}}``), or the document itself."""
-    if isinstance(doc, list):
-        return doc
-    best: list[Any] = []
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            if sum(isinstance(x, dict) for x in node) > len(best):
-                best = node
-            stack.extend(x for x in node if isinstance(x, (dict, list)))
-    return best or [doc]
-
-
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in obj.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list):
-            out[key] = " , ".join(
-                json.dumps(x, ensure_ascii=False) if isinstance(x, (dict, list)) else str(x)
-                for x in v
-            )
-        elif v is not None:
-            out[key] = str(v)
-    return out
-
-
 def _count_replacements(text: DecodedText, info: FileInfo) -> None:
     # errors="replace" keeps reading past bytes the encoding cannot decode; say so
     bad = text.replaced
     if bad:
         info.problems.append(f"{bad} characters could not be decoded as {info.encoding}")
-
-
-class _Html(HTMLParser):
-    def __init__(self, info: FileInfo) -> None:
-        super().__init__(convert_charrefs=True)
-        self.info = info
-        self.out: list[Unit] = []
-        self.row: list[str] | None = None
-        self.cell: list[str] | None = None
-        self.text: list[str] = []
-        self.tables = 0
-        self.rows = 0
-        self.lines = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag == "table":
-            self.tables += 1
-        elif tag == "tr":
-            self.row = []
-        elif tag in {"td", "th"}:
-            self.cell = []
-        elif tag in {"br", "p", "div", "li"}:
-            self._flush_text()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in {"td", "th"} and self.row is not None and self.cell is not None:
-            self.row.append(" ".join("".join(self.cell).split()))
-            self.cell = None
-        elif tag == "tr" and self.row is not None:
-            if any(self.row):
-                self.rows += 1
-                self.out.append(
-                    Row(
-                        self.info,
-                        f"{self.info.path}#t{self.tables}",
-                        f"{self.info.path}:table{self.tables}.{self.rows}",
-                        self.row,
-                    )
-                )
-            self.row = None
-        elif tag in {"p", "div", "li", "table"}:
-            self._flush_text()
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell.append(data)
-        else:
-            self.text.append(data)
-
-    def _flush_text(self) -> None:
-        joined = " ".join("".join(self.text).split())
-        self.text = []
-        if joined:
-            self.lines += 1
-            self.out.append(Text(self.info, f"{self.info.path}:text{self.lines}", joined))
-
-    def drain(self) -> list[Unit]:
-        out, self.out = self.out, []
-        return out
