@@ -26,13 +26,14 @@ from phiguard.access import common as ac
 from phiguard.access.pdp import Question, grant_misses, pdp_for
 from phiguard.gateway import protocol as pq
 from phiguard.gateway.policy import Judgement, Plan
-from phiguard.gateway.session import StatementRecord
+from phiguard.gateway.session import StatementRecord, data_row_keys
 
 if TYPE_CHECKING:
     from phiguard.gateway.server import Gateway, SessionInfo
 
 BOGUS = "phiguard refused"
 HARD_CAP = 1 << 30
+RAW_HOLD = 64 << 20  # bytes of result rows a run holds for the recorder to read keys from
 _D, _T, _C, _E, _Z, _I, _H, _d, _c = (ord(x) for x in "DTCEZIHdc")
 _ASYNC = frozenset(ord(x) for x in "NSA")
 _TXN_END = ("COMMIT", "END", "ROLLBACK", "ABORT")
@@ -63,6 +64,7 @@ class Run:
         "pid_idx",
         "pids",
         "pidset",
+        "raw",
         "rec",
         "refuse",
         "relay",
@@ -86,6 +88,7 @@ class Run:
         self.seen = self.sent = self.bytes = 0
         self.pids: list[str] = []
         self.pidset: set[str] = set()
+        self.raw: list[bytes] = []
         self.buffer: list[bytes] | None = [] if self.refuse else None
         self.over = self.copy = self.done = False
         self.header = False
@@ -156,6 +159,13 @@ class Run:
                 self.pids.append(p)
         self._emit(msg, out)
 
+    def add_keys(self, keys: list[str]) -> None:
+        pids, pidset = self.pids, self.pidset
+        for p in keys:
+            if p not in pidset:
+                pidset.add(p)
+                pids.append(p)
+
     def _emit(self, msg: bytes, out: bytearray) -> None:
         if self.buffer is not None:
             self.buffer.append(msg)
@@ -208,6 +218,7 @@ class Run:
         r.decision, r.reasons = decision, r.reasons + reasons
         r.rows, r.rows_seen, r.bytes = self.sent, self.seen, self.bytes
         r.patients = self.pids
+        r.raw, r.raw_idx = (self.raw, self.pid_idx) if self.sent else ([], None)
         base = self.target.j if self.target is not None else self.j
         r.attributed = not base.protected or self.pid_idx is not None or self.hidden
         r.ms = (time.perf_counter() - self.t0) * 1000
@@ -516,6 +527,7 @@ class Relay:
     async def upstream_side(self) -> None:
         buf = bytearray()
         read = self.ur.read
+        recorder, monotonic = self.gw.recorder, time.monotonic
         while not self.closed:
             chunk = await read(1 << 18)
             if not chunk:
@@ -535,6 +547,7 @@ class Relay:
                 self.on_upstream(buf[pos], buf, pos, end, out)
                 pos = end
             del buf[:pos]
+            recorder.activity = monotonic()
             if out and not self.closed:
                 self.cw.write(out)
                 await self.cw.drain()
@@ -547,26 +560,27 @@ class Relay:
             return pos
         if run.seen == 0 and run.pid_idx is None and run.target is not None:
             run.pid_idx = run.target.pid_idx
-        start, n, idx = pos, len(buf), run.pid_idx
+        start, n = pos, len(buf)
         room = run.limit - run.seen
-        field = pq.data_row_field
-        pids, pidset = run.pids, run.pidset
         count = 0
+        # Only the framing is walked here (type byte and length per row); the patient key
+        # of each row is read later, on the recorder's thread, from a copy of the slice.
         while n - pos >= 5 and buf[pos] == _D and count < room:
             end = pos + 1 + int.from_bytes(buf[pos + 1:pos + 5], "big")
             if end > n:
                 break
-            if idx is not None:
-                v = field(buf, pos, idx)
-                if v is not None:
-                    p = v.decode("utf-8", "replace")
-                    if p not in pidset:
-                        pidset.add(p)
-                        pids.append(p)
             count += 1
             pos = end
         if count:
-            out += memoryview(buf)[start:pos]
+            chunk = bytes(memoryview(buf)[start:pos])
+            out += chunk
+            if run.pid_idx is not None:
+                if run.bytes < RAW_HOLD:
+                    run.raw.append(chunk)
+                else:  # a huge result: read its keys now rather than hold all its bytes
+                    for blob in [*run.raw, chunk]:
+                        run.add_keys(data_row_keys(blob, run.pid_idx))
+                    run.raw = []
             run.seen += count
             run.sent += count
             run.bytes += pos - start

@@ -72,7 +72,9 @@ class Gateway:
         self.key_columns = {(t.oid, num) for t in self.catalog.tables.values() if t.key
                             for num, name in t.attnums.items() if name == t.key}
         self.recorder = Recorder(app, source=self.settings.source,
-                                 interval=self.settings.record_seconds)
+                                 interval=self.settings.record_seconds,
+                                 max_lag=self.settings.record_max_lag,
+                                 max_pending=self.settings.record_max_pending)
         self.sessions: dict[str, SessionInfo] = {}
         self.by_key: dict[tuple[int, int], SessionInfo] = {}
         self._policies: dict[Scope, Policy] = {}

@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from phiguard.app import App
 
 log = logging.getLogger(__name__)
+_I = struct.Struct("!i")
+_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated
 
 
 @dataclass
@@ -60,6 +64,10 @@ class StatementRecord:
     rows_seen: int = 0            # rows the database produced
     bytes: int = 0
     patients: list[str] = field(default_factory=list)
+    # Runs of raw DataRow messages (as forwarded) whose patient key (field ``raw_idx``) the
+    # recorder reads on its own thread, so the relay does not walk fields per row.
+    raw: list[bytes] = field(default_factory=list)
+    raw_idx: int | None = None
     attributed: bool = True
     fingerprint: str = ""
     ms: float = 0.0
@@ -67,6 +75,47 @@ class StatementRecord:
     @property
     def query_id(self) -> str:
         return f"{self.session_id}-{self.n}"
+
+    @property
+    def weight(self) -> int:
+        """Roughly how many events this record will seal (for the queue bound)."""
+        return 1 + max(self.rows, len(self.patients))
+
+    def resolve(self) -> None:
+        """Fold the patient keys of the raw rows into ``patients`` (first-seen order)."""
+        if not self.raw:
+            return
+        seen = set(self.patients)
+        out = self.patients
+        idx = self.raw_idx
+        for blob in self.raw:
+            if idx is not None:
+                for key in data_row_keys(blob, idx):
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(key)
+        self.raw = []
+
+
+def data_row_keys(blob: bytes, idx: int) -> list[str]:
+    """Field ``idx`` of each DataRow in a run of whole DataRow messages, decoded (NULLs
+    skipped). An offset walk with ``struct``; no per-row lists or message objects."""
+    unpack = _I.unpack_from
+    out: list[str] = []
+    append = out.append
+    pos, n = 0, len(blob)
+    while pos < n:
+        (length,) = unpack(blob, pos + 1)
+        end = pos + 1 + length
+        f = pos + 7
+        for _ in range(idx):
+            (size,) = unpack(blob, f)
+            f += 4 + (size if size > 0 else 0)
+        (size,) = unpack(blob, f)
+        if size >= 0:
+            append(blob[f + 4:f + 4 + size].decode("utf-8", "replace"))
+        pos = end
+    return out
 
 
 def _context(session_id: str) -> bytes:
@@ -76,12 +125,22 @@ def _context(session_id: str) -> bytes:
 class Recorder:
     """Seals statement records in batches on its own thread."""
 
-    def __init__(self, app: App, *, source: str = "GATEWAY", interval: float = 0.25) -> None:
+    def __init__(self, app: App, *, source: str = "GATEWAY", interval: float = 0.25,
+                 max_lag: float = 2.0, quiet: float = 0.05,
+                 max_pending: int = 1_000_000) -> None:
         self.app = app
         self.source = source
         self.interval = interval
+        self.max_lag = max(max_lag, interval)
+        self.quiet = quiet
+        self.max_pending = max_pending
+        # monotonic time the relay last forwarded result bytes (set by the relay, read here)
+        self.activity = 0.0
+        self._since: float | None = None
+        self._flushing = 0
         self.failed: BaseException | None = None
         self._pending: list[StatementRecord] = []
+        self._weight = 0
         self._cond = threading.Condition()
         self._submitted = 0
         self._sealed = 0
@@ -94,19 +153,51 @@ class Recorder:
         return self.failed is None
 
     def submit(self, rec: StatementRecord) -> None:
+        """Queue a record. The queue is bounded (``max_pending`` events): past the bound the
+        caller waits for the sealer (back-pressure on the relay) rather than let unsealed
+        records pile up without limit; if the sealer cannot catch up within a minute the
+        recorder fails closed."""
+        w = rec.weight
         with self._cond:
+            if self._weight + w > self.max_pending and self._pending:
+                self._cond.notify_all()
+                if not self._cond.wait_for(
+                        lambda: self._weight + w <= self.max_pending or not self._pending
+                        or self.failed is not None, 60):
+                    self.failed = RuntimeError("gateway recorder fell behind by more than "
+                                               f"{self.max_pending:,} events for a minute")
+            if not self._pending:
+                self._since = time.monotonic()
             self._pending.append(rec)
+            self._weight += w
             self._submitted += 1
-            if len(self._pending) >= 1000:
+            if len(self._pending) >= 1000 or self._weight >= 50_000:
                 self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything submitted so far is sealed (tests, shutdown)."""
         with self._cond:
             target = self._submitted
+            self._flushing += 1
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._sealed >= target or self.failed is not None
-                                or (self._stop and not self._thread.is_alive()), timeout)
+            try:
+                self._cond.wait_for(lambda: self._sealed >= target or self.failed is not None
+                                    or (self._stop and not self._thread.is_alive()), timeout)
+            finally:
+                self._flushing -= 1
+
+    def _due(self) -> bool:
+        """Whether to seal what is pending now. Sealing 50,000 patient events takes the
+        interpreter for seconds, so while results are streaming it waits for a quiet moment
+        (``quiet`` seconds without result bytes), but never longer than ``max_lag`` after the
+        oldest pending record, nor past half the queue bound, nor when someone flushes."""
+        if not self._pending:
+            return False
+        if self._stop or self._flushing or self._weight * 2 >= self.max_pending:
+            return True
+        now = time.monotonic()
+        age = now - (self._since or now)
+        return age >= self.max_lag or (age >= self.interval and now - self.activity >= self.quiet)
 
     def close(self) -> None:
         with self._cond:
@@ -117,9 +208,11 @@ class Recorder:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not self._pending and not self._stop:
-                    self._cond.wait(self.interval)
+                while not self._stop and not self._due():
+                    self._cond.wait(min(self.quiet, self.interval) if self._pending
+                                    else self.interval)
                 batch, self._pending = self._pending, []
+                self._weight, self._since = 0, None
                 stopping = self._stop
             if batch and self.failed is None:
                 try:
@@ -146,6 +239,7 @@ class Recorder:
             records: list[bytes] = []
             firsts: list[int] = []
             for rec in batch:
+                rec.resolve()
                 firsts.append(len(records))
                 for line in self._events(rec, seq + 1):
                     records.append(line)
@@ -193,13 +287,21 @@ class Recorder:
             "outcome": "success" if rec.decision in ("allow", "cut") else "denied",
         }
         dumps = json.dumps
-        out = []
+        sep = (",", ":")
         pids: list[str | None] = list(rec.patients) or [None]
-        for i, pid in enumerate(pids):
-            ev = {"event_id": f"{rec.query_id}-{i}", "seq": seq + i, **base, "patient_id": pid}
-            if i == 0:
-                ev["gateway"] = detail
-            out.append(dumps(ev, separators=(",", ":"), ensure_ascii=False).encode())
+        first = {"event_id": f"{rec.query_id}-0", "seq": seq, **base, "patient_id": pids[0],
+                 "gateway": detail}
+        out = [dumps(first, separators=sep, ensure_ascii=False).encode()]
+        if len(pids) > 1:
+            # The other events differ only in event_id, seq and patient_id: built from a
+            # template, byte for byte what json.dumps would write (same key order, same
+            # escaping), without a dict and an encoder call per patient.
+            qid = _enc(rec.query_id)[1:-1]
+            mid = dumps(base, separators=sep, ensure_ascii=False)[1:-1]
+            enc = _enc
+            lines = [f'{{"event_id":"{qid}-{i}","seq":{seq + i},{mid},"patient_id":{enc(pid)}}}'
+                     for i, pid in enumerate(pids) if i]
+            out.extend(line.encode() for line in lines)
         return out
 
 

@@ -45,7 +45,18 @@ class GatewaySettings(BaseSettings):
     )
     record_seconds: float = Field(
         0.25, gt=0,
-        description="Statements are sealed into the audit log in batches at least this often.",
+        description="Statements are sealed into the audit log in batches, at most this often "
+        "when no result is streaming.",
+    )
+    record_max_lag: float = Field(
+        2.0, gt=0,
+        description="While results stream, sealing waits for a quiet moment, but a statement "
+        "is sealed at most this many seconds after it ended (the crash window).",
+    )
+    record_max_pending: int = Field(
+        1_000_000, ge=1000,
+        description="Bound of the recording queue in access events (about one per returned "
+        "patient); past it, relaying waits for sealing to catch up.",
     )
     source: str = Field(
         "GATEWAY",

@@ -80,6 +80,24 @@ def test_hidden_key_attributes_rows_to_patients(world, gw, url):
     assert "sql_sealed" in first["gateway"] and "SELECT" not in json.dumps(first["gateway"])
 
 
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_every_returned_patient_is_sealed_once_in_result_order(world, gw, prepare):
+    """The fast path (visible key column, rows forwarded as raw slices): the recorder reads
+    the key of every delivered row and seals one event per patient, in result order."""
+    url = gw.url(world.credential(world.grant(max_rows=10_000)))
+    sql = "SELECT patient_id, name_en FROM patients WHERE sex = %s ORDER BY patient_id DESC"
+    with connect(url) as conn:
+        rows = conn.execute(sql, ("M",), prepare=prepare).fetchall()
+    assert rows and {r[0] for r in rows} <= KEC_VISIBLE
+    gw.flush()
+    events = gateway_events(world.app)
+    first = [e for e in events if "gateway" in e and e["gateway"]["rows"] == len(rows)
+             and e["gateway"]["kind"] == "select"][-1]
+    mine = [e["patient_id"] for e in events if e["query_id"] == first["query_id"]]
+    assert mine == [r[0] for r in rows]
+    assert first["gateway"]["patients"] == len(rows)
+
+
 def test_events_go_through_ingestion_with_sequence(world, gw, url):
     with connect(url) as conn:
         conn.execute("SELECT 1").fetchall()
