@@ -387,7 +387,11 @@ class LiveEvaluator:
             if covered:
                 continue
             rows = unit["rows"]
-            level = "critical" if rows >= self.p.grant_violation_rows_critical else "high"
+            overrun = (best is not None and unit["action"] in ("export", "print")
+                       and rows >= self.p.bulk_rows_min
+                       and rows >= self.p.grant_overrun_factor_critical * best["max_rows"])
+            level = ("critical" if rows >= self.p.grant_violation_rows_critical or overrun
+                     else "high")
             if unit["level"] == level:
                 continue
             unit["level"] = level

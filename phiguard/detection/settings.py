@@ -100,6 +100,13 @@ class DetectionSettings(BaseSettings):
         ge=1,
     )
 
+    grant_overrun_factor_critical: float = Field(
+        10.0,
+        description="…and so is an out-of-grant export or print of at least bulk_rows_min "
+        "patients that exceeds the grant's row limit this many times over.",
+        gt=1,
+    )
+
     # -- volume --------------------------------------------------------------------------
     bulk_rows_min: int = Field(
         500, description="A query or export returning at least this many patients is bulk.",

@@ -229,7 +229,10 @@ def run(app: App, p: DetectionSettings | None = None, *, from_start: bool = Fals
         stop: threading.Event | None = None) -> Watcher:
     """Tail the event store until ``duration`` seconds pass or ``stop`` is set."""
     p = p or DetectionSettings()
-    watcher = Watcher.start(app, p, sinks=sinks)
+    from phiguard.detection.snapshot import EPOCH
+
+    # Replaying the whole store: nothing came before it, so there is no history to learn from.
+    watcher = Watcher.start(app, p, sinks=sinks, baseline_before=EPOCH if from_start else None)
     watcher.on_alert = on_alert
     tail = StoreTail(app.home.events, from_start=from_start)
     gap_mark = max([0, *[a.id or 0 for a in _anomalies(app)]]) if not from_start else 0

@@ -22,6 +22,9 @@ SELECT account_id, dayno,
        sum(CASE WHEN grant_id IS NOT NULL AND ok_action = 0 THEN 1 ELSE 0 END) AS n_action,
        sum(CASE WHEN grant_id IS NOT NULL AND ok_fields = 0 THEN 1 ELSE 0 END) AS n_fields,
        sum(CASE WHEN grant_id IS NOT NULL AND ok_rows = 0 THEN 1 ELSE 0 END) AS n_over_rows,
+       max(CASE WHEN action IN ('export', 'print') AND max_rows IS NOT NULL
+                     AND n_rows >= {{ p.grant_overrun_factor_critical }} * max_rows
+                THEN n_rows ELSE 0 END) AS overrun_export_rows,
        {{ d.sorted_set('cl_min') }} AS clusters_lo,
        {{ d.sorted_set('cl_max') }} AS clusters_hi,
        {{ d.sorted_set('action') }} AS actions,
@@ -73,7 +76,8 @@ def assess_outside_grant(r: dict[str, Any], c: Context) -> list[Hit]:
     text = lead + ("; " + "; ".join(why) if why else "")
     if problems:
         text += " — " + ", ".join(problems)
-    severity = "critical" if rows >= c.p.grant_violation_rows_critical else "high"
+    overrun = int(r["overrun_export_rows"] or 0) >= c.p.bulk_rows_min
+    severity = "critical" if rows >= c.p.grant_violation_rows_critical or overrun else "high"
     return [Hit("outside_grant", severity, acc, r["first_us"], r["last_us"], rows, [text],
                 samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
 
