@@ -31,6 +31,7 @@ import fcntl
 import gzip
 import hashlib
 import json
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -212,7 +213,10 @@ def _parse_header(data: bytes) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and isinstance(meta.get("count"), int) else None
 
 
-def _apply_db(app: App, batches: list[_Apply], now: datetime) -> list[completeness.Anomaly]:
+def _apply_db(app: App, batches: list[_Apply], now: datetime,
+              mark: int | None = None) -> list[completeness.Anomaly]:
+    """Completeness, the batch register and the ``applied`` mark (``mark``, default the end of
+    the last batch) in one transaction."""
     found: list[completeness.Anomaly] = []
     with app.engine.begin() as conn:
         for b in batches:
@@ -224,8 +228,9 @@ def _apply_db(app: App, batches: list[_Apply], now: datetime) -> list[completene
                 name=(str(m["name"])[:255] if m.get("name") else None),
                 sha256=m.get("sha256"), part=m.get("part"), received_at=now,
             ))
-        if batches:
-            _set_db_applied(conn, max(b.end for b in batches))
+        ends = [b.end for b in batches] + ([] if mark is None else [mark])
+        if ends:
+            _set_db_applied(conn, max(ends))
     return found
 
 
@@ -278,29 +283,58 @@ class Sealer:
                 first = receipt.first_index
                 leaves = np.arange(first + 1, first + 1 + len(idx), dtype=np.int64)
                 batch = _Apply(first, first + receipt.count, meta, sub, leaves)
-                found = _apply_db(app, [batch], now)
                 store = EventStore.of(app)
-                store.write(_store_rows([batch], now), batch.end)
+                # The batch is durable in the log; everything below is derived from it and
+                # replayed by sync() after a crash. The Parquet parts (sort, zstd, fsync: Arrow
+                # releases the GIL) are written on a helper thread while this one logs the
+                # action and updates the database; both finish before the lock is released.
+                parts = _Background(store.write_parts, _store_rows([batch], now))
+                try:
+                    app.record(Tag.EVENTS_INGESTED, actor=self.actor, subject=res.name,
+                               source=src, channel=self.channel, header_index=first,
+                               events=sub.num_rows, rejected_in_chunk=rejected,
+                               sha256=res.sha256 or None)
+                    # Under the ingest lock nobody else appends event batches, so whatever
+                    # follows ours (our own action entries, others' actions) holds no events:
+                    # both marks may move to the tip, and the next sync has nothing to read.
+                    found = _apply_db(app, [batch], now, mark=app.audit.size)
+                finally:
+                    parts.result()
                 res.accepted += sub.num_rows
                 res.batches.append((first, sub.num_rows))
                 self.anomalies.extend(found)
-                app.record(Tag.EVENTS_INGESTED, actor=self.actor, subject=res.name,
-                           source=src, channel=self.channel, header_index=first,
-                           events=sub.num_rows, rejected_in_chunk=rejected,
-                           sha256=res.sha256 or None)
-                completeness.raise_alerts(app, found, actor=self.actor)
+                if found:
+                    completeness.raise_alerts(app, found, actor=self.actor)
+                    with app.engine.begin() as conn:
+                        _set_db_applied(conn, app.audit.size)
+                mark = app.audit.size
+                if mark > store.applied():
+                    store.set_applied(mark)
                 rejected = 0
-                # Under the ingest lock nobody else appends event batches, so whatever
-                # follows ours (our own action entries, others' actions) holds no events:
-                # both marks may move to the tip, and the next sync has nothing to read.
-                _advance(app, store, app.audit.size)
 
 
-def _advance(app: App, store: EventStore, mark: int) -> None:
-    with app.engine.begin() as conn:
-        _set_db_applied(conn, mark)
-    if mark > store.applied():
-        store.set_applied(mark)
+class _Background:
+    """Run ``fn(*args)`` on a thread of its own; :meth:`result` waits and re-raises. (A thread
+    per batch rather than a shared pool: a pool's threads do not survive ``fork``.)"""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.value = fn(*args)
+            except BaseException as exc:  # re-raised by result()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="event-store", daemon=True)
+        self.thread.start()
+
+    def result(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _already(app: App, part: str) -> bool:
@@ -475,17 +509,84 @@ def _prepare(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[RowError]]:
     return checked.table, parsed.rows[checked.positions], errors
 
 
+_Ready = tuple[Chunk, pa.Table, np.ndarray, list[RowError]]
+
+
+def _prepared(chunks: Iterable[Chunk]) -> Iterator[_Ready]:
+    """Each chunk with its decoded, validated rows, in order.
+
+    For an input produced lazily (a file read chunk by chunk) the next chunk is framed,
+    decoded and validated on a helper thread while the caller seals this one: Arrow and
+    NumPy release the GIL, so parsing runs on the second core beside the log's hashing. At
+    most one finished chunk waits, which bounds memory; an error in the helper is raised
+    here, in order, after the chunks before it.
+    """
+    if isinstance(chunks, list | tuple):
+        for chunk in chunks:
+            yield (chunk, *_prepare(chunk))
+        return
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(("chunk", (chunk, *_prepare(chunk)))):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="ingest-parse", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
 def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
                   channel: str, actor: str, strict: bool = False, force: bool = False,
                   extra: dict[str, Any] | None = None, total: int = 0,
                   progress: Progress | None = None,
-                  reread: Callable[[], Iterable[Chunk]] | None = None) -> list[completeness.Anomaly]:
-    """The common path of every input; see the module docstring for the guarantees."""
+                  reread: Callable[[], Iterable[Chunk]] | None = None,
+                  digest: Callable[[], str] | None = None) -> list[completeness.Anomaly]:
+    """The common path of every input; see the module docstring for the guarantees.
+
+    ``digest``, when given, returns the input's SHA-256 (computed while the input is being
+    parsed); it is awaited before anything is sealed, since every batch header carries it.
+    """
     sealer = Sealer(app, result, channel=channel, actor=actor, force=force, extra=extra)
+
+    def seal(chunk: Chunk, table: pa.Table, idx: np.ndarray, no: int, rejected: int) -> None:
+        nonlocal digest
+        if digest is not None:
+            result.sha256, digest = digest(), None
+        sealer.seal(chunk, table, idx, no, rejected)
+
     kept: list[tuple[Chunk, pa.Table, np.ndarray, int]] = []
     kept_ok = True
-    for no, chunk in enumerate(chunks):
-        table, idx, errors = _prepare(chunk)
+    for no, (chunk, table, idx, errors) in enumerate(_prepared(chunks)):
         result.records += len(chunk.records) + len(chunk.errors)
         result.bad(errors)
         if strict:
@@ -494,9 +595,11 @@ def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
             else:
                 kept_ok, kept = False, []
         else:
-            sealer.seal(chunk, table, idx, no, len(errors))
+            seal(chunk, table, idx, no, len(errors))
         if progress is not None:
             progress(chunk.bytes_read or total, total)
+    if digest is not None:
+        result.sha256, digest = digest(), None
     if result.records == 0:
         raise InputError(f"{result.name}: no events")
     if strict:
@@ -506,14 +609,37 @@ def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
             if reread is None:
                 raise UsageError("input too large to hold for --strict and cannot be re-read")
             kept = []
-            for no, chunk in enumerate(reread()):
-                table, idx, errors = _prepare(chunk)
-                sealer.seal(chunk, table, idx, no, 0)
+            for no, (chunk, table, idx, _errors) in enumerate(_prepared(reread())):
+                seal(chunk, table, idx, no, 0)
         else:
             for no, (chunk, table, idx, _) in enumerate(kept):
-                sealer.seal(chunk, table, idx, no, 0)
+                seal(chunk, table, idx, no, 0)
     result.committed = True
     return sealer.anomalies
+
+
+class _FileDigest:
+    """SHA-256 of a file computed on a helper thread (hashlib releases the GIL on large
+    buffers), so the separate pass over the file overlaps with parsing it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value = ""
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._run, name="ingest-sha256", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = _sha256(self.path)
+        except OSError as exc:
+            self.error = exc
+
+    def __call__(self) -> str:
+        self.thread.join()
+        if self.error is not None:
+            raise InputError(f"{self.path.name}: cannot read ({self.error.strerror})")
+        return self.value
 
 
 def ingest_file(app: App, path: Path, *, strict: bool = False, force: bool = False,
@@ -524,22 +650,21 @@ def ingest_file(app: App, path: Path, *, strict: bool = False, force: bool = Fal
         raise InputError(f"{path}: no such file")
     fmt = detect_format(path)
     batch = batch_events or int(getattr(app.settings, "ingest_batch_events", DEFAULT_BATCH_EVENTS))
-    try:
-        sha = _sha256(path)
-    except OSError as exc:
-        raise InputError(f"{path.name}: cannot read ({exc.strerror})") from exc
-    result = FileResult(name=path.name, format=fmt, sha256=sha, strict=strict)
+    result = FileResult(name=path.name, format=fmt, strict=strict)
     total = path.stat().st_size
+    digest = _FileDigest(path)
     try:
         found = ingest_chunks(
             app, _chunks(path, fmt, batch), result, channel="file", actor=actor, strict=strict,
             force=force, total=total, progress=progress,
-            reread=lambda: _chunks(path, fmt, batch),
+            reread=lambda: _chunks(path, fmt, batch), digest=digest,
         )
     except InputError as exc:
         if str(exc).startswith(path.name):
             raise
         raise InputError(f"{path.name}: {exc}") from exc
+    finally:
+        digest.thread.join()
     return result, found
 
 

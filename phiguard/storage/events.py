@@ -137,6 +137,14 @@ class EventStore:
         Rows with ``leaf_index`` below the current ``applied`` are already stored (another
         process replayed them) and are dropped. Returns the number of rows written.
         """
+        written = self.write_parts(table)
+        if applied > self.applied():
+            self.set_applied(applied)
+        return written
+
+    def write_parts(self, table: pa.Table) -> int:
+        """Write rows as durable part files without moving ``applied`` (the caller does, once
+        the parts are written). Rows below the current ``applied`` are dropped."""
         current = self.applied()
         if table.num_rows:
             table = table.select(STORE_SCHEMA.names).cast(STORE_SCHEMA)
@@ -158,8 +166,6 @@ class EventStore:
                 first = int(pc.min(part.column("leaf_index")).as_py())
                 self._write_part(str(day), first, part)
                 written += part.num_rows
-        if applied > current:
-            self.set_applied(applied)
         return written
 
     def _write_part(self, day: str, first: int, part: pa.Table) -> None:
