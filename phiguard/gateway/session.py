@@ -11,7 +11,11 @@ statement text encrypted with the field cipher — which is what ``replay`` read
 keys of an NDJSON event are sealed with it and ignored by the event columns.
 
 Sealing happens on a background thread in batches (``record_seconds``): a point read does not
-wait for an fsync. If sealing ever fails, the recorder marks itself failed and the gateway
+wait for an fsync. Sealing a large result (one event per patient) holds the interpreter for a
+while, so while results are streaming the recorder waits for a quiet moment — never longer than
+``record_max_lag`` — and the queue is bounded (``record_max_pending`` events, back-pressure
+past it). The patient keys of rows the relay forwarded as raw slices are read here, on the
+recorder's thread, not on the relay's. If sealing ever fails, the recorder marks itself failed and the gateway
 refuses every further statement (fail closed) rather than serve unrecorded data.
 """
 

@@ -45,8 +45,8 @@ class GatewaySettings(BaseSettings):
     )
     record_seconds: float = Field(
         0.25, gt=0,
-        description="Statements are sealed into the audit log in batches, at most this often "
-        "when no result is streaming.",
+        description="Statements are sealed into the audit log in batches: a batch is sealed "
+        "once its oldest statement is this old and no result is streaming.",
     )
     record_max_lag: float = Field(
         2.0, gt=0,
