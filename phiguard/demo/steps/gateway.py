@@ -1,6 +1,7 @@
 """Chapter: the same night, had the contractor worked through phiguard's gateway — the export
-is refused, what he may see comes back masked and scoped, every statement is sealed, and the
-session dies the moment the vendor is suspended."""
+is refused, what he may see comes back masked and scoped, every statement is sealed, the
+refused attempts are alerted by the live detection rules, and the session dies the moment the
+vendor is suspended."""
 
 from __future__ import annotations
 
@@ -75,9 +76,13 @@ def run(story: Story) -> None:
     from phiguard.gateway.session import replay
     from phiguard.gateway.settings import GatewaySettings
 
+    from phiguard.detection.watch import StoreTail
+
     t0 = time.perf_counter()
     with sample_database(ADMIN, patients=2000) as upstream:
         gid = _contractor(story)
+        tail = StoreTail(story.app.home.events)  # the event store as it is before tonight
+        before = story.app.clock.now()
         settings = GatewaySettings(listen="127.0.0.1:0", upstream=upstream, check_seconds=0.2,
                                    record_seconds=0.1)
         thread = GatewayThread(Gateway(story.app, settings))
@@ -89,6 +94,8 @@ def run(story: Story) -> None:
                       f"{issued.expires_at.astimezone().strftime('%H:%M')}")
             url = issued.url(host, port, upstream.rsplit("/", 1)[1])
             conn = _night(story, url, psycopg)
+            thread.gateway.recorder.flush()  # the refusals are sealed as denied events …
+            _alert(story, tail, before)      # … and the live rules read them
             vendors.suspend(story.app, VENDOR, reason="gateway refused a bulk export",
                             actor="demo:privacy-officer")
             thread.check_now()
@@ -132,6 +139,50 @@ def _night(story: Story, url: str, psycopg: Any) -> Any:
               f"({notices[-1] if notices else 'not cut'}); hkid {rows[0][1]!r}, "
               f"procedure {rows[0][3]!r}")
     return conn
+
+
+def _alert(story: Story, tail: Any, before: Any) -> None:
+    """Run the live detection rules (the evaluator behind ``phiguard watch``) over the events
+    the gateway has just sealed, and show what they raise."""
+    import pyarrow.compute as pc
+
+    from phiguard.detection.settings import DetectionSettings
+    from phiguard.detection.watch import Watcher
+
+    table = tail.poll()
+    if table is not None:
+        table = table.filter(pc.equal(table.column("source"), "GATEWAY"))
+    if table is None or table.num_rows == 0:
+        story.say("  01:12 — (no gateway events reached the event store: nothing to evaluate)")
+        return
+    denied = int(pc.sum(pc.equal(table.column("outcome"), "denied")).as_py() or 0)
+    # Stricter than the default burst of 20: for contractor gateway sessions the privacy
+    # office alerts on three refusals in ten minutes (PHIGUARD_DETECT_DENIED_MIN=3).
+    p = DetectionSettings(denied_min=3, contain="off")
+    watcher = Watcher.start(story.app, p, sinks=[], baseline_before=before)
+    try:
+        raised = watcher.feed(table)
+    finally:
+        watcher.close()
+    story.say(f"  01:12 — the live detection rules read the {table.num_rows:,} access events "
+              f"just sealed ({denied} denied; watch configured with "
+              "PHIGUARD_DETECT_DENIED_MIN=3 for contractor sessions):")
+    if not raised:
+        story.say("           no alert was raised")
+    for r in raised:
+        a = r.alert
+        story.say(f"  [bold red]ALERT {a.alert_id}[/] {a.severity} · {a.account_id} "
+                  f"({a.vendor_id or 'staff'}), raised {r.latency_s * 1000:.0f} ms after the "
+                  "events were handed in; its reasons:")
+        hits = sorted((a.hits or {}).items(), key=lambda kv: kv[0] != "denied_burst")
+        for rule, hit in hits:
+            first = (hit.get("reasons") or [""])[0]
+            story.say(f"           – {rule} ({hit.get('severity')}): {first[:170]}")
+        if "outside_grant" in (a.hits or {}):
+            story.say("           (the sample database's patients are not in phiguard's patient "
+                      "index in this demo, so the grant check sees their cluster as unknown: "
+                      "'?')")
+    story.state["gateway_alerts"] = [r.alert.alert_id for r in raised]
 
 
 def _dies(conn: Any, psycopg: Any) -> str:
