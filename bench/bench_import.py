@@ -85,7 +85,9 @@ def main() -> None:
             con.commit()
             con.close()
 
-        anchor_t = median_time(anchor, repeat=1 if FULL else 3, setup=lambda: db.unlink(missing_ok=True))
+        anchor_t = median_time(
+            anchor, repeat=1 if FULL else 3, setup=lambda: db.unlink(missing_ok=True)
+        )
         report("PMI import", n / ours, n / anchor_t, "patients/s",
                "pandas read_csv+to_sql (plain, no encryption)")
         print(f"peak RSS of the importing process: {max(peaks):,.0f} MiB; CPU (all processes) "

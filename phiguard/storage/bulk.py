@@ -18,6 +18,7 @@ instead. Either way the rows, reasons and line numbers are those of the sequenti
 from __future__ import annotations
 
 import csv
+import gc
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _FIELD_START = frozenset(b",\t\n")
 _FIELD_END = frozenset(b",\t\r\n")
 _HKID = r"^[A-Z]{1,2}[0-9]{6}(\([0-9A]\)|[0-9A])$"
 _HN_DEFAULT = r"^HN[0-9]{8}[0-9A-Z]$"
+_CAPS_FIRST = r"^(?P<s>[A-Z0-9'.\-]*[A-Z][A-Z0-9'.\-]*)(?:[ ,]|$)"
 _BOOLS = ["", "true", "false", "1", "0", "yes", "no", "y", "n", "t", "f"]
 _TRUE = ["true", "1", "yes", "y", "t"]
 
@@ -92,7 +94,9 @@ class PatientBlocks:
     """Converts blocks of a patients CSV; built before the workers fork, so the keys it holds
     reach them by inheritance, never through a pipe."""
 
-    def __init__(self, app: App, path: Path, layout: CsvLayout, convert: Callable[..., dict[str, Any]]) -> None:
+    def __init__(
+        self, app: App, path: Path, layout: CsvLayout, convert: Callable[..., dict[str, Any]]
+    ) -> None:
         self.path, self.layout, self.convert = path, layout, convert
         self.encrypt_many = app.cipher.encrypt_many
         self.d_hkid = app.blind.prepared("hkid")
@@ -103,6 +107,15 @@ class PatientBlocks:
         self.hn = app.hospital_no_format
 
     def __call__(self, block: Block) -> Result:
+        was_enabled = gc.isenabled()
+        gc.disable()  # a block allocates ~10^5 small objects and no cycles
+        try:
+            return self._convert(block)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _convert(self, block: Block) -> Result:
         with self.path.open("rb") as f:
             f.seek(block.offset)
             data = f.read(block.length)
@@ -230,12 +243,20 @@ class PatientBlocks:
         ).to_pylist()
         addresses = raw_addr.to_pylist()
         pids = col("patient_id").to_pylist()
-        names = col("name_en").to_pylist()
+        raw_name = col("name_en")
+        names = raw_name.to_pylist()
+        # the common spelling "CHAN Tai Man": a first token in capitals is the surname
+        # whatever follows (see normalise.surname); other spellings are worked out per row
+        first = pc.struct_field(pc.extract_regex(raw_name, _CAPS_FIRST), [0])
+        surnames = pc.if_else(
+            pc.fill_null(pc.greater_equal(pc.utf8_length(first), 2), False), first, None
+        ).to_pylist()
         names_zh = col("name_zh").to_pylist()
 
         return self._encrypt(
             ok.tolist(), pids, hkids, hns, hn_python, names, names_zh, dobs, dob_empty.tolist(),
-            year_list, phones, addresses, addr_ascii, akeys, sexes, clusters, bools, table,
+            year_list, phones, addresses, addr_ascii, akeys, sexes, clusters, bools, surnames,
+            table,
         )
 
     def _encrypt(
@@ -243,7 +264,7 @@ class PatientBlocks:
         hn_python: bool, names: list[str], names_zh: list[str], dobs: list[str],
         dob_empty: list[bool], years: list[int], phones: list[str], addresses: list[str],
         addr_ascii: list[bool], akeys: list[str], sexes: list[str], clusters: list[str],
-        bools: list[list[bool]], table: Any,
+        bools: list[list[bool]], surnames: list[str | None], table: Any,
     ) -> list[Values | str]:
         d_hkid, d_hn, d_sur, d_addr, d_row = (
             self.d_hkid, self.d_hn, self.d_surname, self.d_address, self.d_row
@@ -271,7 +292,7 @@ class PatientBlocks:
             s = _pii_json(hkid, hn, name_en, names_zh[i].strip() or None, dob, phone, address)
             sex = sexes[i] or "U"
             app_reg, vip = apps[i], vips[i]
-            surname = surname_of(name_en)
+            surname = surnames[i] or surname_of(name_en)
             akey = (akeys[i] or None) if addr_ascii[i] else address_key(address)
             mac = d_row(f"{pid}\x1f{sex}\x1f{clusters[i]}\x1f{app_reg:d}{vip:d}\x1f{s}")
             slots.append(len(out))
@@ -347,7 +368,8 @@ def _ascii_matrix(arr: Any, width: int) -> np.ndarray:
     arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
     if len(arr) == 0:
         return np.zeros((0, width), dtype=np.uint8)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return data.reshape(len(arr), width)
 

@@ -17,6 +17,7 @@ How an import runs:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import multiprocessing as mp
@@ -32,12 +33,11 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from phiguard.app import App
-from phiguard.audit.tags import Tag
 from phiguard.errors import InputError, UsageError
 from phiguard.storage import bulk, converters
 from phiguard.storage.models import ImportRun
-from phiguard.storage.types import UTCDateTime
 from phiguard.storage.tabular import BadRow, CsvLayout, csv_layout, open_tabular
+from phiguard.storage.types import UTCDateTime
 
 KINDS = ("patients", "accounts", "vendors", "grants", "encounters")
 MAX_REPORTED_ERRORS = 1000
@@ -155,7 +155,8 @@ class _Writer:
                 for r in rows:
                     copy.write_row(r)
             return
-        marks = ", ".join(["?" if self.conn.dialect.paramstyle == "qmark" else "%s"] * len(self.columns))
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * len(self.columns))
         self.conn.exec_driver_sql(f"INSERT INTO {self.table.name} ({names}) VALUES ({marks})", rows)
 
     def _insert(self, rows: list[Any]) -> None:
@@ -177,6 +178,9 @@ class _Writer:
         self.conn.exec_driver_sql(sql, [tuple(r[k] for k in names) for r in rows])
 
     def finish(self) -> None:
+        if self.deferred and self.conn.dialect.name == "sqlite":
+            # let SQLite's sorter use a helper thread for the bulk index builds
+            self.conn.exec_driver_sql("PRAGMA threads=2")
         for idx in self.deferred:
             idx.create(self.conn)
         self.deferred = []
@@ -212,7 +216,7 @@ class _Writer:
             if old is None:
                 inserts.append(row)
             elif has_mac and old[1] != get(v, "row_mac"):
-                items = zip(self.columns, v) if self.columns is not None else row.items()
+                items = zip(self.columns, v, strict=True) if self.columns else row.items()
                 updates.append({f"b_{k}": val for k, val in items})
             else:
                 rep.unchanged += 1
@@ -265,11 +269,15 @@ def import_file(
     if kind == "patients" and tab.format == "csv":
         layout = csv_layout(path, required=spec.required)
     columns = bulk.PATIENT_COLUMNS if layout is not None else None
-    if columns is not None:
-        pos = {c: i for i, c in enumerate(columns)}
-        key_at, unique_at = pos[spec.key], [(pos[u], spec.unique[u], seen_unique[u]) for u in spec.unique]
+    pos = {c: i for i, c in enumerate(columns or ())}
+    unique_at = [(pos[u], spec.unique[u], seen_unique[u]) for u in spec.unique if u in pos]
     parallel = tab.size >= PARALLEL_BYTES
+    digest = _sha256(path)
 
+    # millions of short-lived tuples would trigger full collections over the growing
+    # duplicate maps again and again; nothing here forms reference cycles
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     with app.engine.connect() as conn:
         tx = conn.begin()
         cache_before = None
@@ -278,38 +286,34 @@ def import_file(
             if columns is not None:
                 cache_before = writer.cache(-BULK_CACHE_KIB)
             batch: list[tuple[int, Any]] = []
-            n = 0
             if layout is not None:
-                rows: Iterator[tuple[int, Any]] = _bulk_rows(app, spec, tab, layout, parallel, progress)
-            else:
-                rows = _converted(spec, tab, parallel=parallel)
-            for line, values in rows:
+                for lines, values in _bulk_blocks(app, spec, tab, layout, parallel, progress):
+                    _accept_block(spec, lines, values, report, seen_keys, unique_at, batch)
+                    if len(batch) >= batch_rows:
+                        writer.write(batch)
+                        batch = []
+            n = 0
+            rows = () if layout is not None else _converted(spec, tab, parallel=parallel)
+            for line, row in rows:
                 n += 1
                 report.rows_total += 1
-                if isinstance(values, str):
-                    report.bad(line, values)
+                if isinstance(row, str):
+                    report.bad(line, row)
                     continue
-                if columns is not None:
-                    key = values[key_at]
-                    if key in seen_keys:
-                        report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
-                        continue
-                    dup = _duplicate_at(values, unique_at, line)
-                else:
-                    key = values[spec.key]
-                    if key in seen_keys:
-                        report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
-                        continue
-                    dup = _duplicate_unique(spec, values, seen_unique, line)
+                key = row[spec.key]
+                if key in seen_keys:
+                    report.bad(line, f"duplicate {spec.key} (first seen on line {seen_keys[key]})")
+                    continue
+                dup = _duplicate_unique(spec, row, seen_unique, line)
                 if dup:
                     report.bad(line, dup)
                     continue
                 seen_keys[key] = line
-                batch.append((line, values))
+                batch.append((line, row))
                 if len(batch) >= batch_rows:
                     writer.write(batch)
                     batch = []
-                if progress is not None and layout is None and n % 4096 == 0:
+                if progress is not None and n % 4096 == 0:
                     progress(tab.bytes_read, tab.size)
             writer.write(batch)
             writer.finish()
@@ -320,7 +324,7 @@ def import_file(
             else:
                 conn.execute(
                     ImportRun.__table__.insert(),
-                    [_run_row(report, path, started, app.clock.now())],
+                    [_run_row(report, path, started, app.clock.now(), digest)],
                 )
                 tx.commit()
                 report.committed = True
@@ -329,6 +333,8 @@ def import_file(
                 tx.rollback()
             raise
         finally:
+            if gc_was_enabled:
+                gc.enable()
             if cache_before is not None and not conn.closed:
                 conn.exec_driver_sql(f"PRAGMA cache_size={cache_before}")
     if progress is not None:
@@ -342,7 +348,7 @@ def import_file(
         inserted=report.inserted,
         updated=report.updated,
         committed=report.committed,
-        sha256=_sha256(path),
+        sha256=digest,
     )
     return report
 
@@ -404,34 +410,32 @@ def _converted(
             yield from pending.popleft().result()
 
 
-def _bulk_rows(
+def _bulk_blocks(
     app: App,
     spec: converters.KindSpec,
     tab: Any,
     layout: CsvLayout,
     parallel: bool,
     progress: Progress | None,
-) -> Iterator[tuple[int, Any]]:
-    """Rows of a plain CSV file through :mod:`phiguard.storage.bulk`: blocks converted in
-    forked workers that read their own byte ranges of the file and send back ready tuples
-    (the keys stay in the converter the workers inherit), in file order."""
+) -> Iterator[tuple[Iterable[int], list[Any]]]:
+    """Blocks of a plain CSV file through :mod:`phiguard.storage.bulk`, in file order, as
+    (line numbers, values or reasons). Large files are converted by forked workers that read
+    their own byte ranges and send back ready tuples; the keys stay in the converter the
+    workers inherit and never cross a pipe."""
     global _worker_blocks
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
     _worker_blocks = conv
     workers = min(os.cpu_count() or 1, 4)
 
-    def emit(result: bulk.Result, end: int) -> Iterator[tuple[int, Any]]:
+    def emit(result: bulk.Result, end: int) -> tuple[Iterable[int], list[Any]]:
         first, lines, values = result
-        if lines is None:
-            yield from zip(itertools.count(first), values)
-        else:
-            yield from zip(lines, values)
         if progress is not None:
             progress(end, tab.size)
+        return (itertools.count(first) if lines is None else lines), values
 
     if not parallel or workers < 2 or "fork" not in mp.get_all_start_methods():
         for block in bulk.blocks(tab.path, layout):
-            yield from emit(conv(block), block.offset + block.length)
+            yield emit(conv(block), block.offset + block.length)
         return
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         pending: deque[tuple[Future[bulk.Result], int]] = deque()
@@ -439,10 +443,49 @@ def _bulk_rows(
             pending.append((pool.submit(_convert_block, block), block.offset + block.length))
             if len(pending) > 2 * workers:
                 fut, end = pending.popleft()
-                yield from emit(fut.result(), end)
+                yield emit(fut.result(), end)
         while pending:
             fut, end = pending.popleft()
-            yield from emit(fut.result(), end)
+            yield emit(fut.result(), end)
+
+
+def _accept_block(
+    spec: converters.KindSpec,
+    lines: Iterable[int],
+    values: list[Any],
+    report: ImportReport,
+    seen_keys: dict[Any, int],
+    unique_at: list[tuple[int, str, dict[bytes, int]]],
+    batch: list[tuple[int, Any]],
+) -> None:
+    """Count a converted block and move its good rows to ``batch``: a reason string is a
+    bad row; a key or unique blind index seen before is a duplicate of that line."""
+    report.rows_total += len(values)
+    key_name, append = spec.key, batch.append
+    for line, v in zip(lines, values):  # noqa: B905 - lines may be an endless count
+        if v.__class__ is str:
+            report.bad(line, v)
+            continue
+        key = v[0]  # the bulk tuples start with the key (bulk.PATIENT_COLUMNS)
+        first = seen_keys.get(key)
+        if first is not None:
+            report.bad(line, f"duplicate {key_name} (first seen on line {first})")
+            continue
+        dup = None
+        for i, noun, seen in unique_at:
+            u = v[i]
+            if u is not None and (first := seen.get(u)) is not None:
+                dup = f"duplicate {noun} (first seen on line {first})"
+                break
+        if dup is not None:
+            report.bad(line, dup)
+            continue
+        for i, _, seen in unique_at:
+            u = v[i]
+            if u is not None:
+                seen[u] = line
+        seen_keys[key] = line
+        append((line, v))
 
 
 _worker_blocks: bulk.PatientBlocks | None = None
@@ -451,20 +494,6 @@ _worker_blocks: bulk.PatientBlocks | None = None
 def _convert_block(block: bulk.Block) -> bulk.Result:
     assert _worker_blocks is not None
     return _worker_blocks(block)
-
-
-def _duplicate_at(
-    values: tuple[Any, ...], unique_at: list[tuple[int, str, dict[bytes, int]]], line: int
-) -> str | None:
-    for i, noun, seen in unique_at:
-        v = values[i]
-        if v is not None and (first := seen.get(v)) is not None:
-            return f"duplicate {noun} (first seen on line {first})"
-    for i, _, seen in unique_at:
-        v = values[i]
-        if v is not None:
-            seen[v] = line
-    return None
 
 
 def _duplicate_unique(
@@ -484,11 +513,13 @@ def _duplicate_unique(
     return None
 
 
-def _run_row(report: ImportReport, path: Path, started: Any, finished: Any) -> dict[str, Any]:
+def _run_row(
+    report: ImportReport, path: Path, started: Any, finished: Any, sha256: str
+) -> dict[str, Any]:
     return {
         "kind": report.kind,
         "file_name": path.name[:255],
-        "file_sha256": _sha256(path),
+        "file_sha256": sha256,
         "started": started,
         "finished": finished,
         "rows_total": report.rows_total,
