@@ -82,8 +82,9 @@ class StatementRecord:
 
     @property
     def weight(self) -> int:
-        """Roughly how many events this record will seal (for the queue bound)."""
-        return 1 + max(self.rows, len(self.patients))
+        """Roughly how many events this record will seal (for the queue bound), plus a
+        share for the raw row bytes it holds until its keys are read (1 per 256 bytes)."""
+        return 1 + max(self.rows, len(self.patients)) + sum(len(b) for b in self.raw) // 256
 
     def resolve(self) -> None:
         """Fold the patient keys of the raw rows into ``patients`` (first-seen order)."""
