@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from phiguard.detection.engines.duckdb import DuckDBEngine
 from phiguard.detection.rules.base import (
@@ -38,6 +39,7 @@ from phiguard.detection.settings import DetectionSettings
 from phiguard.detection.snapshot import Reference
 
 DAY_US = 86_400_000_000
+EPOCH_DAY = date(1970, 1, 1)
 HOUR_US = 3_600_000_000
 COLUMNS = ("event_id", "ts", "account_id", "action", "patient_id", "fields", "query_id",
            "client_ip", "outcome")
@@ -50,6 +52,7 @@ class Baselines:
     prev_max: dict[str, int] = field(default_factory=dict)
     hist_days: dict[str, int] = field(default_factory=dict)
     hours: dict[str, np.ndarray] = field(default_factory=dict)
+    hour_total: dict[str, int] = field(default_factory=dict)
     ips: dict[str, set[str]] = field(default_factory=dict)
     last_day: dict[str, int] = field(default_factory=dict)
     peer: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class Baselines:
                 b.first_day = min(b.first_day or int(r["dayno"]), int(r["dayno"]))
             for r in eng.query("SELECT account_id, hr, count(*) AS n FROM h GROUP BY ALL"):
                 b.hours.setdefault(r["account_id"], np.zeros(24, np.int64))[int(r["hr"])] = r["n"]
+                b.hour_total[r["account_id"]] = b.hour_total.get(r["account_id"], 0) + int(r["n"])
             for r in eng.query("SELECT DISTINCT account_id, client_ip FROM h "
                                "WHERE client_ip IS NOT NULL AND client_ip <> ''"):
                 b.ips.setdefault(r["account_id"], set()).add(r["client_ip"])
@@ -115,6 +119,7 @@ class _Query:
     last_us: int = 0
     patients: list[str] = field(default_factory=list)
     level: str | None = None  # highest bulk severity already raised
+    explained_checked: int = 0
 
 
 class LiveEvaluator:
@@ -150,6 +155,8 @@ class LiveEvaluator:
                     (e["department"], e["account_id"], e["start_us"], e["end_us"]))
         self.day_patients: dict[tuple[str, int], set[str]] = {}
         self.day_level: dict[tuple[str, int], str] = {}
+        self.day_checked: dict[tuple[str, int], int] = {}
+        self.own = {a: r["patient_id"] for a, r in self.accounts.items() if r["patient_id"]}
         self.queries: dict[tuple[str, str], _Query] = {}
         self.denied: dict[str, deque[int]] = {}
         self.fired: set[tuple[str, ...]] = set()
@@ -213,145 +220,204 @@ class LiveEvaluator:
 
     # -- the batch -----------------------------------------------------------------------------
     def feed(self, table: pa.Table) -> list[Hit]:
-        if table.num_rows == 0:
+        """One pass over the batch in time order, then the few checks its rows call for.
+
+        A plain Python loop over columns turned into lists: per event it is a handful of
+        dict and set operations (a few microseconds), far cheaper than pandas group-bys per
+        account. Reference joins happen only for contractors' rows and crossed thresholds."""
+        n = table.num_rows
+        if n == 0:
             return []
-        cols = {c: table.column(c) for c in COLUMNS if c in table.column_names}
-        ts = cols["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        df = pd.DataFrame({
-            c: cols[c].to_pandas() if c in cols else None for c in COLUMNS if c != "ts"
-        })
-        df["ts_us"] = ts.to_numpy(zero_copy_only=False)
-        df["patient_id"] = df["patient_id"].replace("", None)
-        df["query_id"] = df["query_id"].replace("", None)
-        df["outcome"] = df["outcome"].fillna("success").str.lower()
-        df["action"] = df["action"].fillna("").str.lower()
-        df["fields"] = df["fields"].fillna("").str.lower().str.replace(" ", "", regex=False)
-        df = df.sort_values(["ts_us", "event_id"], kind="stable")
-        off = self._offset_us(int(df["ts_us"].iloc[0]))
-        df["dayno"] = (df["ts_us"] + off) // DAY_US
-        df["hr"] = ((df["ts_us"] + off) // HOUR_US) % 24
-        self.events_seen += len(df)
+        names = set(table.column_names)
+        ts_arr = table.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        ts_np = ts_arr.to_numpy(zero_copy_only=False)
+        if n > 1 and (np.diff(ts_np) < 0).any():
+            order = np.argsort(ts_np, kind="stable")
+            table, ts_np = table.take(pa.array(order)), ts_np[order]
+
+        def col(c: str, lower: bool = False) -> list[Any]:
+            if c not in names:
+                return [None] * n
+            a = table.column(c)
+            if lower:
+                a = pc.utf8_lower(a.cast(pa.string()))
+            return a.to_pylist()  # type: ignore[no-any-return]
+
+        off = self._offset_us(int(ts_np[0]))
+        ts = ts_np.tolist()
+        days = ((ts_np + off) // DAY_US).tolist()
+        hours = (((ts_np + off) // HOUR_US) % 24).tolist()
+        acc, pid, qid, ips = col("account_id"), col("patient_id"), col("query_id"), col("client_ip")
+        action, outcome, fields = col("action", True), col("outcome", True), col("fields", True)
+        eid = col("event_id")
+        self.events_seen += n
+
+        spans: dict[tuple[str, int], list[int]] = {}  # (account, day) → [first, last, n]
+        hour_n: dict[tuple[str, int, int], int] = {}
+        new_ips: dict[tuple[str, str], tuple[int, int]] = {}
+        denied: list[int] = []
+        special: list[int] = []
+        grant_rows: list[int] = []
+        touched_queries: set[tuple[str, str]] = set()
+        touched_days: set[tuple[str, int]] = set()
+        vip, holders, own, family = self.vip, self.holders, self.own, self.family
+        needs_grant = self.needs_grant
+        for i in range(n):
+            a, d, t, p = acc[i], days[i], ts[i], pid[i] or None
+            key = (a, d)
+            sp = spans.get(key)
+            if sp is None:
+                spans[key] = [t, t, 1]
+            else:
+                sp[1] = t
+                sp[2] += 1
+            hk = (a, d, hours[i])
+            hour_n[hk] = hour_n.get(hk, 0) + 1
+            ip = ips[i]
+            if ip and (a, ip) not in new_ips:
+                new_ips[(a, ip)] = (d, t)
+            if outcome[i] == "denied":
+                denied.append(i)
+                continue
+            if a in needs_grant:
+                grant_rows.append(i)
+            if p is None:
+                continue
+            ds = self.day_patients.get(key)
+            if ds is None:
+                ds = self.day_patients[key] = set()
+            ds.add(p)
+            touched_days.add(key)
+            if p in vip or p in holders or own.get(a) == p or f"{a}\x00{p}" in family:
+                special.append(i)
+            q = qid[i]
+            if q:
+                qk = (a, q)
+                st = self.queries.get(qk)
+                if st is None:
+                    st = self.queries[qk] = _Query(a, q, action[i] or "", t)
+                st.last_us = t
+                st.patients.append(p)
+                touched_queries.add(qk)
+
+        cols = _Cols(acc, pid, qid, ts, days, action, fields, eid)
         hits: list[Hit] = []
-        ok = df[df["outcome"] == "success"]
-        hits += self._denied(df[df["outcome"] == "denied"])
-        hits += self._status(ok)
-        hits += self._grants(ok)
-        hits += self._relations(ok)
-        hits += self._bulk(ok)
-        hits += self._daily(ok)
-        hits += self._time_place(df)
+        hits += self._denied(denied, cols)
+        hits += self._status(spans)
+        hits += self._grants(grant_rows, cols)
+        hits += self._relations(special, cols)
+        hits += self._bulk(touched_queries)
+        hits += self._daily(touched_days, spans)
+        hits += self._time_place(spans, hour_n, new_ips)
         return hits
 
-    def _denied(self, d: pd.DataFrame) -> list[Hit]:
+    def _denied(self, rows: list[int], c: _Cols) -> list[Hit]:
         out = []
         window = self.p.denied_window_minutes * 60_000_000
-        for acc, grp in d.groupby("account_id", sort=True):
+        for i in rows:
+            acc, t = c.acc[i], c.ts[i]
             q = self.denied.setdefault(acc, deque())
-            for t in grp["ts_us"].tolist():
-                q.append(t)
-                while q and q[0] < t - window:
-                    q.popleft()
-                level = ("high" if len(q) >= self.p.denied_high else
-                         "medium" if len(q) >= self.p.denied_min else None)
-                if level and self._once("denied", acc, level, str(t // DAY_US)):
-                    out.append(self._hit(
-                        "denied_burst", level, acc, q[0], t, len(q),
-                        f"was refused {plural(len(q), 'time')} {self.ctx.span(q[0], t)}, "
-                        f"up to {num(len(q))} within {self.p.denied_window_minutes} minutes"))
+            q.append(t)
+            while q and q[0] < t - window:
+                q.popleft()
+            level = ("high" if len(q) >= self.p.denied_high else
+                     "medium" if len(q) >= self.p.denied_min else None)
+            if level and self._once("denied", acc, level, str(c.days[i])):
+                out.append(self._hit(
+                    "denied_burst", level, acc, q[0], t, len(q),
+                    f"was refused {plural(len(q), 'time')} {self.ctx.span(q[0], t)}, "
+                    f"up to {num(len(q))} within {self.p.denied_window_minutes} minutes",
+                    dayno=c.days[i]))
         return out
 
-    def _status(self, ok: pd.DataFrame) -> list[Hit]:
+    def _status(self, spans: dict[tuple[str, int], list[int]]) -> list[Hit]:
         out = []
-        for acc, grp in ok.groupby("account_id", sort=True):
+        for (acc, day), (first, last, _n) in spans.items():
             a = self.accounts.get(acc)
-            first, last = int(grp["ts_us"].min()), int(grp["ts_us"].max())
-            day = int(grp["dayno"].iloc[0])
-            pts = list(grp["patient_id"].dropna())
-            if a is None:
-                if self._once("unknown", acc, str(day)):
-                    out.append(self._hit("unknown_account", "high", acc, first, last,
-                                         len(set(pts)), "an account that is not in the account "
-                                         f"register touched patient records {self.ctx.span(first, last)}",
-                                         pts, dayno=day))
+            local = EPOCH_DAY + timedelta(days=day)
+            vendor = self.vendors.get(a["vendor_id"] or "") if a else None
+            flags = [] if a else ["unknown"]
+            if vendor and vendor["contract_end"] and local > vendor["contract_end"]:
+                flags.append("contract")
+            if a and ((a["active_to"] and local > a["active_to"]) or
+                      (a["active_from"] and local < a["active_from"])):
+                flags.append("expired")
+            if vendor and vendor["suspended_us"] and last >= vendor["suspended_us"]:
+                flags.append("suspended")
+            flags = [f for f in flags if self._once(f, acc, str(day))]
+            if not flags:
                 continue
-            vendor = self.vendors.get(a["vendor_id"] or "")
-            local = self.ctx.local(first).date()
-            if vendor and vendor["contract_end"] and local > vendor["contract_end"] and \
-                    self._once("contract", acc, str(day)):
-                out.append(self._hit(
-                    "after_contract_end", "high", acc, first, last, len(set(pts)),
-                    f"worked {self.ctx.span(first, last)} for vendor {a['vendor_id']}, whose "
-                    f"contract ended on {vendor['contract_end']}", pts, dayno=day))
-            if ((a["active_to"] and local > a["active_to"]) or
-                    (a["active_from"] and local < a["active_from"])) and \
-                    self._once("expired", acc, str(day)):
-                out.append(self._hit(
-                    "account_expired", "high", acc, first, last, len(set(pts)),
-                    f"used {self.ctx.span(first, last)} outside the account's validity "
-                    f"({a['active_from'] or '…'} to {a['active_to'] or '…'})", pts, dayno=day))
-            if vendor and vendor["suspended_us"] and last >= vendor["suspended_us"] and \
-                    self._once("suspended", acc, str(day)):
-                out.append(self._hit(
-                    "suspended_vendor", "critical", acc, first, last, len(set(pts)),
-                    f"used {self.ctx.span(first, last)} although vendor {a['vendor_id']} is "
-                    "suspended", pts, dayno=day))
+            pts = sorted(self.day_patients.get((acc, day), ()))
+            span = self.ctx.span(first, last)
+            vid = a["vendor_id"] if a else None
+            for f in flags:
+                rule, sev, text = {
+                    "unknown": ("unknown_account", "high", "an account that is not in the account "
+                                f"register touched patient records {span}"),
+                    "contract": ("after_contract_end", "high", f"worked {span} for vendor {vid}, "
+                                 f"whose contract ended on {vendor and vendor['contract_end']}"),
+                    "expired": ("account_expired", "high", f"used {span} outside the account's "
+                                f"validity ({a and a['active_from'] or '…'} to "
+                                f"{a and a['active_to'] or '…'})"),
+                    "suspended": ("suspended_vendor", "critical", f"used {span} although vendor "
+                                  f"{vid} is suspended"),
+                }[f]
+                out.append(self._hit(rule, sev, acc, first, last, len(pts), text, pts,
+                                     dayno=day))
         return out
 
-    def _relations(self, ok: pd.DataFrame) -> list[Hit]:
-        pid = ok["patient_id"]
-        pair = ok["account_id"] + "\x00" + pid.fillna("")
-        masks = {
-            "vip": pid.isin(self.vip),
-            "coworker": pid.isin(self.holders.keys()) & ~pair.isin(self.selves),
-            "self": pair.isin(self.selves),
-            "family": pair.isin(self.family),
+    def _relations(self, rows: list[int], c: _Cols) -> list[Hit]:
+        texts = {
+            "vip": ("vip_no_relationship", "opened the record of a VIP/restricted patient {span} "
+                    "with no encounter of the account or its department"),
+            "coworker": ("coworker", "opened the record of a co-worker (a patient who is also an "
+                         "account holder) {span} with no care relationship"),
+            "self": ("self_access", "opened the account holder's own patient record {span}"),
+            "family": ("family", "opened the record of a patient with the account holder's "
+                       "surname and home address {span}, without being their clinician"),
         }
         out = []
-        for kind, mask in masks.items():
-            for r in ok[mask].itertuples(index=False):
-                acc, patient, t = r.account_id, r.patient_id, int(r.ts_us)
+        for i in rows:
+            acc, patient, t, day = c.acc[i], c.pid[i], c.ts[i], c.days[i]
+            mine = self.own.get(acc) == patient
+            kinds = [k for k, hit in (
+                ("vip", patient in self.vip),
+                ("coworker", patient in self.holders and not mine),
+                ("self", mine),
+                ("family", f"{acc}\x00{patient}" in self.family)) if hit]
+            for kind in kinds:
                 if kind in ("vip", "coworker") and (self._cares(acc, patient, t) or
-                                                    self._grant_covers(acc, patient, t)):
+                                                    self.grant_ok.get((acc, patient), False)):
                     continue
                 if kind == "family" and self._cares(acc, patient, t):
                     continue
-                if not self._once("rel", kind, acc, patient, str(r.dayno)):
+                if not self._once("rel", kind, acc, patient, str(day)):
                     continue
-                rule, text = {
-                    "vip": ("vip_no_relationship", "opened the record of a VIP/restricted "
-                            "patient {span} with no encounter of the account or its department"),
-                    "coworker": ("coworker", "opened the record of a co-worker (a patient who "
-                                 "is also an account holder) {span} with no care relationship"),
-                    "self": ("self_access", "opened the account holder's own patient record "
-                             "{span}"),
-                    "family": ("family", "opened the record of a patient with the account "
-                               "holder's surname and home address {span}, without being their "
-                               "clinician"),
-                }[kind]
+                rule, text = texts[kind]
                 out.append(self._hit(rule, "high", acc, t, t, 1,
                                      text.format(span=self.ctx.span(t, t)), [patient],
-                                     dayno=int(r.dayno)))
+                                     dayno=day))
         return out
 
-    def _grant_covers(self, acc: str, patient: str, t: int) -> bool:
-        return self.grant_ok.get((acc, patient), False)
-
     # -- grants ------------------------------------------------------------------------------
-    def _grants(self, ok: pd.DataFrame) -> list[Hit]:
-        sub = ok[ok["account_id"].isin(self.needs_grant)]
-        if sub.empty:
+    def _grants(self, rows: list[int], c: _Cols) -> list[Hit]:
+        if not rows:
             return []
-        sub = sub.assign(qkey=sub["query_id"].fillna(sub["event_id"]))
-        rows = pa.Table.from_pandas(
-            sub[["account_id", "qkey", "patient_id", "ts_us"]], preserve_index=False)
-        self.db.con.register("_g", rows)
+        qkeys = [c.qid[i] or c.eid[i] or f"#{c.ts[i]}" for i in rows]
+        sub = pa.table({
+            "i": pa.array(rows, pa.int64()),
+            "account_id": pa.array([c.acc[i] for i in rows], pa.string()),
+            "patient_id": pa.array([c.pid[i] for i in rows], pa.string()),
+            "ts_us": pa.array([c.ts[i] for i in rows], pa.int64()),
+        })
         before = int(self.p.explain_before_days * DAY_US)
         after = int(self.p.explain_after_days * DAY_US)
+        self.db.con.register("_g", sub)
         try:
             # per event: the patient's registered cluster and the clusters where it was cared
             # for at the time ('*' = an encounter naming no clinician: unknown cluster)
             looked = self.db.query(f"""
-                SELECT g.account_id, g.qkey, g.patient_id, g.ts_us, p.cluster AS p_cluster,
+                SELECT g.i, p.cluster AS p_cluster,
                        list_sort(list(DISTINCT coalesce(ac.cluster, '*'))
                            FILTER (WHERE e.patient_id IS NOT NULL)) AS e_clusters
                 FROM _g g
@@ -360,106 +426,109 @@ class LiveEvaluator:
                      AND g.ts_us >= e.start_us - {before}
                      AND (e.end_us IS NULL OR g.ts_us <= e.end_us + {after})
                 LEFT JOIN accounts ac ON ac.account_id = e.account_id
-                GROUP BY ALL""")
+                GROUP BY g.i, p.cluster""")
         finally:
             self.db.con.unregister("_g")
-        where = {(r["account_id"], r["qkey"], r["patient_id"], r["ts_us"]):
-                 (r["p_cluster"], r["e_clusters"] or []) for r in looked}
+        where = {r["i"]: (r["p_cluster"], set(r["e_clusters"] or [])) for r in looked}
+        units: dict[tuple[str, str], list[int]] = {}
+        for i, q in zip(rows, qkeys, strict=True):
+            units.setdefault((c.acc[i], q), []).append(i)
         out = []
-        for (acc, qkey), grp in sub.groupby(["account_id", "qkey"], sort=True):
-            unit = self.grant_units.setdefault((acc, qkey), {
-                "rows": 0, "first": int(grp["ts_us"].min()), "patients": [],
-                "action": grp["action"].iloc[0], "fields": grp["fields"].iloc[0],
-                "out": {}, "level": None})
-            unit["rows"] += int(grp["patient_id"].notna().sum())
-            unit["last"] = int(grp["ts_us"].max())
-            unit["patients"] += list(grp["patient_id"].dropna())
+        for (acc, qkey), idx in units.items():
+            unit = self.grant_units.get((acc, qkey))
+            if unit is None:
+                unit = self.grant_units[(acc, qkey)] = {
+                    "rows": 0, "first": c.ts[idx[0]], "patients": [], "clusters": set(),
+                    "action": c.action[idx[0]] or "", "fields": c.fields[idx[0]] or "",
+                    "out": {}, "level": None, "covered": False}
+            unit["last"] = c.ts[idx[-1]]
+            for i in idx:
+                if c.pid[i]:
+                    unit["rows"] += 1
+                    unit["patients"].append(c.pid[i])
+                    unit["clusters"].add(where.get(i, (None, set()))[0] or "?")
             grants = self.grants.get(acc, [])
             best, best_bad = None, None
             for g in grants:
-                bad = self._grant_problems(g, unit, grp, where)
+                bad = self._grant_problems(g, unit, idx, c, where)
                 if best_bad is None or len(bad) < len(best_bad):
                     best, best_bad = g, bad
             covered = bool(grants) and not best_bad
             unit["covered"] = covered
-            for pid in grp["patient_id"].dropna():
-                self.grant_ok[(acc, pid)] = covered
+            for i in idx:
+                if c.pid[i]:
+                    self.grant_ok[(acc, c.pid[i])] = covered
             if covered:
                 continue
-            rows = unit["rows"]
+            rows_n = unit["rows"]
             overrun = (best is not None and unit["action"] in ("export", "print")
-                       and rows >= self.p.bulk_rows_min
-                       and rows >= self.p.grant_overrun_factor_critical * best["max_rows"])
-            level = ("critical" if rows >= self.p.grant_violation_rows_critical or overrun
+                       and rows_n >= self.p.bulk_rows_min
+                       and rows_n >= self.p.grant_overrun_factor_critical * best["max_rows"])
+            level = ("critical" if rows_n >= self.p.grant_violation_rows_critical or overrun
                      else "high")
             if unit["level"] == level:
                 continue
             unit["level"] = level
-            clusters = sorted({where.get((acc, qkey, pid, int(t)), (None, []))[0] or "?"
-                               for pid, t in zip(grp["patient_id"], grp["ts_us"],
-                                                 strict=True) if pid})
+            clusters = sorted(unit["clusters"] - {"?"})
             verb = VERBS.get(unit["action"], unit["action"])
-            text = (f"{verb} {plural(rows, 'patient record')}"
+            text = (f"{verb} {plural(rows_n, 'patient record')}"
                     f"{' from ' + '/'.join(clusters) if clusters else ''} "
                     f"{self.ctx.span(unit['first'], unit['last'])} outside any grant")
             text += ("; " + _grant_text(best) + " — " + ", ".join(best_bad or [])) if best \
                 else "; the account has no grant at all"
-            out.append(self._hit("outside_grant", level, acc, unit["first"], unit["last"], rows,
-                                 text, unit["patients"][:50], dayno=int(grp["dayno"].iloc[0])))
+            out.append(self._hit("outside_grant", level, acc, unit["first"], unit["last"],
+                                 rows_n, text, unit["patients"][:50], dayno=c.days[idx[0]]))
         return out
 
-    def _grant_problems(self, g: dict[str, Any], unit: dict[str, Any], grp: pd.DataFrame,
-                        where: dict[Any, Any]) -> list[str]:
+    def _grant_problems(self, g: dict[str, Any], unit: dict[str, Any], idx: list[int],
+                        c: _Cols, where: dict[int, tuple[str | None, set[str]]]) -> list[str]:
         bad = []
         if not (g["valid_from_us"] <= unit["first"] and unit["last"] < g["valid_to_us"]):
             bad.append("outside the grant's time window")
         if g["scope_cluster"] != "ALL":
-            out = unit["out"].setdefault(g["grant_id"], 0)
-            for pid, t in zip(grp["patient_id"], grp["ts_us"], strict=True):
-                if pid is None:
-                    continue
-                home, cared = where.get((grp["account_id"].iloc[0],
-                                         unit_key(grp), pid, int(t)), (None, []))
-                if home != g["scope_cluster"] and not (
-                        {g["scope_cluster"], "*", "ALL"} & set(cared)):
-                    out += 1
+            scope = g["scope_cluster"]
+            ok = {scope, "*", "ALL"}
+            out = unit["out"].get(g["grant_id"], 0)
+            for i in idx:
+                if c.pid[i]:
+                    home, cared = where.get(i, (None, set()))
+                    if home != scope and not (ok & cared):
+                        out += 1
             unit["out"][g["grant_id"]] = out
             if out:
                 bad.append("another cluster")
         if f",{unit['action']}," not in f",{g['actions']},":
             bad.append("an action the grant does not allow")
         if g["scope_fields"] != "*" and unit["fields"] and \
-                not set(unit["fields"].split(",")) <= set(g["scope_fields"].split(",")):
+                not set(unit["fields"].replace(" ", "").split(",")) <= set(
+                    g["scope_fields"].split(",")):
             bad.append("fields the grant does not cover")
         if unit["rows"] > g["max_rows"]:
             bad.append(f"more rows than allowed ({num(unit['rows'])} so far)")
         return bad
 
     # -- volume ------------------------------------------------------------------------------
-    def _bulk(self, ok: pd.DataFrame) -> list[Hit]:
-        q = ok[ok["query_id"].notna()]
+    def _bulk(self, touched: set[tuple[str, str]]) -> list[Hit]:
         out = []
-        for (acc, qid), grp in q.groupby(["account_id", "query_id"], sort=True):
-            st = self.queries.get((acc, qid))
-            if st is None:
-                st = self.queries[(acc, qid)] = _Query(acc, qid, grp["action"].iloc[0],
-                                                       int(grp["ts_us"].min()))
-            st.last_us = int(grp["ts_us"].max())
-            st.patients += list(grp["patient_id"].dropna())
+        for key in sorted(touched):
+            st = self.queries[key]
+            acc, qid = key
             rows = len(st.patients)
             if rows < self.p.bulk_rows_min:
                 continue
             level = ("critical" if rows >= self.p.bulk_rows_critical else
                      "high" if rows >= self.p.bulk_rows_high else "medium")
-            if st.level == level:
+            if st.level == level or (st.level == "low" and st.explained_checked >= rows / 2):
                 continue
             if (self.grant_units.get((acc, qid)) or {}).get("covered"):
                 continue  # within a valid grant: scope, fields, action and row limit respected
-            explained = self._explained(acc, st.patients, st.last_us) / max(len(set(st.patients)), 1)
+            distinct = set(st.patients)
+            explained = self._explained(acc, list(distinct), st.last_us) / max(len(distinct), 1)
+            st.explained_checked = rows
             if explained >= self.p.explained_share_benign:
-                level = "low"
                 if st.level == "low":
                     continue
+                level = "low"
             st.level = level
             prev = self.b.prev_max.get(acc)
             verb = VERBS.get(st.action, st.action)
@@ -467,18 +536,18 @@ class LiveEvaluator:
                     f"{self.ctx.span(st.first_us, st.last_us)} in one query (still running)")
             text += (f"; this account's previous daily maximum was {num(prev)}" if prev
                      else "; no earlier activity of this account on record")
+            day = (st.first_us + self._offset_us(st.first_us)) // DAY_US
             out.append(self._hit("bulk_export", level, acc, st.first_us, st.last_us, rows,
-                                 text, st.patients[:50],
-                                 dayno=int(grp["dayno"].iloc[0])))
+                                 text, st.patients[:50], dayno=day))
         return out
 
-    def _daily(self, ok: pd.DataFrame) -> list[Hit]:
+    def _daily(self, touched: set[tuple[str, int]], spans: dict[tuple[str, int], list[int]]
+               ) -> list[Hit]:
         out = []
         p = self.p
-        for (acc, day), grp in ok[ok["patient_id"].notna()].groupby(
-                ["account_id", "dayno"], sort=True):
-            s = self.day_patients.setdefault((acc, int(day)), set())
-            s.update(grp["patient_id"].tolist())
+        for key in sorted(touched):
+            acc, day = key
+            s = self.day_patients[key]
             n = len(s)
             if n < p.daily_min_patients:
                 continue
@@ -489,12 +558,15 @@ class LiveEvaluator:
             med, mad, k = self.b.peer.get((a.get("role"), a.get("department")), (0.0, 0.0, 0))
             if k >= 3 and n <= med + p.daily_peer_mads * max(mad, 1.0):
                 continue
-            first, last = int(grp["ts_us"].min()), int(grp["ts_us"].max())
+            checked = self.day_checked.get(key, 0)
+            if checked and n < checked * 1.5:
+                continue  # re-check the explanation only as the day keeps growing
+            self.day_checked[key] = n
+            first, last = spans[key][0], spans[key][1]
             explained = self._explained(acc, sorted(s), last)
             unexplained = n - explained
             level = ("low" if explained / n >= p.explained_share_benign else
                      "high" if unexplained >= p.bulk_rows_min else "medium")
-            key = (acc, int(day))
             if self.day_level.get(key) == level:
                 continue
             self.day_level[key] = level
@@ -503,48 +575,55 @@ class LiveEvaluator:
                 text += f"; {ratio(n, prev)} this account's previous daily maximum of {num(prev)}"
             text += f"; {num(unexplained)} of them unexplained by any encounter"
             out.append(self._hit("daily_volume", level, acc, first, last, n, text,
-                                 sorted(s)[:50], dayno=int(day)))
+                                 sorted(s)[:50], dayno=day))
         return out
 
     # -- time and place ----------------------------------------------------------------------
-    def _time_place(self, df: pd.DataFrame) -> list[Hit]:
+    def _time_place(self, spans: dict[tuple[str, int], list[int]],
+                    hour_n: dict[tuple[str, int, int], int],
+                    new_ips: dict[tuple[str, str], tuple[int, int]]) -> list[Hit]:
         out = []
         p = self.p
-        for (acc, day), grp in df.groupby(["account_id", "dayno"], sort=True):
-            day = int(day)
-            first, last = int(grp["ts_us"].min()), int(grp["ts_us"].max())
+        fresh: dict[tuple[str, int], list[str]] = {}
+        for (acc, ip), (day, _t) in new_ips.items():
+            known = self.b.ips.setdefault(acc, set())
+            if ip not in known:
+                known.add(ip)
+                fresh.setdefault((acc, day), []).append(ip)
+        for (acc, day), (first, last, _n) in spans.items():
             last_day = self.b.last_day.get(acc)
             if last_day is not None and day - last_day >= p.dormant_days and \
                     self._once("dormant", acc, str(day)):
-                ips = sorted(set(grp["client_ip"].dropna()) - self.b.ips.get(acc, set()))
+                ips = sorted(fresh.get((acc, day), []))
                 text = (f"active again on {self.ctx.day(first)} after {day - last_day} days "
                         "without any activity")
                 if ips:
                     text += f", from a new client address {', '.join(ips[:3])}"
-                out.append(self._hit("dormant_reactivated", "high" if ips else "medium", acc,
-                                     first, last, int(grp["patient_id"].nunique()), text,
-                                     dayno=day))
-            hours = self.b.hours.get(acc)
-            if hours is not None and hours.sum() >= p.rare_hour_min_history_events and \
-                    self.b.hist_days.get(acc, 0) >= p.rare_hour_min_history_days:
-                for hr, n in grp.groupby("hr").size().items():
-                    if n >= p.rare_hour_min_events and \
-                            hours[int(hr)] < p.rare_hour_max_share * hours.sum() and \
-                            self._once("hour", acc, str(day), str(hr)):
-                        out.append(self._hit(
-                            "rare_hour", "low", acc, first, last, int(n),
-                            f"worked {int(hr):02d}:00–{(int(hr) + 1) % 24:02d}:00 on "
-                            f"{self.ctx.day(first)}, an hour in which it did {num(hours[int(hr)])}"
-                            f" of its {num(hours.sum())} earlier events",
-                            standalone=False, dayno=day))
+                out.append(self._hit("dormant_reactivated", "high" if ips else "low", acc,
+                                     first, last, len(self.day_patients.get((acc, day), ())),
+                                     text, dayno=day))
             if self.b.hist_days.get(acc, 0) >= p.new_client_min_history_days:
-                known = self.b.ips.setdefault(acc, set())
-                for ip in sorted(set(grp["client_ip"].dropna()) - known):
-                    known.add(ip)
+                for ip in sorted(fresh.get((acc, day), [])):
                     out.append(self._hit(
                         "new_client", "low", acc, first, last, 0,
                         f"used client address {ip} for the first time on {self.ctx.day(first)}",
                         standalone=False, dayno=day))
+        for (acc, day, hr), n in hour_n.items():
+            hours = self.b.hours.get(acc)
+            if hours is None or n < p.rare_hour_min_events:
+                continue
+            total = int(self.b.hour_total.get(acc, 0))
+            if total < p.rare_hour_min_history_events or \
+                    self.b.hist_days.get(acc, 0) < p.rare_hour_min_history_days or \
+                    hours[hr] >= p.rare_hour_max_share * total:
+                continue
+            if self._once("hour", acc, str(day), str(hr)):
+                first, last = spans[(acc, day)][0], spans[(acc, day)][1]
+                out.append(self._hit(
+                    "rare_hour", "low", acc, first, last, n,
+                    f"worked {hr:02d}:00–{(hr + 1) % 24:02d}:00 on {self.ctx.day(first)}, an "
+                    f"hour in which it did {num(hours[hr])} of its {num(total)} earlier events",
+                    standalone=False, dayno=day))
         return out
 
     def prune(self, now_us: int) -> None:
@@ -557,5 +636,13 @@ class LiveEvaluator:
                             if v.get("last", now_us) >= idle}
 
 
-def unit_key(grp: pd.DataFrame) -> str:
-    return str(grp["qkey"].iloc[0])
+@dataclass(slots=True)
+class _Cols:
+    acc: list[Any]
+    pid: list[Any]
+    qid: list[Any]
+    ts: list[int]
+    days: list[int]
+    action: list[Any]
+    fields: list[Any]
+    eid: list[Any]
