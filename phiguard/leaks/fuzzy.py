@@ -395,12 +395,14 @@ def fuzzy_link(
     refresh(app, full=False)
     n_pmi = pmi_size(app)
     matched: dict[int, FuzzyMatch] = {}
+    ambiguous: set[int] = set()
     first = fetch_by_dob(app, records)
-    matched.update(_round(records, list(range(len(records))), first, n_pmi, trace))
-    rest = [i for i in range(len(records)) if i not in matched]
+    matched.update(_round(records, list(range(len(records))), first, n_pmi, trace, ambiguous))
+    # a wider search cannot settle a record that already has two good candidates
+    rest = [i for i in range(len(records)) if i not in matched and i not in ambiguous]
     if rest:
         second, _skipped = fetch_by_year(app, [records[i] for i in rest])
-        matched.update(_round(records, rest, second, n_pmi, trace))
+        matched.update(_round(records, rest, second, n_pmi, trace, ambiguous))
     return [matched[i] for i in sorted(matched)]
 
 
@@ -410,6 +412,7 @@ def _round(
     cands: list[Candidate],
     n_pmi: int,
     trace: list[tuple[int, str, float]] | None,
+    ambiguous: set[int],
 ) -> dict[int, FuzzyMatch]:
     if not cands or not indices:
         return {}
@@ -439,6 +442,8 @@ def _round(
         second = ranked[1][1][0] if len(ranked) > 1 else 0.0
         if prob >= ACCEPT and second < AMBIGUOUS and pid in by_id:
             out[idx] = FuzzyMatch(idx, by_id[pid], prob, on)
+        elif second >= AMBIGUOUS:
+            ambiguous.add(idx)
     return out
 
 
