@@ -270,6 +270,31 @@ class TornFrame(Exception):
         self.reason = reason
 
 
+def _frame_head(path: Path, head: bytes, pos: int, limit: int) -> Frame:
+    """Parse and check a frame header read at ``pos``; the body is not read (left empty)."""
+    if len(head) < HEADER_SIZE or pos + HEADER_SIZE > limit:
+        raise TornFrame(pos, "incomplete frame header")
+    (crc,) = struct.unpack_from(">I", head, HEADER.size)
+    if zlib.crc32(head[: HEADER.size]) != crc:
+        raise TornFrame(pos, "frame header checksum mismatch")
+    magic, flags, kind, _, first, count, period, ts_ms, body_len, nonce = HEADER.unpack_from(head)
+    if magic != MAGIC or kind not in KIND_NAMES or count == 0 or body_len < 32 * count:
+        raise TornFrame(pos, "malformed frame header")
+    end = pos + HEADER_SIZE + body_len + 4
+    if end > limit:
+        raise TornFrame(pos, "incomplete frame body")
+    return Frame(path, pos, end, flags, kind, first, count, period, ts_ms, nonce, b"")
+
+
+def frame_body(frame: Frame, rest: bytes) -> bytes:
+    """The body of ``frame`` from the bytes after its header (body and CRC), checked."""
+    body_len = frame.end - frame.offset - HEADER_SIZE - 4
+    body = rest[:body_len]
+    if len(rest) != body_len + 4 or zlib.crc32(body) != struct.unpack(">I", rest[body_len:])[0]:
+        raise TornFrame(frame.offset, "frame body checksum mismatch")
+    return body
+
+
 def read_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
     """Frames of one segment from byte ``start``; raises :class:`TornFrame` at a bad one."""
     with path.open("rb") as f:
@@ -277,29 +302,25 @@ def read_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator
         pos = start
         limit = os.fstat(f.fileno()).st_size if stop is None else stop
         while pos < limit:
-            head = f.read(HEADER_SIZE)
-            if len(head) < HEADER_SIZE or pos + HEADER_SIZE > limit:
-                raise TornFrame(pos, "incomplete frame header")
-            (crc,) = struct.unpack_from(">I", head, HEADER.size)
-            if zlib.crc32(head[: HEADER.size]) != crc:
-                raise TornFrame(pos, "frame header checksum mismatch")
-            magic, flags, kind, _, first, count, period, ts_ms, body_len, nonce = (
-                HEADER.unpack_from(head)
-            )
-            if magic != MAGIC or kind not in KIND_NAMES or count == 0 or body_len < 32 * count:
-                raise TornFrame(pos, "malformed frame header")
-            end = pos + HEADER_SIZE + body_len + 4
-            if end > limit:
-                raise TornFrame(pos, "incomplete frame body")
-            rest = f.read(body_len + 4)
-            body = rest[:body_len]
-            if (
-                len(rest) != body_len + 4
-                or zlib.crc32(body) != struct.unpack(">I", rest[body_len:])[0]
-            ):
-                raise TornFrame(pos, "frame body checksum mismatch")
-            yield Frame(path, pos, end, flags, kind, first, count, period, ts_ms, nonce, body)
-            pos = end
+            frame = _frame_head(path, f.read(HEADER_SIZE), pos, limit)
+            frame.body = frame_body(frame, f.read(frame.end - pos - HEADER_SIZE))
+            yield frame
+            pos = frame.end
+
+
+def scan_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+    """Like :func:`read_frames` but reads only the headers (``body`` is left empty and the
+    body CRC unchecked): one ``pread`` per frame, so verification can split the work."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pos = start
+        limit = os.fstat(fd).st_size if stop is None else stop
+        while pos < limit:
+            frame = _frame_head(path, os.pread(fd, HEADER_SIZE, pos), pos, limit)
+            yield frame
+            pos = frame.end
+    finally:
+        os.close(fd)
 
 
 def segments(journal: Path) -> list[tuple[int, Path]]:

@@ -20,13 +20,12 @@ file or checkpoint at fault.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phiguard.audit import journal as jn
+from phiguard.audit import verify_work as vw
 from phiguard.audit.checkpoint import (
     NEXT_KEY,
     Checkpoint,
@@ -35,15 +34,12 @@ from phiguard.audit.checkpoint import (
     SignedNote,
     open_checkpoint,
 )
-from phiguard.audit.merkle import Frontier, hash_pairs
+from phiguard.audit.merkle import Frontier
 from phiguard.audit.tags import Tag
 from phiguard.errors import CryptoError, IntegrityError, PhiguardError
 
 if TYPE_CHECKING:
     from phiguard.audit.log import AuditLog, Tip
-
-_CHUNK = 1 << 16  # nodes per read when re-hashing a level
-
 
 @dataclass
 class Finding:
@@ -143,8 +139,14 @@ def read_tip(log: AuditLog) -> Tip:
 # -- full verification ---------------------------------------------------------------------
 
 
-def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
-    """Verify every byte of ``HOME/audit``; see the module docstring."""
+def verify_log(
+    log: AuditLog, *, witnesses: tuple[str, ...] = (), workers: int | None = None
+) -> Report:
+    """Verify every byte of ``HOME/audit``; see the module docstring.
+
+    ``workers``: processes that share the hashing and decryption (default: one per core for
+    a log of 200,000 entries or more, else none); the report does not depend on it.
+    """
     report = Report()
     with log._flock():  # a consistent snapshot: no commit or checkpoint half done
         sizes = _snapshot(log)
@@ -159,24 +161,35 @@ def verify_log(log: AuditLog, *, witnesses: tuple[str, ...] = ()) -> Report:
     boundaries: dict[int, tuple[int, int]] = {0: (-1, 0)}
     erased_seen: set[int] = set()
     erasures: set[int] = set()
+    scan = _Scan([], {})
     try:
-        boundaries, erased_seen, erasures = _verify_journal(log, sizes, report)
-    except Exception as exc:  # damage the format checks did not foresee is still damage
+        scan = _scan_journal(log, sizes)
+    except Exception as exc:
         report.fail("journal", f"unreadable: {exc}")
-    n = report.entries
-    for where, step in (
-        ("tree", lambda: _verify_nodes(log, n, report)),
-        (
-            "checkpoints.log",
-            lambda: _verify_checkpoints(log, sizes, n, verifier, witnesses, report),
-        ),
-        ("audit/state.json", lambda: _verify_state(log, boundaries, report)),
-        ("audit/keys", lambda: _verify_periods(log, erased_seen, erasures, report)),
-    ):
+    entries = sum(f.count for _, _, frames, _ in scan.segments for f in frames)
+    ctx = vw.Context(log.root / "tree" / "00.nodes", log.root / "tree", scan.keys)
+    runner = vw.Runner(ctx, workers or vw.default_workers(entries))
+    try:
         try:
-            step()
-        except Exception as exc:
-            report.fail(where, f"unreadable: {exc}")
+            boundaries, erased_seen, erasures = _verify_journal(log, scan, report, runner)
+        except Exception as exc:  # damage the format checks did not foresee is still damage
+            report.fail("journal", f"unreadable: {exc}")
+        n = report.entries
+        for where, step in (
+            ("tree", lambda: _verify_nodes(log, n, report, runner)),
+            (
+                "checkpoints.log",
+                lambda: _verify_checkpoints(log, sizes, n, verifier, witnesses, report),
+            ),
+            ("audit/state.json", lambda: _verify_state(log, boundaries, report)),
+            ("audit/keys", lambda: _verify_periods(log, erased_seen, erasures, report)),
+        ):
+            try:
+                step()
+            except Exception as exc:
+                report.fail(where, f"unreadable: {exc}")
+    finally:
+        runner.close()
     if report.latest is not None and report.latest.size > n:
         # Damage the journal check could only call "maybe crash residue" is covered by a
         # signed checkpoint: it is tampering, and it is the finding a person should read first.
@@ -212,52 +225,87 @@ def _snapshot(log: AuditLog) -> dict[str, int]:
     return out
 
 
+@dataclass
+class _Scan:
+    """Frame headers of each segment, up to the first unreadable one, and the period keys."""
+
+    segments: list[tuple[int, Path, list[jn.Frame], jn.TornFrame | None]]
+    keys: dict[int, Any]
+
+
+def _scan_journal(log: AuditLog, sizes: dict[str, int]) -> _Scan:
+    scan = _Scan([], {})
+    for first, path in jn.segments(log.journal_dir):
+        frames: list[jn.Frame] = []
+        torn = None
+        try:
+            for frame in jn.scan_frames(path, 0, sizes.get(path.name)):
+                frames.append(frame)
+        except jn.TornFrame as exc:
+            torn = exc
+        scan.segments.append((first, path, frames, torn))
+        for frame in frames:
+            if frame.period not in scan.keys:
+                try:
+                    scan.keys[frame.period] = log.keys.get(frame.period)
+                except CryptoError as exc:
+                    scan.keys[frame.period] = exc
+        if torn is not None:
+            break  # the pass below stops at the first unreadable frame
+    return scan
+
+
 def _verify_journal(
-    log: AuditLog, sizes: dict[str, int], report: Report
+    log: AuditLog, scan: _Scan, report: Report, runner: vw.Runner
 ) -> tuple[dict[int, tuple[int, int]], set[int], set[int]]:
     """Frames, decryption, leaf hashes, level-0 node file. Returns batch boundaries
-    (size → (segment, offset)), the periods seen without a key, and logged erasures."""
+    (size → (segment, offset)), the periods seen without a key, and logged erasures.
+
+    The frames are checked by ``runner`` (possibly in other processes); their outcomes are
+    applied here in journal order, as one sequential pass would."""
     boundaries: dict[int, tuple[int, int]] = {0: (-1, 0)}
     missing_keys: set[int] = set()
     erasures: set[int] = set()
-    level0 = log.root / "tree" / "00.nodes"
-    fd0 = os.open(level0, os.O_RDONLY) if level0.exists() else None
     expected = 0
     in_batch = False
-    segs = jn.segments(log.journal_dir)
-    if not segs:
+    nsegs = len(jn.segments(log.journal_dir))
+    if not nsegs:
         report.fail("journal", "no journal segment: the log is empty or was deleted")
-    try:
-        for k, (first, path) in enumerate(segs):
-            where = f"journal/{path.name}"
-            if first != expected or in_batch:
-                report.fail(where, f"segment should start at entry {expected}, name says {first}")
-                break
-            try:
-                for frame in jn.read_frames(path, 0, sizes.get(path.name)):
-                    fwhere = f"{where} byte {frame.offset} (entries {frame.first_index}–{frame.first_index + frame.count - 1})"
-                    if frame.first_index != expected:
-                        report.fail(fwhere, f"frame is out of place: expected entry {expected}")
-                        return boundaries, missing_keys, erasures
-                    _verify_frame(log, frame, fd0, fwhere, report, missing_keys, erasures)
-                    expected += frame.count
-                    in_batch = not frame.flags & jn.LAST
-                    if not in_batch:
-                        boundaries[expected] = (first, frame.end)
-            except jn.TornFrame as torn:
-                msg = f"entries from {expected} on are unreadable ({torn.reason})"
-                if k == len(segs) - 1:
-                    report.warn(
-                        f"{where} byte {torn.offset}",
-                        msg + "; if no checkpoint covers them "
-                        "this is a crash residue that the writer removes on its next start",
-                    )
-                else:
-                    report.fail(f"{where} byte {torn.offset}", msg)
-                break
-    finally:
-        if fd0 is not None:
-            os.close(fd0)
+    tasks = vw.journal_tasks([f for _, _, frames, _ in scan.segments for f in frames])
+    outcomes = (o for batch in runner.map(vw.check_frames, tasks) for o in batch)
+    for k, (first, path, frames, torn_head) in enumerate(scan.segments):
+        where = f"journal/{path.name}"
+        if first != expected or in_batch:
+            report.fail(where, f"segment should start at entry {expected}, name says {first}")
+            break
+        try:
+            for frame in frames:
+                outcome = next(outcomes)
+                if outcome.torn is not None:
+                    raise jn.TornFrame(frame.offset, outcome.torn)
+                last = frame.first_index + frame.count - 1
+                fwhere = f"{where} byte {frame.offset} (entries {frame.first_index}–{last})"
+                if frame.first_index != expected:
+                    report.fail(fwhere, f"frame is out of place: expected entry {expected}")
+                    return boundaries, missing_keys, erasures
+                _apply_outcome(log, frame, outcome, report, missing_keys, erasures)
+                expected += frame.count
+                in_batch = not frame.flags & jn.LAST
+                if not in_batch:
+                    boundaries[expected] = (first, frame.end)
+            if torn_head is not None:
+                raise torn_head
+        except jn.TornFrame as torn:
+            msg = f"entries from {expected} on are unreadable ({torn.reason})"
+            if k == nsegs - 1:
+                report.warn(
+                    f"{where} byte {torn.offset}",
+                    msg + "; if no checkpoint covers them "
+                    "this is a crash residue that the writer removes on its next start",
+                )
+            else:
+                report.fail(f"{where} byte {torn.offset}", msg)
+            break
     if in_batch:
         report.warn(
             "journal",
@@ -268,48 +316,25 @@ def _verify_journal(
     return boundaries, missing_keys, erasures
 
 
-def _verify_frame(
+def _apply_outcome(
     log: AuditLog,
     frame: jn.Frame,
-    fd0: int | None,
-    where: str,
+    outcome: vw.FrameOutcome,
     report: Report,
     missing_keys: set[int],
     erasures: set[int],
 ) -> None:
-    hashes = frame.hashes
-    stored = os.pread(fd0, len(hashes), 32 * frame.first_index) if fd0 is not None else b""
-    if stored != hashes:
-        report.fail(
-            f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
-            "leaf hashes differ from the journal",
-        )
-    try:
-        aead = log.keys.get(frame.period)
-    except CryptoError as exc:
-        report.fail(f"audit/keys/{jn.period_label(frame.period)}.key", str(exc))
-        return
-    if aead is None:
+    for where, message in outcome.fails:
+        report.fail(where, message)
+    if outcome.erased:
         missing_keys.add(frame.period)
         report.erased_entries += frame.count
+    if not outcome.decrypted:
         return
-    try:
-        leaves = frame.decrypt(aead)
-    except CryptoError as exc:
-        report.fail(where, f"{exc}: the entries were altered")
-        return
-    computed = b"".join([sha256(leaf).digest() for leaf in leaves])
-    if computed != hashes:
-        for i in range(frame.count):
-            if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]:
-                report.fail(
-                    f"entry {frame.first_index + i}", "its bytes do not match its sealed leaf hash"
-                )
-                break
     if frame.kind == jn.KIND_ACTION:
         report.actions += frame.count
-        for i, leaf in enumerate(leaves):
-            entry = jn.Leaf.decode(leaf[1:])
+        for i, data in enumerate(outcome.actions or []):
+            entry = jn.Leaf.decode(data)
             if frame.first_index + i == 0:
                 _verify_genesis(log, entry, report)
             elif b"audit:period:erased" in entry.data:
@@ -331,7 +356,7 @@ def _verify_genesis(log: AuditLog, entry: jn.Leaf, report: Report) -> None:
         report.fail("audit/log.json", "differs from the copy sealed as entry 0")
 
 
-def _verify_nodes(log: AuditLog, n: int, report: Report) -> None:
+def _verify_nodes(log: AuditLog, n: int, report: Report, runner: vw.Runner) -> None:
     folder = log.root / "tree"
     levels = max(1, n.bit_length())
     for path in folder.glob("*.nodes"):
@@ -350,30 +375,13 @@ def _verify_nodes(log: AuditLog, n: int, report: Report) -> None:
                 f"tree/{path.name}", f"holds {max(have, 0) // 32} nodes, the tree has {n >> level}"
             )
             return
-    for level in range(1, levels):
-        lower = folder / f"{level - 1:02d}.nodes"
-        upper = folder / f"{level:02d}.nodes"
-        count = n >> level
-        with lower.open("rb") as lo, upper.open("rb") as up:
-            done = 0
-            while done < count:
-                step = min(_CHUNK, count - done)
-                below = lo.read(64 * step)
-                got = up.read(32 * step)
-                want_nodes = b"".join(
-                    hash_pairs([below[i : i + 32] for i in range(0, len(below), 32)])
-                )
-                if want_nodes != got:
-                    bad = next(
-                        i
-                        for i in range(step)
-                        if want_nodes[32 * i : 32 * i + 32] != got[32 * i : 32 * i + 32]
-                    )
-                    report.fail(
-                        f"tree/{upper.name} node {done + bad}", "does not hash its two children"
-                    )
-                    return
-                done += step
+    # every level re-hashed from the one below, in ranges that may run in parallel; the
+    # finding is the lowest bad level's first bad node, as a bottom-up pass would report
+    bad = [(level, node) for level, _, node in runner.map(vw.check_level, vw.level_tasks(n))
+           if node is not None]
+    if bad:
+        level, node = min(bad)
+        report.fail(f"tree/{level:02d}.nodes node {node}", "does not hash its two children")
 
 
 def _verify_checkpoints(
