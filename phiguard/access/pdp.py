@@ -488,8 +488,25 @@ def decide(app: App, *, account: str, action: str, patient: str | None = None,
 
     Bad usage (unknown action, malformed field list or time, negative rows) raises
     :class:`~phiguard.errors.UsageError`; anything else — an unknown account or patient
-    included — is a deny with its reason. This is the function ``POST /v1/decide`` mounts.
+    included — is a deny with its reason. ``POST /v1/decide`` runs the same steps through
+    :class:`phiguard.access.batching.DecisionBatcher`, which writes the records of concurrent
+    decisions in one durable append.
     """
+    result, detail = evaluate_request(app, account=account, action=action, patient=patient,
+                                      cluster=cluster, fields=fields, rows=rows,
+                                      purpose=purpose, at=at)
+    if record:
+        app.record(Tag.DECISION, **detail)
+    return result
+
+
+def evaluate_request(app: App, *, account: str, action: str, patient: str | None = None,
+                     cluster: str | None = None, fields: str | list[str] | None = None,
+                     rows: int | None = None, purpose: str | None = None,
+                     at: datetime | str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The decision without its audit record: ``(result, record)`` where ``record`` holds
+    the keyword arguments of ``app.record(Tag.DECISION, **record)``. The caller must make
+    the record durable before it lets anyone act on ``result``."""
     point = pdp_for(app)
     q, problems = point.question(account=account, action=action, patient=patient,
                                  cluster=cluster, fields=fields, rows=rows, purpose=purpose,
@@ -503,10 +520,9 @@ def decide(app: App, *, account: str, action: str, patient: str | None = None,
                 and not point.consume(g.grant_id, q):
             verdict = Verdict(False, reasons=[f"single-use grant {g.grant_id} was already used"])
     result = verdict.as_dict()
-    if record:
-        app.record(Tag.DECISION, actor=(account or "").strip() or "?",
-                   subject=patient or cluster or "", decision=result["decision"],
-                   action=action, rows=rows, fields=sorted(q.fields) if q else None,
-                   purpose=purpose, at=q.now if q else None, basis=verdict.basis,
-                   policies=verdict.forbids, reasons=result["reasons"])
-    return result
+    detail = {"actor": (account or "").strip() or "?", "subject": patient or cluster or "",
+              "decision": result["decision"], "action": action, "rows": rows,
+              "fields": sorted(q.fields) if q else None, "purpose": purpose,
+              "at": q.now if q else None, "basis": verdict.basis,
+              "policies": verdict.forbids, "reasons": result["reasons"]}
+    return result, detail

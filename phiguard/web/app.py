@@ -33,6 +33,7 @@ from phiguard.errors import (
 from phiguard.web.auth.throttle import Throttled
 from phiguard.web.config import WebSettings
 from phiguard.web.deps import LoginRequired, ReauthRequired
+from phiguard.web.fastdecide import DecideFastPath
 from phiguard.web.security import SecurityHeaders
 from phiguard.web.state import Console
 from phiguard.web.templating import Renderer
@@ -153,6 +154,8 @@ def create_app(app: App, web: WebSettings | None = None, *, port: int = 8000) ->
         module = importlib.import_module(f"phiguard.web.routes.{name}")
         api.include_router(module.router)
 
+    # added first, so it runs inside SecurityHeaders: the fast answers get the same headers
+    api.add_middleware(DecideFastPath, console=console)
     api.add_middleware(SecurityHeaders, tls=web.tls, max_body=web.max_upload_mb * 1024 * 1024)
     return api
 
