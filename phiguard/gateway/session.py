@@ -15,13 +15,14 @@ wait for an fsync. Sealing a large result (one event per patient) holds the inte
 while, so while results are streaming the recorder waits for a quiet moment — never longer than
 ``record_max_lag`` — and the queue is bounded (``record_max_pending`` events, back-pressure
 past it). The patient keys of rows the relay forwarded as raw slices are read here, on the
-recorder's thread, not on the relay's. If sealing ever fails, the recorder marks itself failed and the gateway
-refuses every further statement (fail closed) rather than serve unrecorded data.
+recorder's thread, not on the relay's. If sealing ever fails, the recorder marks itself failed
+and the gateway refuses every further statement (fail closed) rather than serve unrecorded data.
 """
 
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 import struct
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _I = struct.Struct("!i")
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+_enc = json.encoder.encode_basestring  # C-accelerated JSON string escaping
 
 
 @dataclass
@@ -70,7 +71,7 @@ class StatementRecord:
     patients: list[str] = field(default_factory=list)
     # Runs of raw DataRow messages (as forwarded) whose patient key (field ``raw_idx``) the
     # recorder reads on its own thread, so the relay does not walk fields per row.
-    raw: list[bytes] = field(default_factory=list)
+    raw: list[builtins.bytes] = field(default_factory=list)
     raw_idx: int | None = None
     attributed: bool = True
     fingerprint: str = ""
@@ -305,7 +306,7 @@ class Recorder:
             mid = dumps(base, separators=sep, ensure_ascii=False)[1:-1]
             enc = _enc
             lines = [f'{{"event_id":"{qid}-{i}","seq":{seq + i},{mid},"patient_id":{enc(pid)}}}'
-                     for i, pid in enumerate(pids) if i]
+                     for i, pid in enumerate(rec.patients) if i]
             out.extend(line.encode() for line in lines)
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from phiguard.gateway import protocol as pq
@@ -13,7 +13,7 @@ from phiguard.gateway.session import Recorder, StatementRecord, data_row_keys
 
 def record(n: int, *, rows: int = 0, patients: list[str] | None = None) -> StatementRecord:
     return StatementRecord(
-        session_id="GS-1", n=n, ts=datetime(2026, 4, 2, 1, 5, tzinfo=timezone.utc),
+        session_id="GS-1", n=n, ts=datetime(2026, 4, 2, 1, 5, tzinfo=UTC),
         account_id="gw-eng-07", grant_id="G-1", purpose="SYSADMIN", client_ip="10.0.0.9",
         kind="select", action="read", decision="allow", sql="SELECT 1", fields=["name"],
         rows=rows, patients=list(patients or []))

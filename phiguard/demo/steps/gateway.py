@@ -70,13 +70,12 @@ def run(story: Story) -> None:
     import psycopg
 
     from phiguard.access import vendors
+    from phiguard.detection.watch import StoreTail
     from phiguard.gateway.credentials import issue
     from phiguard.gateway.sample import sample_database
     from phiguard.gateway.server import Gateway, GatewayThread
     from phiguard.gateway.session import replay
     from phiguard.gateway.settings import GatewaySettings
-
-    from phiguard.detection.watch import StoreTail
 
     t0 = time.perf_counter()
     with sample_database(ADMIN, patients=2000) as upstream:
@@ -158,7 +157,7 @@ def _alert(story: Story, tail: Any, before: Any) -> None:
     denied = int(pc.sum(pc.equal(table.column("outcome"), "denied")).as_py() or 0)
     # Stricter than the default burst of 20: for contractor gateway sessions the privacy
     # office alerts on three refusals in ten minutes (PHIGUARD_DETECT_DENIED_MIN=3).
-    p = DetectionSettings(denied_min=3, contain="off")
+    p = DetectionSettings().model_copy(update={"denied_min": 3, "contain": "off"})
     watcher = Watcher.start(story.app, p, sinks=[], baseline_before=before)
     try:
         raised = watcher.feed(table)
