@@ -513,14 +513,16 @@ class AuditLog(LogReader):
 
     def _store_checkpoint(self, tip: Tip, note: bytes) -> None:
         assert self._nodes_w is not None
-        self._nodes_w.sync(self.fsync)
         rec = jn.encode_checkpoint_record(tip.ckpt_hash, note)
         path = self.root / "checkpoints.log"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.pwrite(fd, rec, tip.ckpt_offset) != len(rec):
                 raise DurabilityError("short write to checkpoints.log")
-            self.fsync(fd)
+            # The record and the tree files are flushed together. Only state.json, written
+            # after both are durable, moves the recovery point; a crash before it replays
+            # the journal from the previous state and rewrites the same nodes.
+            self._nodes_w.sync(self.fsync, also=[fd])
         finally:
             os.close(fd)
         if tip.ckpt_count == 0:
