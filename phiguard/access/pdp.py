@@ -246,6 +246,8 @@ def explain(sub: Subject, q: Question, verdict: Verdict, settings: AccessSetting
     if verdict.forbids and verdict.basis is not None:
         return  # a permit matched; the forbids alone explain the deny
     verdict.reasons.extend(_no_permit(sub, q, settings))
+    if not verdict.reasons:  # e.g. an operator policy set in which no permit applies
+        verdict.reasons.append("no policy permits this")
 
 
 def _forbid_sentence(pid: str, sub: Subject, q: Question, store: cedar.PolicyStore) -> str:

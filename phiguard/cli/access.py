@@ -12,9 +12,10 @@ import typer
 
 from phiguard.access import breakglass as bg
 from phiguard.access import reviews
-from phiguard.access.common import iso
+from phiguard.access.common import iso, settings_of
 from phiguard.access.lifecycle import sweep as run_sweep
 from phiguard.access.pdp import decide as pdp_decide
+from phiguard.app import App
 from phiguard.cli._access import AsOpt, AtOpt, Fmt, actor, open_at, when
 from phiguard.cli.common import HomeOpt, out, print_json
 
@@ -228,7 +229,7 @@ def policies_check(
     from phiguard.access.policy import load
 
     if directory is None:
-        directory = open_at(ctx, home, None).home.root / "policies"
+        directory = _policy_dir(open_at(ctx, home, None))
     store = load(directory)
     permits = sum(p.effect == "permit" for p in store.policies.values())
     out.print(f"{len(store.policies)} policies valid ({permits} permit, "
@@ -242,7 +243,7 @@ def policies_show(ctx: typer.Context, fmt: Fmt = "text", home: HomeOpt = None) -
     """List every loaded policy with its effect and reason."""
     from phiguard.access.policy import load
 
-    store = load(open_at(ctx, home, None).home.root / "policies")
+    store = load(_policy_dir(open_at(ctx, home, None)))
     rows = [{"id": p.policy_id, "effect": p.effect, "reason": p.reason, "source": p.source}
             for p in store.policies.values()]
     if fmt == "json":
@@ -251,6 +252,10 @@ def policies_show(ctx: typer.Context, fmt: Fmt = "text", home: HomeOpt = None) -
     for r in rows:
         out.print(f"{r['effect']:<7} {r['id']:<22} {r['reason']}  [{r['source']}]",
                   markup=False)
+
+
+def _policy_dir(app: App) -> Path:
+    return settings_of(app).policy_dir or app.home.root / "policies"
 
 
 def register(app: typer.Typer) -> None:
