@@ -424,7 +424,6 @@ def _bulk_blocks(
     workers inherit and never cross a pipe."""
     global _worker_blocks
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
-    _worker_blocks = conv
     workers = min(os.cpu_count() or 1, 4)
 
     def emit(result: bulk.Result, end: int) -> tuple[Iterable[int], list[Any]]:
@@ -437,16 +436,20 @@ def _bulk_blocks(
         for block in bulk.blocks(tab.path, layout):
             yield emit(conv(block), block.offset + block.length)
         return
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        pending: deque[tuple[Future[bulk.Result], int]] = deque()
-        for block in bulk.blocks(tab.path, layout):
-            pending.append((pool.submit(_convert_block, block), block.offset + block.length))
-            if len(pending) > 2 * workers:
+    _worker_blocks = conv
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            pending: deque[tuple[Future[bulk.Result], int]] = deque()
+            for block in bulk.blocks(tab.path, layout):
+                pending.append((pool.submit(_convert_block, block), block.offset + block.length))
+                if len(pending) > 2 * workers:
+                    fut, end = pending.popleft()
+                    yield emit(fut.result(), end)
+            while pending:
                 fut, end = pending.popleft()
                 yield emit(fut.result(), end)
-        while pending:
-            fut, end = pending.popleft()
-            yield emit(fut.result(), end)
+    finally:
+        _worker_blocks = None  # the converter holds keyed state: keep no reference around
 
 
 def _accept_block(
