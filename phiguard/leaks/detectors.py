@@ -60,6 +60,7 @@ def surname_table() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]
     )
 
 
+@lru_cache(maxsize=4096)
 def surname_variants(surname: str) -> frozenset[str]:
     """Romanisations that may stand for the same Chinese surname: CHAN -> {CHAN, CHEN, …}.
 

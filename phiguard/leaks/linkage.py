@@ -138,14 +138,18 @@ def agreement(rec: LeakRecord, c: Candidate) -> tuple[list[str], list[str]]:
     agree: list[str] = []
     differ: list[str] = []
     if rec.name_en is not None and c.name_en:
-        pmi = parse_english_name(c.name_en)
-        same = pmi is not None and (
-            (rec.name_en.token_key == pmi.token_key)
-            or (
-                bool(surname_variants(rec.name_en.surname) & surname_variants(pmi.surname))
-                and rec.name_en.given == pmi.given
+        # fast path: the same letters (any order, spacing, hyphens) is the same name
+        letters = "".join(sorted(ch for ch in c.name_en.upper() if "A" <= ch <= "Z"))
+        same = letters == rec.name_en.token_key
+        if not same:
+            pmi = parse_english_name(c.name_en)
+            same = pmi is not None and (
+                rec.name_en.token_key == pmi.token_key
+                or (
+                    bool(surname_variants(rec.name_en.surname) & surname_variants(pmi.surname))
+                    and rec.name_en.given == pmi.given
+                )
             )
-        )
         (agree if same else differ).append("name_en")
     if rec.name_zh and c.name_zh:
         (agree if rec.name_zh == c.name_zh else differ).append("name_zh")
