@@ -451,6 +451,70 @@ class NodeFiles:
         self._fds.clear()
 
 
+class TopNodes:
+    """A node reader for proofs: the tree's small upper levels kept in memory, the lower ones
+    read from the node files (one ``pread`` per node).
+
+    A proof needs one node per level; the upper levels (at most ``max_nodes`` nodes each, so
+    a few MB for a 10^8-leaf tree) are read once and then only extended as the tree grows,
+    and the fold of the ragged right edge is remembered per range. Both are safe to keep: a
+    perfect node is written once and never changes inside a durable tree (recovery cuts
+    only what lies beyond it), so callers pass sizes of the durable tree (a checkpoint's,
+    or the log's current size). Verification never uses this: it must read the files as
+    they are now.
+    """
+
+    def __init__(self, files: NodeFiles, max_nodes: int = 1 << 16) -> None:
+        self.files = files
+        self.max_nodes = max_nodes
+        self.size = 0
+        self.levels: dict[int, bytes] = {}
+        self._edges: dict[tuple[int, int], bytes] = {}
+        self._lock = threading.Lock()
+
+    def extend(self, size: int) -> None:
+        """Hold the upper levels of a tree of ``size`` leaves (a no-op if already held)."""
+        if size <= self.size:
+            return
+        with self._lock:
+            if size <= self.size:
+                return
+            levels = dict(self.levels)
+            for level in range(size.bit_length()):
+                count = size >> level
+                if count > self.max_nodes:
+                    levels.pop(level, None)
+                    continue
+                have = levels.get(level, b"")
+                missing = 32 * count - len(have)
+                if missing > 0:
+                    more = os.pread(self.files._fd(level), missing, len(have))
+                    if len(more) != missing:  # not stored (yet): leave it to node()
+                        levels.pop(level, None)
+                        continue
+                    levels[level] = have + more
+            self.levels = levels
+            self.size = size
+
+    def node(self, level: int, index: int) -> bytes:
+        data = self.levels.get(level)
+        if data is not None and 32 * index + 32 <= len(data):
+            return data[32 * index : 32 * index + 32]
+        return self.files.node(level, index)
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        from phiguard.audit.merkle import range_hash
+
+        key = (start, end)
+        value = self._edges.get(key)
+        if value is None:
+            value = range_hash(self, start, end)
+            if len(self._edges) > 4096:
+                self._edges.clear()
+            self._edges[key] = value
+        return value
+
+
 # -- checkpoint records ----------------------------------------------------------------------
 
 CKPT_MAGIC = b"PGC1"

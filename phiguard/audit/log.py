@@ -598,5 +598,6 @@ class AuditLog(LogReader):
         if self._nodes_w is not None:
             self._nodes_w.close()
         self.nodes.close()
+        self.__dict__.pop("proof_nodes", None)
         self._tip = None
         self._stop = threading.Event()

@@ -177,20 +177,32 @@ def range_hash(reader: NodeReader, start: int, end: int) -> bytes:
 
 
 def inclusion_proof(reader: NodeReader, index: int, size: int) -> list[bytes]:
-    """RFC 9162 §2.1.3.1 PATH(index, D[0:size]), leaf-side first."""
+    """RFC 9162 §2.1.3.1 PATH(index, D[0:size]), leaf-side first.
+
+    Computed level by level with bit arithmetic rather than by the RFC's recursion: at level
+    ``l`` the path's sibling is node ``(index >> l) ^ 1``; it is a stored perfect node when
+    its leaves are all in the tree, absent when they all lie beyond it (the path's node is
+    promoted), and otherwise — at most once per proof — the fold of the ragged right edge
+    (:func:`range_hash`). One node read per level, no recursion.
+    """
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of size {size}")
+    edge = getattr(reader, "range_hash", None)
     out: list[bytes] = []
-    lo, hi, m = 0, size, index
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if m < k:
-            out.append(range_hash(reader, lo + k, hi))
-            hi = lo + k
-        else:
-            out.append(range_hash(reader, lo, lo + k))
-            lo, m = lo + k, m - k
-    out.reverse()
+    node = reader.node
+    level = 0
+    last = size - 1
+    while last >> level:
+        sib = (index >> level) ^ 1
+        start = sib << level
+        if start < size:
+            if start + (1 << level) <= size:
+                out.append(node(level, sib))
+            elif edge is not None:
+                out.append(edge(start, size))
+            else:
+                out.append(range_hash(reader, start, size))
+        level += 1
     return out
 
 

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,12 +148,21 @@ class LogReader:
     def leaf_hash(self, index: int) -> bytes:
         return self.nodes.node(0, index)
 
+    @cached_property
+    def proof_nodes(self) -> jn.TopNodes:
+        """The node reader of proofs (upper tree levels in memory; see :class:`TopNodes`)."""
+        return jn.TopNodes(self.nodes)
+
     def inclusion_proof(self, index: int, tree_size: int | None = None) -> list[bytes]:
         size = self.view().size if tree_size is None else tree_size
-        return inclusion_proof(self.nodes, index, size)
+        nodes = self.proof_nodes
+        nodes.extend(size)
+        return inclusion_proof(nodes, index, size)
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
-        return consistency_proof(self.nodes, old, new)
+        nodes = self.proof_nodes
+        nodes.extend(new)
+        return consistency_proof(nodes, old, new)
 
     def checkpoints(self) -> Iterator[bytes]:
         """Every stored signed checkpoint, oldest first."""
