@@ -7,14 +7,18 @@ question (role × domain × action only: no windows, fields, row limits, purpose
 training, suspension or VIP rules); phiguard answers all of them and also builds the
 reasons and obligations.
 
-Figures printed: p50 / p99 / mean of single decisions (each timed alone with
-perf_counter_ns), for
+Figures printed: p50 / p99 / mean of single decisions, each timed alone, both in wall time
+and in the thread's CPU time (on an oversubscribed machine the wall-clock tail is time spent
+waiting for a core); core, decide() and pycasbin run three passes over the same questions and
+the pass with the lowest CPU p99 is kept. Measured:
   * phiguard core     – ``PolicyDecisionPoint.decide_question`` on a parsed question
                         (compiled built-in policies, warm subject cache);
   * phiguard decide() – the public function ``POST /v1/decide`` mounts: argument parsing,
                         patient lookup (warm LRU), decision, reasons, obligations; no audit;
   * phiguard cedar    – the same decisions evaluated by cedarpy (engine=cedar);
   * decide()+audit    – with the durable audit record of every decision (fewer samples);
+                        then the same audited decisions per second from one caller
+                        against 32 concurrent callers of the DecisionBatcher;
   * pycasbin          – ``Enforcer.enforce(account, cluster, "records", action)``.
 
 Run: ``.venv/bin/python -m bench.bench_access`` (BENCH_SCALE=full for 10,000 accounts and
@@ -49,6 +53,7 @@ GRANTS_PER_ACCOUNT = 5
 PATIENTS = 50_000 if FULL else 10_000
 VENDORS = 100
 QUESTIONS = 20_000 if FULL else 5_000
+PASSES = 3
 CLUSTERS = ["HKEC", "HKWC", "KCC", "KEC", "KWC", "NTEC", "NTWC"]
 ACTIONS = ["read", "search", "print", "export", "update"]
 FIELDS = ["name", "sex", "hkid", "hospital_no", "dob", "procedure", "phone", "address"]
@@ -170,6 +175,13 @@ def summarise(name: str, timed: tuple[list[int], list[int]]) -> dict[str, dict[s
     return {"wall": wall, "cpu": cpu}
 
 
+def best_of(name: str, passes: int, fn: Any, items: list[Any]) -> dict[str, dict[str, float]]:
+    """``passes`` passes over the same items; the pass with the lowest CPU p99 is kept (on a
+    shared machine a pass can be hit by other processes; the best pass is the cost)."""
+    runs = [summarise(f"{name} #{i + 1}", time_each(fn, items)) for i in range(passes)]
+    return min(runs, key=lambda r: r["cpu"]["p99"])
+
+
 def time_each(fn: Any, items: list[Any]) -> tuple[list[int], list[int]]:
     """Wall time (perf_counter) and this thread's CPU time of every call.
 
@@ -185,6 +197,39 @@ def time_each(fn: Any, items: list[Any]) -> tuple[list[int], list[int]]:
         wall.append(t1 - t0)
         cpu.append(c1 - c0)
     return wall, cpu
+
+
+BATCH_THREADS = 32
+
+
+def audited_throughput(app: App, qs: list[dict[str, Any]]) -> tuple[float, float]:
+    """Durably audited decisions per second: one caller calling decide() (each waits for
+    its own fsync) against BATCH_THREADS concurrent callers of the batcher ``POST
+    /v1/decide`` uses (each still answered only once its record is durable)."""
+    import threading
+
+    from phiguard.access.batching import DecisionBatcher
+
+    t = time.perf_counter()
+    for q in qs:
+        decide(app, record=True, **q)
+    one_by_one = len(qs) / (time.perf_counter() - t)
+    batcher = DecisionBatcher(app)
+    work = [qs[i::BATCH_THREADS] for i in range(BATCH_THREADS)]
+
+    def run(mine: list[dict[str, Any]]) -> None:
+        for q in mine:
+            batcher.decide(timeout=60, **q)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in work]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    batched = len(qs) / (time.perf_counter() - t)
+    batcher.close()
+    return one_by_one, batched
 
 
 def main() -> int:
@@ -217,12 +262,16 @@ def main() -> int:
         print(f"  {allowed / len(parsed):.0%} of the questions are allowed", flush=True)
 
         results = {}
-        results["core"] = summarise("phiguard core", time_each(point.decide_question, parsed))
-        results["decide"] = summarise("phiguard decide()", time_each(
-            lambda q: decide(app, record=False, **q), qs))
+        results["core"] = best_of("phiguard core", PASSES, point.decide_question, parsed)
+        results["decide"] = best_of("phiguard decide()", PASSES,
+                                    lambda q: decide(app, record=False, **q), qs)
         audited = qs[: min(500, len(qs))]
         results["audit"] = summarise("decide()+audit", time_each(
             lambda q: decide(app, record=True, **q), audited))
+        one_by_one, batched = audited_throughput(app, audited)
+        print(f"  audited decisions/s: one caller, one fsync each {one_by_one:8,.0f}  |  "
+              f"{BATCH_THREADS} callers through DecisionBatcher (one append per group) "
+              f"{batched:8,.0f}  ({batched / one_by_one:.1f}×)", flush=True)
 
         cedar_point = PolicyDecisionPoint(app, AccessSettings(engine="cedar",
                                                               cache_check_seconds=1.0))
@@ -265,10 +314,10 @@ def main() -> int:
         cq = [(q["account"], q["cluster"], "records", q["action"]) for q in qs]
         for x in cq[:100]:
             enforcer.enforce(*x)
-        results["casbin"] = summarise("pycasbin", time_each(lambda x: enforcer.enforce(*x), cq))
+        results["casbin"] = best_of("pycasbin", PASSES, lambda x: enforcer.enforce(*x), cq)
         app.close()
 
-    print()
+    print("\nbest of {PASSES} passes:".replace("{PASSES}", str(PASSES)))
     for basis in ("cpu", "wall"):
         core, dec, anchor = (results[k][basis] for k in ("core", "decide", "casbin"))
         print(f"{basis:>4}: median phiguard core {core['p50']:.1f} µs, decide() "
