@@ -81,6 +81,7 @@ class Renderer:
             autoescape=select_autoescape(default=True, default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # templates ship with the package: no stat() per render
         )
         self.env.filters["ts"] = fmt_ts
         self.env.filters["int"] = fmt_int

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from phiguard.app import App
 from phiguard.audit.tags import Tag
@@ -23,6 +23,15 @@ from phiguard.web.config import WebSettings
 from phiguard.web.models import ConsoleSession, ConsoleUser
 
 _TOUCH_EVERY = timedelta(seconds=15)  # write last_seen at most this often per session
+_S = ConsoleSession.__table__.c
+_U = ConsoleUser.__table__.c
+_LOAD = (select(_S.session_hash, _S.public_id, _S.kind, _S.stage, _S.user_id, _S.patient_id,
+                _S.csrf_token, _S.created_at, _S.last_seen, _S.expires_at, _S.reauth_at,
+                _S.client_ip, _S.user_agent, _S.revoked_at, _U.username, _U.role,
+                _U.status.label("user_status"))
+         .select_from(ConsoleSession.__table__.outerjoin(
+             ConsoleUser.__table__, _U.user_id == _S.user_id))
+         .where(_S.session_hash == bindparam("h")))
 
 
 def digest(token: str) -> str:
@@ -101,25 +110,39 @@ class Sessions:
         return token
 
     def load(self, token: str | None) -> SessionInfo | None:
-        """The live session for a cookie value, or None (expired sessions are ended here)."""
+        """The live session for a cookie value, or None (expired sessions are ended here).
+
+        Every request passes here, so the read is one Core query (session joined to its
+        user) rather than two ORM loads; the rare writes (ending an expired session,
+        moving ``last_seen`` at most every 15 s) take their own short transaction."""
         if not token or len(token) > 100:
             return None
         now = self.app.clock.now()
+        key = digest(token)
+        with self.app.engine.connect() as conn:
+            row = conn.execute(_LOAD, {"h": key}).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        expired = now >= row.expires_at
+        if row.kind == "staff":
+            expired = expired or now - row.last_seen >= self.idle
+            expired = expired or row.username is None or row.user_status != "active"
+        if expired:
+            self._set(key, revoked_at=now)
+            return None
+        last_seen = row.last_seen
+        if now - last_seen >= _TOUCH_EVERY:
+            self._set(key, last_seen=now)
+            last_seen = now
+        return SessionInfo(
+            row.session_hash, row.public_id, row.kind, row.stage, row.user_id,
+            row.username or "", row.role or "", row.patient_id, row.csrf_token, row.created_at,
+            last_seen, row.expires_at, row.reauth_at, row.client_ip, row.user_agent)
+
+    def _set(self, session_hash: str, **values: object) -> None:
         with self.app.session() as s:
-            row = s.get(ConsoleSession, digest(token))
-            if row is None or row.revoked_at is not None:
-                return None
-            user = s.get(ConsoleUser, row.user_id) if row.user_id is not None else None
-            expired = now >= row.expires_at
-            if row.kind == "staff":
-                expired = expired or now - row.last_seen >= self.idle
-                expired = expired or user is None or user.status != "active"
-            if expired:
-                row.revoked_at = now
-                return None
-            if now - row.last_seen >= _TOUCH_EVERY:
-                row.last_seen = now
-            return self._info(row, user)
+            s.execute(update(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
+                      .values(**values))
 
     def complete_mfa(self, token: str) -> str:
         """Promote a session past MFA under a fresh id; the old id stops working."""
