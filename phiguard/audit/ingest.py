@@ -265,14 +265,30 @@ class Sealer:
         sources = table.column("source")
         with ingest_lock(app):
             sync(app, _locked=True)
+            sealed = _sealed_ranges(app, res.sha256) if res.sha256 and not self.force else {}
             for src in pc.unique(sources).to_pylist():
-                mask = pc.equal(sources, src)
-                sub = table.filter(mask)
-                idx = record_idx[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
-                part = f"{res.sha256[:32]}:{chunk_no}:{src}" if res.sha256 else None
-                if part and not self.force and _already(app, part):
-                    res.already += sub.num_rows
-                    continue
+                mask = np.asarray(pc.equal(sources, src).to_numpy(zero_copy_only=False),
+                                  dtype=bool)
+                idx = record_idx[mask]
+                part = None
+                if res.sha256:
+                    # the chunk's line range: all of src's good rows in it are sealed once this
+                    # batch is (whatever the chunk size of the run that sealed some of them)
+                    part = f"{chunk.lines[0]}-{chunk.lines[-1]}"
+                    done = _in_ranges(np.asarray(chunk.lines, dtype=np.int64)[idx],
+                                      sealed.get(src[:64], []))
+                    if done.any():
+                        res.already += int(done.sum())
+                        keep = np.flatnonzero(mask)[~done]
+                        mask = np.zeros(len(mask), dtype=bool)
+                        mask[keep] = True
+                        idx = idx[~done]
+                        if not len(idx):
+                            continue
+                    if (chunk_no, src) in sealed.get("", []):  # a key of the old format
+                        res.already += len(idx)
+                        continue
+                sub = table.filter(pa.array(mask))
                 meta = {
                     **chunk.meta, **self.extra, "v": 1, "source": src, "count": len(idx),
                     "channel": self.channel, "name": res.name, "sha256": res.sha256 or None,
@@ -337,10 +353,38 @@ class _Background:
         return self.value
 
 
-def _already(app: App, part: str) -> bool:
+def _sealed_ranges(app: App, sha: str) -> dict[str, list[tuple[int, int]]]:
+    """Line ranges of a file (by SHA-256) already sealed, per source (first 64 characters).
+
+    A batch registers the line range of its chunk (``part`` = ``"first-last"``): every good
+    row of its source within that range is sealed. Ranges, unlike chunk numbers, stay
+    right when a re-run reads the file in chunks of another size. Keys of the earlier
+    format (``sha:chunk:source``) are returned under ``""`` as ``(chunk, source)``.
+    """
+    out: dict[str, list[tuple[int, int]]] = {}
     with app.engine.connect() as conn:
-        return conn.execute(select(IngestBatch.header_index).where(IngestBatch.part == part)
-                            .limit(1)).first() is not None
+        rows = conn.execute(select(IngestBatch.part, IngestBatch.source)
+                            .where(IngestBatch.sha256 == sha)).all()
+    for part, source in rows:
+        if not part:
+            continue
+        first, sep, last = part.partition("-")
+        if sep and first.isdigit() and last.isdigit():
+            out.setdefault(source, []).append((int(first), int(last)))
+        else:
+            _sha, _sep, rest = part.partition(":")
+            chunk, _sep, src = rest.partition(":")
+            if chunk.isdigit():
+                out.setdefault("", []).append((int(chunk), src))  # type: ignore[arg-type]
+    return out
+
+
+def _in_ranges(lines: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Which of ``lines`` fall in any of the closed ``ranges``."""
+    done = np.zeros(len(lines), dtype=bool)
+    for a, b in ranges:
+        done |= (lines >= a) & (lines <= b)
+    return done
 
 
 # -- replay -------------------------------------------------------------------------------
@@ -423,7 +467,8 @@ def _batches_in_log(app: App, start: int, stop: int) -> Iterator[_Apply | int | 
 def _decoded(header_index: int, meta: dict[str, Any], records: list[bytes]) -> _Apply:
     lines = list(range(1, len(records) + 1))
     parsed = decode(meta, records, lines)
-    checked = validate(parsed.strings, np.asarray(lines)[parsed.rows] if len(parsed.rows) else np.zeros(0))
+    rows = np.asarray(lines)[parsed.rows] if len(parsed.rows) else np.zeros(0)
+    checked = validate(parsed.strings, rows)
     idx = parsed.rows[checked.positions]
     leaves = (header_index + 1 + idx).astype(np.int64)
     return _Apply(header_index, header_index + 1 + len(records), meta, checked.table, leaves)
@@ -722,7 +767,8 @@ def ingest_body(app: App, body: bytes, content_type: str, *, strict: bool = Fals
     """
     ctype = content_type.split(";", 1)[0].strip().lower()
     if len(body) > MAX_BODY_BYTES:
-        raise InputError(f"the body is larger than {MAX_BODY_BYTES >> 20} MiB; send smaller batches")
+        raise InputError(
+            f"the body is larger than {MAX_BODY_BYTES >> 20} MiB; send smaller batches")
     sha = hashlib.sha256(body).hexdigest()
     import io
 
