@@ -5,10 +5,10 @@ import pytest
 from tests.leaks.world import World, build
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world_app(tmp_path_factory):  # type: ignore[no-untyped-def]
-    """One small hospital per test module (building it is most of these tests' cost); scans
-    only add their own records, so tests sharing it stay independent."""
+    """One small hospital for the whole session (building it is most of these tests' cost);
+    scans only add their own records, so tests sharing it stay independent."""
     from datetime import datetime
 
     from phiguard.app import App
