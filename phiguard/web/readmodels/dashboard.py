@@ -97,6 +97,7 @@ class DashboardCache:
         self._computed = 0.0    # when they were last computed
         self._mark: tuple[object, ...] | None = None
         self._lock = threading.Lock()
+        self._cold = threading.Lock()
         self._refreshing = False
 
     def _fingerprint(self) -> tuple[object, ...]:
@@ -150,9 +151,12 @@ class DashboardCache:
                 threading.Thread(target=self._refresh, name="dashboard-refresh",
                                  daemon=True).start()
         if value is None:
-            mark = self._fingerprint()
-            value = compute(self.app)
-            with self._lock:
-                self._value, self._at = value, time.monotonic()
-                self._computed, self._mark = self._at, mark
+            with self._cold:  # one computation however many requests arrive cold
+                if self._value is not None:
+                    return self._value
+                mark = self._fingerprint()
+                value = compute(self.app)
+                with self._lock:
+                    self._value, self._at = value, time.monotonic()
+                    self._computed, self._mark = self._at, mark
         return value
