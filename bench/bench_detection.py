@@ -34,16 +34,18 @@ KEY = b"\x07" * 32
 
 def child(code: str) -> tuple[float, float, dict[str, Any]]:
     """Run ``code`` in a fresh interpreter: (seconds, peak RSS MiB of that child, its JSON)."""
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t
-    out = proc.stdout.read() if proc.stdout else ""
-    err = proc.stderr.read() if proc.stderr else ""
-    if status != 0:
-        raise RuntimeError(f"child failed: {err[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024, json.loads(out.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err,
+                                text=True, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        if status != 0:
+            raise RuntimeError(f"child failed: {err.read()[-2000:]}")
+        lines = [x for x in out.read().splitlines() if x.startswith("{")]
+    return elapsed, usage.ru_maxrss / 1024, json.loads(lines[-1])
 
 
 PACK = """

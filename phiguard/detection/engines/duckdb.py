@@ -27,6 +27,16 @@ class DuckDBDialect:
     def day_no(self, col: str) -> str:
         return f"date_diff('day', DATE '1970-01-01', {col})"
 
+    def idiv(self, a: str, b: int) -> str:
+        return f"(({a}) // {int(b)})"
+
+    def date_of(self, x: str) -> str:
+        return f"(DATE '1970-01-01' + CAST({x} AS INTEGER))"
+
+    def row_id(self) -> str:
+        """A unique integer per row of the (materialised) relation, to key joins with."""
+        return "row_number() OVER ()"
+
     def sample(self, col: str, n: int, where: str = "true") -> str:
         return (f"array_slice(list_sort(list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL "
                 f"AND ({where}))), 1, {int(n)})")
@@ -69,6 +79,7 @@ class DuckDBEngine:
             spill.mkdir(parents=True, exist_ok=True)
             con.execute(f"SET temp_directory = '{spill}'")
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
         return cls(con=con, timezone=tz)
 
     def register(self, name: str, table: pa.Table) -> None:

@@ -35,6 +35,16 @@ class SparkDialect:
     def day_no(self, col: str) -> str:
         return f"unix_date({col})"
 
+    def idiv(self, a: str, b: int) -> str:
+        return f"(({a}) div {int(b)})"
+
+    def date_of(self, x: str) -> str:
+        return f"date_add(DATE '1970-01-01', CAST({x} AS INT))"
+
+    def row_id(self) -> str:
+        """A unique integer per row of the (materialised) relation, to key joins with."""
+        return "monotonically_increasing_id()"
+
     def sample(self, col: str, n: int, where: str = "true") -> str:
         return (f"slice(array_sort(collect_set({col}) FILTER (WHERE {col} IS NOT NULL "
                 f"AND ({where}))), 1, {int(n)})")

@@ -82,28 +82,41 @@ def assess_outside_grant(r: dict[str, Any], c: Context) -> list[Hit]:
                 samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
 
 
+# Day-level conditions, read from the account-day summary instead of the raw events; only a
+# vendor suspension has a time of day (the first and last access after it come from the day's
+# span, clipped to the suspension).
 ACCOUNT_STATUS = """
 WITH f AS (
-  SELECT e.account_id, e.dayno, e.day, e.ts_us, e.patient_id,
+  SELECT d.account_id, d.dayno, d.day, d.first_us, d.last_us, d.n_events,
          a.account_id IS NULL AS unknown_account,
-         (a.vendor_id IS NOT NULL AND a.contract_end IS NOT NULL AND e.day > a.contract_end)
+         (a.vendor_id IS NOT NULL AND a.contract_end IS NOT NULL AND d.day > a.contract_end)
              AS after_contract,
-         ((a.active_to IS NOT NULL AND e.day > a.active_to)
-          OR (a.active_from IS NOT NULL AND e.day < a.active_from)) AS expired,
-         (a.suspended_us IS NOT NULL AND e.ts_us >= a.suspended_us) AS suspended
-  FROM ev e LEFT JOIN acct a ON a.account_id = e.account_id
-  WHERE e.outcome = 'success' AND e.ts_us >= {{ w.report_us }}
+         ((a.active_to IS NOT NULL AND d.day > a.active_to)
+          OR (a.active_from IS NOT NULL AND d.day < a.active_from)) AS expired,
+         (a.suspended_us IS NOT NULL AND d.last_us >= a.suspended_us) AS suspended,
+         a.suspended_us
+  FROM acct_day d LEFT JOIN acct a ON a.account_id = d.account_id
+  WHERE d.n_events > d.n_denied AND d.last_us >= {{ w.report_us }}
+    AND d.dayno >= {{ w.report_dayno }}
+), hits AS (
+  SELECT * FROM f WHERE unknown_account OR after_contract OR expired OR suspended
+), pts AS (
+  SELECT x.account_id, x.dayno, count(*) AS n_patients,
+         {{ d.sample('x.patient_id', n) }} AS sample
+  FROM access x JOIN hits ON hits.account_id = x.account_id AND hits.dayno = x.dayno
+  GROUP BY x.account_id, x.dayno
 )
-SELECT account_id, dayno, min(day) AS day, min(ts_us) AS first_us, max(ts_us) AS last_us,
-       count(*) AS n_events, count(DISTINCT patient_id) AS n_patients,
-       sum(CASE WHEN unknown_account THEN 1 ELSE 0 END) AS n_unknown,
-       sum(CASE WHEN after_contract THEN 1 ELSE 0 END) AS n_after_contract,
-       sum(CASE WHEN expired THEN 1 ELSE 0 END) AS n_expired,
-       sum(CASE WHEN suspended THEN 1 ELSE 0 END) AS n_suspended,
-       {{ d.sample('patient_id', n) }} AS sample
-FROM f
-WHERE unknown_account OR after_contract OR expired OR suspended
-GROUP BY account_id, dayno
+SELECT hits.account_id, hits.dayno, hits.day,
+       CASE WHEN hits.suspended AND NOT (hits.unknown_account OR hits.after_contract
+                                         OR hits.expired)
+            THEN greatest(hits.first_us, hits.suspended_us) ELSE hits.first_us END AS first_us,
+       hits.last_us, hits.n_events, coalesce(pts.n_patients, 0) AS n_patients,
+       CASE WHEN hits.unknown_account THEN 1 ELSE 0 END AS n_unknown,
+       CASE WHEN hits.after_contract THEN 1 ELSE 0 END AS n_after_contract,
+       CASE WHEN hits.expired THEN 1 ELSE 0 END AS n_expired,
+       CASE WHEN hits.suspended THEN 1 ELSE 0 END AS n_suspended,
+       pts.sample
+FROM hits LEFT JOIN pts ON pts.account_id = hits.account_id AND pts.dayno = hits.dayno
 """
 
 
@@ -134,7 +147,7 @@ def assess_account_status(r: dict[str, Any], c: Context) -> list[Hit]:
     if r["n_suspended"] and v:
         hits.append(Hit("suspended_vendor", "critical", acc, r["first_us"], r["last_us"], pts,
                         [f"used {span} although vendor {vendor} is suspended; "
-                         f"{plural(int(r['n_suspended']), 'access', 'accesses')} succeeded"],
+                         f"accesses to {plural(pts, 'patient')} succeeded that day"],
                         **common))  # type: ignore[arg-type]
     return hits
 
@@ -143,6 +156,6 @@ RULES = [
     Rule("outside_grant", "grant", "Access outside every grant of the account",
          OUTSIDE_GRANT, assess_outside_grant, needs=("gcheck",)),
     Rule("account_status", "grant", "Account used after its contract, validity or vendor ended",
-         ACCOUNT_STATUS, assess_account_status, needs=("ev", "acct"),
+         ACCOUNT_STATUS, assess_account_status, needs=("acct_day", "acct", "access"),
          emits=("unknown_account", "after_contract_end", "account_expired", "suspended_vendor")),
 ]

@@ -75,16 +75,20 @@ def assess_relations(r: dict[str, Any], c: Context) -> list[Hit]:
 
 
 UNEXPLAINED = """
-SELECT account_id, dayno, min(day) AS day, count(*) AS n_patients,
-       sum(CASE WHEN explained THEN 0 ELSE 1 END) AS n_unexplained,
-       min(CASE WHEN NOT explained THEN first_us END) AS first_us,
-       max(CASE WHEN NOT explained THEN last_us END) AS last_us,
-       {{ d.sample('patient_id', n, 'NOT explained') }} AS sample
-FROM access_x
-WHERE dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }} AND NOT needs_grant
-GROUP BY account_id, dayno
-HAVING sum(CASE WHEN explained THEN 0 ELSE 1 END) >= {{ p.unexplained_min_patients }}
-   AND sum(CASE WHEN explained THEN 0 ELSE 1 END) >= {{ p.unexplained_min_share }} * count(*)
+WITH hits AS (
+  SELECT d.account_id, d.dayno, d.day, d.n_patients, d.n_unexplained
+  FROM acct_day d JOIN accounts a ON a.account_id = d.account_id
+  WHERE d.dayno >= {{ w.report_dayno }} AND d.last_us >= {{ w.report_us }}
+    AND NOT a.needs_grant
+    AND d.n_unexplained >= {{ p.unexplained_min_patients }}
+    AND d.n_unexplained >= {{ p.unexplained_min_share }} * d.n_patients
+)
+SELECT hits.account_id, hits.dayno, hits.day, hits.n_patients, hits.n_unexplained,
+       min(x.first_us) AS first_us, max(x.last_us) AS last_us,
+       {{ d.sample('x.patient_id', n) }} AS sample
+FROM hits JOIN access_x x ON x.account_id = hits.account_id AND x.dayno = hits.dayno
+WHERE NOT x.explained
+GROUP BY hits.account_id, hits.dayno, hits.day, hits.n_patients, hits.n_unexplained
 """
 
 
@@ -102,5 +106,5 @@ RULES = [
          RELATIONS, assess_relations, needs=("access_x",),
          emits=("vip_no_relationship", "self_access", "coworker", "family")),
     Rule("unexplained_access", "relationship", "Access no encounter or department explains",
-         UNEXPLAINED, assess_unexplained, needs=("access_x",)),
+         UNEXPLAINED, assess_unexplained, needs=("acct_day", "access_x")),
 ]

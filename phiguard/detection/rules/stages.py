@@ -32,9 +32,15 @@ SELECT event_id, source, seq, account_id, lower(action) AS action,
        NULLIF(client_ip, '') AS client_ip, NULLIF(device_id, '') AS device_id,
        lower(coalesce(outcome, 'success')) AS outcome,
        {{ d.ts_us('ts') }} AS ts_us,
+{% if w.offset_us is not none %}
+       {{ d.date_of(d.idiv(d.ts_us('ts') ~ ' + ' ~ w.offset_us, 86400000000)) }} AS day,
+       {{ d.idiv(d.ts_us('ts') ~ ' + ' ~ w.offset_us, 86400000000) }} AS dayno,
+       {{ d.idiv(d.ts_us('ts') ~ ' + ' ~ w.offset_us, 3600000000) }} % 24 AS hr
+{% else %}
        CAST(ts AS DATE) AS day,
        {{ d.day_no('CAST(ts AS DATE)') }} AS dayno,
        hour(ts) AS hr
+{% endif %}
 FROM events_raw
 WHERE account_id IS NOT NULL
 {% if w.load_from %}  AND ts >= {{ d.ts_lit(w.load_from) }}{% endif %}
@@ -42,7 +48,12 @@ WHERE account_id IS NOT NULL
 """
 
 EV_ALL = """
-SELECT source, seq, {{ d.ts_us('ts') }} AS ts_us, {{ d.day_no('CAST(ts AS DATE)') }} AS dayno
+SELECT source, seq, {{ d.ts_us('ts') }} AS ts_us,
+{% if w.offset_us is not none %}
+       {{ d.idiv(d.ts_us('ts') ~ ' + ' ~ w.offset_us, 86400000000) }} AS dayno
+{% else %}
+       {{ d.day_no('CAST(ts AS DATE)') }} AS dayno
+{% endif %}
 FROM events_raw
 WHERE true
 {% if w.load_from %}  AND ts >= {{ d.ts_lit(w.load_from) }}{% endif %}
@@ -62,19 +73,23 @@ LEFT JOIN (SELECT account_id, count(*) AS n_grants FROM grants GROUP BY account_
 
 # One row per account, patient and day: the grain of explanation-based auditing.
 ACCESS = """
-SELECT account_id, patient_id, dayno, min(day) AS day, count(*) AS n,
-       min(ts_us) AS first_us, max(ts_us) AS last_us,
-       sum(CASE WHEN action IN ('export', 'print') THEN 1 ELSE 0 END) AS n_out
-FROM ev
-WHERE outcome = 'success' AND patient_id IS NOT NULL
-GROUP BY account_id, patient_id, dayno
+SELECT g.*, {{ d.row_id() }} AS aid FROM (
+  SELECT account_id, patient_id, dayno, min(day) AS day, count(*) AS n,
+         min(ts_us) AS first_us, max(ts_us) AS last_us,
+         sum(CASE WHEN action IN ('export', 'print') THEN 1 ELSE 0 END) AS n_out
+  FROM ev
+  WHERE outcome = 'success' AND patient_id IS NOT NULL
+  GROUP BY account_id, patient_id, dayno
+) g
 """
 
 # Each access with what explains it (an encounter of the account, one of its department, a
 # grant covering the patient's cluster at the time) and who the patient is to the account.
 ACCESS_X = """
-WITH enc AS (
-  SELECT x.account_id, x.patient_id, x.dayno,
+WITH m AS (
+  -- the accesses some encounter explains, keyed by the access's row id: a join and a
+  -- GROUP BY on one integer (a patient's several encounters must not multiply the access)
+  SELECT x.aid,
          max(CASE WHEN e.account_id = x.account_id THEN 1 ELSE 0 END) AS by_account,
          max(CASE WHEN e.department = a.department THEN 1 ELSE 0 END) AS by_department
   FROM access x
@@ -83,7 +98,7 @@ WITH enc AS (
   WHERE (e.account_id = x.account_id OR e.department = a.department)
     AND x.last_us >= e.start_us - {{ (p.explain_before_days * 86400000000) | int }}
     AND (e.end_us IS NULL OR x.first_us <= e.end_us + {{ (p.explain_after_days * 86400000000) | int }})
-  GROUP BY x.account_id, x.patient_id, x.dayno
+  GROUP BY x.aid
 ), gr AS (
   -- explained by a grant: the access belongs to a unit of work that a grant fully covers
   SELECT DISTINCT v.account_id, v.patient_id, v.dayno, 1 AS by_grant
@@ -103,17 +118,16 @@ SELECT x.account_id, x.patient_id, x.dayno, x.day, x.n, x.n_out, x.first_us, x.l
        (a.surname_bidx IS NOT NULL AND pt.surname_bidx = a.surname_bidx
         AND a.address_bidx IS NOT NULL AND pt.address_bidx = a.address_bidx
         AND (a.patient_id IS NULL OR a.patient_id <> x.patient_id)) AS is_family,
-       coalesce(enc.by_account, 0) = 1 AS by_account,
-       coalesce(enc.by_department, 0) = 1 AS by_department,
+       coalesce(m.by_account, 0) = 1 AS by_account,
+       coalesce(m.by_department, 0) = 1 AS by_department,
        coalesce(gr.by_grant, 0) = 1 AS by_grant,
-       (coalesce(enc.by_account, 0) = 1 OR coalesce(enc.by_department, 0) = 1
+       (coalesce(m.by_account, 0) = 1 OR coalesce(m.by_department, 0) = 1
         OR coalesce(gr.by_grant, 0) = 1) AS explained
 FROM access x
+LEFT JOIN m ON m.aid = x.aid
 LEFT JOIN accounts a ON a.account_id = x.account_id
 LEFT JOIN patients pt ON pt.patient_id = x.patient_id
 LEFT JOIN holders h ON h.patient_id = x.patient_id
-LEFT JOIN enc ON enc.account_id = x.account_id AND enc.patient_id = x.patient_id
-             AND enc.dayno = x.dayno
 LEFT JOIN gr ON gr.account_id = x.account_id AND gr.patient_id = x.patient_id
             AND gr.dayno = x.dayno
 """
