@@ -5,7 +5,9 @@ How an import runs:
 1. The file is read row by row (:mod:`phiguard.storage.tabular`). Each row is converted by
    its kind's converter into database values: identifiers and names are encrypted into one
    AES-GCM token, lookup keys become keyed blind indexes, and ``row_mac`` (an HMAC of the
-   row's known columns) fingerprints the row.
+   row's known columns) fingerprints the row. A patients CSV takes the bulk path instead
+   (:mod:`phiguard.storage.bulk`): blocks checked column-wise in forked workers, with the
+   same values, reasons and line numbers.
 2. A row that fails any check is *bad*: it is counted and reported with its line number and
    a reason that never repeats the value (the value may be an HKID).
 3. Good rows are written in batches inside ONE transaction. A row whose key exists is updated
