@@ -144,8 +144,9 @@ def verify_log(
 ) -> Report:
     """Verify every byte of ``HOME/audit``; see the module docstring.
 
-    ``workers``: processes that share the hashing and decryption (default: one per core for
-    a log of 200,000 entries or more, else none); the report does not depend on it.
+    ``workers``: forked processes that share the hashing and decryption (default: one per
+    core for a log of 200,000 entries or more when this process runs no other thread, else
+    none; see :func:`verify_work.default_workers`); the report does not depend on it.
     """
     report = Report()
     with log._flock():  # a consistent snapshot: no commit or checkpoint half done

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +84,8 @@ def check_frames(frames: Sequence[jn.Frame]) -> list[FrameOutcome]:
             body_len = frame.end - frame.offset - jn.HEADER_SIZE - 4
             rest = os.pread(fd, body_len + 4, frame.offset + jn.HEADER_SIZE)
             body = memoryview(rest)[:body_len]  # no copy of the (up to 1 MiB) body
-            if len(rest) != body_len + 4 or zlib.crc32(body) != int.from_bytes(rest[body_len:], "big"):
+            crc = int.from_bytes(rest[body_len:], "big")
+            if len(rest) != body_len + 4 or zlib.crc32(body) != crc:
                 out.append(FrameOutcome(torn="frame body checksum mismatch"))
                 break
             frame.body = body  # type: ignore[assignment]
@@ -205,7 +208,7 @@ class Runner:
         self.workers = workers
         self._pool: Any = None
         if workers > 1:
-            self._pool = multiprocessing.get_context("fork").Pool(workers)
+            self._pool = multiprocessing.get_context("fork").Pool(workers, _worker_init)
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
         if self._pool is None:
@@ -221,7 +224,18 @@ class Runner:
         _CTX = None
 
 
+def _worker_init() -> None:
+    """A forked worker dies on SIGTERM (``Pool.terminate``) whatever handler its parent had
+    installed (a server's graceful-shutdown handler would keep it alive), and leaves ^C to
+    the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers(entries: int) -> int:
-    if entries < PARALLEL_MIN_ENTRIES:
+    """One worker per core for a big log, in a process that runs no other thread: forking a
+    process whose other threads may hold locks (a web server) is not worth the risk, so
+    there the check runs inline."""
+    if entries < PARALLEL_MIN_ENTRIES or threading.active_count() > 1:
         return 1
     return max(1, min(os.cpu_count() or 1, 8))
