@@ -213,10 +213,10 @@ class LiveEvaluator:
 
     def _hit(self, rule: str, severity: str, acc: str, first: int, last: int, n: int,
              text: str, sample: list[str] | None = None, *, standalone: bool = True,
-             dayno: int | None = None) -> Hit:
+             dayno: int | None = None, ref: str = "") -> Hit:
         return Hit(rule, severity, acc, first, last, n, [text],
                    sorted(set(sample or []))[: self.p.sample_size], acc,
-                   self.ctx.vendor_of(acc), standalone=standalone, dayno=dayno)
+                   self.ctx.vendor_of(acc), standalone=standalone, dayno=dayno, ref=ref)
 
     # -- the batch -----------------------------------------------------------------------------
     def feed(self, table: pa.Table) -> list[Hit]:
@@ -477,7 +477,8 @@ class LiveEvaluator:
             text += ("; " + _grant_text(best) + " — " + ", ".join(best_bad or [])) if best \
                 else "; the account has no grant at all"
             out.append(self._hit("outside_grant", level, acc, unit["first"], unit["last"],
-                                 rows_n, text, unit["patients"][:50], dayno=c.days[idx[0]]))
+                                 rows_n, text, unit["patients"][:50], dayno=c.days[idx[0]],
+                                 ref=qkey))
         return out
 
     def _grant_problems(self, g: dict[str, Any], unit: dict[str, Any], idx: list[int],
@@ -538,7 +539,7 @@ class LiveEvaluator:
                      else "; no earlier activity of this account on record")
             day = (st.first_us + self._offset_us(st.first_us)) // DAY_US
             out.append(self._hit("bulk_export", level, acc, st.first_us, st.last_us, rows,
-                                 text, st.patients[:50], dayno=day))
+                                 text, st.patients[:50], dayno=day, ref=qid))
         return out
 
     def _daily(self, touched: set[tuple[str, int]], spans: dict[tuple[str, int], list[int]]

@@ -148,7 +148,9 @@ class Watcher:
             horizon = max(h.last_us for h in hits) - int(
                 max(self.p.merge_gap_hours * 3600, self.p.repeat_merge_days * 86400) * 1e6)
             for h in hits:
-                self.recent.setdefault(h.subject, []).append(h)
+                # a later hit about the same thing (the same query, grown) replaces the earlier
+                kept = [x for x in self.recent.get(h.subject, []) if x.identity() != h.identity()]
+                self.recent[h.subject] = [*kept, h]
             subjects = sorted({h.subject for h in hits})
             for subject in subjects:
                 self.recent[subject] = [h for h in self.recent[subject] if h.last_us >= horizon]

@@ -97,6 +97,7 @@ def _replay(story: Story, watcher: Any, night: pa.Table, account: str,
     rows_by_account = 0
     alert_id = None
     announced = False
+    cut_at = None
     for lo in range(t0, t_end + 1, step):
         mask = pc.and_(pc.greater_equal(ts, lo), pc.less(ts, lo + step))
         chunk = night.filter(mask)
@@ -118,15 +119,18 @@ def _replay(story: Story, watcher: Any, night: pa.Table, account: str,
                       f"{a.severity.upper()}[/{style}] {a.rule} on {a.account_id} — raised "
                       f"{r.latency_s:.2f} s after the batch that crossed the threshold "
                       f"({rows_by_account:,} rows exported so far)")
-            if r.contained:
+            if r.contained and "already" not in r.contained:
                 story.say(f"           containment: [bold]{r.contained}[/bold]")
-            if a.account_id == account and a.severity == "critical":
-                alert_id = alert_id or a.alert_id
-        if alert_id and mine == 0 and rows_by_account:
-            break
-    if alert_id:
-        story.say(f"  the export was stopped at the door: {rows_by_account:,} rows had left "
-                  "when the account was suspended")
+            elif r.contained:
+                story.say("           containment: the account is suspended — here it already "
+                          "was, by chapter 3's kill switch; with PHIGUARD_DETECT_CONTAIN=account "
+                          "the watcher does it at this moment on its own")
+            if a.account_id == account and a.severity == "critical" and alert_id is None:
+                alert_id, cut_at = a.alert_id, rows_by_account
+    if alert_id and cut_at is not None and rows_by_account > cut_at:
+        story.say(f"  in the recorded night the export ran on to {rows_by_account:,} rows; "
+                  f"suspended at the critical alert, it would have stopped near {cut_at:,} — "
+                  f"{rows_by_account - cut_at:,} patients' records kept in")
     return alert_id
 
 
@@ -137,8 +141,8 @@ def _morning(story: Story, alert_id: str, first: datetime) -> None:
     app = story.app
     day = first.astimezone(HKT).replace(hour=0, minute=0, second=0, microsecond=0)
     t = time.perf_counter()
-    try:
-        outcome = detect(app, since=day, until=day + timedelta(days=1))
+    try:  # at 07:00 the morning run sees the night, not the rest of the day
+        outcome = detect(app, since=day, until=day + timedelta(hours=7))
     except Exception as exc:  # the story goes on: the live alert stands on its own
         story.say(f"  (batch run skipped: {exc})")
         outcome = None

@@ -37,6 +37,8 @@ class Hit:
     score: float = 0.0
     dayno: int | None = None
     metric: float = 0.0  # the number suppression compares against (usually patient_count)
+    ref: str = ""  # what the hit is about within its day (a query id): a later hit with the
+    # same rule, subject, day and ref is an update of this one, not a second finding
 
     def __post_init__(self) -> None:
         if not self.score:
@@ -46,6 +48,9 @@ class Hit:
 
     def key(self) -> tuple[Any, ...]:
         return (self.subject, self.first_us, self.rule, self.last_us, self.patient_count)
+
+    def identity(self) -> tuple[Any, ...]:
+        return (self.rule, self.subject, self.dayno, self.ref)
 
 
 @dataclass

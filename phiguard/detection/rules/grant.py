@@ -101,15 +101,23 @@ WITH f AS (
 ), hits AS (
   SELECT * FROM f WHERE unknown_account OR after_contract OR expired OR suspended
 ), pts AS (
-  SELECT x.account_id, x.dayno, count(*) AS n_patients,
-         {{ d.sample('x.patient_id', n) }} AS sample
+  -- for a suspension only the patients touched after it count
+  SELECT x.account_id, x.dayno,
+         sum(CASE WHEN hits.unknown_account OR hits.after_contract OR hits.expired
+                       OR x.last_us >= hits.suspended_us THEN 1 ELSE 0 END) AS n_patients,
+         min(CASE WHEN hits.suspended THEN greatest(x.first_us, hits.suspended_us) END)
+             AS first_after,
+         {{ d.sample('x.patient_id', n, 'true') }} AS sample
   FROM access x JOIN hits ON hits.account_id = x.account_id AND hits.dayno = x.dayno
+  WHERE hits.unknown_account OR hits.after_contract OR hits.expired
+     OR x.last_us >= hits.suspended_us
   GROUP BY x.account_id, x.dayno
 )
 SELECT hits.account_id, hits.dayno, hits.day,
        CASE WHEN hits.suspended AND NOT (hits.unknown_account OR hits.after_contract
                                          OR hits.expired)
-            THEN greatest(hits.first_us, hits.suspended_us) ELSE hits.first_us END AS first_us,
+            THEN coalesce(pts.first_after, greatest(hits.first_us, hits.suspended_us))
+            ELSE hits.first_us END AS first_us,
        hits.last_us, hits.n_events, coalesce(pts.n_patients, 0) AS n_patients,
        CASE WHEN hits.unknown_account THEN 1 ELSE 0 END AS n_unknown,
        CASE WHEN hits.after_contract THEN 1 ELSE 0 END AS n_after_contract,

@@ -115,7 +115,8 @@ def assess_bulk(r: dict[str, Any], c: Context) -> list[Hit]:
     else:
         severity = "medium"
     return [Hit("bulk_export", severity, acc, r["first_us"], r["last_us"], rows, [text],
-                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
+                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"],
+                ref=str(r["query_id"]))]
 
 
 DAILY = """
