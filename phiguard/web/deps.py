@@ -89,14 +89,23 @@ def get_console(request: Request) -> Console:
     return request.app.state.console
 
 
-ConsoleDep = Annotated[Console, Depends(get_console)]
+async def _console(request: Request) -> Console:
+    # async: FastAPI runs a plain-def dependency in the thread pool, a hand-off per request
+    return request.app.state.console  # type: ignore[no-any-return]
+
+
+ConsoleDep = Annotated[Console, Depends(_console)]
 
 
 def get_phg(request: Request) -> App:
     return get_console(request).app
 
 
-PhgDep = Annotated[App, Depends(get_phg)]
+async def _phg(request: Request) -> App:
+    return get_console(request).app
+
+
+PhgDep = Annotated[App, Depends(_phg)]
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
