@@ -64,7 +64,8 @@ t_ref = time.perf_counter() - t0
 p = DetectionSettings(duckdb_memory_limit={mem!r})
 eng = open_engine("duckdb", settings=Settings(), detect=p)
 t1 = time.perf_counter()
-res = run_pack(eng, ref, p, Window(None, None, p.baseline_days), events_uri=str(d / "events.parquet"))
+res = run_pack(eng, ref, p, Window(None, None, p.baseline_days),
+               events_uri=str(d / "events.parquet"))
 t_pack = time.perf_counter() - t1
 print(json.dumps({{"pack_s": t_pack, "reference_s": t_ref, "hits": len(res.hits),
                   "explained": res.explain.get("explained_share"),
@@ -217,7 +218,8 @@ def bench_live(data: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "phiguard-bench-detect")
+    ap.add_argument("--data", type=Path,
+                    default=Path(tempfile.gettempdir()) / "phiguard-bench-detect")
     ap.add_argument("--events", type=int, default=10_000_000, help="routine events to generate")
     ap.add_argument("--patients", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=30)

@@ -187,7 +187,7 @@ def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
                 select(Alert).where(Alert.subject == d.subject, Alert.first_ts <= last + repeat,
                                     Alert.last_ts >= first - repeat).order_by(Alert.id)
             ).scalars().all()
-            row = next((a for a in near if a.first_ts <= last + gap and a.last_ts >= first - gap
+            row = next((a for a in near if (a.first_ts <= last + gap and a.last_ts >= first - gap)
                         or set(a.hits) & set(d.hits)), None)
             if row is None:
                 row = Alert(alert_id=f"tmp-{id(d)}"[:16], subject=d.subject,

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from phiguard.detection.baselines import DAY_US, Baselines
 from phiguard.detection.engines.duckdb import DuckDBEngine
 from phiguard.detection.rules.base import (
     VERBS,
@@ -38,76 +39,10 @@ from phiguard.detection.rules.grant import _grant_text
 from phiguard.detection.settings import DetectionSettings
 from phiguard.detection.snapshot import Reference
 
-DAY_US = 86_400_000_000
 EPOCH_DAY = date(1970, 1, 1)
 HOUR_US = 3_600_000_000
 COLUMNS = ("event_id", "ts", "account_id", "action", "patient_id", "fields", "query_id",
            "client_ip", "outcome")
-
-
-@dataclass
-class Baselines:
-    """What history says about each account, read once from the event store."""
-
-    prev_max: dict[str, int] = field(default_factory=dict)
-    hist_days: dict[str, int] = field(default_factory=dict)
-    hours: dict[str, np.ndarray] = field(default_factory=dict)
-    hour_total: dict[str, int] = field(default_factory=dict)
-    ips: dict[str, set[str]] = field(default_factory=dict)
-    last_day: dict[str, int] = field(default_factory=dict)
-    peer: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
-    first_day: int | None = None
-
-    @classmethod
-    def from_store(cls, events_uri: str | None, *, before_us: int, p: DetectionSettings,
-                   tz: str, ref: Reference) -> Baselines:
-        from phiguard.detection.engines.duckdb import _parquet_source
-
-        b = cls()
-        source = _parquet_source(events_uri)
-        if source is None:
-            return b
-        eng = DuckDBEngine.create(settings=type("S", (), {"timezone": tz})(), detect=p)
-        try:
-            eng.register("accounts", ref.tables["accounts"])
-            lo = before_us - p.baseline_days * DAY_US
-            eng.view("h", f"""
-                SELECT account_id, NULLIF(patient_id, '') AS patient_id, client_ip,
-                       lower(coalesce(outcome, 'success')) AS outcome,
-                       date_diff('day', DATE '1970-01-01', CAST(ts AS DATE)) AS dayno,
-                       hour(ts) AS hr
-                FROM {source}
-                WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {before_us}""")
-            days = eng.query("""
-                SELECT account_id, dayno, count(DISTINCT patient_id) AS n FROM h
-                WHERE outcome = 'success' GROUP BY account_id, dayno""")
-            for r in days:
-                a = r["account_id"]
-                b.prev_max[a] = max(b.prev_max.get(a, 0), int(r["n"]))
-                b.hist_days[a] = b.hist_days.get(a, 0) + 1
-                b.last_day[a] = max(b.last_day.get(a, -1), int(r["dayno"]))
-                b.first_day = min(b.first_day or int(r["dayno"]), int(r["dayno"]))
-            for r in eng.query("SELECT account_id, hr, count(*) AS n FROM h GROUP BY ALL"):
-                b.hours.setdefault(r["account_id"], np.zeros(24, np.int64))[int(r["hr"])] = r["n"]
-                b.hour_total[r["account_id"]] = b.hour_total.get(r["account_id"], 0) + int(r["n"])
-            for r in eng.query("SELECT DISTINCT account_id, client_ip FROM h "
-                               "WHERE client_ip IS NOT NULL AND client_ip <> ''"):
-                b.ips.setdefault(r["account_id"], set()).add(r["client_ip"])
-            peer = eng.query("""
-                WITH d AS (SELECT h.account_id, a.role, a.department, h.dayno,
-                                  count(DISTINCT h.patient_id) AS n
-                           FROM h JOIN accounts a USING (account_id)
-                           WHERE h.outcome = 'success' GROUP BY ALL),
-                     m AS (SELECT role, department, median(n) AS med,
-                                  count(DISTINCT account_id) AS k FROM d GROUP BY ALL)
-                SELECT m.role, m.department, m.med, m.k, median(abs(d.n - m.med)) AS mad
-                FROM d JOIN m USING (role, department) GROUP BY ALL""")
-            for r in peer:
-                b.peer[(r["role"], r["department"])] = (float(r["med"]), float(r["mad"]),
-                                                        int(r["k"]))
-        finally:
-            eng.close()
-        return b
 
 
 @dataclass
@@ -241,7 +176,7 @@ class LiveEvaluator:
             a = table.column(c)
             if lower:
                 a = pc.utf8_lower(a.cast(pa.string()))
-            return a.to_pylist()  # type: ignore[no-any-return]
+            return a.to_pylist()
 
         off = self._offset_us(int(ts_np[0]))
         ts = ts_np.tolist()
@@ -357,8 +292,8 @@ class LiveEvaluator:
                     "contract": ("after_contract_end", "high", f"worked {span} for vendor {vid}, "
                                  f"whose contract ended on {vendor and vendor['contract_end']}"),
                     "expired": ("account_expired", "high", f"used {span} outside the account's "
-                                f"validity ({a and a['active_from'] or '…'} to "
-                                f"{a and a['active_to'] or '…'})"),
+                                f"validity ({(a and a['active_from']) or '…'} to "
+                                f"{(a and a['active_to']) or '…'})"),
                     "suspended": ("suspended_vendor", "critical", f"used {span} although vendor "
                                   f"{vid} is suspended"),
                 }[f]
@@ -556,7 +491,8 @@ class LiveEvaluator:
             if hist >= p.daily_min_history_days and n <= p.daily_own_factor * prev:
                 continue
             a = self.accounts.get(acc) or {}
-            med, mad, k = self.b.peer.get((a.get("role"), a.get("department")), (0.0, 0.0, 0))
+            peer_key = (str(a.get("role")), str(a.get("department")))
+            med, mad, k = self.b.peer.get(peer_key, (0.0, 0.0, 0))
             if k >= 3 and n <= med + p.daily_peer_mads * max(mad, 1.0):
                 continue
             checked = self.day_checked.get(key, 0)

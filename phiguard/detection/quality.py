@@ -49,9 +49,9 @@ def evaluate(drafts: list[Draft], labels: dict[str, Any], p: DetectionSettings) 
     summaries = [(d, summarise(d.hits, d.anomaly, p)) for d in drafts]
     labelled: set[int] = set()
     for sc in labels.get("scenarios", []):
-        f, l = span(sc)
+        f, to = span(sc)
         near = [(i, d, s) for i, (d, s) in enumerate(summaries)
-                if d.subject == sc["account_id"] and d.first_us <= l and d.last_us >= f]
+                if d.subject == sc["account_id"] and d.first_us <= to and d.last_us >= f]
         labelled |= {i for i, _, _ in near}
         if sc["decoy"]:
             bad = [s for _, _, s in near if RANK[s["severity"]] >= RANK["high"]]

@@ -109,7 +109,7 @@ class Reference:
 
     # -- python-side views used by reasons and the live watcher ------------------------------
     def rows(self, name: str) -> list[dict[str, Any]]:
-        return self.tables[name].to_pylist()  # type: ignore[no-any-return]
+        return self.tables[name].to_pylist()
 
     def grants_by_account(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -225,7 +225,7 @@ def _grant_end_times(app: App, s: Any) -> dict[str, int | None]:
 def load_gaps(app: App) -> list[dict[str, Any]]:
     """Sequence gaps the audit ingest recorded (``phiguard.audit.completeness``), if any."""
     try:
-        from phiguard.audit import completeness  # type: ignore[attr-defined]
+        from phiguard.audit import completeness
     except ImportError:
         return []
     reader = getattr(completeness, "gaps", None) or getattr(completeness, "list_gaps", None)

@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 
 from phiguard.audit.tags import Tag
 from phiguard.detection import alerts as store
-from phiguard.detection.live import Baselines, LiveEvaluator
+from phiguard.detection.baselines import Baselines
+from phiguard.detection.live import LiveEvaluator
 from phiguard.detection.models import Alert
 from phiguard.detection.rules import RANK, Hit
 from phiguard.detection.settings import DetectionSettings
@@ -281,7 +282,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 __all__ = ["RANK", "Raised", "StoreTail", "Watcher", "contain", "percentile", "run",

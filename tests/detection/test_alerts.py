@@ -30,7 +30,7 @@ def save(app: App, hits: list[Hit], origin: str = "batch"):  # type: ignore[no-u
 
 
 def test_one_alert_per_episode_with_sequential_ids(app: App) -> None:
-    touched, raised = save(app, [
+    _, raised = save(app, [
         hit("bulk_export", "critical", "vx", 33, 1, 1500, vendor="V012"),
         hit("rare_hour", "low", "vx", 33, 1, standalone=False),
         hit("outside_grant", "critical", "vx", 33, 2, 1500),

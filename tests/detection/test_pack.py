@@ -50,13 +50,13 @@ def test_repeated_hits_of_one_account_are_one_alert(duck_result: PackResult) -> 
 
 
 def test_vendor_after_contract_end_names_the_date(duck_result: PackResult) -> None:
-    d, s = next((d, s) for d, s in _drafts(duck_result) if d.subject == "vy-01")
+    _, s = next((d, s) for d, s in _drafts(duck_result) if d.subject == "vy-01")
     assert s["rule"] == "after_contract_end"
     assert "whose contract ended on 2026-03-20" in s["reasons"][0]
 
 
 def test_source_gap_counts_the_missing_events(duck_result: PackResult) -> None:
-    d, s = next((d, s) for d, s in _drafts(duck_result) if d.subject == "source:CMS")
+    _, s = next((d, s) for d, s in _drafts(duck_result) if d.subject == "source:CMS")
     assert "missing 12 events (sequence numbers 5,000 to 5,011)" in s["reasons"][0]
 
 

@@ -42,7 +42,7 @@ def webhook() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
     got: list[tuple[dict[str, str], bytes]] = []
 
     class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             got.append((dict(self.headers), body))
             self.send_response(204)

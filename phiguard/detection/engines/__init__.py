@@ -37,7 +37,9 @@ class Engine(Protocol):
     tests run the same pack on each (no mocks)."""
 
     name: str
-    dialect: Dialect
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def register(self, name: str, table: pa.Table) -> None:
         """Make an Arrow table queryable under ``name``."""

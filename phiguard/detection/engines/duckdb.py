@@ -94,7 +94,8 @@ class DuckDBEngine:
             self.register("events_raw", EVENT_SCHEMA.empty_table())
             return
         try:
-            cols = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            cols = {r[0]: r[1] for r in described}
         except duckdb.Error as exc:
             raise InputError(f"cannot read the access events at {uri}: {exc}") from exc
         ts = "ts" if cols.get("ts", "").startswith("TIMESTAMP WITH") else "timezone('UTC', ts)"
@@ -118,7 +119,7 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        return self.con.sql(sql).to_arrow_table().to_pylist()  # type: ignore[no-any-return]
+        return self.con.sql(sql).to_arrow_table().to_pylist()
 
     def arrow(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()

@@ -140,23 +140,23 @@ def assess_account_status(r: dict[str, Any], c: Context) -> list[Hit]:
     if r["n_unknown"]:
         hits.append(Hit("unknown_account", "high", acc, r["first_us"], r["last_us"], pts,
                         [f"an account that is not in the account register touched "
-                         f"{plural(pts, 'patient')} {span}"], **common))  # type: ignore[arg-type]
+                         f"{plural(pts, 'patient')} {span}"], **common))
     if r["n_after_contract"] and v:
         hits.append(Hit("after_contract_end", "critical" if pts >= 50 else "high", acc,
                         r["first_us"], r["last_us"], pts,
                         [f"worked {span} for vendor {vendor}, whose contract ended on "
                          f"{v['contract_end']}; touched {plural(pts, 'patient')}"],
-                        **common))  # type: ignore[arg-type]
+                        **common))
     if r["n_expired"]:
         window = f"valid {a.get('active_from') or '…'} to {a.get('active_to') or '…'}"
         hits.append(Hit("account_expired", "high", acc, r["first_us"], r["last_us"], pts,
                         [f"used {span} outside the account's validity ({window}); touched "
-                         f"{plural(pts, 'patient')}"], **common))  # type: ignore[arg-type]
+                         f"{plural(pts, 'patient')}"], **common))
     if r["n_suspended"] and v:
         hits.append(Hit("suspended_vendor", "critical", acc, r["first_us"], r["last_us"], pts,
                         [f"used {span} although vendor {vendor} is suspended; "
                          f"accesses to {plural(pts, 'patient')} succeeded that day"],
-                        **common))  # type: ignore[arg-type]
+                        **common))
     return hits
 
 

@@ -88,7 +88,8 @@ HAVING max(n_win) >= {{ p.denied_min }}
 
 def assess_denied(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
-    text = (f"was refused {plural(int(r['n_denied']), 'time')} {c.span(r['first_us'], r['last_us'])}"
+    refused = plural(int(r["n_denied"]), "time")
+    text = (f"was refused {refused} {c.span(r['first_us'], r['last_us'])}"
             f", up to {num(r['peak'])} within {c.p.denied_window_minutes} minutes")
     severity = "high" if int(r["peak"]) >= c.p.denied_high else "medium"
     return [Hit("denied_burst", severity, acc, r["first_us"], r["last_us"],

@@ -97,7 +97,8 @@ WITH m AS (
   JOIN encounters e ON e.patient_id = x.patient_id
   WHERE (e.account_id = x.account_id OR e.department = a.department)
     AND x.last_us >= e.start_us - {{ (p.explain_before_days * 86400000000) | int }}
-    AND (e.end_us IS NULL OR x.first_us <= e.end_us + {{ (p.explain_after_days * 86400000000) | int }})
+    AND (e.end_us IS NULL
+         OR x.first_us <= e.end_us + {{ (p.explain_after_days * 86400000000) | int }})
   GROUP BY x.aid
 ), gr AS (
   -- explained by a grant: the access belongs to a unit of work that a grant fully covers
@@ -215,7 +216,8 @@ WITH pe AS (
   FROM gev v
   JOIN encounters en ON en.patient_id = v.patient_id
    AND v.ts_us >= en.start_us - {{ (p.explain_before_days * 86400000000) | int }}
-   AND (en.end_us IS NULL OR v.ts_us <= en.end_us + {{ (p.explain_after_days * 86400000000) | int }})
+   AND (en.end_us IS NULL
+        OR v.ts_us <= en.end_us + {{ (p.explain_after_days * 86400000000) | int }})
   LEFT JOIN accounts ac ON ac.account_id = en.account_id
 ), ok AS (
   SELECT DISTINCT pe.account_id, pe.qkey, pe.patient_id, g.grant_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phiguard.detection.rules.base import Context, Hit, Rule, num, plural, samples
+from phiguard.detection.rules.base import Context, Hit, Rule, num, plural
 
 RARE_HOUR = """
 WITH tot AS (
@@ -117,7 +117,8 @@ def assess_dormant(r: dict[str, Any], c: Context) -> list[Hit]:
                  f"({', '.join(new_ips[:3])})")
     # Idle spells alone are common (leave, part-time staff): low, unless the account also
     # came back from somewhere new, or other hits join it in the same episode.
-    return [Hit("dormant_reactivated", "high" if new_ips else "low", acc, r["first_us"], r["last_us"],
+    severity = "high" if new_ips else "low"
+    return [Hit("dormant_reactivated", severity, acc, r["first_us"], r["last_us"],
                 int(r["n_patients"]), [text], [], acc, c.vendor_of(acc), dayno=r["dayno"])]
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from phiguard.detection.rules.base import VERBS, Context, Hit, Rule, num, plural, ratio, samples
 from phiguard.detection.rules.grant import _grant_text
 
-
 BULK = """
 WITH b AS (
   SELECT * FROM queries
