@@ -38,7 +38,9 @@ def main() -> None:
         key = tmp / "id.key"
         service.keygen(app, key)
         size = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
-        print(f"home: {patients:,} patients, audit log of {app.audit.size:,} entries, {size / 1e6:,.0f} MB")
+        print(
+            f"home: {patients:,} patients, audit log of {app.audit.size:,} entries, {size / 1e6:,.0f} MB"
+        )
 
         t = time.perf_counter()
         service.create(app, tmp / "b.phgbak")
@@ -46,12 +48,17 @@ def main() -> None:
         app.close()
 
         t = time.perf_counter()
-        subprocess.run(f"tar -C {home} -cf - . | zstd -3 -q -T0 -o {tmp / 'anchor.tar.zst'}",
-                       shell=True, check=True)
+        subprocess.run(
+            f"tar -C {home} -cf - . | zstd -3 -q -T0 -o {tmp / 'anchor.tar.zst'}",
+            shell=True,
+            check=True,
+        )
         anchor = time.perf_counter() - t
-        print(f"backup create: phiguard {ours:.2f} s ({size / ours / 1e6:,.0f} MB/s); "
-              f"tar | zstd -3 {anchor:.2f} s; ratio {ours / anchor:.2f}× the anchor's time "
-              f"(target ≤ 2×)")
+        print(
+            f"backup create: phiguard {ours:.2f} s ({size / ours / 1e6:,.0f} MB/s); "
+            f"tar | zstd -3 {anchor:.2f} s; ratio {ours / anchor:.2f}× the anchor's time "
+            f"(target ≤ 2×)"
+        )
 
         t = time.perf_counter()
         service.restore(tmp / "b.phgbak", key, tmp / "restored")

@@ -88,10 +88,17 @@ def main() -> None:
         anchor_t = median_time(
             anchor, repeat=1 if FULL else 3, setup=lambda: db.unlink(missing_ok=True)
         )
-        report("PMI import", n / ours, n / anchor_t, "patients/s",
-               "pandas read_csv+to_sql (plain, no encryption)")
-        print(f"peak RSS of the importing process: {max(peaks):,.0f} MiB; CPU (all processes) "
-              f"{sorted(cpus)[len(cpus) // 2] / n * 1e6:.1f} µs per patient")
+        report(
+            "PMI import",
+            n / ours,
+            n / anchor_t,
+            "patients/s",
+            "pandas read_csv+to_sql (plain, no encryption)",
+        )
+        print(
+            f"peak RSS of the importing process: {max(peaks):,.0f} MiB; CPU (all processes) "
+            f"{sorted(cpus)[len(cpus) // 2] / n * 1e6:.1f} µs per patient"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,7 +14,9 @@ from typing import Any
 FULL = os.environ.get("BENCH_SCALE") == "full"
 
 
-def median_time(fn: Callable[[], Any], repeat: int = 3, setup: Callable[[], Any] | None = None) -> float:
+def median_time(
+    fn: Callable[[], Any], repeat: int = 3, setup: Callable[[], Any] | None = None
+) -> float:
     times = []
     for _ in range(repeat):
         if setup is not None:
@@ -36,5 +38,7 @@ def run_child(code: str) -> tuple[float, float, str]:
 
 
 def report(title: str, ours: float, anchor: float, unit: str, anchor_name: str) -> None:
-    print(f"{title}: phiguard {ours:,.0f} {unit}; {anchor_name} {anchor:,.0f} {unit}; "
-          f"ratio {ours / anchor:.2f}×")
+    print(
+        f"{title}: phiguard {ours:,.0f} {unit}; {anchor_name} {anchor:,.0f} {unit}; "
+        f"ratio {ours / anchor:.2f}×"
+    )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phiguard.clock import Clock, SystemClock
 from phiguard.crypto.blind import BlindIndex
 from phiguard.crypto.fields import FieldCipher
-from phiguard.crypto.keyring import Keyring, KeyProvider, new_provider, provider_for
+from phiguard.crypto.keyring import KeyProvider, Keyring, new_provider, provider_for
 from phiguard.home import Home
 from phiguard.identifiers.hospital_no import HospitalNumberFormat
 from phiguard.settings import Settings
@@ -106,7 +106,9 @@ class App:
 
     @cached_property
     def hospital_no_format(self) -> HospitalNumberFormat:
-        return HospitalNumberFormat(self.settings.hospital_no_pattern, self.settings.hospital_no_check)
+        return HospitalNumberFormat(
+            self.settings.hospital_no_pattern, self.settings.hospital_no_check
+        )
 
     @cached_property
     def _sessionmaker(self) -> sessionmaker[Session]:

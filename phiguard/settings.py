@@ -98,9 +98,7 @@ class Settings(BaseSettings):
     backup_dir: Path | None = Field(
         None, description="When set, `phiguard serve` takes scheduled encrypted backups here."
     )
-    backup_interval_hours: float = Field(
-        24.0, description="Hours between scheduled backups.", gt=0
-    )
+    backup_interval_hours: float = Field(24.0, description="Hours between scheduled backups.", gt=0)
     backup_keep: int = Field(30, description="Scheduled backups to keep (oldest deleted).", ge=1)
 
     def resolved_database_url(self) -> str:

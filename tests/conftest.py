@@ -78,7 +78,10 @@ class Cli:
         from phiguard.cli.main import app
 
         return self.runner.invoke(
-            app, ["--home", str(self.home), *args], input=input, env=self.env,
+            app,
+            ["--home", str(self.home), *args],
+            input=input,
+            env=self.env,
             catch_exceptions=False,
         )
 

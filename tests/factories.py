@@ -11,8 +11,20 @@ import pyarrow.parquet as pq
 
 from phiguard.identifiers import HospitalNumberFormat, hkid_check_char
 
-PATIENT_HEADER = ["patient_id", "hkid", "hospital_no", "name_en", "name_zh", "sex", "dob",
-                  "cluster", "phone", "address", "app_registered", "vip"]
+PATIENT_HEADER = [
+    "patient_id",
+    "hkid",
+    "hospital_no",
+    "name_en",
+    "name_zh",
+    "sex",
+    "dob",
+    "cluster",
+    "phone",
+    "address",
+    "app_registered",
+    "vip",
+]
 SURNAMES = ["CHAN", "WONG", "LEE", "CHEUNG", "LAU", "HO", "NG", "LEUNG"]
 
 
@@ -26,20 +38,22 @@ def patient_rows(count: int, start: int = 0) -> list[dict[str, str]]:
     hn = HospitalNumberFormat()
     rows = []
     for i in range(start, start + count):
-        rows.append({
-            "patient_id": f"P{i:07d}",
-            "hkid": hkid(i, two_letters=i % 5 == 0),
-            "hospital_no": hn.make(10_000_000 + i),
-            "name_en": f"{SURNAMES[i % len(SURNAMES)]} Tai Man{i}",
-            "name_zh": "陳大文",
-            "sex": "MF"[i % 2],
-            "dob": f"19{50 + i % 50:02d}-0{1 + i % 9}-1{i % 10}",
-            "cluster": ["KEC", "HKWC", "NTEC"][i % 3],
-            "phone": f"9{i:07d}",
-            "address": f"Flat {i}, Block A, Sau Mau Ping Estate",
-            "app_registered": "true" if i % 2 else "false",
-            "vip": "true" if i % 97 == 0 else "false",
-        })
+        rows.append(
+            {
+                "patient_id": f"P{i:07d}",
+                "hkid": hkid(i, two_letters=i % 5 == 0),
+                "hospital_no": hn.make(10_000_000 + i),
+                "name_en": f"{SURNAMES[i % len(SURNAMES)]} Tai Man{i}",
+                "name_zh": "陳大文",
+                "sex": "MF"[i % 2],
+                "dob": f"19{50 + i % 50:02d}-0{1 + i % 9}-1{i % 10}",
+                "cluster": ["KEC", "HKWC", "NTEC"][i % 3],
+                "phone": f"9{i:07d}",
+                "address": f"Flat {i}, Block A, Sau Mau Ping Estate",
+                "app_registered": "true" if i % 2 else "false",
+                "vip": "true" if i % 97 == 0 else "false",
+            }
+        )
     return rows
 
 
@@ -62,17 +76,41 @@ def write_parquet(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-EVENT_HEADER = ["event_id", "source", "seq", "ts", "account_id", "action", "patient_id", "fields",
-                "query_id", "client_ip", "device_id", "purpose", "outcome"]
+EVENT_HEADER = [
+    "event_id",
+    "source",
+    "seq",
+    "ts",
+    "account_id",
+    "action",
+    "patient_id",
+    "fields",
+    "query_id",
+    "client_ip",
+    "device_id",
+    "purpose",
+    "outcome",
+]
 
 
 def write_events(path: Path, patients: list[dict[str, str]], account: str = "ha-doc-1") -> Path:
     """One read event per patient from ``account``, in the spec's CSV format."""
     rows = [
-        {"event_id": f"e{i}", "source": "CMS", "seq": str(i + 1),
-         "ts": f"2026-04-02T10:{i % 60:02d}:00+08:00", "account_id": account, "action": "read",
-         "patient_id": p["patient_id"], "fields": "name,sex,hkid", "query_id": "",
-         "client_ip": "10.1.2.3", "device_id": "WS-1", "purpose": "TREAT", "outcome": "success"}
+        {
+            "event_id": f"e{i}",
+            "source": "CMS",
+            "seq": str(i + 1),
+            "ts": f"2026-04-02T10:{i % 60:02d}:00+08:00",
+            "account_id": account,
+            "action": "read",
+            "patient_id": p["patient_id"],
+            "fields": "name,sex,hkid",
+            "query_id": "",
+            "client_ip": "10.1.2.3",
+            "device_id": "WS-1",
+            "purpose": "TREAT",
+            "outcome": "success",
+        }
         for i, p in enumerate(patients)
     ]
     return write_csv(path, rows, EVENT_HEADER)

@@ -52,13 +52,29 @@ def _throwaway_server() -> Iterator[str]:
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(tmp, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     # -l: the postmaster must not inherit our pipes, or waiting for its output never ends
-    subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-l",
-                    os.path.join(tmp, "server.log"), "-o",
-                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            *as_user,
+            os.path.join(bindir, "pg_ctl"),
+            "-D",
+            data,
+            "-w",
+            "-l",
+            os.path.join(tmp, "server.log"),
+            "-o",
+            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         for _ in range(50):
@@ -67,8 +83,11 @@ def _throwaway_server() -> Iterator[str]:
             time.sleep(0.1)
         yield dsn
     finally:
-        subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "fast",
-                        "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "fast", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 

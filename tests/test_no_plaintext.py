@@ -17,8 +17,14 @@ def _needles(rows: list[dict[str, str]]) -> list[bytes]:
     for r in rows:
         hkid = r["hkid"]
         canonical = hkid.replace("(", "").replace(")", "")
-        out += [hkid.encode(), canonical.encode(), r["hospital_no"].encode(), r["phone"].encode(),
-                r["name_en"].encode(), r["address"].encode()]
+        out += [
+            hkid.encode(),
+            canonical.encode(),
+            r["hospital_no"].encode(),
+            r["phone"].encode(),
+            r["name_en"].encode(),
+            r["address"].encode(),
+        ]
         out += [v.encode("utf-16-le") for v in (canonical, r["name_en"])]
     return out
 
@@ -28,11 +34,27 @@ def _populate(app: App, tmp_path: Path) -> list[dict[str, str]]:
     for r in rows[::3]:
         r["name_zh"] = "歐陽志明"
     import_file(app, "patients", write_csv(tmp_path / "patients.csv", rows))
-    import_file(app, "accounts", write_csv(tmp_path / "accounts.csv", [
-        {"account_id": "ha-doc-1", "person_name": rows[0]["name_en"], "employer": "HA",
-         "role": "doctor", "department": "MED", "cluster": "KEC", "active_from": "2020-01-01",
-         "active_to": "", "patient_id": rows[0]["patient_id"], "home_address": rows[0]["address"]},
-    ]))
+    import_file(
+        app,
+        "accounts",
+        write_csv(
+            tmp_path / "accounts.csv",
+            [
+                {
+                    "account_id": "ha-doc-1",
+                    "person_name": rows[0]["name_en"],
+                    "employer": "HA",
+                    "role": "doctor",
+                    "department": "MED",
+                    "cluster": "KEC",
+                    "active_from": "2020-01-01",
+                    "active_to": "",
+                    "patient_id": rows[0]["patient_id"],
+                    "home_address": rows[0]["address"],
+                },
+            ],
+        ),
+    )
     if importlib.util.find_spec("phiguard.audit.ingest") is not None:
         from phiguard.audit.ingest import ingest_files
         from tests.factories import write_events
@@ -50,4 +72,6 @@ def test_no_identifier_in_any_file_of_a_populated_home(sqlite_app: App, tmp_path
     for path in files:
         data = path.read_bytes()
         for needle in needles:
-            assert needle not in data, f"plaintext identifier found in {path.relative_to(sqlite_app.home.root)}"
+            assert needle not in data, (
+                f"plaintext identifier found in {path.relative_to(sqlite_app.home.root)}"
+            )

@@ -8,8 +8,12 @@ DOC = Path(__file__).parents[1] / "docs" / "user" / "settings.md"
 
 
 def test_every_setting_has_help_text() -> None:
-    missing = [f"{cls.__name__}.{name}" for cls in settings_classes()
-               for name, field in cls.model_fields.items() if not field.description]
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in settings_classes()
+        for name, field in cls.model_fields.items()
+        if not field.description
+    ]
     assert not missing, f"settings without help text: {missing}"
 
 

@@ -24,7 +24,11 @@ class ApprovalRule:
 
 
 def required_approvals(
-    *, actions: Iterable[str], fields: Iterable[str], cluster: str, max_rows: int,
+    *,
+    actions: Iterable[str],
+    fields: Iterable[str],
+    cluster: str,
+    max_rows: int,
     settings: AccessSettings,
 ) -> ApprovalRule:
     why: list[str] = []

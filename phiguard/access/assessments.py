@@ -44,8 +44,7 @@ class Question:
 
 @cache
 def questionnaire() -> tuple[dict[str, float | None], tuple[Question, ...]]:
-    raw = json.loads(resources.files("phiguard.access").joinpath("questionnaire.json")
-                     .read_text())
+    raw = json.loads(resources.files("phiguard.access").joinpath("questionnaire.json").read_text())
     questions = tuple(Question(q["id"], float(q["weight"]), q["text"]) for q in raw["questions"])
     return raw["answers"], questions
 
@@ -56,8 +55,9 @@ def score(answers: dict[str, str]) -> float:
     known = {q.id for q in questions}
     unknown = sorted(set(answers) - known)
     if unknown:
-        raise UsageError(f"unknown question {unknown[0]!r}; questions are "
-                         f"{', '.join(sorted(known))}")
+        raise UsageError(
+            f"unknown question {unknown[0]!r}; questions are {', '.join(sorted(known))}"
+        )
     missing = [q.id for q in questions if q.id not in answers]
     if missing:
         raise UsageError(f"question {missing[0]!r} is not answered (yes, partial, no or na)")
@@ -65,8 +65,9 @@ def score(answers: dict[str, str]) -> float:
     for q in questions:
         answer = str(answers[q.id]).strip().lower()
         if answer not in values:
-            raise UsageError(f"answer {answers[q.id]!r} to {q.id!r} is not one of "
-                             f"{', '.join(values)}")
+            raise UsageError(
+                f"answer {answers[q.id]!r} to {q.id!r} is not one of {', '.join(values)}"
+            )
         value = values[answer]
         if value is None:
             continue
@@ -78,7 +79,12 @@ def score(answers: dict[str, str]) -> float:
 
 
 def record_assessment(
-    app: App, vendor_id: str, *, answers: dict[str, str], assessor: str, completed_on: date,
+    app: App,
+    vendor_id: str,
+    *,
+    answers: dict[str, str],
+    assessor: str,
+    completed_on: date,
     findings: list[dict[str, Any]] | None = None,
 ) -> Assessment:
     settings = c.settings_of(app)
@@ -91,41 +97,75 @@ def record_assessment(
         if vendor is None:
             raise NotFound(f"unknown vendor {vendor_id!r}")
         a = Assessment(
-            assessment_id=c.new_id("AS"), vendor_id=vendor.vendor_id, assessor=assessor,
+            assessment_id=c.new_id("AS"),
+            vendor_id=vendor.vendor_id,
+            assessor=assessor,
             completed_on=completed_on,
             valid_until=completed_on + timedelta(days=settings.assessment_valid_days),
-            score=value, passed=value >= settings.assessment_pass_score,
+            score=value,
+            passed=value >= settings.assessment_pass_score,
             answers={k: str(v).lower() for k, v in answers.items()},
         )
         s.add(a)
         s.flush()
         for sev, title, due in parsed:
-            s.add(Finding(finding_id=c.new_id("F"), assessment_id=a.assessment_id,
-                          vendor_id=vendor.vendor_id, severity=sev, title=title, due=due,
-                          status="open"))
+            s.add(
+                Finding(
+                    finding_id=c.new_id("F"),
+                    assessment_id=a.assessment_id,
+                    vendor_id=vendor.vendor_id,
+                    severity=sev,
+                    title=title,
+                    due=due,
+                    status="open",
+                )
+            )
         if a.passed and (vendor.last_assessment is None or vendor.last_assessment < completed_on):
             vendor.last_assessment = completed_on
         c.bump(s)
-        c.record(app, Tag.ASSESSMENT_RECORDED, actor=assessor, subject=vendor.vendor_id,
-                 assessment_id=a.assessment_id, score=value, passed=a.passed,
-                 findings=len(parsed))
+        c.record(
+            app,
+            Tag.ASSESSMENT_RECORDED,
+            actor=assessor,
+            subject=vendor.vendor_id,
+            assessment_id=a.assessment_id,
+            score=value,
+            passed=a.passed,
+            findings=len(parsed),
+        )
         return a
 
 
-def add_finding(app: App, assessment_id: str, *, severity: str, title: str,
-                due: date | None, actor: str) -> Finding:
+def add_finding(
+    app: App, assessment_id: str, *, severity: str, title: str, due: date | None, actor: str
+) -> Finding:
     with app.session() as s:
         a = s.get(Assessment, assessment_id)
         if a is None:
             raise NotFound(f"unknown assessment {assessment_id!r}")
-        sev, title, due_on = _finding({"severity": severity, "title": title, "due": due},
-                                      a.completed_on)
-        f = Finding(finding_id=c.new_id("F"), assessment_id=a.assessment_id,
-                    vendor_id=a.vendor_id, severity=sev, title=title, due=due_on, status="open")
+        sev, title, due_on = _finding(
+            {"severity": severity, "title": title, "due": due}, a.completed_on
+        )
+        f = Finding(
+            finding_id=c.new_id("F"),
+            assessment_id=a.assessment_id,
+            vendor_id=a.vendor_id,
+            severity=sev,
+            title=title,
+            due=due_on,
+            status="open",
+        )
         s.add(f)
         c.bump(s)
-        c.record(app, Tag.FINDING_RECORDED, actor=actor, subject=a.vendor_id,
-                 finding_id=f.finding_id, severity=sev, due=str(due_on))
+        c.record(
+            app,
+            Tag.FINDING_RECORDED,
+            actor=actor,
+            subject=a.vendor_id,
+            finding_id=f.finding_id,
+            severity=sev,
+            due=str(due_on),
+        )
         return f
 
 
@@ -138,27 +178,37 @@ def close_finding(app: App, finding_id: str, *, actor: str, note: str = "") -> F
             raise Conflict(f"finding {finding_id} is already closed")
         f.status, f.closed_on = "closed", c.hk_date(app.clock.now())
         c.bump(s)
-        c.record(app, Tag.FINDING_CLOSED, actor=actor, subject=f.vendor_id,
-                 finding_id=f.finding_id, note=note)
+        c.record(
+            app,
+            Tag.FINDING_CLOSED,
+            actor=actor,
+            subject=f.vendor_id,
+            finding_id=f.finding_id,
+            note=note,
+        )
         return f
 
 
-def assessment_holds_until(s: Session, vendor: Vendor, settings: AccessSettings
-                           ) -> datetime | None:
+def assessment_holds_until(s: Session, vendor: Vendor, settings: AccessSettings) -> datetime | None:
     """The instant from which the vendor has no holding assessment (None: never had one)."""
     best: date | None = None
     if vendor.last_assessment is not None:
         best = vendor.last_assessment + timedelta(days=settings.assessment_valid_days)
-    for a in s.scalars(select(Assessment).where(Assessment.vendor_id == vendor.vendor_id,
-                                                Assessment.passed.is_(True))):
+    for a in s.scalars(
+        select(Assessment).where(
+            Assessment.vendor_id == vendor.vendor_id, Assessment.passed.is_(True)
+        )
+    ):
         if best is None or a.valid_until > best:
             best = a.valid_until
     if best is None:
         return None
     until = c.day_end(best)
-    q = select(Finding.due).where(Finding.vendor_id == vendor.vendor_id,
-                                  Finding.status == "open",
-                                  Finding.severity.in_(BLOCKING))
+    q = select(Finding.due).where(
+        Finding.vendor_id == vendor.vendor_id,
+        Finding.status == "open",
+        Finding.severity.in_(BLOCKING),
+    )
     for due in s.scalars(q):
         until = min(until, c.day_end(due))
     return until
@@ -172,50 +222,85 @@ def assessment_status(app: App, vendor_id: str) -> dict[str, Any]:
         if vendor is None:
             raise NotFound(f"unknown vendor {vendor_id!r}")
         until = assessment_holds_until(s, vendor, settings)
-        latest = s.scalars(select(Assessment).where(Assessment.vendor_id == vendor_id)
-                           .order_by(Assessment.completed_on.desc())).first()
-        findings = list(s.scalars(select(Finding).where(Finding.vendor_id == vendor_id)
-                                  .order_by(Finding.due)))
+        latest = s.scalars(
+            select(Assessment)
+            .where(Assessment.vendor_id == vendor_id)
+            .order_by(Assessment.completed_on.desc())
+        ).first()
+        findings = list(
+            s.scalars(select(Finding).where(Finding.vendor_id == vendor_id).order_by(Finding.due))
+        )
         return {
             "holds": until is not None and now < until,
             "holds_until": c.iso(until),
-            "latest": None if latest is None else {
-                "assessment_id": latest.assessment_id, "completed_on": str(latest.completed_on),
-                "score": latest.score, "passed": latest.passed,
-                "valid_until": str(latest.valid_until)},
-            "findings": [{"finding_id": f.finding_id, "severity": f.severity, "title": f.title,
-                          "due": str(f.due), "status": f.status,
-                          "overdue": f.status == "open" and now >= c.day_end(f.due)}
-                         for f in findings],
+            "latest": None
+            if latest is None
+            else {
+                "assessment_id": latest.assessment_id,
+                "completed_on": str(latest.completed_on),
+                "score": latest.score,
+                "passed": latest.passed,
+                "valid_until": str(latest.valid_until),
+            },
+            "findings": [
+                {
+                    "finding_id": f.finding_id,
+                    "severity": f.severity,
+                    "title": f.title,
+                    "due": str(f.due),
+                    "status": f.status,
+                    "overdue": f.status == "open" and now >= c.day_end(f.due),
+                }
+                for f in findings
+            ],
         }
 
 
-def record_training(app: App, account_id: str, *, course: str | None = None,
-                    completed_on: date, expires_on: date, actor: str) -> TrainingRecord:
+def record_training(
+    app: App,
+    account_id: str,
+    *,
+    course: str | None = None,
+    completed_on: date,
+    expires_on: date,
+    actor: str,
+) -> TrainingRecord:
     settings = c.settings_of(app)
     course = (course or settings.training_course).strip()
     if not course:
         raise UsageError("a course name is required")
     if expires_on <= completed_on:
-        raise UsageError(f"training expiry {expires_on} is not after its completion "
-                         f"{completed_on}")
+        raise UsageError(f"training expiry {expires_on} is not after its completion {completed_on}")
     if completed_on > c.hk_date(app.clock.now()):
         raise UsageError(f"training completion {completed_on} is in the future")
     with app.session() as s:
         account = c.get_account(s, account_id)
-        rec = TrainingRecord(account_id=account.account_id, course=course,
-                             completed_on=completed_on, expires_on=expires_on,
-                             recorded_by=actor, recorded_at=app.clock.now())
+        rec = TrainingRecord(
+            account_id=account.account_id,
+            course=course,
+            completed_on=completed_on,
+            expires_on=expires_on,
+            recorded_by=actor,
+            recorded_at=app.clock.now(),
+        )
         s.add(rec)
         c.bump(s)
-        c.record(app, Tag.TRAINING_RECORDED, actor=actor, subject=account.account_id,
-                 course=course, completed_on=str(completed_on), expires_on=str(expires_on))
+        c.record(
+            app,
+            Tag.TRAINING_RECORDED,
+            actor=actor,
+            subject=account.account_id,
+            course=course,
+            completed_on=str(completed_on),
+            expires_on=str(expires_on),
+        )
         return rec
 
 
 def training_until(s: Session, account_id: str, settings: AccessSettings) -> datetime | None:
-    q = select(TrainingRecord.expires_on).where(TrainingRecord.account_id == account_id,
-                                                TrainingRecord.course == settings.training_course)
+    q = select(TrainingRecord.expires_on).where(
+        TrainingRecord.account_id == account_id, TrainingRecord.course == settings.training_course
+    )
     best = max(s.scalars(q), default=None)
     return c.day_end(best) if best else None
 
@@ -226,18 +311,24 @@ def training_list(app: App, account_id: str | None = None) -> list[dict[str, Any
         q = select(TrainingRecord)
         if account_id:
             q = q.where(TrainingRecord.account_id == account_id)
-        return [{"account_id": t.account_id, "course": t.course,
-                 "completed_on": str(t.completed_on), "expires_on": str(t.expires_on),
-                 "valid": now < c.day_end(t.expires_on)}
-                for t in s.scalars(q.order_by(TrainingRecord.account_id,
-                                              TrainingRecord.expires_on))]
+        return [
+            {
+                "account_id": t.account_id,
+                "course": t.course,
+                "completed_on": str(t.completed_on),
+                "expires_on": str(t.expires_on),
+                "valid": now < c.day_end(t.expires_on),
+            }
+            for t in s.scalars(q.order_by(TrainingRecord.account_id, TrainingRecord.expires_on))
+        ]
 
 
 def _finding(f: dict[str, Any], completed_on: date) -> tuple[str, str, date]:
     sev = str(f.get("severity", "")).strip().lower()
     if sev not in SEVERITIES:
-        raise UsageError(f"finding severity {f.get('severity')!r} is not one of "
-                         f"{', '.join(SEVERITIES)}")
+        raise UsageError(
+            f"finding severity {f.get('severity')!r} is not one of {', '.join(SEVERITIES)}"
+        )
     title = c.require_text(f.get("title"), "a finding title")
     due = f.get("due")
     if isinstance(due, str) and due:

@@ -58,8 +58,8 @@ class DecisionBatcher:
         self._queue: list[tuple[dict[str, Any], Done]] = []
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.groups = 0       # appends written (for tests and the benchmark)
-        self.decisions = 0    # decisions answered
+        self.groups = 0  # appends written (for tests and the benchmark)
+        self.decisions = 0  # decisions answered
 
     def submit(self, question: dict[str, Any], done: Done) -> None:
         """Queue one question (the keyword arguments of :func:`~phiguard.access.pdp.decide`);
@@ -69,8 +69,9 @@ class DecisionBatcher:
                 raise UsageError("the decision point is shutting down")
             self._queue.append((question, done))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="phiguard-decisions",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="phiguard-decisions", daemon=True
+                )
                 self._thread.start()
             self._cv.notify()
 
@@ -149,10 +150,14 @@ class DecisionBatcher:
         for r in records:
             detail = dict(r)
             actor, subject = detail.pop("actor"), detail.pop("subject")
-            doc = {"ts": now, "tag": str(Tag.DECISION), "actor": actor, "subject": subject,
-                   "detail": detail}
-            raws.append(json.dumps(doc, sort_keys=True, ensure_ascii=False,
-                                   default=str).encode())
+            doc = {
+                "ts": now,
+                "tag": str(Tag.DECISION),
+                "actor": actor,
+                "subject": subject,
+                "detail": detail,
+            }
+            raws.append(json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str).encode())
         self.app.audit.append_batch(ACTION_SOURCE, raws, kind="action")
 
 

@@ -28,14 +28,22 @@ if TYPE_CHECKING:
 OUTCOMES = ("justified", "unjustified")
 
 
-def start(app: App, account_id: str, *, reason: str, patient_id: str | None = None,
-          cluster: str | None = None, minutes: int | None = None) -> BreakGlass:
+def start(
+    app: App,
+    account_id: str,
+    *,
+    reason: str,
+    patient_id: str | None = None,
+    cluster: str | None = None,
+    minutes: int | None = None,
+) -> BreakGlass:
     settings = c.settings_of(app)
     reason = c.require_text(reason, "a reason", min_len=10)
     length = settings.breakglass_max_minutes if minutes is None else minutes
     if length < 1 or length > settings.breakglass_max_minutes:
-        raise UsageError(f"a break-glass session lasts 1 to {settings.breakglass_max_minutes} "
-                         "minutes")
+        raise UsageError(
+            f"a break-glass session lasts 1 to {settings.breakglass_max_minutes} minutes"
+        )
     now = app.clock.now()
     with app.session() as s:
         account = c.get_account(s, account_id)
@@ -55,23 +63,40 @@ def start(app: App, account_id: str, *, reason: str, patient_id: str | None = No
                 raise UsageError(f"patient {pid} is in {patient.cluster}, not {scope}")
             scope = patient.cluster
         scope = scope or (account.cluster if account.cluster else "ALL")
-        for other in s.scalars(select(BreakGlass).where(
-                BreakGlass.account_id == account.account_id, BreakGlass.status == "active")):
+        for other in s.scalars(
+            select(BreakGlass).where(
+                BreakGlass.account_id == account.account_id, BreakGlass.status == "active"
+            )
+        ):
             if other.ends_at > now:
-                raise Conflict(f"account {account.account_id} already has break-glass session "
-                               f"{other.session_id} until {c.iso(other.ends_at)}")
+                raise Conflict(
+                    f"account {account.account_id} already has break-glass session "
+                    f"{other.session_id} until {c.iso(other.ends_at)}"
+                )
         bg = BreakGlass(
-            session_id=c.new_id("BG"), account_id=account.account_id, patient_id=pid,
-            cluster=scope, reason=reason, started_at=now,
+            session_id=c.new_id("BG"),
+            account_id=account.account_id,
+            patient_id=pid,
+            cluster=scope,
+            reason=reason,
+            started_at=now,
             ends_at=now + timedelta(minutes=length),
             review_due=now + timedelta(hours=settings.breakglass_review_hours),
             status="active",
         )
         s.add(bg)
         c.bump(s)
-        c.record(app, Tag.BREAK_GLASS, actor=account.account_id, subject=pid or scope,
-                 session_id=bg.session_id, cluster=scope, reason=reason,
-                 ends_at=c.iso(bg.ends_at), review_due=c.iso(bg.review_due))
+        c.record(
+            app,
+            Tag.BREAK_GLASS,
+            actor=account.account_id,
+            subject=pid or scope,
+            session_id=bg.session_id,
+            cluster=scope,
+            reason=reason,
+            ends_at=c.iso(bg.ends_at),
+            review_due=c.iso(bg.review_due),
+        )
         return bg
 
 
@@ -85,8 +110,9 @@ def end(app: App, session_id: str, actor: str) -> BreakGlass:
             raise Conflict(f"break-glass session {bg.session_id} has already ended")
         bg.status, bg.ended_at = "ended", now
         c.bump(s)
-        c.record(app, Tag.BREAK_GLASS_ENDED, actor=actor, subject=bg.account_id,
-                 session_id=bg.session_id)
+        c.record(
+            app, Tag.BREAK_GLASS_ENDED, actor=actor, subject=bg.account_id, session_id=bg.session_id
+        )
         return bg
 
 
@@ -107,8 +133,15 @@ def review(app: App, session_id: str, *, reviewer: str, outcome: str, note: str)
         if bg.status == "active":
             bg.status, bg.ended_at = "ended", min(now, bg.ends_at)
         c.bump(s)
-        c.record(app, Tag.BREAK_GLASS_REVIEWED, actor=who.account_id, subject=bg.account_id,
-                 session_id=bg.session_id, outcome=outcome, overdue=now > bg.review_due)
+        c.record(
+            app,
+            Tag.BREAK_GLASS_REVIEWED,
+            actor=who.account_id,
+            subject=bg.account_id,
+            session_id=bg.session_id,
+            outcome=outcome,
+            overdue=now > bg.review_due,
+        )
         return bg
 
 
@@ -126,13 +159,21 @@ def listing(app: App, *, overdue_only: bool = False) -> list[dict[str, Any]]:
 
 def as_dict(bg: BreakGlass, now: Any) -> dict[str, Any]:
     live = bg.status == "active" and now < bg.ends_at
-    return {"session_id": bg.session_id, "account_id": bg.account_id,
-            "patient_id": bg.patient_id, "cluster": bg.cluster, "reason": bg.reason,
-            "started_at": c.iso(bg.started_at), "ends_at": c.iso(bg.ends_at),
-            "active": live, "review_due": c.iso(bg.review_due),
-            "reviewed": bg.reviewed_at is not None, "outcome": bg.outcome,
-            "review_overdue": bg.reviewed_at is None and now >= bg.review_due,
-            "escalated": bg.escalated_at is not None}
+    return {
+        "session_id": bg.session_id,
+        "account_id": bg.account_id,
+        "patient_id": bg.patient_id,
+        "cluster": bg.cluster,
+        "reason": bg.reason,
+        "started_at": c.iso(bg.started_at),
+        "ends_at": c.iso(bg.ends_at),
+        "active": live,
+        "review_due": c.iso(bg.review_due),
+        "reviewed": bg.reviewed_at is not None,
+        "outcome": bg.outcome,
+        "review_overdue": bg.reviewed_at is None and now >= bg.review_due,
+        "escalated": bg.escalated_at is not None,
+    }
 
 
 def _get(s: Any, session_id: str) -> BreakGlass:

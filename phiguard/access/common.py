@@ -36,8 +36,17 @@ ACTIONS = ("read", "search", "print", "export", "update")
 #: list the fields it will return. Unknown field names are accepted (and then never masked
 #: implicitly, only checked when asked for).
 KNOWN_FIELDS = (
-    "address", "diagnosis", "dob", "hkid", "hospital_no", "medication", "name", "name_zh",
-    "phone", "procedure", "sex",
+    "address",
+    "diagnosis",
+    "dob",
+    "hkid",
+    "hospital_no",
+    "medication",
+    "name",
+    "name_zh",
+    "phone",
+    "procedure",
+    "sex",
 )
 ALL_FIELDS = "*"
 STAFF = "HA"
@@ -169,8 +178,9 @@ _LOCAL: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
 def bump(session: Session) -> None:
     """Tell every decision point (in this or another process) that access rights changed."""
-    session.execute(update(AccessState).where(AccessState.id == 1).values(
-        version=AccessState.version + 1))
+    session.execute(
+        update(AccessState).where(AccessState.id == 1).values(version=AccessState.version + 1)
+    )
     if not session.info.get("access_bumped"):
         session.info["access_bumped"] = True
         engine = session.get_bind().engine
@@ -186,11 +196,27 @@ def local_generation(engine: Engine) -> int:
 
 
 def history(
-    session: Session, *, kind: str, account_id: str, actor: str, ts: datetime,
-    grant_id: str | None = None, request_id: str | None = None, **detail: Any,
+    session: Session,
+    *,
+    kind: str,
+    account_id: str,
+    actor: str,
+    ts: datetime,
+    grant_id: str | None = None,
+    request_id: str | None = None,
+    **detail: Any,
 ) -> None:
-    session.add(GrantEvent(grant_id=grant_id, request_id=request_id, account_id=account_id,
-                           ts=ts, kind=kind, actor=actor, detail=detail))
+    session.add(
+        GrantEvent(
+            grant_id=grant_id,
+            request_id=request_id,
+            account_id=account_id,
+            ts=ts,
+            kind=kind,
+            actor=actor,
+            detail=detail,
+        )
+    )
 
 
 def get_account(session: Session, account_id: str) -> Account:
@@ -211,8 +237,10 @@ def check_approver(session: Session, approver_id: str, *, now: datetime) -> Acco
     if account is None:
         raise PermissionDenied(f"approver {approver_id!r} is not a known account")
     if account.employer != STAFF:
-        raise PermissionDenied(f"approver {approver_id!r} is a contractor account; "
-                               "only hospital staff can approve or review access")
+        raise PermissionDenied(
+            f"approver {approver_id!r} is a contractor account; "
+            "only hospital staff can approve or review access"
+        )
     if account.status != "active" or not account_in_date(account, now):
         raise PermissionDenied(f"approver {approver_id!r} is not an active account")
     return account

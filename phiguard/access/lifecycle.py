@@ -40,9 +40,13 @@ class SweepReport:
     campaigns_closed: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expired": self.expired, "revoked": self.revoked,
-                "requests_expired": self.requests_expired, "escalated": self.escalated,
-                "campaigns_closed": self.campaigns_closed}
+        return {
+            "expired": self.expired,
+            "revoked": self.revoked,
+            "requests_expired": self.requests_expired,
+            "escalated": self.escalated,
+            "campaigns_closed": self.campaigns_closed,
+        }
 
 
 def sweep(app: App) -> SweepReport:
@@ -52,8 +56,16 @@ def sweep(app: App) -> SweepReport:
     with app.session() as s:
         for g in live_grants(s):
             if now >= g.valid_to:
-                end_grant(app, s, g, status="expired", actor=SYSTEM, now=now,
-                          reason="its window ended", tag=Tag.GRANT_EXPIRED)
+                end_grant(
+                    app,
+                    s,
+                    g,
+                    status="expired",
+                    actor=SYSTEM,
+                    now=now,
+                    reason="its window ended",
+                    tag=Tag.GRANT_EXPIRED,
+                )
                 report.expired.append(g.grant_id)
                 continue
             account = s.get(Account, g.account_id)
@@ -63,20 +75,44 @@ def sweep(app: App) -> SweepReport:
             if why:
                 end_grant(app, s, g, status="revoked", actor=SYSTEM, now=now, reason=why)
                 report.revoked[g.grant_id] = why
-        for req in s.scalars(select(AccessRequest).where(AccessRequest.status == "pending",
-                                                         AccessRequest.expires_at <= now)):
+        for req in s.scalars(
+            select(AccessRequest).where(
+                AccessRequest.status == "pending", AccessRequest.expires_at <= now
+            )
+        ):
             req.status, req.decided_at = "expired", now
-            c.history(s, kind="request-expired", account_id=req.account_id, actor=SYSTEM,
-                      ts=now, request_id=req.request_id)
-            c.record(app, Tag.REQUEST_EXPIRED, actor=SYSTEM, subject=req.account_id,
-                     request_id=req.request_id)
+            c.history(
+                s,
+                kind="request-expired",
+                account_id=req.account_id,
+                actor=SYSTEM,
+                ts=now,
+                request_id=req.request_id,
+            )
+            c.record(
+                app,
+                Tag.REQUEST_EXPIRED,
+                actor=SYSTEM,
+                subject=req.account_id,
+                request_id=req.request_id,
+            )
             report.requests_expired.append(req.request_id)
-        for bg in s.scalars(select(BreakGlass).where(BreakGlass.reviewed_at.is_(None),
-                                                     BreakGlass.escalated_at.is_(None),
-                                                     BreakGlass.review_due <= now)):
+        for bg in s.scalars(
+            select(BreakGlass).where(
+                BreakGlass.reviewed_at.is_(None),
+                BreakGlass.escalated_at.is_(None),
+                BreakGlass.review_due <= now,
+            )
+        ):
             bg.escalated_at = now
-            c.record(app, Tag.BREAK_GLASS_ESCALATED, actor=SYSTEM, subject=bg.account_id,
-                     session_id=bg.session_id, review_due=c.iso(bg.review_due))
+            c.record(
+                app,
+                Tag.BREAK_GLASS_ESCALATED,
+                actor=SYSTEM,
+                subject=bg.account_id,
+                session_id=bg.session_id,
+                review_due=c.iso(bg.review_due),
+            )
             report.escalated.append(bg.session_id)
         if report.expired or report.revoked:
             c.bump(s)
@@ -97,8 +133,9 @@ def _lapsed(s: Any, account: Account, now: Any, settings: Any) -> str | None:
     if vendor is None:
         return f"vendor {account.employer} is unknown"
     contracts = list(s.scalars(select(Contract).where(Contract.vendor_id == vendor.vendor_id)))
-    if not any(c.day_start(k.start) <= now and (k.end is None or now < c.day_end(k.end))
-               for k in contracts):
+    if not any(
+        c.day_start(k.start) <= now and (k.end is None or now < c.day_end(k.end)) for k in contracts
+    ):
         ended = [k.end for k in contracts if k.end is not None and c.day_end(k.end) <= now]
         if ended:
             return f"vendor {vendor.vendor_id}'s contract ended on {max(ended)}"

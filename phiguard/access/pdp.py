@@ -57,7 +57,7 @@ class Question:
     fields: frozenset[str] = frozenset()
     rows: int = 1
     purpose: str = ""
-    cluster: str = ""       # the target cluster ("" = unknown)
+    cluster: str = ""  # the target cluster ("" = unknown)
     patient: str = ""
     vip: bool = False
 
@@ -65,15 +65,18 @@ class Question:
 @dataclass(slots=True)
 class Verdict:
     allowed: bool
-    basis: str | None = None          # "grant:<id>", "staff-baseline", "breakglass:<id>"
-    grant: GrantView | None = None    # the grant relied on, when basis is a grant
+    basis: str | None = None  # "grant:<id>", "staff-baseline", "breakglass:<id>"
+    grant: GrantView | None = None  # the grant relied on, when basis is a grant
     forbids: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     obligations: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"decision": "allow" if self.allowed else "deny", "reasons": self.reasons,
-                "obligations": self.obligations}
+        return {
+            "decision": "allow" if self.allowed else "deny",
+            "reasons": self.reasons,
+            "obligations": self.obligations,
+        }
 
 
 # -- the compiled built-in policies ----------------------------------------------------------
@@ -107,17 +110,27 @@ def forbids_of(sub: Subject, q: Question) -> list[str]:
 
 def covers(g: GrantView, q: Question) -> bool:
     """The ``grant`` permit of base.cedar, as one boolean (the hot path; no allocation)."""
-    return (g.status == "active" and g.valid_from <= q.now < g.valid_to
-            and q.action in g.actions and (g.cluster == "ALL" or g.cluster == q.cluster)
-            and (g.all_fields or q.fields <= g.fields) and q.rows <= g.max_rows
-            and (not q.purpose or q.purpose == g.purpose))
+    return (
+        g.status == "active"
+        and g.valid_from <= q.now < g.valid_to
+        and q.action in g.actions
+        and (g.cluster == "ALL" or g.cluster == q.cluster)
+        and (g.all_fields or q.fields <= g.fields)
+        and q.rows <= g.max_rows
+        and (not q.purpose or q.purpose == g.purpose)
+    )
 
 
 def baseline_covers(sub: Subject, q: Question) -> bool:
     """The ``staff-baseline`` permit of base.cedar."""
-    return (sub.kind == "staff" and sub.clinical and q.action in STAFF_ACTIONS
-            and (sub.cluster == "ALL" or sub.cluster == q.cluster)
-            and q.rows <= sub.baseline_rows and q.purpose in CARE_PURPOSES)
+    return (
+        sub.kind == "staff"
+        and sub.clinical
+        and q.action in STAFF_ACTIONS
+        and (sub.cluster == "ALL" or sub.cluster == q.cluster)
+        and q.rows <= sub.baseline_rows
+        and q.purpose in CARE_PURPOSES
+    )
 
 
 def grant_misses(g: GrantView, q: Question) -> list[str]:
@@ -152,8 +165,9 @@ def baseline_misses(sub: Subject, q: Question) -> list[str]:
     if q.action not in STAFF_ACTIONS:
         miss.append(f"it never allows {q.action}")
     if sub.cluster != "ALL" and sub.cluster != q.cluster:
-        miss.append(f"it covers the home cluster {sub.cluster}, not "
-                    f"{q.cluster or 'an unnamed cluster'}")
+        miss.append(
+            f"it covers the home cluster {sub.cluster}, not {q.cluster or 'an unnamed cluster'}"
+        )
     if q.rows > sub.baseline_rows:
         miss.append(f"it allows at most {sub.baseline_rows:,} rows and {q.rows:,} were asked")
     if q.purpose not in CARE_PURPOSES:
@@ -206,8 +220,9 @@ def _wider(a: GrantView, b: GrantView) -> bool:
 
 
 # -- reasons and obligations -------------------------------------------------------------------
-def explain(sub: Subject, q: Question, verdict: Verdict, settings: AccessSettings,
-            store: cedar.PolicyStore) -> None:
+def explain(
+    sub: Subject, q: Question, verdict: Verdict, settings: AccessSettings, store: cedar.PolicyStore
+) -> None:
     """Fill in ``verdict.reasons`` and ``verdict.obligations``."""
     if verdict.allowed and verdict.basis:
         kind, _, ident = verdict.basis.partition(":")
@@ -216,27 +231,39 @@ def explain(sub: Subject, q: Question, verdict: Verdict, settings: AccessSetting
             verdict.grant = g
             verdict.reasons.append(
                 f"grant {g.grant_id} allows {g.actions_text} of up to "
-                f"{g.max_rows:,} rows in {g.cluster} for {g.purpose} until {g.ends_text}")
+                f"{g.max_rows:,} rows in {g.cluster} for {g.purpose} until {g.ends_text}"
+            )
             verdict.obligations.append({"type": "row_limit", "max_rows": g.max_rows})
             if not g.all_fields and not q.fields:
                 masked = sorted(set(c.KNOWN_FIELDS) - g.fields)
                 if masked:
                     verdict.obligations.append({"type": "mask_fields", "fields": masked})
-            verdict.obligations.append({"type": "grant", "grant_id": g.grant_id,
-                                        "purpose": g.purpose, "valid_to": g.ends_text})
+            verdict.obligations.append(
+                {
+                    "type": "grant",
+                    "grant_id": g.grant_id,
+                    "purpose": g.purpose,
+                    "valid_to": g.ends_text,
+                }
+            )
             if g.single_use:
                 verdict.obligations.append({"type": "single_use", "grant_id": g.grant_id})
         elif kind == "breakglass":
             b = next(x for x in sub.breakglass if x.session_id == ident)
-            verdict.reasons.append(f"break-glass session {b.session_id} is active until "
-                                   f"{_at(b.ends)}; it must be reviewed by {_at(b.review_due)}")
-            verdict.obligations.append({"type": "row_limit",
-                                        "max_rows": settings.breakglass_max_rows})
-            verdict.obligations.append({"type": "break_glass", "session_id": b.session_id,
-                                        "review_due": _at(b.review_due)})
+            verdict.reasons.append(
+                f"break-glass session {b.session_id} is active until "
+                f"{_at(b.ends)}; it must be reviewed by {_at(b.review_due)}"
+            )
+            verdict.obligations.append(
+                {"type": "row_limit", "max_rows": settings.breakglass_max_rows}
+            )
+            verdict.obligations.append(
+                {"type": "break_glass", "session_id": b.session_id, "review_due": _at(b.review_due)}
+            )
         elif kind == "staff-baseline":
-            verdict.reasons.append(f"clinical baseline: {sub.role} in {sub.cluster} may "
-                                   f"{q.action} for care")
+            verdict.reasons.append(
+                f"clinical baseline: {sub.role} in {sub.cluster} may {q.action} for care"
+            )
             verdict.obligations.append({"type": "row_limit", "max_rows": sub.baseline_rows})
         else:  # an operator's permit policy (cedar engine)
             verdict.reasons.append(f"allowed by policy {ident or kind}")
@@ -290,11 +317,13 @@ def _no_permit(sub: Subject, q: Question, settings: AccessSettings) -> list[str]
     for b in sub.breakglass:
         miss = breakglass_misses(b, q, settings.breakglass_max_rows)
         if miss:
-            out.append(f"break-glass session {b.session_id} does not cover this: "
-                       + "; ".join(miss))
+            out.append(
+                f"break-glass session {b.session_id} does not cover this: " + "; ".join(miss)
+            )
     if sub.kind == "staff":
-        out.append("the clinical baseline does not cover this: "
-                   + "; ".join(baseline_misses(sub, q)))
+        out.append(
+            "the clinical baseline does not cover this: " + "; ".join(baseline_misses(sub, q))
+        )
     if not sub.grants and not sub.breakglass:
         out.append(f"account {sub.account_id} holds no grant")
     return out
@@ -324,8 +353,9 @@ class PolicyDecisionPoint:
         extra = self.settings.policy_dir or app.home.root / "policies"
         self.store = cedar.load(extra)
         engine = self.settings.engine
-        self.engine = ("python" if self.store.builtin_only else "cedar") if engine == "auto" \
-            else engine
+        self.engine = (
+            ("python" if self.store.builtin_only else "cedar") if engine == "auto" else engine
+        )
         if self.engine == "python" and not self.store.builtin_only:
             raise UsageError("engine=python cannot evaluate operator policies; use cedar or auto")
         self._subjects: dict[str, Subject | None] = {}
@@ -349,10 +379,13 @@ class PolicyDecisionPoint:
 
     def _read_stamp(self) -> tuple[int, int]:
         with self.app.engine.connect() as conn:
-            version = conn.execute(select(AccessState.version).where(AccessState.id == 1)
-                                   ).scalar() or 0
-            imports = conn.execute(select(ImportRun.id).order_by(ImportRun.id.desc()).limit(1)
-                                   ).scalar() or 0
+            version = (
+                conn.execute(select(AccessState.version).where(AccessState.id == 1)).scalar() or 0
+            )
+            imports = (
+                conn.execute(select(ImportRun.id).order_by(ImportRun.id.desc()).limit(1)).scalar()
+                or 0
+            )
         return int(version), int(imports)
 
     def preload(self) -> int:
@@ -367,27 +400,39 @@ class PolicyDecisionPoint:
         if account_id not in self._subjects:
             with self.app.session() as s:
                 self._subjects[account_id] = load_subjects(s, self.settings, [account_id]).get(
-                    account_id)
+                    account_id
+                )
         return self._subjects[account_id]
 
     def _load_patient(self, patient_id: str) -> tuple[str, bool] | None:
         with self.app.engine.connect() as conn:
-            row = conn.execute(text("SELECT cluster, vip FROM patients WHERE patient_id = :p"),
-                               {"p": patient_id}).first()
+            row = conn.execute(
+                text("SELECT cluster, vip FROM patients WHERE patient_id = :p"), {"p": patient_id}
+            ).first()
         return None if row is None else (str(row[0]), bool(row[1]))
 
     # -- deciding ------------------------------------------------------------------------------
-    def question(self, *, account: str, action: str, patient: str | None = None,
-                 cluster: str | None = None, fields: str | list[str] | None = None,
-                 rows: int | None = None, purpose: str | None = None,
-                 at: datetime | str | None = None) -> tuple[Question | None, list[str]]:
+    def question(
+        self,
+        *,
+        account: str,
+        action: str,
+        patient: str | None = None,
+        cluster: str | None = None,
+        fields: str | list[str] | None = None,
+        rows: int | None = None,
+        purpose: str | None = None,
+        at: datetime | str | None = None,
+    ) -> tuple[Question | None, list[str]]:
         """Validate the arguments (bad usage raises) and resolve the patient; a question that
         cannot be asked (unknown patient, cluster mismatch) comes back as deny reasons."""
         act = c.parse_action(action)
-        wanted = _fields(fields) if isinstance(fields, str) or fields is None \
+        wanted = (
+            _fields(fields)
+            if isinstance(fields, str) or fields is None
             else _fields(",".join(fields))
-        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)
-                                 or rows < 0):
+        )
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
             raise UsageError("rows must be a whole number of at least 0")
         code = c.parse_purpose(purpose, self.settings, required=False)
         try:
@@ -426,14 +471,29 @@ class PolicyDecisionPoint:
 
     def _cedar(self, sub: Subject, q: Question) -> Verdict:
         until, dpa = sub.contract_at(q.now)
-        ctx = {"now": q.now, "action": q.action, "fields": sorted(q.fields), "rows": q.rows,
-               "purpose": q.purpose, "contract_until": until, "contract_dpa": dpa,
-               "target": {"cluster": q.cluster, "patient": q.patient, "vip": q.vip}}
-        res = cedar.evaluate(self.store, sub, action=q.action, context=ctx,
-                             breakglass_rows=self.settings.breakglass_max_rows)
+        ctx = {
+            "now": q.now,
+            "action": q.action,
+            "fields": sorted(q.fields),
+            "rows": q.rows,
+            "purpose": q.purpose,
+            "contract_until": until,
+            "contract_dpa": dpa,
+            "target": {"cluster": q.cluster, "patient": q.patient, "vip": q.vip},
+        }
+        res = cedar.evaluate(
+            self.store,
+            sub,
+            action=q.action,
+            context=ctx,
+            breakglass_rows=self.settings.breakglass_max_rows,
+        )
         if res.errors:  # Cedar skips a policy that errors; fail closed instead
-            return Verdict(False, forbids=list(res.forbids),
-                           reasons=[f"policy evaluation failed: {res.errors[0]}"])
+            return Verdict(
+                False,
+                forbids=list(res.forbids),
+                reasons=[f"policy evaluation failed: {res.errors[0]}"],
+            )
         if not res.allowed:
             return Verdict(False, basis=choose(sub, q, self.settings), forbids=list(res.forbids))
         grants = {x.grant_id: x for x in sub.grants}
@@ -446,8 +506,12 @@ class PolicyDecisionPoint:
         if "none" in res.allowed:
             builtin = "staff-baseline" in res.permits and baseline_covers(sub, q)
             other = [p for p in res.permits if p not in ("grant", "break-glass")]
-            return Verdict(True, basis="staff-baseline" if builtin
-                           else f"policy:{other[0] if other else 'operator'}")
+            return Verdict(
+                True,
+                basis="staff-baseline"
+                if builtin
+                else f"policy:{other[0] if other else 'operator'}",
+            )
         return Verdict(True, basis=res.allowed[0])
 
     def consume(self, grant_id: str, q: Question) -> bool:
@@ -456,16 +520,26 @@ class PolicyDecisionPoint:
         from phiguard.access.grants import end_grant
 
         with self.app.session() as s:
-            result: Any = s.execute(update(Grant).where(Grant.grant_id == grant_id,
-                                                        Grant.status == "active")
-                                    .values(status="used"))
+            result: Any = s.execute(
+                update(Grant)
+                .where(Grant.grant_id == grant_id, Grant.status == "active")
+                .values(status="used")
+            )
             won = result.rowcount
             if not won:
                 return False
             grant = s.get(Grant, grant_id)
             assert grant is not None
-            end_grant(self.app, s, grant, status="used", actor=q.account_id, now=now,
-                      reason="single-use grant used", tag=Tag.GRANT_CONSUMED)
+            end_grant(
+                self.app,
+                s,
+                grant,
+                status="used",
+                actor=q.account_id,
+                now=now,
+                reason="single-use grant used",
+                tag=Tag.GRANT_CONSUMED,
+            )
             c.bump(s)
         return True
 
@@ -482,10 +556,19 @@ def invalidate(app: App) -> None:
     app.__dict__.pop("_access_pdp", None)
 
 
-def decide(app: App, *, account: str, action: str, patient: str | None = None,
-           cluster: str | None = None, fields: str | list[str] | None = None,
-           rows: int | None = None, purpose: str | None = None,
-           at: datetime | str | None = None, record: bool = True) -> dict[str, Any]:
+def decide(
+    app: App,
+    *,
+    account: str,
+    action: str,
+    patient: str | None = None,
+    cluster: str | None = None,
+    fields: str | list[str] | None = None,
+    rows: int | None = None,
+    purpose: str | None = None,
+    at: datetime | str | None = None,
+    record: bool = True,
+) -> dict[str, Any]:
     """Decide and audit. Returns ``{"decision", "reasons", "obligations"}``.
 
     Bad usage (unknown action, malformed field list or time, negative rows) raises
@@ -494,37 +577,67 @@ def decide(app: App, *, account: str, action: str, patient: str | None = None,
     :class:`phiguard.access.batching.DecisionBatcher`, which writes the records of concurrent
     decisions in one durable append.
     """
-    result, detail = evaluate_request(app, account=account, action=action, patient=patient,
-                                      cluster=cluster, fields=fields, rows=rows,
-                                      purpose=purpose, at=at)
+    result, detail = evaluate_request(
+        app,
+        account=account,
+        action=action,
+        patient=patient,
+        cluster=cluster,
+        fields=fields,
+        rows=rows,
+        purpose=purpose,
+        at=at,
+    )
     if record:
         app.record(Tag.DECISION, **detail)
     return result
 
 
-def evaluate_request(app: App, *, account: str, action: str, patient: str | None = None,
-                     cluster: str | None = None, fields: str | list[str] | None = None,
-                     rows: int | None = None, purpose: str | None = None,
-                     at: datetime | str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def evaluate_request(
+    app: App,
+    *,
+    account: str,
+    action: str,
+    patient: str | None = None,
+    cluster: str | None = None,
+    fields: str | list[str] | None = None,
+    rows: int | None = None,
+    purpose: str | None = None,
+    at: datetime | str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The decision without its audit record: ``(result, record)`` where ``record`` holds
     the keyword arguments of ``app.record(Tag.DECISION, **record)``. The caller must make
     the record durable before it lets anyone act on ``result``."""
     point = pdp_for(app)
-    q, problems = point.question(account=account, action=action, patient=patient,
-                                 cluster=cluster, fields=fields, rows=rows, purpose=purpose,
-                                 at=at)
+    q, problems = point.question(
+        account=account,
+        action=action,
+        patient=patient,
+        cluster=cluster,
+        fields=fields,
+        rows=rows,
+        purpose=purpose,
+        at=at,
+    )
     if q is None:
         verdict = Verdict(False, reasons=problems)
     else:
         verdict = point.decide_question(q)
         g = verdict.grant
-        if verdict.allowed and g is not None and g.single_use \
-                and not point.consume(g.grant_id, q):
+        if verdict.allowed and g is not None and g.single_use and not point.consume(g.grant_id, q):
             verdict = Verdict(False, reasons=[f"single-use grant {g.grant_id} was already used"])
     result = verdict.as_dict()
-    detail = {"actor": (account or "").strip() or "?", "subject": patient or cluster or "",
-              "decision": result["decision"], "action": action, "rows": rows,
-              "fields": sorted(q.fields) if q else None, "purpose": purpose,
-              "at": q.now if q else None, "basis": verdict.basis,
-              "policies": verdict.forbids, "reasons": result["reasons"]}
+    detail = {
+        "actor": (account or "").strip() or "?",
+        "subject": patient or cluster or "",
+        "decision": result["decision"],
+        "action": action,
+        "rows": rows,
+        "fields": sorted(q.fields) if q else None,
+        "purpose": purpose,
+        "at": q.now if q else None,
+        "basis": verdict.basis,
+        "policies": verdict.forbids,
+        "reasons": result["reasons"],
+    }
     return result, detail

@@ -53,8 +53,9 @@ class PolicyStore:
 
 def _builtin_files() -> list[tuple[str, str]]:
     root = resources.files(BUILTIN)
-    return sorted((f"builtin:{p.name}", p.read_text()) for p in root.iterdir()
-                  if p.name.endswith(".cedar"))
+    return sorted(
+        (f"builtin:{p.name}", p.read_text()) for p in root.iterdir() if p.name.endswith(".cedar")
+    )
 
 
 def builtin_schema() -> str:
@@ -79,10 +80,11 @@ def load(extra_dir: Path | None = None) -> PolicyStore:
             notes = body.get("annotations") or {}
             pid = notes.get("id")
             if not pid:
-                raise UsageError(f"{source}: policy {generated} has no @id(\"...\") annotation")
+                raise UsageError(f'{source}: policy {generated} has no @id("...") annotation')
             if pid in policies:
-                raise UsageError(f"{source}: policy id {pid!r} is also used in "
-                                 f"{policies[pid].source}")
+                raise UsageError(
+                    f"{source}: policy id {pid!r} is also used in {policies[pid].source}"
+                )
             policies[pid] = Policy(pid, body["effect"], notes.get("reason") or pid, source)
     text = "\n".join(t for _, t in files)
     result = cedarpy.validate_policies(text, schema_text)
@@ -90,16 +92,18 @@ def load(extra_dir: Path | None = None) -> PolicyStore:
         names = result.id_annotations_by_policy_id
         first = result.errors[0]
         where = names.get(first.policy_id, first.policy_id)
-        raise UsageError(f"Cedar policy {where!r} does not fit the schema: "
-                         f"{_one_line(first.error)}")
+        raise UsageError(
+            f"Cedar policy {where!r} does not fit the schema: {_one_line(first.error)}"
+        )
     try:
         policy_set = cedarpy.PolicySet.from_str(text)
         schema = cedarpy.Schema.from_str(schema_text)
     except ValueError as exc:  # pragma: no cover - validated above
         raise UsageError(f"invalid Cedar policies: {_one_line(exc)}") from None
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return PolicyStore(text, policy_set, schema, policies, digest,
-                       builtin_only=len(files) == builtin_count)
+    return PolicyStore(
+        text, policy_set, schema, policies, digest, builtin_only=len(files) == builtin_count
+    )
 
 
 def _one_line(exc: object) -> str:
@@ -113,30 +117,68 @@ def _ref(kind: str, ident: str) -> dict[str, Any]:
 
 def entities_json(subject: Subject, breakglass_rows: int) -> list[dict[str, Any]]:
     attrs: dict[str, Any] = {
-        "kind": subject.kind, "status": subject.status, "active_from": subject.active_from,
-        "active_until": subject.active_until, "cluster": subject.cluster, "role": subject.role,
-        "clinical": subject.clinical, "baseline_rows": subject.baseline_rows,
+        "kind": subject.kind,
+        "status": subject.status,
+        "active_from": subject.active_from,
+        "active_until": subject.active_until,
+        "cluster": subject.cluster,
+        "role": subject.role,
+        "clinical": subject.clinical,
+        "baseline_rows": subject.baseline_rows,
         "training_until": subject.training_until,
     }
     out: list[dict[str, Any]] = []
     if subject.vendor_id and subject.vendor_known:
         attrs["vendor"] = _ref("Vendor", subject.vendor_id)
-        out.append({"uid": {"type": "Vendor", "id": subject.vendor_id}, "parents": [],
-                    "attrs": {"status": subject.vendor_status,
-                              "assessment_until": subject.assessment_until}})
+        out.append(
+            {
+                "uid": {"type": "Vendor", "id": subject.vendor_id},
+                "parents": [],
+                "attrs": {
+                    "status": subject.vendor_status,
+                    "assessment_until": subject.assessment_until,
+                },
+            }
+        )
     me = _ref("Account", subject.account_id)
-    out.append({"uid": {"type": "Account", "id": subject.account_id}, "parents": [],
-                "attrs": attrs})
+    out.append(
+        {"uid": {"type": "Account", "id": subject.account_id}, "parents": [], "attrs": attrs}
+    )
     for g in subject.grants:
-        out.append({"uid": {"type": "Grant", "id": g.grant_id}, "parents": [], "attrs": {
-            "holder": me, "status": g.status, "cluster": g.cluster,
-            "fields": sorted(g.fields), "all_fields": g.all_fields,
-            "actions": sorted(g.actions), "max_rows": g.max_rows,
-            "valid_from": g.valid_from, "valid_to": g.valid_to, "purpose": g.purpose}})
+        out.append(
+            {
+                "uid": {"type": "Grant", "id": g.grant_id},
+                "parents": [],
+                "attrs": {
+                    "holder": me,
+                    "status": g.status,
+                    "cluster": g.cluster,
+                    "fields": sorted(g.fields),
+                    "all_fields": g.all_fields,
+                    "actions": sorted(g.actions),
+                    "max_rows": g.max_rows,
+                    "valid_from": g.valid_from,
+                    "valid_to": g.valid_to,
+                    "purpose": g.purpose,
+                },
+            }
+        )
     for b in subject.breakglass:
-        out.append({"uid": {"type": "BreakGlass", "id": b.session_id}, "parents": [], "attrs": {
-            "holder": me, "status": b.status, "starts": b.starts, "ends": b.ends,
-            "patient": b.patient, "cluster": b.cluster, "max_rows": breakglass_rows}})
+        out.append(
+            {
+                "uid": {"type": "BreakGlass", "id": b.session_id},
+                "parents": [],
+                "attrs": {
+                    "holder": me,
+                    "status": b.status,
+                    "starts": b.starts,
+                    "ends": b.ends,
+                    "patient": b.patient,
+                    "cluster": b.cluster,
+                    "max_rows": breakglass_rows,
+                },
+            }
+        )
     return out
 
 
@@ -151,21 +193,37 @@ class CedarVerdict:
     errors: tuple[str, ...]
 
 
-def evaluate(store: PolicyStore, subject: Subject, *, action: str, context: dict[str, Any],
-             breakglass_rows: int) -> CedarVerdict:
+def evaluate(
+    store: PolicyStore,
+    subject: Subject,
+    *,
+    action: str,
+    context: dict[str, Any],
+    breakglass_rows: int,
+) -> CedarVerdict:
     if subject.cedar_entities is None:
         subject.cedar_entities = cedarpy.Entities.from_json_str(
-            json.dumps(entities_json(subject, breakglass_rows)))
+            json.dumps(entities_json(subject, breakglass_rows))
+        )
     candidates: list[tuple[str, dict[str, Any]]] = [("none", context)]
     for g in subject.grants:
         candidates.append((f"grant:{g.grant_id}", {**context, "grant": _ref("Grant", g.grant_id)}))
     for b in subject.breakglass:
-        candidates.append((f"breakglass:{b.session_id}",
-                           {**context, "breakglass": _ref("BreakGlass", b.session_id)}))
-    requests = [{"principal": {"type": "Account", "id": subject.account_id},
-                 "action": {"type": "Action", "id": action},
-                 "resource": {"type": "Records", "id": "target"}, "context": ctx}
-                for _, ctx in candidates]
+        candidates.append(
+            (
+                f"breakglass:{b.session_id}",
+                {**context, "breakglass": _ref("BreakGlass", b.session_id)},
+            )
+        )
+    requests = [
+        {
+            "principal": {"type": "Account", "id": subject.account_id},
+            "action": {"type": "Action", "id": action},
+            "resource": {"type": "Records", "id": "target"},
+            "context": ctx,
+        }
+        for _, ctx in candidates
+    ]
     results = cedarpy.is_authorized_batch(requests, store.policy_set, subject.cedar_entities)
     forbids: set[str] = set()
     permits: list[str] = []

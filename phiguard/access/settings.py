@@ -12,8 +12,21 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PURPOSES = (
-    "TREAT", "ETREAT", "HPAYMT", "HOPERAT", "HRESCH", "PUBHLTH", "SYSADMIN", "SYSDEV",
-    "HSYSADMIN", "HMARKT", "HLEGAL", "HQUALIMP", "BTG", "PATRQT", "CAREMGT",
+    "TREAT",
+    "ETREAT",
+    "HPAYMT",
+    "HOPERAT",
+    "HRESCH",
+    "PUBHLTH",
+    "SYSADMIN",
+    "SYSDEV",
+    "HSYSADMIN",
+    "HMARKT",
+    "HLEGAL",
+    "HQUALIMP",
+    "BTG",
+    "PATRQT",
+    "CAREMGT",
 )
 
 

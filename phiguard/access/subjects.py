@@ -101,8 +101,9 @@ def _ts(value: datetime | None, default: int) -> int:
     return c.epoch(value) if value is not None else default
 
 
-def load_subjects(s: Session, settings: AccessSettings,
-                  account_ids: Iterable[str] | None = None) -> dict[str, Subject]:
+def load_subjects(
+    s: Session, settings: AccessSettings, account_ids: Iterable[str] | None = None
+) -> dict[str, Subject]:
     """Subjects for the given accounts (all accounts when None), in a fixed number of queries."""
     ids = None if account_ids is None else sorted(set(account_ids))
     if ids is not None and not ids:
@@ -131,9 +132,11 @@ def load_subjects(s: Session, settings: AccessSettings,
             continue
         vq, cq = select(Vendor), select(Contract)
         asq = select(Assessment.vendor_id, Assessment.valid_until).where(
-            Assessment.passed.is_(True))
-        fq = select(Finding.vendor_id, Finding.due).where(Finding.status == "open",
-                                                          Finding.severity.in_(BLOCKING))
+            Assessment.passed.is_(True)
+        )
+        fq = select(Finding.vendor_id, Finding.due).where(
+            Finding.status == "open", Finding.severity.in_(BLOCKING)
+        )
         if vc is not None:
             vq = vq.where(Vendor.vendor_id.in_(vc))
             cq = cq.where(Contract.vendor_id.in_(vc))
@@ -142,8 +145,9 @@ def load_subjects(s: Session, settings: AccessSettings,
         for v in s.scalars(vq):
             vendors[v.vendor_id] = v
             if v.last_assessment is not None:
-                until = (c.epoch(c.day_end(v.last_assessment))
-                         + settings.assessment_valid_days * 86400)
+                until = (
+                    c.epoch(c.day_end(v.last_assessment)) + settings.assessment_valid_days * 86400
+                )
                 assessed[v.vendor_id] = max(assessed.get(v.vendor_id, 0), until)
         for k in s.scalars(cq):
             end = c.epoch(c.day_end(k.end)) if k.end is not None else FAR
@@ -161,9 +165,9 @@ def load_subjects(s: Session, settings: AccessSettings,
     sessions: dict[str, list[BreakGlassView]] = defaultdict(list)
     for ac in chunks:
         tq = select(TrainingRecord.account_id, TrainingRecord.expires_on).where(
-            TrainingRecord.course == settings.training_course)
-        gq = select(Grant, GrantTerms).outerjoin(GrantTerms,
-                                                 GrantTerms.grant_id == Grant.grant_id)
+            TrainingRecord.course == settings.training_course
+        )
+        gq = select(Grant, GrantTerms).outerjoin(GrantTerms, GrantTerms.grant_id == Grant.grant_id)
         bq = select(BreakGlass).where(BreakGlass.status == "active")
         if ac is not None:
             tq = tq.where(TrainingRecord.account_id.in_(ac))
@@ -175,9 +179,17 @@ def load_subjects(s: Session, settings: AccessSettings,
             view = _grant_view(g, t)
             (grants if g.status == "active" else ended)[g.account_id].append(view)
         for bg in s.scalars(bq):
-            sessions[bg.account_id].append(BreakGlassView(
-                bg.session_id, bg.status, c.epoch(bg.started_at), c.epoch(bg.ends_at),
-                bg.patient_id or "", bg.cluster, c.epoch(bg.review_due)))
+            sessions[bg.account_id].append(
+                BreakGlassView(
+                    bg.session_id,
+                    bg.status,
+                    c.epoch(bg.started_at),
+                    c.epoch(bg.ends_at),
+                    bg.patient_id or "",
+                    bg.cluster,
+                    c.epoch(bg.review_due),
+                )
+            )
 
     out: dict[str, Subject] = {}
     clinical_roles = set(settings.clinical_roles)
@@ -223,16 +235,23 @@ def load_subjects(s: Session, settings: AccessSettings,
 def _grant_view(g: Grant, t: GrantTerms | None) -> GrantView:
     fields = frozenset(f.strip() for f in g.scope_fields.split(",") if f.strip())
     return GrantView(
-        grant_id=g.grant_id, status=g.status, cluster=g.scope_cluster,
-        fields=fields - {c.ALL_FIELDS}, all_fields=c.ALL_FIELDS in fields,
+        grant_id=g.grant_id,
+        status=g.status,
+        cluster=g.scope_cluster,
+        fields=fields - {c.ALL_FIELDS},
+        all_fields=c.ALL_FIELDS in fields,
         actions=frozenset(x.strip() for x in g.actions.split(",") if x.strip()),
-        max_rows=g.max_rows, valid_from=c.epoch(g.valid_from), valid_to=c.epoch(g.valid_to),
-        purpose=g.purpose, single_use=bool(t and t.single_use),
+        max_rows=g.max_rows,
+        valid_from=c.epoch(g.valid_from),
+        valid_to=c.epoch(g.valid_to),
+        purpose=g.purpose,
+        single_use=bool(t and t.single_use),
         end_reason=t.end_reason if t else None,
-        starts_text=c.iso(g.valid_from) or "", ends_text=c.iso(g.valid_to) or "",
+        starts_text=c.iso(g.valid_from) or "",
+        ends_text=c.iso(g.valid_to) or "",
         actions_text=", ".join(sorted(x.strip() for x in g.actions.split(",") if x.strip())),
     )
 
 
 def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
-    return [values[i:i + size] for i in range(0, len(values), size)] or [[]]
+    return [values[i : i + size] for i in range(0, len(values), size)] or [[]]

@@ -37,11 +37,14 @@ class SuspendResult:
     already_suspended: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"vendor_id": self.vendor_id, "grants_revoked": self.grants_revoked,
-                "accounts_disabled": self.accounts_disabled,
-                "requests_cancelled": self.requests_cancelled,
-                "breakglass_ended": self.breakglass_ended,
-                "already_suspended": self.already_suspended}
+        return {
+            "vendor_id": self.vendor_id,
+            "grants_revoked": self.grants_revoked,
+            "accounts_disabled": self.accounts_disabled,
+            "requests_cancelled": self.requests_cancelled,
+            "breakglass_ended": self.breakglass_ended,
+            "already_suspended": self.already_suspended,
+        }
 
 
 def register_vendor(app: App, vendor_id: str, name: str, actor: str) -> Vendor:
@@ -52,19 +55,40 @@ def register_vendor(app: App, vendor_id: str, name: str, actor: str) -> Vendor:
     with app.session() as s:
         if s.get(Vendor, vendor_id) is not None:
             raise Conflict(f"vendor {vendor_id} already exists")
-        vendor = Vendor(vendor_id=vendor_id, name=name, dpa_signed=False, status="active",
-                        row_mac=app.blind.digest("vendor-row", f"{vendor_id}\x00{name}"))
+        vendor = Vendor(
+            vendor_id=vendor_id,
+            name=name,
+            dpa_signed=False,
+            status="active",
+            row_mac=app.blind.digest("vendor-row", f"{vendor_id}\x00{name}"),
+        )
         s.add(vendor)
         s.flush()
-        s.add(VendorEvent(vendor_id=vendor_id, ts=app.clock.now(), kind="registered",
-                          actor=actor, reason="", detail={}))
+        s.add(
+            VendorEvent(
+                vendor_id=vendor_id,
+                ts=app.clock.now(),
+                kind="registered",
+                actor=actor,
+                reason="",
+                detail={},
+            )
+        )
         c.bump(s)
         c.record(app, Tag.VENDOR_REGISTERED, actor=actor, subject=vendor_id)
         return vendor
 
 
-def record_contract(app: App, vendor_id: str, *, contract_id: str, start: date,
-                    end: date | None, dpa_signed: bool, actor: str) -> Contract:
+def record_contract(
+    app: App,
+    vendor_id: str,
+    *,
+    contract_id: str,
+    start: date,
+    end: date | None,
+    dpa_signed: bool,
+    actor: str,
+) -> Contract:
     """Add a contract or change an existing one. Windows of one vendor's contracts may not
     overlap: a renewal starts after the previous contract ends."""
     contract_id = c.check_id(contract_id, "contract id")
@@ -77,28 +101,53 @@ def record_contract(app: App, vendor_id: str, *, contract_id: str, start: date,
             if other.contract_id == contract_id:
                 continue
             if _overlap(start, end, other.start, other.end):
-                raise Conflict(f"contract {contract_id} overlaps contract {other.contract_id} "
-                               f"({other.start} to {other.end or 'open'})")
+                raise Conflict(
+                    f"contract {contract_id} overlaps contract {other.contract_id} "
+                    f"({other.start} to {other.end or 'open'})"
+                )
         contract = s.get(Contract, contract_id)
         if contract is not None and contract.vendor_id != vendor.vendor_id:
             raise Conflict(f"contract {contract_id} belongs to vendor {contract.vendor_id}")
         if contract is None:
-            contract = Contract(contract_id=contract_id, vendor_id=vendor.vendor_id,
-                                start=start, end=end, dpa_signed=dpa_signed)
+            contract = Contract(
+                contract_id=contract_id,
+                vendor_id=vendor.vendor_id,
+                start=start,
+                end=end,
+                dpa_signed=dpa_signed,
+            )
             s.add(contract)
             s.flush()
         else:
             contract.start, contract.end, contract.dpa_signed = start, end, dpa_signed
         if dpa_signed:
             vendor.dpa_signed = True
-        s.add(VendorEvent(vendor_id=vendor.vendor_id, ts=now, kind="contract", actor=actor,
-                          reason="", detail={"contract_id": contract_id, "start": str(start),
-                                             "end": str(end) if end else None,
-                                             "dpa_signed": dpa_signed}))
+        s.add(
+            VendorEvent(
+                vendor_id=vendor.vendor_id,
+                ts=now,
+                kind="contract",
+                actor=actor,
+                reason="",
+                detail={
+                    "contract_id": contract_id,
+                    "start": str(start),
+                    "end": str(end) if end else None,
+                    "dpa_signed": dpa_signed,
+                },
+            )
+        )
         c.bump(s)
-        c.record(app, Tag.CONTRACT_RECORDED, actor=actor, subject=vendor.vendor_id,
-                 contract_id=contract_id, start=str(start), end=str(end) if end else None,
-                 dpa_signed=dpa_signed)
+        c.record(
+            app,
+            Tag.CONTRACT_RECORDED,
+            actor=actor,
+            subject=vendor.vendor_id,
+            contract_id=contract_id,
+            start=str(start),
+            end=str(end) if end else None,
+            dpa_signed=dpa_signed,
+        )
         return contract
 
 
@@ -109,38 +158,67 @@ def suspend(app: App, vendor_id: str, *, reason: str, actor: str) -> SuspendResu
         vendor = _vendor(s, vendor_id)
         result = SuspendResult(vendor.vendor_id, already_suspended=vendor.status == "suspended")
         vendor.status = "suspended"
-        accounts = list(s.scalars(select(Account).where(Account.employer == vendor.vendor_id)
-                                  .order_by(Account.account_id)))
+        accounts = list(
+            s.scalars(
+                select(Account)
+                .where(Account.employer == vendor.vendor_id)
+                .order_by(Account.account_id)
+            )
+        )
         why = f"vendor {vendor.vendor_id} suspended: {reason}"
         for account in accounts:
             for g in live_grants(s, account.account_id):
                 end_grant(app, s, g, status="revoked", actor=actor, now=now, reason=why)
                 result.grants_revoked.append(g.grant_id)
-            q = select(AccessRequest).where(AccessRequest.account_id == account.account_id,
-                                            AccessRequest.status == "pending")
+            q = select(AccessRequest).where(
+                AccessRequest.account_id == account.account_id, AccessRequest.status == "pending"
+            )
             for req in s.scalars(q):
                 req.status, req.decided_at = "cancelled", now
-                c.history(s, kind="cancelled", account_id=account.account_id, actor=actor,
-                          ts=now, request_id=req.request_id, reason=why)
+                c.history(
+                    s,
+                    kind="cancelled",
+                    account_id=account.account_id,
+                    actor=actor,
+                    ts=now,
+                    request_id=req.request_id,
+                    reason=why,
+                )
                 result.requests_cancelled.append(req.request_id)
-            q2 = select(BreakGlass).where(BreakGlass.account_id == account.account_id,
-                                          BreakGlass.status == "active")
+            q2 = select(BreakGlass).where(
+                BreakGlass.account_id == account.account_id, BreakGlass.status == "active"
+            )
             for bg in s.scalars(q2):
                 bg.status, bg.ended_at = "ended", now
                 result.breakglass_ended.append(bg.session_id)
             if account.status != "disabled":
                 account.status = "disabled"
                 result.accounts_disabled.append(account.account_id)
-                c.record(app, Tag.ACCOUNT_DISABLED, actor=actor, subject=account.account_id,
-                         reason=why)
-        s.add(VendorEvent(vendor_id=vendor.vendor_id, ts=now, kind="suspended", actor=actor,
-                          reason=reason, detail=result.as_dict()))
+                c.record(
+                    app, Tag.ACCOUNT_DISABLED, actor=actor, subject=account.account_id, reason=why
+                )
+        s.add(
+            VendorEvent(
+                vendor_id=vendor.vendor_id,
+                ts=now,
+                kind="suspended",
+                actor=actor,
+                reason=reason,
+                detail=result.as_dict(),
+            )
+        )
         c.bump(s)
-        c.record(app, Tag.VENDOR_SUSPENDED, actor=actor, subject=vendor.vendor_id,
-                 reason=reason, grants_revoked=len(result.grants_revoked),
-                 accounts_disabled=len(result.accounts_disabled),
-                 requests_cancelled=len(result.requests_cancelled),
-                 breakglass_ended=len(result.breakglass_ended))
+        c.record(
+            app,
+            Tag.VENDOR_SUSPENDED,
+            actor=actor,
+            subject=vendor.vendor_id,
+            reason=reason,
+            grants_revoked=len(result.grants_revoked),
+            accounts_disabled=len(result.accounts_disabled),
+            requests_cancelled=len(result.requests_cancelled),
+            breakglass_ended=len(result.breakglass_ended),
+        )
     return result
 
 
@@ -151,11 +229,25 @@ def resume(app: App, vendor_id: str, *, reason: str, actor: str) -> Vendor:
         if vendor.status != "suspended":
             raise Conflict(f"vendor {vendor.vendor_id} is {vendor.status}, not suspended")
         vendor.status = "active"
-        s.add(VendorEvent(vendor_id=vendor.vendor_id, ts=app.clock.now(), kind="resumed",
-                          actor=actor, reason=reason, detail={}))
+        s.add(
+            VendorEvent(
+                vendor_id=vendor.vendor_id,
+                ts=app.clock.now(),
+                kind="resumed",
+                actor=actor,
+                reason=reason,
+                detail={},
+            )
+        )
         c.bump(s)
-        c.record(app, Tag.VENDOR_RESUMED, actor=actor, subject=vendor.vendor_id, reason=reason,
-                 restored="nothing: accounts stay disabled, grants stay revoked")
+        c.record(
+            app,
+            Tag.VENDOR_RESUMED,
+            actor=actor,
+            subject=vendor.vendor_id,
+            reason=reason,
+            restored="nothing: accounts stay disabled, grants stay revoked",
+        )
         return vendor
 
 
@@ -174,8 +266,7 @@ def enable_account(app: App, account_id: str, *, reason: str, actor: str) -> Acc
                 raise Conflict(f"vendor {vendor.vendor_id} is {vendor.status}; resume it first")
         account.status = "active"
         c.bump(s)
-        c.record(app, Tag.ACCOUNT_ENABLED, actor=actor, subject=account.account_id,
-                 reason=reason)
+        c.record(app, Tag.ACCOUNT_ENABLED, actor=actor, subject=account.account_id, reason=reason)
         return account
 
 
@@ -186,24 +277,50 @@ def vendor_summary(app: App, vendor_id: str) -> dict[str, Any]:
     now = app.clock.now()
     with app.session() as s:
         vendor = _vendor(s, vendor_id)
-        contracts = list(s.scalars(select(Contract).where(Contract.vendor_id == vendor.vendor_id)
-                                   .order_by(Contract.start)))
-        accounts = list(s.scalars(select(Account).where(Account.employer == vendor.vendor_id)
-                                  .order_by(Account.account_id)))
-        events = list(s.scalars(select(VendorEvent).where(VendorEvent.vendor_id == vendor_id)
-                                .order_by(VendorEvent.ts, VendorEvent.id)))
+        contracts = list(
+            s.scalars(
+                select(Contract)
+                .where(Contract.vendor_id == vendor.vendor_id)
+                .order_by(Contract.start)
+            )
+        )
+        accounts = list(
+            s.scalars(
+                select(Account)
+                .where(Account.employer == vendor.vendor_id)
+                .order_by(Account.account_id)
+            )
+        )
+        events = list(
+            s.scalars(
+                select(VendorEvent)
+                .where(VendorEvent.vendor_id == vendor_id)
+                .order_by(VendorEvent.ts, VendorEvent.id)
+            )
+        )
         summary: dict[str, Any] = {
-            "vendor_id": vendor.vendor_id, "name": vendor.name, "status": vendor.status,
+            "vendor_id": vendor.vendor_id,
+            "name": vendor.name,
+            "status": vendor.status,
             "dpa_signed": vendor.dpa_signed,
-            "contracts": [{"contract_id": k.contract_id, "start": str(k.start),
-                           "end": str(k.end) if k.end else None, "dpa_signed": k.dpa_signed,
-                           "current": k.start <= c.hk_date(now) and (k.end is None
-                                                                     or c.hk_date(now) <= k.end)}
-                          for k in contracts],
-            "accounts": [{"account_id": a.account_id, "role": a.role, "status": a.status}
-                         for a in accounts],
-            "events": [{"ts": c.iso(e.ts), "kind": e.kind, "actor": e.actor, "reason": e.reason}
-                       for e in events],
+            "contracts": [
+                {
+                    "contract_id": k.contract_id,
+                    "start": str(k.start),
+                    "end": str(k.end) if k.end else None,
+                    "dpa_signed": k.dpa_signed,
+                    "current": k.start <= c.hk_date(now)
+                    and (k.end is None or c.hk_date(now) <= k.end),
+                }
+                for k in contracts
+            ],
+            "accounts": [
+                {"account_id": a.account_id, "role": a.role, "status": a.status} for a in accounts
+            ],
+            "events": [
+                {"ts": c.iso(e.ts), "kind": e.kind, "actor": e.actor, "reason": e.reason}
+                for e in events
+            ],
         }
     summary["assessment"] = assessment_status(app, vendor_id)
     summary["grants"] = list_grants(app, vendor_id=vendor_id)
@@ -216,13 +333,22 @@ def list_vendors(app: App) -> list[dict[str, Any]]:
         out = []
         for v in s.scalars(select(Vendor).order_by(Vendor.vendor_id)):
             contracts = list(s.scalars(select(Contract).where(Contract.vendor_id == v.vendor_id)))
-            current = [k for k in contracts
-                       if k.start <= today and (k.end is None or today <= k.end)]
-            n_accounts = len(list(s.scalars(select(Account.account_id)
-                                            .where(Account.employer == v.vendor_id))))
-            out.append({"vendor_id": v.vendor_id, "name": v.name, "status": v.status,
-                        "contract_end": str(current[0].end) if current and current[0].end
-                        else None, "under_contract": bool(current), "accounts": n_accounts})
+            current = [
+                k for k in contracts if k.start <= today and (k.end is None or today <= k.end)
+            ]
+            n_accounts = len(
+                list(s.scalars(select(Account.account_id).where(Account.employer == v.vendor_id)))
+            )
+            out.append(
+                {
+                    "vendor_id": v.vendor_id,
+                    "name": v.name,
+                    "status": v.status,
+                    "contract_end": str(current[0].end) if current and current[0].end else None,
+                    "under_contract": bool(current),
+                    "accounts": n_accounts,
+                }
+            )
         return out
 
 
@@ -235,4 +361,3 @@ def _vendor(s: Any, vendor_id: str) -> Vendor:
 
 def _overlap(a0: date, a1: date | None, b0: date, b1: date | None) -> bool:
     return (a1 is None or b0 <= a1) and (b1 is None or a0 <= b1)
-

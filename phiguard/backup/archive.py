@@ -16,6 +16,7 @@ home is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -105,7 +106,9 @@ def _producer(target: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
             raise errors[0]
 
 
-def write_backup(tree: Path, out: Path, recipients: list[x25519.Recipient], meta: dict[str, Any]) -> dict[str, Any]:
+def write_backup(
+    tree: Path, out: Path, recipients: list[x25519.Recipient], meta: dict[str, Any]
+) -> dict[str, Any]:
     """Archive ``tree`` into ``out`` (written to a temporary name, fsynced, then renamed)."""
     if not recipients:
         raise InputError("no backup recipients: add one with `phiguard backup keygen`")
@@ -114,7 +117,10 @@ def write_backup(tree: Path, out: Path, recipients: list[x25519.Recipient], meta
 
     def produce(sink: BinaryIO) -> None:
         cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
-        with cctx.stream_writer(sink, closefd=False) as z, tarfile.open(fileobj=z, mode="w|") as tar:
+        with (
+            cctx.stream_writer(sink, closefd=False) as z,
+            tarfile.open(fileobj=z, mode="w|") as tar,
+        ):
             for path in sorted(tree.rglob("*")):
                 if not path.is_file():
                     continue
@@ -177,7 +183,9 @@ def read_backup(
             except (pyrage.DecryptError, OSError) as exc:
                 # age authenticates every chunk: a flipped byte, a cut-off tail or the wrong
                 # identity all end here, before any altered byte could be used
-                raise CryptoError(f"backup does not decrypt (wrong key, damaged or truncated): {exc}") from exc
+                raise CryptoError(
+                    f"backup does not decrypt (wrong key, damaged or truncated): {exc}"
+                ) from exc
 
     try:
         with _producer(produce) as stream:
@@ -193,7 +201,7 @@ def read_backup(
                         raise IntegrityError("backup has files after its manifest")
                     if not info.isfile() or not info.name.startswith(PREFIX) or ".." in info.name:
                         raise IntegrityError(f"unexpected member in backup: {info.name!r}")
-                    rel = info.name[len(PREFIX):]
+                    rel = info.name[len(PREFIX) :]
                     f = tar.extractfile(info)
                     assert f is not None
                     sha = hashlib.sha256()
@@ -201,9 +209,11 @@ def read_backup(
                     if extract_to is not None:
                         target = extract_to / rel
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, info.mode & 0o700 or 0o600)
+                        dst = os.open(
+                            target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, info.mode & 0o700 or 0o600
+                        )
                     try:
-                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                        for chunk in iter(functools.partial(f.read, 1 << 20), b""):
                             sha.update(chunk)
                             if dst is not None:
                                 os.write(dst, chunk)
@@ -221,7 +231,9 @@ def read_backup(
     if set(expected) != set(seen):
         missing = sorted(set(expected) - set(seen))[:3]
         extra = sorted(set(seen) - set(expected))[:3]
-        raise IntegrityError(f"backup contents differ from its manifest (missing {missing}, extra {extra})")
+        raise IntegrityError(
+            f"backup contents differ from its manifest (missing {missing}, extra {extra})"
+        )
     for rel, doc in expected.items():
         if seen[rel]["sha256"] != doc["sha256"]:
             raise IntegrityError(f"backup file {rel} does not match its manifest hash")

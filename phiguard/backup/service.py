@@ -36,8 +36,11 @@ def home_recipients(app: App) -> list[x25519.Recipient]:
     path = recipients_path(app)
     if not path.exists():
         return []
-    return [archive.parse_recipient(line) for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        archive.parse_recipient(line)
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def keygen(app: App, identity_out: Path, *, actor: str = "cli") -> str:
@@ -48,9 +51,17 @@ def keygen(app: App, identity_out: Path, *, actor: str = "cli") -> str:
     identity = x25519.Identity.generate()
     recipient = str(identity.to_public())
     created = app.clock.now().isoformat(timespec="seconds")
-    write_private(identity_out, f"# phiguard backup identity, created {created}\n# recipient: {recipient}\n{identity}\n".encode())
+    write_private(
+        identity_out,
+        (
+            f"# phiguard backup identity, created {created}\n"
+            f"# recipient: {recipient}\n{identity}\n"
+        ).encode(),
+    )
     path = recipients_path(app)
-    existing = path.read_text() if path.exists() else "# age recipients every backup is encrypted to\n"
+    existing = (
+        path.read_text() if path.exists() else "# age recipients every backup is encrypted to\n"
+    )
     write_private(path, (existing + recipient + "\n").encode())
     app.record(Tag.BACKUP_RECIPIENT_ADDED, actor=actor, subject=recipient)
     return recipient
@@ -65,11 +76,18 @@ class BackupSummary:
     checkpoint: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "bytes": self.bytes, "files": self.files,
-                "tree_size": self.tree_size, "checkpoint": self.checkpoint}
+        return {
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "files": self.files,
+            "tree_size": self.tree_size,
+            "checkpoint": self.checkpoint,
+        }
 
 
-def create(app: App, out: Path, *, extra_recipients: list[str] = (), actor: str = "cli") -> BackupSummary:  # type: ignore[assignment]
+def create(
+    app: App, out: Path, *, extra_recipients: list[str] = (), actor: str = "cli"
+) -> BackupSummary:  # type: ignore[assignment]
     recipients = home_recipients(app) + [archive.parse_recipient(r) for r in extra_recipients]
     if out.exists():
         raise UsageError(f"{out} exists; choose a new file name")
@@ -88,9 +106,17 @@ def create(app: App, out: Path, *, extra_recipients: list[str] = (), actor: str 
         manifest = archive.write_backup(snap.folder, out, recipients, meta)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = BackupSummary(out, out.stat().st_size, len(manifest["files"]), snap.tree_size, snap.checkpoint)
-    app.record(Tag.BACKUP_CREATED, actor=actor, subject=out.name, bytes=summary.bytes,
-               tree_size=snap.tree_size, files=summary.files)
+    summary = BackupSummary(
+        out, out.stat().st_size, len(manifest["files"]), snap.tree_size, snap.checkpoint
+    )
+    app.record(
+        Tag.BACKUP_CREATED,
+        actor=actor,
+        subject=out.name,
+        bytes=summary.bytes,
+        tree_size=snap.tree_size,
+        files=summary.files,
+    )
     return summary
 
 
@@ -98,11 +124,18 @@ def verify(path: Path, identity_file: Path) -> dict[str, Any]:
     """Decrypt and check every file against the manifest, without restoring anything."""
     result = archive.read_backup(path, archive.load_identities(identity_file))
     m = result.manifest
-    return {"ok": True, "files": len(result.files), "tree_size": m.get("tree_size"),
-            "created": m.get("created"), "database": m.get("database")}
+    return {
+        "ok": True,
+        "files": len(result.files),
+        "tree_size": m.get("tree_size"),
+        "created": m.get("created"),
+        "database": m.get("database"),
+    }
 
 
-def restore(path: Path, identity_file: Path, new_home: Path, *, database_url: str | None = None) -> dict[str, Any]:
+def restore(
+    path: Path, identity_file: Path, new_home: Path, *, database_url: str | None = None
+) -> dict[str, Any]:
     """Restore into ``new_home`` (which must not exist), then verify its audit log and that
     the log holds the checkpoint recorded in the manifest."""
     if new_home.exists() and any(new_home.iterdir()):
@@ -123,8 +156,10 @@ def restore(path: Path, identity_file: Path, new_home: Path, *, database_url: st
         raise
     m = result.manifest
     if m.get("database") != "sqlite" and not database_url:
-        raise UsageError("this backup's operational database was external (PostgreSQL): restore "
-                         "it with pg_restore and pass --database-url")
+        raise UsageError(
+            "this backup's operational database was external (PostgreSQL): restore "
+            "it with pg_restore and pass --database-url"
+        )
     settings = Settings(home=new_home, database_url=database_url)
     app = App.open(settings)
     try:
@@ -138,9 +173,16 @@ def restore(path: Path, identity_file: Path, new_home: Path, *, database_url: st
             size = int(expected.splitlines()[1])
             root = base64.b64decode(expected.splitlines()[2])
             if app.audit.size < size or app.audit.root_at(size) != root:
-                raise IntegrityError("restored audit log does not contain the manifest's checkpoint")
-        return {"home": str(new_home), "files": len(result.files), "tree_size": app.audit.size,
-                "manifest_tree_size": m.get("tree_size"), "verified": True}
+                raise IntegrityError(
+                    "restored audit log does not contain the manifest's checkpoint"
+                )
+        return {
+            "home": str(new_home),
+            "files": len(result.files),
+            "tree_size": app.audit.size,
+            "manifest_tree_size": m.get("tree_size"),
+            "verified": True,
+        }
     finally:
         app.close()
 
@@ -185,8 +227,12 @@ class BackupScheduler:
                 self.last_error = None
             except Exception as exc:
                 self.last_error = exc
-                self.app.record(Tag.BACKUP_FAILED, actor="scheduler", subject=str(self.folder),
-                                error=type(exc).__name__)
+                self.app.record(
+                    Tag.BACKUP_FAILED,
+                    actor="scheduler",
+                    subject=str(self.folder),
+                    error=type(exc).__name__,
+                )
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from phiguard.cli.common import FormatOpt, HomeOpt, open_app, out, print_json
 
 backup_app = typer.Typer(help="Encrypted backups of the whole home, and the restore drill.")
 IdentityOpt = Annotated[
-    Path, typer.Option("--identity", "-i", help="age identity file (the private key, kept offline).")
+    Path,
+    typer.Option("--identity", "-i", help="age identity file (the private key, kept offline)."),
 ]
 
 
@@ -27,7 +28,10 @@ def keygen(
     app = open_app(ctx, home)
     recipient = service.keygen(app, identity_out)
     out.print(f"backups will be encrypted to {recipient}")
-    out.print(f"identity written to {identity_out} (0600): keep it offline; without it no backup can be read")
+    out.print(
+        f"identity written to {identity_out} (0600): keep it offline; "
+        "without it no backup can be read"
+    )
 
 
 @backup_app.command("create")
@@ -46,8 +50,10 @@ def create(
     if fmt == "json":
         print_json(summary.as_dict())
     else:
-        out.print(f"backup written: {out_file} ({summary.bytes:,} bytes, {summary.files} files, "
-                  f"audit log at {summary.tree_size:,} entries)")
+        out.print(
+            f"backup written: {out_file} ({summary.bytes:,} bytes, {summary.files} files, "
+            f"audit log at {summary.tree_size:,} entries)"
+        )
 
 
 @backup_app.command("verify")
@@ -61,8 +67,10 @@ def verify(
     if fmt == "json":
         print_json(result)
     else:
-        out.print(f"backup OK: {result['files']} files, audit log at {result['tree_size']:,} entries, "
-                  f"taken {result['created']}")
+        out.print(
+            f"backup OK: {result['files']} files, audit log at {result['tree_size']:,} entries, "
+            f"taken {result['created']}"
+        )
 
 
 @backup_app.command("restore")
@@ -80,8 +88,10 @@ def restore(
     if fmt == "json":
         print_json(result)
     else:
-        out.print(f"restored into {to}: {result['files']} files; audit log verified "
-                  f"({result['tree_size']:,} entries, contains the backup's checkpoint)")
+        out.print(
+            f"restored into {to}: {result['files']} files; audit log verified "
+            f"({result['tree_size']:,} entries, contains the backup's checkpoint)"
+        )
 
 
 @backup_app.command("prune")

@@ -1,4 +1,4 @@
-"""``phiguard demo`` (the end-to-end story) and ``phiguard demo generate`` (the synthetic hospital)."""
+"""``phiguard demo`` (the end-to-end story) and ``phiguard demo generate`` (the hospital)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def demo(
         bool, typer.Option("--fresh", help="Delete an earlier demo home at the same place first.")
     ] = False,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Stop after the story instead of starting the console.")
+        bool,
+        typer.Option("--no-serve", help="Stop after the story instead of starting the console."),
     ] = False,
 ) -> None:
     """Generate a small hospital, initialise a home, import it and tell the story."""
@@ -47,7 +48,9 @@ def demo(
     if root.exists() and any(root.iterdir()):
         marker = root / "phiguard.json"
         if not fresh:
-            raise UsageError(f"{root} exists; use --fresh to replace the demo home or choose --home")
+            raise UsageError(
+                f"{root} exists; use --fresh to replace the demo home or choose --home"
+            )
         if not marker.exists():
             raise UsageError(f"{root} is not a phiguard home; refusing to delete it")
         shutil.rmtree(root)
@@ -68,8 +71,12 @@ def _generate(generate, data: Path, **kw: int):  # type: ignore[no-untyped-def]
     if not interactive():
         return generate(data, **kw)
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         tasks: dict[str, int] = {}
 
@@ -83,7 +90,9 @@ def _generate(generate, data: Path, **kw: int):  # type: ignore[no-untyped-def]
 
 @demo_app.command("generate")
 def generate_cmd(
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the hospital into.")],
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Folder to write the hospital into.")
+    ],
     patients: Annotated[int, typer.Option(help="Number of patients.")] = 20_000,
     days: Annotated[int, typer.Option(help="Days of access events.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
@@ -118,7 +127,10 @@ def generate_cmd(
         lambda d, **kw: generate(
             d, fmt=fmt, scenarios=scenarios, events=events, start=first, overwrite=overwrite, **kw
         ),
-        out_dir, patients=patients, days=days, seed=seed,
+        out_dir,
+        patients=patients,
+        days=days,
+        seed=seed,
     )
     out.print(f"wrote a synthetic hospital to {out_dir}")
     for name, count in summary.counts.items():

@@ -12,8 +12,9 @@ from phiguard.access.common import iso
 from phiguard.cli._access import AsOpt, AtOpt, Fmt, actor, open_at
 from phiguard.cli.common import HomeOpt, out, print_json
 
-grants_app = typer.Typer(help="Time-limited, scoped access grants: request, approve, revoke.",
-                         no_args_is_help=True)
+grants_app = typer.Typer(
+    help="Time-limited, scoped access grants: request, approve, revoke.", no_args_is_help=True
+)
 
 
 @grants_app.command("request")
@@ -28,8 +29,9 @@ def request(
     ticket: Annotated[str, typer.Option(help="Change or incident ticket.")],
     reason: Annotated[str, typer.Option(help="Why the access is needed.")],
     duration: Annotated[str, typer.Option(help="How long from approval: 90m, 8h, 2d.")] = "8h",
-    single_use: Annotated[bool, typer.Option("--single-use",
-                                             help="The grant ends after its first use.")] = False,
+    single_use: Annotated[
+        bool, typer.Option("--single-use", help="The grant ends after its first use.")
+    ] = False,
     as_: AsOpt = None,
     at: AtOpt = None,
     fmt: Fmt = "text",
@@ -38,15 +40,33 @@ def request(
     """File an access request; it needs one or two approvals from hospital staff."""
     app = open_at(ctx, home, at)
     req = svc.request_access(
-        app, account_id=account, cluster=cluster, fields=fields, actions=actions,
-        max_rows=max_rows, purpose=purpose, ticket=ticket, reason=reason, duration=duration,
-        single_use=single_use, requested_by=as_)
+        app,
+        account_id=account,
+        cluster=cluster,
+        fields=fields,
+        actions=actions,
+        max_rows=max_rows,
+        purpose=purpose,
+        ticket=ticket,
+        reason=reason,
+        duration=duration,
+        single_use=single_use,
+        requested_by=as_,
+    )
     if fmt == "json":
-        print_json({"request_id": req.request_id, "status": req.status,
-                    "required_approvals": req.required_approvals})
+        print_json(
+            {
+                "request_id": req.request_id,
+                "status": req.status,
+                "required_approvals": req.required_approvals,
+            }
+        )
         return
-    out.print(f"request {req.request_id} filed for {req.account_id}: needs "
-              f"{req.required_approvals} approval(s) from hospital staff", markup=False)
+    out.print(
+        f"request {req.request_id} filed for {req.account_id}: needs "
+        f"{req.required_approvals} approval(s) from hospital staff",
+        markup=False,
+    )
 
 
 @grants_app.command("approve")
@@ -64,16 +84,27 @@ def approve(
     res = svc.approve(app, request_id, actor(as_), comment)
     g = res.grant
     if fmt == "json":
-        print_json({"request_id": res.request.request_id, "approvals": res.approvals,
-                    "required_approvals": res.request.required_approvals,
-                    "grant": None if g is None else svc.grant_dict(g, None, app.clock.now())})
+        print_json(
+            {
+                "request_id": res.request.request_id,
+                "approvals": res.approvals,
+                "required_approvals": res.request.required_approvals,
+                "grant": None if g is None else svc.grant_dict(g, None, app.clock.now()),
+            }
+        )
         return
     if g is None:
-        out.print(f"approval {res.approvals} of {res.request.required_approvals} recorded for "
-                  f"{res.request.request_id}; waiting for another approver", markup=False)
+        out.print(
+            f"approval {res.approvals} of {res.request.required_approvals} recorded for "
+            f"{res.request.request_id}; waiting for another approver",
+            markup=False,
+        )
     else:
-        out.print(f"grant {g.grant_id} active for {g.account_id} from {iso(g.valid_from)} to "
-                  f"{iso(g.valid_to)}", markup=False)
+        out.print(
+            f"grant {g.grant_id} active for {g.account_id} from {iso(g.valid_from)} to "
+            f"{iso(g.valid_to)}",
+            markup=False,
+        )
 
 
 @grants_app.command("deny")
@@ -81,8 +112,11 @@ def deny(
     ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(help="The request to deny.")],
     reason: Annotated[str, typer.Option(help="Why.")],
-    keep_grants: Annotated[bool, typer.Option(
-        "--keep-grants", help="Do not revoke the account's live grants over the same scope.")
+    keep_grants: Annotated[
+        bool,
+        typer.Option(
+            "--keep-grants", help="Do not revoke the account's live grants over the same scope."
+        ),
     ] = False,
     as_: AsOpt = None,
     at: AtOpt = None,
@@ -129,9 +163,13 @@ def list_(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
     vendor: Annotated[str | None, typer.Option(help="Only this vendor's accounts.")] = None,
-    status: Annotated[str | None, typer.Option(
-        help="Only grants in this state (active, scheduled, expired, revoked, used), or "
-        "requests in this state with --requests.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only grants in this state (active, scheduled, expired, revoked, used), or "
+            "requests in this state with --requests."
+        ),
+    ] = None,
     requests: Annotated[bool, typer.Option("--requests", help="List requests instead.")] = False,
     at: AtOpt = None,
     fmt: Fmt = "text",
@@ -145,9 +183,12 @@ def list_(
             print_json(rows)
             return
         for r in rows:
-            out.print(f"{r['request_id']}  {r['status']:<9} {r['account_id']:<14} "
-                      f"{r['actions']} on {r['scope_cluster']} ≤{r['max_rows']:,} rows  "
-                      f"approvals {len(r['approvals'])}/{r['required_approvals']}", markup=False)
+            out.print(
+                f"{r['request_id']}  {r['status']:<9} {r['account_id']:<14} "
+                f"{r['actions']} on {r['scope_cluster']} ≤{r['max_rows']:,} rows  "
+                f"approvals {len(r['approvals'])}/{r['required_approvals']}",
+                markup=False,
+            )
         return
     rows = svc.list_grants(app, account_id=account, status=status, vendor_id=vendor)
     if fmt == "json":
@@ -156,9 +197,12 @@ def list_(
     if not rows:
         out.print("no grants")
     for g in rows:
-        out.print(f"{g['grant_id']}  {g['status']:<9} {g['account_id']:<14} {g['actions']} on "
-                  f"{g['scope_cluster']} fields {g['scope_fields']} ≤{g['max_rows']:,} rows "
-                  f"{g['purpose']}  {g['valid_from']} → {g['valid_to']}", markup=False)
+        out.print(
+            f"{g['grant_id']}  {g['status']:<9} {g['account_id']:<14} {g['actions']} on "
+            f"{g['scope_cluster']} fields {g['scope_fields']} ≤{g['max_rows']:,} rows "
+            f"{g['purpose']}  {g['valid_from']} → {g['valid_to']}",
+            markup=False,
+        )
 
 
 @grants_app.command("history")
@@ -175,8 +219,9 @@ def history(
         print_json(rows)
         return
     for e in rows:
-        extra = {k: v for k, v in e.items() if k not in {"ts", "kind", "actor", "grant_id",
-                                                         "request_id"}}
+        extra = {
+            k: v for k, v in e.items() if k not in {"ts", "kind", "actor", "grant_id", "request_id"}
+        }
         out.print(f"{e['ts']}  {e['kind']:<16} by {e['actor']:<12} {extra or ''}", markup=False)
 
 

@@ -45,12 +45,19 @@ def register(app: typer.Typer) -> None:
         phg = open_app(ctx, home)
         if interactive() and fmt != "json":
             with Progress(
-                "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                TimeRemainingColumn(), console=err, transient=True,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
             ) as bar:
                 task = bar.add_task(f"importing {kind}", total=file.stat().st_size or 1)
                 report = import_file(
-                    phg, kind, file, strict=strict,
+                    phg,
+                    kind,
+                    file,
+                    strict=strict,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
         else:

@@ -20,12 +20,18 @@ def status(ctx: typer.Context, fmt: FormatOpt = "text", home: HomeOpt = None) ->
     if fmt == "json":
         print_json(doc)
         return
-    out.print(f"key-encryption key: {doc['provider']}"
-              + (f" (KEK {doc['active_kek']} of {doc['kek_ids']})" if "kek_ids" in doc else ""))
-    out.print(f"data keys: {doc['data_keys']} (active {doc['active_data_key']}); rows by key: "
-              f"{doc['rows_by_data_key'] or 'none'}")
-    out.print(f"audit period keys: {doc['audit_period_keys']}; backup recipients: "
-              f"{doc['backup_recipients']}")
+    out.print(
+        f"key-encryption key: {doc['provider']}"
+        + (f" (KEK {doc['active_kek']} of {doc['kek_ids']})" if "kek_ids" in doc else "")
+    )
+    out.print(
+        f"data keys: {doc['data_keys']} (active {doc['active_data_key']}); rows by key: "
+        f"{doc['rows_by_data_key'] or 'none'}"
+    )
+    out.print(
+        f"audit period keys: {doc['audit_period_keys']}; backup recipients: "
+        f"{doc['backup_recipients']}"
+    )
     if doc.get("signing_key"):
         out.print(f"log signing key: {doc['signing_key']}")
 
@@ -34,7 +40,9 @@ def status(ctx: typer.Context, fmt: FormatOpt = "text", home: HomeOpt = None) ->
 def rotate(
     ctx: typer.Context,
     data: Annotated[bool, typer.Option("--data", help="New data-encryption key version.")] = False,
-    kek: Annotated[bool, typer.Option("--kek", help="New key-encryption key; re-wraps keys.")] = False,
+    kek: Annotated[
+        bool, typer.Option("--kek", help="New key-encryption key; re-wraps keys.")
+    ] = False,
     signing: Annotated[
         bool, typer.Option("--signing", help="New log signing key, recorded in the log.")
     ] = False,

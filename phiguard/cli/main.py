@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -20,10 +21,8 @@ def _click_exceptions() -> tuple[type[BaseException], ...]:
     """Typer's own control-flow exceptions (it may vendor click), which must pass through."""
     found: list[type[BaseException]] = [typer.Exit, typer.Abort, KeyboardInterrupt]
     for module in ("typer._click.exceptions", "click.exceptions"):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             found.append(importlib.import_module(module).ClickException)
-        except (ImportError, AttributeError):
-            pass
     return tuple(found)
 
 
@@ -54,7 +53,8 @@ class PhiguardGroup(TyperGroup):
             err.print(
                 f"phiguard: internal error ({type(exc).__name__}: {exc}); "
                 "rerun with PHIGUARD_DEBUG=1 for the traceback",
-                markup=False, soft_wrap=True,
+                markup=False,
+                soft_wrap=True,
             )
             raise typer.Exit(1) from None
 

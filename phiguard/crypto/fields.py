@@ -55,7 +55,9 @@ class FieldCipher:
             raise CryptoError("field token does not authenticate") from exc
 
     def encrypt_json(self, value: dict[str, Any], context: bytes) -> bytes:
-        return self.encrypt(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), context)
+        return self.encrypt(
+            json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), context
+        )
 
     def decrypt_json(self, token: bytes, context: bytes) -> dict[str, Any]:
         return json.loads(self.decrypt(token, context))  # type: ignore[no-any-return]

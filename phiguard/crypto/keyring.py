@@ -91,8 +91,11 @@ class LocalKeyProvider:
 
     def _save(self) -> None:
         assert self._keks is not None
-        doc = {"version": 2, "active": self._active,
-               "keks": {str(k): _b64(v) for k, v in self._keks.items()}}
+        doc = {
+            "version": 2,
+            "active": self._active,
+            "keks": {str(k): _b64(v) for k, v in self._keks.items()},
+        }
         write_private(self.path, json.dumps(doc).encode())
 
     def _load(self) -> dict[int, bytes]:
@@ -119,7 +122,9 @@ class LocalKeyProvider:
     def wrap(self, key: bytes, context: bytes) -> bytes:
         keks = self._load()
         nonce = secrets.token_bytes(12)
-        return bytes((self._active,)) + nonce + AESGCM(keks[self._active]).encrypt(nonce, key, context)
+        return (
+            bytes((self._active,)) + nonce + AESGCM(keks[self._active]).encrypt(nonce, key, context)
+        )
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         kek = self._load().get(wrapped[0]) if wrapped else None

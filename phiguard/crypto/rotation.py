@@ -69,7 +69,9 @@ def _count_recipients(app: App) -> int:
     path = app.home.keys / "backup-recipients.txt"
     if not path.exists():
         return 0
-    return sum(1 for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    return sum(
+        1 for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    )
 
 
 def _rows_by_version(app: App) -> dict[str, int]:
@@ -128,7 +130,9 @@ def retire_data_key(app: App, version: int, *, actor: str = "cli") -> None:
     if version not in ring.data_keys:
         raise UsageError(f"no data key {version}")
     if _rows_by_version(app).get(str(version)):
-        raise Conflict(f"data key {version} still encrypts rows: run `phiguard keys reencrypt` first")
+        raise Conflict(
+            f"data key {version} still encrypts rows: run `phiguard keys reencrypt` first"
+        )
     del ring.data_keys[version]
     ring.save(app.home.keys)
     app.record(Tag.DATA_KEY_ROTATED, actor=actor, subject=f"data-key-{version}", retired=True)

@@ -62,13 +62,17 @@ class VaultTransitKeyProvider:
         self._call("rotate", self.client.secrets.transit.rotate_key)
 
     def rewrap(self, wrapped: bytes) -> bytes:
-        resp = self._call("rewrap", self.client.secrets.transit.rewrap_data, ciphertext=wrapped.decode())
+        resp = self._call(
+            "rewrap", self.client.secrets.transit.rewrap_data, ciphertext=wrapped.decode()
+        )
         return str(resp["data"]["ciphertext"]).encode()
 
 
 def from_settings(settings: Any) -> VaultTransitKeyProvider:
     if not settings.vault_addr or settings.vault_token is None:
-        raise UsageError("the home's keys are in Vault: set PHIGUARD_VAULT_ADDR and PHIGUARD_VAULT_TOKEN")
+        raise UsageError(
+            "the home's keys are in Vault: set PHIGUARD_VAULT_ADDR and PHIGUARD_VAULT_TOKEN"
+        )
     return VaultTransitKeyProvider(
         url=settings.vault_addr,
         token=settings.vault_token.get_secret_value(),

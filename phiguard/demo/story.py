@@ -1,4 +1,5 @@
-"""``phiguard demo``: the April 2026 contractor leak, replayed end to end on a synthetic hospital."""
+"""``phiguard demo``: the April 2026 contractor leak, replayed end to end on a synthetic
+hospital."""
 
 from __future__ import annotations
 

@@ -44,8 +44,10 @@ class Issued:
 
     def url(self, host: str, port: int, database: str, *, tls: bool = False) -> str:
         mode = "require" if tls else "disable"
-        return (f"postgresql://{quote(self.grant_id, safe='')}:{quote(self.secret, safe='')}"
-                f"@{host}:{port}/{quote(database, safe='')}?sslmode={mode}")
+        return (
+            f"postgresql://{quote(self.grant_id, safe='')}:{quote(self.secret, safe='')}"
+            f"@{host}:{port}/{quote(database, safe='')}?sslmode={mode}"
+        )
 
 
 def scram_keys(secret: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
@@ -64,35 +66,55 @@ def issue(app: App, grant_id: str, *, actor: str, iterations: int = ITERATIONS) 
             raise NotFound(f"unknown grant {grant_id!r}")
         status = effective_status(grant, now)
         if status != "active":
-            raise Conflict(f"grant {grant.grant_id} is {status}; a credential is issued only "
-                           "for a live grant")
+            raise Conflict(
+                f"grant {grant.grant_id} is {status}; a credential is issued only for a live grant"
+            )
         problem = standing_problem(s, grant, now)
         if problem:
             raise Conflict(problem)
-        replaced = s.execute(update(GatewayCredential).where(
-            GatewayCredential.grant_id == grant.grant_id,
-            GatewayCredential.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+        replaced = s.execute(
+            update(GatewayCredential)
+            .where(
+                GatewayCredential.grant_id == grant.grant_id, GatewayCredential.revoked_at.is_(None)
+            )
+            .values(revoked_at=now)
+        ).rowcount
         secret = secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
         stored, server = scram_keys(secret, salt, iterations)
         cred = GatewayCredential(
-            credential_id=c.new_id("GC"), grant_id=grant.grant_id, account_id=grant.account_id,
-            created_at=now, expires_at=grant.valid_to, created_by=actor, salt=salt,
-            iterations=iterations, stored_key=stored, server_key=server)
+            credential_id=c.new_id("GC"),
+            grant_id=grant.grant_id,
+            account_id=grant.account_id,
+            created_at=now,
+            expires_at=grant.valid_to,
+            created_by=actor,
+            salt=salt,
+            iterations=iterations,
+            stored_key=stored,
+            server_key=server,
+        )
         s.add(cred)
-        app.record(Tag.GATEWAY_CREDENTIAL_ISSUED, actor=actor, subject=grant.account_id,
-                   grant_id=grant.grant_id, credential_id=cred.credential_id,
-                   expires_at=c.iso(grant.valid_to), replaced=replaced)
-        return Issued(cred.credential_id, grant.grant_id, grant.account_id, secret,
-                      grant.valid_to)
+        app.record(
+            Tag.GATEWAY_CREDENTIAL_ISSUED,
+            actor=actor,
+            subject=grant.account_id,
+            grant_id=grant.grant_id,
+            credential_id=cred.credential_id,
+            expires_at=c.iso(grant.valid_to),
+            replaced=replaced,
+        )
+        return Issued(cred.credential_id, grant.grant_id, grant.account_id, secret, grant.valid_to)
 
 
 def revoke_credentials(app: App, grant_id: str, *, actor: str) -> int:
     now = app.clock.now()
     with app.session() as s:
-        n = s.execute(update(GatewayCredential).where(
-            GatewayCredential.grant_id == grant_id,
-            GatewayCredential.revoked_at.is_(None)).values(revoked_at=now)).rowcount
+        n = s.execute(
+            update(GatewayCredential)
+            .where(GatewayCredential.grant_id == grant_id, GatewayCredential.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
         if n:
             app.record(Tag.GATEWAY_CREDENTIAL_REVOKED, actor=actor, subject=grant_id, count=n)
         return int(n or 0)
@@ -119,10 +141,16 @@ def standing_problem(s: Any, grant: Grant, now: datetime) -> str | None:
 def live_credential(app: App, grant_id: str) -> GatewayCredential | None:
     now = app.clock.now()
     with app.session() as s:
-        q = (select(GatewayCredential).where(GatewayCredential.grant_id == grant_id,
-                                             GatewayCredential.revoked_at.is_(None),
-                                             GatewayCredential.expires_at > now)
-             .order_by(GatewayCredential.created_at.desc()).limit(1))
+        q = (
+            select(GatewayCredential)
+            .where(
+                GatewayCredential.grant_id == grant_id,
+                GatewayCredential.revoked_at.is_(None),
+                GatewayCredential.expires_at > now,
+            )
+            .order_by(GatewayCredential.created_at.desc())
+            .limit(1)
+        )
         return s.scalars(q).first()
 
 
@@ -130,8 +158,14 @@ def live_credential(app: App, grant_id: str) -> GatewayCredential | None:
 OVER_LIMIT = ("cut", "refuse")
 
 
-def set_terms(app: App, grant_id: str, *, actor: str, allow: list[str] | None = None,
-              over_limit: str | None = None) -> dict[str, Any]:
+def set_terms(
+    app: App,
+    grant_id: str,
+    *,
+    actor: str,
+    allow: list[str] | None = None,
+    over_limit: str | None = None,
+) -> dict[str, Any]:
     """Name exceptions for one grant (``ddl``, ``function:NAME``) and choose whether a result
     over the row limit is cut (default) or refused. Only hospital staff may do this."""
     items = sorted({a.strip().lower() for a in (allow or []) if a.strip()})
@@ -147,8 +181,9 @@ def set_terms(app: App, grant_id: str, *, actor: str, allow: list[str] | None = 
             raise NotFound(f"unknown grant {grant_id!r}")
         terms = s.get(GatewayTerms, grant_id)
         if terms is None:
-            terms = GatewayTerms(grant_id=grant_id, allow=[], over_limit="cut",
-                                 updated_at=now, updated_by=actor)
+            terms = GatewayTerms(
+                grant_id=grant_id, allow=[], over_limit="cut", updated_at=now, updated_by=actor
+            )
             s.add(terms)
         if allow is not None:
             terms.allow = items
@@ -156,10 +191,14 @@ def set_terms(app: App, grant_id: str, *, actor: str, allow: list[str] | None = 
             terms.over_limit = over_limit
         terms.updated_at, terms.updated_by = now, actor
         c.bump(s)
-        app.record(Tag.GATEWAY_TERMS_SET, actor=actor, subject=grant_id, allow=terms.allow,
-                   over_limit=terms.over_limit)
-        return {"grant_id": grant_id, "allow": list(terms.allow),
-                "over_limit": terms.over_limit}
+        app.record(
+            Tag.GATEWAY_TERMS_SET,
+            actor=actor,
+            subject=grant_id,
+            allow=terms.allow,
+            over_limit=terms.over_limit,
+        )
+        return {"grant_id": grant_id, "allow": list(terms.allow), "over_limit": terms.over_limit}
 
 
 def terms_of(s: Any, grant_id: str) -> tuple[frozenset[str], str]:

@@ -48,47 +48,169 @@ HIDDEN_KEY = "__phiguard_pid"
 #: Built-ins refused unless the grant names them: they read files, large objects or other
 #: sessions' activity, run SQL passed as a string (and so escape this parser), or change
 #: server state.
-DENIED_FUNCTIONS = frozenset({
-    "pg_stat_file", "pg_current_logfile", "set_config", "pg_terminate_backend",
-    "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal",
-    "pg_create_restore_point", "pg_backup_start", "pg_backup_stop", "pg_start_backup",
-    "pg_stop_backup", "pg_log_backend_memory_contexts", "pg_sleep", "pg_sleep_for",
-    "pg_sleep_until", "pg_stat_get_activity", "pg_stat_get_backend_activity",
-    "pg_import_system_collations", "ts_stat", "ts_rewrite", "loread", "lowrite",
-    "pg_get_backend_memory_contexts", "pg_stat_reset", "pg_notify", "dblink",
-})
-DENIED_PREFIXES = ("pg_read_", "pg_ls_", "lo_", "pg_file_", "pg_logical_", "pg_replication_",
-                   "pg_create_", "pg_drop_replication", "dblink_", "pg_stat_reset")
+DENIED_FUNCTIONS = frozenset(
+    {
+        "pg_stat_file",
+        "pg_current_logfile",
+        "set_config",
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_reload_conf",
+        "pg_rotate_logfile",
+        "pg_promote",
+        "pg_switch_wal",
+        "pg_create_restore_point",
+        "pg_backup_start",
+        "pg_backup_stop",
+        "pg_start_backup",
+        "pg_stop_backup",
+        "pg_log_backend_memory_contexts",
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
+        "pg_stat_get_activity",
+        "pg_stat_get_backend_activity",
+        "pg_import_system_collations",
+        "ts_stat",
+        "ts_rewrite",
+        "loread",
+        "lowrite",
+        "pg_get_backend_memory_contexts",
+        "pg_stat_reset",
+        "pg_notify",
+        "dblink",
+    }
+)
+DENIED_PREFIXES = (
+    "pg_read_",
+    "pg_ls_",
+    "lo_",
+    "pg_file_",
+    "pg_logical_",
+    "pg_replication_",
+    "pg_create_",
+    "pg_drop_replication",
+    "dblink_",
+    "pg_stat_reset",
+)
 DENIED_SUFFIXES = ("_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema")
 
-SETTABLE = frozenset({
-    "application_name", "datestyle", "intervalstyle", "timezone", "extra_float_digits",
-    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-    "bytea_output", "client_min_messages", "transaction_isolation", "transaction_read_only",
-    "default_transaction_isolation", "default_transaction_read_only", "work_mem", "jit",
-    "transaction", "session characteristics", "enable_seqscan", "enable_indexscan",
-})
+SETTABLE = frozenset(
+    {
+        "application_name",
+        "datestyle",
+        "intervalstyle",
+        "timezone",
+        "extra_float_digits",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "bytea_output",
+        "client_min_messages",
+        "transaction_isolation",
+        "transaction_read_only",
+        "default_transaction_isolation",
+        "default_transaction_read_only",
+        "work_mem",
+        "jit",
+        "transaction",
+        "session characteristics",
+        "enable_seqscan",
+        "enable_indexscan",
+    }
+)
 #: Statements that create, change or remove schema objects or server state.
-DDL = frozenset({
-    "CreateStmt", "AlterTableStmt", "DropStmt", "IndexStmt", "ViewStmt", "CreateTableAsStmt",
-    "CreateFunctionStmt", "AlterFunctionStmt", "CreateSchemaStmt", "CreateSeqStmt",
-    "AlterSeqStmt", "RenameStmt", "TruncateStmt", "CommentStmt", "GrantStmt", "GrantRoleStmt",
-    "CreateRoleStmt", "AlterRoleStmt", "DropRoleStmt", "CreateTrigStmt", "RuleStmt",
-    "CreateExtensionStmt", "AlterExtensionStmt", "VacuumStmt", "ClusterStmt", "ReindexStmt",
-    "CreateDomainStmt", "AlterDomainStmt", "CompositeTypeStmt", "CreateEnumStmt",
-    "AlterEnumStmt", "DefineStmt", "CreatePolicyStmt", "AlterPolicyStmt", "CreateCastStmt",
-    "RefreshMatViewStmt", "AlterOwnerStmt", "AlterObjectSchemaStmt", "CreateForeignTableStmt",
-    "CreateFdwStmt", "CreateForeignServerStmt", "CreateUserMappingStmt", "ImportForeignSchemaStmt",
-    "CreatePublicationStmt", "CreateSubscriptionStmt", "AlterDefaultPrivilegesStmt",
-    "CreateStatsStmt", "CreateEventTrigStmt", "SecLabelStmt", "AlterSystemStmt",
-    "CreatedbStmt", "DropdbStmt", "AlterDatabaseStmt", "AlterDatabaseSetStmt", "CheckPointStmt",
-    "LoadStmt", "CreateTableSpaceStmt", "DropTableSpaceStmt", "DropOwnedStmt",
-    "ReassignOwnedStmt", "CreateOpClassStmt", "CreateConversionStmt", "AlterTSConfigurationStmt",
-    "CreateTransformStmt", "CreateAmStmt", "AlterCollationStmt", "AlterStatsStmt",
-})
+DDL = frozenset(
+    {
+        "CreateStmt",
+        "AlterTableStmt",
+        "DropStmt",
+        "IndexStmt",
+        "ViewStmt",
+        "CreateTableAsStmt",
+        "CreateFunctionStmt",
+        "AlterFunctionStmt",
+        "CreateSchemaStmt",
+        "CreateSeqStmt",
+        "AlterSeqStmt",
+        "RenameStmt",
+        "TruncateStmt",
+        "CommentStmt",
+        "GrantStmt",
+        "GrantRoleStmt",
+        "CreateRoleStmt",
+        "AlterRoleStmt",
+        "DropRoleStmt",
+        "CreateTrigStmt",
+        "RuleStmt",
+        "CreateExtensionStmt",
+        "AlterExtensionStmt",
+        "VacuumStmt",
+        "ClusterStmt",
+        "ReindexStmt",
+        "CreateDomainStmt",
+        "AlterDomainStmt",
+        "CompositeTypeStmt",
+        "CreateEnumStmt",
+        "AlterEnumStmt",
+        "DefineStmt",
+        "CreatePolicyStmt",
+        "AlterPolicyStmt",
+        "CreateCastStmt",
+        "RefreshMatViewStmt",
+        "AlterOwnerStmt",
+        "AlterObjectSchemaStmt",
+        "CreateForeignTableStmt",
+        "CreateFdwStmt",
+        "CreateForeignServerStmt",
+        "CreateUserMappingStmt",
+        "ImportForeignSchemaStmt",
+        "CreatePublicationStmt",
+        "CreateSubscriptionStmt",
+        "AlterDefaultPrivilegesStmt",
+        "CreateStatsStmt",
+        "CreateEventTrigStmt",
+        "SecLabelStmt",
+        "AlterSystemStmt",
+        "CreatedbStmt",
+        "DropdbStmt",
+        "AlterDatabaseStmt",
+        "AlterDatabaseSetStmt",
+        "CheckPointStmt",
+        "LoadStmt",
+        "CreateTableSpaceStmt",
+        "DropTableSpaceStmt",
+        "DropOwnedStmt",
+        "ReassignOwnedStmt",
+        "CreateOpClassStmt",
+        "CreateConversionStmt",
+        "AlterTSConfigurationStmt",
+        "CreateTransformStmt",
+        "CreateAmStmt",
+        "AlterCollationStmt",
+        "AlterStatsStmt",
+    }
+)
 WRITES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
-_STOP = frozenset({"FROM", "INTO", "WHERE", "GROUP_P", "HAVING", "WINDOW", "ORDER", "LIMIT",
-                   "OFFSET", "FETCH", "FOR", "UNION", "INTERSECT", "EXCEPT", "ASCII_59"})
+_STOP = frozenset(
+    {
+        "FROM",
+        "INTO",
+        "WHERE",
+        "GROUP_P",
+        "HAVING",
+        "WINDOW",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "FETCH",
+        "FOR",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+        "ASCII_59",
+    }
+)
 _TEXT_TYPES = ("text", "character", "varchar", "char", "name", "citext", "bpchar")
 
 
@@ -97,13 +219,13 @@ class Scope:
     """What one grant lets a gateway session see."""
 
     grant_id: str
-    cluster: str                    # a cluster code or "ALL"
-    fields: frozenset[str] | None   # None: all fields ("*")
+    cluster: str  # a cluster code or "ALL"
+    fields: frozenset[str] | None  # None: all fields ("*")
     actions: frozenset[str]
     max_rows: int
     contractor: bool = True
-    allow: frozenset[str] = frozenset()   # "ddl", "function:NAME"
-    over_limit: str = "cut"               # cut | refuse
+    allow: frozenset[str] = frozenset()  # "ddl", "function:NAME"
+    over_limit: str = "cut"  # cut | refuse
     mask_text: str = "***"
 
     def grants_field(self, name: str) -> bool:
@@ -114,15 +236,15 @@ class Scope:
 class Judgement:
     """The decision on one statement, and what to send upstream if it is allowed."""
 
-    kind: str                 # select, copy, declare, fetch, close, explain, set, show, ...
+    kind: str  # select, copy, declare, fetch, close, explain, set, show, ...
     allowed: bool
-    sql: str                  # the statement as sent upstream (rewritten)
+    sql: str  # the statement as sent upstream (rewritten)
     reasons: list[str] = field(default_factory=list)
     action: str = "read"
     relations: list[str] = field(default_factory=list)
-    fields: list[str] = field(default_factory=list)     # granted fields it reads
-    masked: list[str] = field(default_factory=list)     # fields it touches that are masked
-    protected: bool = False   # reads a patient table
+    fields: list[str] = field(default_factory=list)  # granted fields it reads
+    masked: list[str] = field(default_factory=list)  # fields it touches that are masked
+    protected: bool = False  # reads a patient table
     hidden_key: bool = False  # a trailing key column was added (strip it)
     cursor: str | None = None
     fingerprint: str = ""
@@ -139,7 +261,7 @@ class Judgement:
 @dataclass
 class Plan:
     statements: list[Judgement]
-    text: str                 # the whole string as sent upstream
+    text: str  # the whole string as sent upstream
 
     @property
     def refused(self) -> Judgement | None:
@@ -177,8 +299,9 @@ class Policy:
         try:
             tree = json.loads(pg.parse_sql_json(sql))
         except pg.ParseError as exc:
-            j = Judgement("invalid", False, "", [f"the gateway cannot parse this: {exc}"],
-                          sqlstate="42601")
+            j = Judgement(
+                "invalid", False, "", [f"the gateway cannot parse this: {exc}"], sqlstate="42601"
+            )
             return Plan([j], "")
         raw = sql.encode()
         text = _Text(sql, raw)
@@ -191,7 +314,7 @@ class Policy:
 
     # -- one statement ---------------------------------------------------------------------
     def _judge(self, node: dict[str, Any], text: _Text, b0: int, b1: int) -> Judgement:
-        (kind_name, body), = node.items()
+        ((kind_name, body),) = node.items()
         original = text.bytes_slice(b0, b1)
         try:
             fp = pg.fingerprint(original)
@@ -201,8 +324,9 @@ class Policy:
         try:
             j = self._classify(kind_name, body, w)
         except Refused as exc:
-            j = Judgement(_KIND.get(kind_name, kind_name), False, "", [str(exc)],
-                          sqlstate=exc.sqlstate)
+            j = Judgement(
+                _KIND.get(kind_name, kind_name), False, "", [str(exc)], sqlstate=exc.sqlstate
+            )
         j.fingerprint = fp
         if j.allowed and w.problems:
             j.allowed, j.reasons = False, list(dict.fromkeys(w.problems))
@@ -236,16 +360,24 @@ class Policy:
             if "SelectStmt" not in body["query"]:
                 raise Refused("a cursor must be declared over a SELECT")
             w.attribute(body["query"]["SelectStmt"])
-            return Judgement("declare", True, "", hidden_key=w.hidden,
-                             cursor=body.get("portalname", ""))
+            return Judgement(
+                "declare", True, "", hidden_key=w.hidden, cursor=body.get("portalname", "")
+            )
         if name == "FetchStmt":
-            return Judgement("move" if body.get("ismove") else "fetch", True, "",
-                             cursor=body.get("portalname", ""))
+            return Judgement(
+                "move" if body.get("ismove") else "fetch",
+                True,
+                "",
+                cursor=body.get("portalname", ""),
+            )
         if name == "ClosePortalStmt":
             return Judgement("close", True, "", cursor=body.get("portalname"))
         if name == "TransactionStmt":
-            if body.get("kind") in ("TRANS_STMT_PREPARE", "TRANS_STMT_COMMIT_PREPARED",
-                                    "TRANS_STMT_ROLLBACK_PREPARED"):
+            if body.get("kind") in (
+                "TRANS_STMT_PREPARE",
+                "TRANS_STMT_COMMIT_PREPARED",
+                "TRANS_STMT_ROLLBACK_PREPARED",
+            ):
                 raise Refused("two-phase commit is not allowed through the gateway")
             return Judgement("transaction", True, "", action="search")
         if name == "VariableSetStmt":
@@ -264,8 +396,10 @@ class Policy:
             return Judgement("write", True, "", action="update")
         if name in DDL:
             if "ddl" not in s.allow:
-                raise Refused(f"DDL ({_KIND.get(name, name)}) is refused: grant {s.grant_id} "
-                              "does not name ddl")
+                raise Refused(
+                    f"DDL ({_KIND.get(name, name)}) is refused: grant {s.grant_id} "
+                    "does not name ddl"
+                )
             w.ddl = True
             w.walk(body, frozenset())
             return Judgement("ddl", True, "", action="update")
@@ -273,8 +407,10 @@ class Policy:
             what = "anonymous code blocks (DO)" if name == "DoStmt" else "CALL"
             raise Refused(f"{what} are not allowed through the gateway")
         if name in ("PrepareStmt", "ExecuteStmt"):
-            raise Refused("SQL-level PREPARE/EXECUTE is not supported through the gateway; "
-                          "use the extended query protocol")
+            raise Refused(
+                "SQL-level PREPARE/EXECUTE is not supported through the gateway; "
+                "use the extended query protocol"
+            )
         raise Refused(f"{_KIND.get(name, name)} statements are not allowed through the gateway")
 
     def _copy(self, body: dict[str, Any], w: _Walker) -> Judgement:
@@ -284,15 +420,19 @@ class Policy:
             raise Refused("COPY to a server file or program is refused")
         query = body.get("query")
         if not query:
-            raise Refused("COPY of a table is refused; use COPY (SELECT …) TO STDOUT, which "
-                          "the grant's scope and masks apply to")
+            raise Refused(
+                "COPY of a table is refused; use COPY (SELECT …) TO STDOUT, which "
+                "the grant's scope and masks apply to"
+            )
         csv = header = False
         for opt in body.get("options") or []:
             d = opt.get("DefElem", {})
             arg = d.get("arg") or {}
-            value = str((arg.get("String") or {}).get("sval", "")
-                        or (arg.get("Boolean") or {}).get("boolval", "")
-                        or (arg.get("Integer") or {}).get("ival", "")).lower()
+            value = str(
+                (arg.get("String") or {}).get("sval", "")
+                or (arg.get("Boolean") or {}).get("boolval", "")
+                or (arg.get("Integer") or {}).get("ival", "")
+            ).lower()
             if d.get("defname") == "format":
                 if value not in ("text", "csv"):
                     raise Refused("COPY … FORMAT binary is refused through the gateway")
@@ -300,17 +440,26 @@ class Policy:
             elif d.get("defname") == "header":
                 header = value in ("", "true", "on", "1", "match")
             elif d.get("defname") in ("delimiter", "quote", "escape"):
-                raise Refused("COPY with a custom delimiter, quote or escape is refused "
-                              "through the gateway")
+                raise Refused(
+                    "COPY with a custom delimiter, quote or escape is refused through the gateway"
+                )
         if "SelectStmt" not in query:
             raise Refused("only COPY (SELECT …) TO STDOUT is allowed")
         w.walk_select(query["SelectStmt"], frozenset())
         if w.protected and "export" not in self.scope.actions:
-            raise Refused(f"COPY is an export and grant {self.scope.grant_id} does not allow "
-                          "export")
+            raise Refused(
+                f"COPY is an export and grant {self.scope.grant_id} does not allow export"
+            )
         w.attribute(query["SelectStmt"], force=True)
-        return Judgement("copy", True, "", action="export", hidden_key=w.hidden, copy_csv=csv,
-                         copy_header=header and csv)
+        return Judgement(
+            "copy",
+            True,
+            "",
+            action="export",
+            hidden_key=w.hidden,
+            copy_csv=csv,
+            copy_header=header and csv,
+        )
 
     # -- the substituted view of a patient table ------------------------------------------
     def substitute(self, t: TableMap) -> str:
@@ -327,8 +476,9 @@ class Policy:
             if fld is None:
                 cols.append(ref)
             elif s.grants_field(fld):
-                cols.append(f"CASE WHEN {pred} THEN {ref} END AS {quote_ident(col)}" if pred
-                            else ref)
+                cols.append(
+                    f"CASE WHEN {pred} THEN {ref} END AS {quote_ident(col)}" if pred else ref
+                )
             else:
                 mask = quote_literal(s.mask_text) if typ.startswith(_TEXT_TYPES) else "NULL"
                 cols.append(f"CAST({mask} AS {typ}) AS {quote_ident(col)}")
@@ -351,40 +501,66 @@ class Policy:
         if t.name == dm.patient_table:
             return " AND ".join(c.format(a=alias) for c in conds)
         if not t.key:
-            raise Refused(f"table {t.name} has no patient key, so its rows cannot be kept "
-                          "inside the grant's scope")
+            raise Refused(
+                f"table {t.name} has no patient key, so its rows cannot be kept "
+                "inside the grant's scope"
+            )
         p = dm.tables[dm.patient_table]
         inner = quote_ident("__phiguard_p")
         where = " AND ".join(c.format(a=inner) for c in conds)
-        return (f"{alias}.{quote_ident(t.key)} IN (SELECT {inner}.{quote_ident(dm.patient_key)}"
-                f" FROM {p.qualified} AS {inner} WHERE {where})")
+        return (
+            f"{alias}.{quote_ident(t.key)} IN (SELECT {inner}.{quote_ident(dm.patient_key)}"
+            f" FROM {p.qualified} AS {inner} WHERE {where})"
+        )
 
     def function_allowed(self, parts: list[str]) -> str | None:
         """None if the function may be called, else the reason."""
         name = parts[-1].lower()
         schema = [p.lower() for p in parts[:-1]]
-        named = f"function:{name}" in self.scope.allow or \
-            f"function:{'.'.join(parts).lower()}" in self.scope.allow
+        named = (
+            f"function:{name}" in self.scope.allow
+            or f"function:{'.'.join(parts).lower()}" in self.scope.allow
+        )
         if named:
             return None
         if schema not in ([], ["pg_catalog"]) or name not in self.catalog.functions:
-            return (f"function {'.'.join(parts)} is not a built-in; grant "
-                    f"{self.scope.grant_id} does not name it")
-        if (name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES)
-                or name.endswith(DENIED_SUFFIXES)):
-            return (f"function {name} reads files, large objects or other sessions, runs SQL "
-                    f"text or changes the server; grant {self.scope.grant_id} does not name it")
+            return (
+                f"function {'.'.join(parts)} is not a built-in; grant "
+                f"{self.scope.grant_id} does not name it"
+            )
+        if (
+            name in DENIED_FUNCTIONS
+            or name.startswith(DENIED_PREFIXES)
+            or name.endswith(DENIED_SUFFIXES)
+        ):
+            return (
+                f"function {name} reads files, large objects or other sessions, runs SQL "
+                f"text or changes the server; grant {self.scope.grant_id} does not name it"
+            )
         return None
 
 
 _KIND = {
-    "SelectStmt": "select", "CopyStmt": "copy", "InsertStmt": "insert",
-    "UpdateStmt": "update", "DeleteStmt": "delete", "MergeStmt": "merge",
-    "CreateStmt": "CREATE TABLE", "DropStmt": "DROP", "AlterTableStmt": "ALTER TABLE",
-    "ViewStmt": "CREATE VIEW", "CreateTableAsStmt": "CREATE TABLE AS",
-    "CreateFunctionStmt": "CREATE FUNCTION", "TruncateStmt": "TRUNCATE",
-    "GrantStmt": "GRANT", "IndexStmt": "CREATE INDEX", "DoStmt": "DO", "LockStmt": "LOCK",
-    "ListenStmt": "LISTEN", "NotifyStmt": "NOTIFY", "LoadStmt": "LOAD",
+    "SelectStmt": "select",
+    "CopyStmt": "copy",
+    "InsertStmt": "insert",
+    "UpdateStmt": "update",
+    "DeleteStmt": "delete",
+    "MergeStmt": "merge",
+    "CreateStmt": "CREATE TABLE",
+    "DropStmt": "DROP",
+    "AlterTableStmt": "ALTER TABLE",
+    "ViewStmt": "CREATE VIEW",
+    "CreateTableAsStmt": "CREATE TABLE AS",
+    "CreateFunctionStmt": "CREATE FUNCTION",
+    "TruncateStmt": "TRUNCATE",
+    "GrantStmt": "GRANT",
+    "IndexStmt": "CREATE INDEX",
+    "DoStmt": "DO",
+    "LockStmt": "LOCK",
+    "ListenStmt": "LISTEN",
+    "NotifyStmt": "NOTIFY",
+    "LoadStmt": "LOAD",
 }
 
 
@@ -416,8 +592,9 @@ class _Text:
     @property
     def tokens(self) -> list[Any]:
         if self._tokens is None:
-            self._tokens = [t for t in pg.scan(self.sql)
-                            if t.name not in ("SQL_COMMENT", "C_COMMENT")]
+            self._tokens = [
+                t for t in pg.scan(self.sql) if t.name not in ("SQL_COMMENT", "C_COMMENT")
+            ]
             self._at = {t.start: i for i, t in enumerate(self._tokens)}
         return self._tokens
 
@@ -542,8 +719,7 @@ class _Walker:
         if v.get("intoClause"):
             self.problems.append("SELECT INTO creates a table (DDL) and is refused")
         if v.get("lockingClause"):
-            self.problems.append("row locks (FOR UPDATE/SHARE) are not allowed through the "
-                                 "gateway")
+            self.problems.append("row locks (FOR UPDATE/SHARE) are not allowed through the gateway")
         inner = self.with_scope(v.get("withClause"), ctes)
         for k, val in v.items():
             if k != "withClause" and isinstance(val, (dict, list)):
@@ -554,10 +730,13 @@ class _Walker:
         inner = self.with_scope(v.get("withClause"), ctes)
         target = v.get("relation") or {}
         name = target.get("relname", "")
-        if target.get("schemaname", self.cat.datamap.schema) != self.cat.datamap.schema \
-                or name not in self.cat.datamap.open_tables:
-            self.problems.append(f"writes are allowed only to mapped open tables, not "
-                                 f"{name or 'this target'}")
+        if (
+            target.get("schemaname", self.cat.datamap.schema) != self.cat.datamap.schema
+            or name not in self.cat.datamap.open_tables
+        ):
+            self.problems.append(
+                f"writes are allowed only to mapped open tables, not {name or 'this target'}"
+            )
         else:
             self.relations.add(name)
         self._in_write += 1
@@ -582,8 +761,10 @@ class _Walker:
             t = dm.tables[name]
             self.relations.add(name)
             if self._in_write or self.ddl:
-                self.problems.append(f"{name} holds patient data: statements that write or "
-                                     "change schema may not read it through the gateway")
+                self.problems.append(
+                    f"{name} holds patient data: statements that write or "
+                    "change schema may not read it through the gateway"
+                )
                 return
             if not v.get("inh", True):
                 self.problems.append(f"ONLY {name} is not supported on patient tables")
@@ -594,17 +775,22 @@ class _Walker:
         if schema in (None, dm.schema) and name in dm.open_tables:
             self.relations.add(name)
             return
-        if schema in (None, "pg_catalog", "information_schema") \
-                and name in self.cat.system_relations:
+        if (
+            schema in (None, "pg_catalog", "information_schema")
+            and name in self.cat.system_relations
+        ):
             if name in DENIED_RELATIONS:
-                self.problems.append(f"{name} exposes data values or other sessions' "
-                                     "statements and is refused")
+                self.problems.append(
+                    f"{name} exposes data values or other sessions' statements and is refused"
+                )
             return
         if self.ddl:
             return  # with a ddl grant: objects being created or changed
         shown = f"{schema}.{name}" if schema else name
-        self.problems.append(f"relation {shown} is not mapped for the gateway (only patient "
-                             "tables, open tables and system catalogs are reachable)")
+        self.problems.append(
+            f"relation {shown} is not mapped for the gateway (only patient "
+            "tables, open tables and system catalogs are reachable)"
+        )
 
     def _substitute(self, v: dict[str, Any], t: TableMap) -> None:
         try:
@@ -631,16 +817,18 @@ class _Walker:
     def a_expr(self, v: dict[str, Any], ctes: frozenset[str]) -> None:
         if v.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL"):
             parts = [x.get("String", {}).get("sval", "") for x in v.get("name", [])]
-            if parts and (parts[:-1] not in ([], ["pg_catalog"])
-                          or parts[-1] not in self.cat.operators):
+            if parts and (
+                parts[:-1] not in ([], ["pg_catalog"]) or parts[-1] not in self.cat.operators
+            ):
                 self.problems.append(f"operator {'.'.join(parts)} is not a built-in")
         for k, val in v.items():
             if k != "name" and isinstance(val, (dict, list)):
                 self.walk(val, ctes)
 
     def typecast(self, v: dict[str, Any], ctes: frozenset[str]) -> None:
-        names = [x.get("String", {}).get("sval", "") for x in
-                 (v.get("typeName") or {}).get("names", [])]
+        names = [
+            x.get("String", {}).get("sval", "") for x in (v.get("typeName") or {}).get("names", [])
+        ]
         if names and (names[:-1] not in ([], ["pg_catalog"]) or names[-1] not in self.cat.types):
             self.problems.append(f"type {'.'.join(names)} is not a built-in type")
         self.walk(v.get("arg"), ctes)
@@ -677,9 +865,14 @@ class _Walker:
         does not already return the key (only where it cannot change the result)."""
         if not self.protected or self.problems:
             return
-        if (sel.get("op", "SETOP_NONE") != "SETOP_NONE" or sel.get("distinctClause")
-                or sel.get("groupClause") or sel.get("havingClause") or sel.get("valuesLists")
-                or sel.get("groupDistinct")):
+        if (
+            sel.get("op", "SETOP_NONE") != "SETOP_NONE"
+            or sel.get("distinctClause")
+            or sel.get("groupClause")
+            or sel.get("havingClause")
+            or sel.get("valuesLists")
+            or sel.get("groupDistinct")
+        ):
             return
         targets = sel.get("targetList") or []
         if not targets or self._aggregates(targets):
@@ -693,8 +886,9 @@ class _Walker:
         for tgt in [] if force else targets:  # COPY has no column origins: always add it
             val = tgt.get("ResTarget", {}).get("val", {})
             parts = val.get("ColumnRef", {}).get("fields", [])
-            if parts and ("A_Star" in parts[-1]
-                          or parts[-1].get("String", {}).get("sval") == t.key):
+            if parts and (
+                "A_Star" in parts[-1] or parts[-1].get("String", {}).get("sval") == t.key
+            ):
                 return  # the key comes back in the result already (seen by column origin)
         last = targets[-1]["ResTarget"]
         stop = self.text.char(len(self.text.raw))

@@ -69,8 +69,9 @@ async def read_message(reader: asyncio.StreamReader, limit: int) -> tuple[bytes,
         raise ProtocolError(f"invalid message length {length}")
     if length - 4 > limit:
         # Refuse without reading it into memory; the stream cannot be resynchronised after.
-        raise ProtocolError(f"message of {length - 4:,} bytes is larger than the limit of "
-                            f"{limit:,}")
+        raise ProtocolError(
+            f"message of {length - 4:,} bytes is larger than the limit of {limit:,}"
+        )
     body = await reader.readexactly(length - 4) if length > 4 else b""
     return kind, body
 
@@ -102,7 +103,7 @@ class Cursor:
         end = self.body.find(b"\x00", self.pos)
         if end < 0:
             raise ProtocolError("string without terminator")
-        raw = self.body[self.pos:end]
+        raw = self.body[self.pos : end]
         self.pos = end + 1
         try:
             return raw.decode()
@@ -126,12 +127,12 @@ class Cursor:
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.body):
             raise ProtocolError("message is truncated")
-        out = self.body[self.pos:self.pos + n]
+        out = self.body[self.pos : self.pos + n]
         self.pos += n
         return out
 
     def rest(self) -> bytes:
-        out = self.body[self.pos:]
+        out = self.body[self.pos :]
         self.pos = len(self.body)
         return out
 
@@ -230,8 +231,14 @@ def _fields(items: list[tuple[bytes, str]]) -> bytes:
     return bytes(out)
 
 
-def error_response(message_text: str, *, code: str = "42501", severity: str = "ERROR",
-                   detail: str | None = None, hint: str | None = None) -> bytes:
+def error_response(
+    message_text: str,
+    *,
+    code: str = "42501",
+    severity: str = "ERROR",
+    detail: str | None = None,
+    hint: str | None = None,
+) -> bytes:
     items = [(b"S", severity), (b"V", severity), (b"C", code), (b"M", message_text)]
     if detail:
         items.append((b"D", detail))
@@ -240,8 +247,9 @@ def error_response(message_text: str, *, code: str = "42501", severity: str = "E
     return message(b"E", _fields(items))
 
 
-def notice_response(message_text: str, *, code: str = "01000", severity: str = "WARNING",
-                    detail: str | None = None) -> bytes:
+def notice_response(
+    message_text: str, *, code: str = "01000", severity: str = "WARNING", detail: str | None = None
+) -> bytes:
     items = [(b"S", severity), (b"V", severity), (b"C", code), (b"M", message_text)]
     if detail:
         items.append((b"D", detail))
@@ -256,7 +264,7 @@ def error_fields(body: bytes) -> dict[str, str]:
         end = body.find(b"\x00", pos + 1)
         if end < 0:
             break
-        out[chr(body[pos])] = body[pos + 1:end].decode("utf-8", "replace")
+        out[chr(body[pos])] = body[pos + 1 : end].decode("utf-8", "replace")
         pos = end + 1
     return out
 
@@ -282,8 +290,11 @@ def command_complete(tag: str) -> bytes:
 
 
 def startup_message(params: dict[str, str]) -> bytes:
-    body = _I.pack(PROTOCOL_3) + b"".join(
-        k.encode() + b"\x00" + v.encode() + b"\x00" for k, v in params.items()) + b"\x00"
+    body = (
+        _I.pack(PROTOCOL_3)
+        + b"".join(k.encode() + b"\x00" + v.encode() + b"\x00" for k, v in params.items())
+        + b"\x00"
+    )
     return _I.pack(len(body) + 4) + body
 
 
@@ -292,8 +303,14 @@ def query_message(text: str) -> bytes:
 
 
 def parse_message(name: str, query: str, param_types: tuple[int, ...]) -> bytes:
-    body = (name.encode() + b"\x00" + query.encode() + b"\x00"
-            + _H.pack(len(param_types)) + b"".join(_I.pack(t) for t in param_types))
+    body = (
+        name.encode()
+        + b"\x00"
+        + query.encode()
+        + b"\x00"
+        + _H.pack(len(param_types))
+        + b"".join(_I.pack(t) for t in param_types)
+    )
     return message(b"P", body)
 
 
@@ -335,7 +352,7 @@ def data_row_fields(body: bytes | memoryview) -> list[bytes | None]:
         if size < 0:
             out.append(None)
         else:
-            out.append(bytes(body[pos:pos + size]))
+            out.append(bytes(body[pos : pos + size]))
             pos += size
     return out
 
@@ -350,7 +367,7 @@ def data_row_field(buf: bytes | bytearray, start: int, index: int) -> bytes | No
     (size,) = unpack(buf, pos)
     if size < 0:
         return None
-    return bytes(buf[pos + 4:pos + 4 + size])
+    return bytes(buf[pos + 4 : pos + 4 + size])
 
 
 def build_data_row(fields: list[bytes | None]) -> bytes:

@@ -74,8 +74,9 @@ class Run:
         "target",
     )
 
-    def __init__(self, relay: Relay, j: Judgement, rec: StatementRecord,
-                 target: Target | None = None) -> None:
+    def __init__(
+        self, relay: Relay, j: Judgement, rec: StatementRecord, target: Target | None = None
+    ) -> None:
         scope = relay.info.scope
         self.relay, self.j, self.rec, self.target = relay, j, rec, target
         limited = j.limited or (target is not None and target.j.limited)
@@ -121,7 +122,7 @@ class Run:
             self.over = True
             return
         if self.hidden:
-            fields = pq.data_row_fields(memoryview(buf)[s + 5:e])
+            fields = pq.data_row_fields(memoryview(buf)[s + 5 : e])
             pid = fields.pop()
             msg = pq.build_data_row(fields)
         else:
@@ -132,20 +133,20 @@ class Run:
     def copy_data(self, buf: bytearray, s: int, e: int, out: bytearray) -> None:
         if self.header:  # the CSV header line is not a row
             self.header = False
-            line = bytes(buf[s + 5:e])
+            line = bytes(buf[s + 5 : e])
             if self.hidden:
-                line = line[:line.rfind(b"," if self.j.copy_csv else b"\t")] + b"\n"
+                line = line[: line.rfind(b"," if self.j.copy_csv else b"\t")] + b"\n"
             self._emit(pq.message(b"d", line), out)
             return
         self.seen += 1
         if self.seen > self.limit:
             self.over = True
             return
-        line = bytes(buf[s + 5:e])
+        line = bytes(buf[s + 5 : e])
         pid = None
         if self.hidden:
             cut = line.rfind(b"," if self.j.copy_csv else b"\t")
-            pid = line[cut + 1:].rstrip(b"\r\n").strip(b'"')
+            pid = line[cut + 1 :].rstrip(b"\r\n").strip(b'"')
             line = line[:cut] + b"\n"
         self._keep(pq.message(b"d", line), pid, out)
 
@@ -181,10 +182,14 @@ class Run:
             self.pids, self.sent = [], 0
             out += pq.error_response(
                 f"refused: this statement returns more than {scope.max_rows:,} rows, the limit "
-                f"of grant {scope.grant_id}", code="54000",
-                hint="narrow the query; the grant refuses larger results rather than cut them")
-            self.finish("deny", [f"returned more than {scope.max_rows:,} rows; the grant "
-                                 "refuses larger results"])
+                f"of grant {scope.grant_id}",
+                code="54000",
+                hint="narrow the query; the grant refuses larger results rather than cut them",
+            )
+            self.finish(
+                "deny",
+                [f"returned more than {scope.max_rows:,} rows; the grant refuses larger results"],
+            )
             self.relay.after_synthetic_error()
             return
         if self.buffer:
@@ -194,7 +199,9 @@ class Run:
         if self.over:
             out += pq.notice_response(
                 f"result cut at {scope.max_rows:,} rows by grant {scope.grant_id} "
-                f"(the query produced {self.seen:,})", code="01000")
+                f"(the query produced {self.seen:,})",
+                code="01000",
+            )
         if tag is None:
             out += pq.message(b"s")
         else:
@@ -231,16 +238,29 @@ class Exp:
 
     __slots__ = ("error", "i", "kind", "run", "runs", "target")
 
-    def __init__(self, kind: str, *, run: Run | None = None, runs: list[Run] | None = None,
-                 error: bytes = b"", target: Target | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        run: Run | None = None,
+        runs: list[Run] | None = None,
+        error: bytes = b"",
+        target: Target | None = None,
+    ) -> None:
         self.kind, self.run, self.runs, self.i = kind, run, runs or [], 0
         self.error, self.target = error, target
 
 
 class Relay:
-    def __init__(self, gw: Gateway, info: SessionInfo, cr: asyncio.StreamReader,
-                 cw: asyncio.StreamWriter, ur: asyncio.StreamReader,
-                 uw: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        info: SessionInfo,
+        cr: asyncio.StreamReader,
+        cw: asyncio.StreamWriter,
+        ur: asyncio.StreamReader,
+        uw: asyncio.StreamWriter,
+    ) -> None:
         self.gw, self.info = gw, info
         self.cr, self.cw, self.ur, self.uw = cr, cw, ur, uw
         self.policy = gw.policy_for(info.scope)
@@ -259,18 +279,20 @@ class Relay:
         self._pending_txn_fail = False
 
     async def run(self) -> str:
-        self.tasks = [asyncio.ensure_future(self.client_side()),
-                      asyncio.ensure_future(self.upstream_side())]
+        self.tasks = [
+            asyncio.ensure_future(self.client_side()),
+            asyncio.ensure_future(self.upstream_side()),
+        ]
         done, pending = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
         for t in done:
             exc = t.exception() if not t.cancelled() else None
-            if exc is not None and not isinstance(exc, (ConnectionError,
-                                                        asyncio.IncompleteReadError)):
+            if exc is not None and not isinstance(
+                exc, (ConnectionError, asyncio.IncompleteReadError)
+            ):
                 self.end_reason = f"internal error: {type(exc).__name__}"
-                await self.terminate(f"internal gateway error ({type(exc).__name__})",
-                                     code="XX000")
+                await self.terminate(f"internal gateway error ({type(exc).__name__})", code="XX000")
         self._close_streams()
         return self.end_reason
 
@@ -281,8 +303,9 @@ class Relay:
         self.closed = True
         self.end_reason = reason
         try:
-            self.cw.write(pq.error_response(f"terminating connection: {reason}", code=code,
-                                            severity="FATAL"))
+            self.cw.write(
+                pq.error_response(f"terminating connection: {reason}", code=code, severity="FATAL")
+            )
             await asyncio.wait_for(self.cw.drain(), 2)
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
@@ -329,15 +352,20 @@ class Relay:
             if body is None:
                 limit = self.gw.settings.max_message_bytes
                 self.gw.note_protocol(self.info, f"oversized {kind!r} message")
-                self.refuse(kind, f"message larger than the gateway's limit of {limit:,} "
-                            "bytes; refused", code="54000", simple=kind in (b"Q", b"F"))
+                self.refuse(
+                    kind,
+                    f"message larger than the gateway's limit of {limit:,} bytes; refused",
+                    code="54000",
+                    simple=kind in (b"Q", b"F"),
+                )
             else:
                 try:
                     self.on_client(kind, body)
                 except pq.ProtocolError as exc:
                     self.gw.note_protocol(self.info, str(exc))
-                    self.refuse(kind, f"malformed message: {exc}", code="08P01",
-                                simple=kind in (b"Q", b"F"))
+                    self.refuse(
+                        kind, f"malformed message: {exc}", code="08P01", simple=kind in (b"Q", b"F")
+                    )
             await self.uw.drain()
 
     def on_client(self, kind: bytes, body: bytes) -> None:
@@ -349,8 +377,13 @@ class Relay:
             msg = pq.parse_bind(body)
             st = self.stmts.get(msg.statement)
             if st is None:
-                self.refuse(kind, f"prepared statement {msg.statement!r} was not prepared "
-                            "through this gateway session", code="26000", simple=False)
+                self.refuse(
+                    kind,
+                    f"prepared statement {msg.statement!r} was not prepared "
+                    "through this gateway session",
+                    code="26000",
+                    simple=False,
+                )
                 return
             self.portals[msg.portal] = Target(st.j, st.sql)
             self._send(b"B", body, Exp("bind"))
@@ -362,8 +395,9 @@ class Relay:
             portal, _max = pq.parse_execute(body)
             target = self.portals.get(portal)
             if target is None:
-                self.refuse(kind, f"portal {portal!r} is unknown to the gateway", code="34000",
-                            simple=False)
+                self.refuse(
+                    kind, f"portal {portal!r} is unknown to the gateway", code="34000", simple=False
+                )
                 return
             j = target.j
             if j.protected:
@@ -382,8 +416,7 @@ class Relay:
         elif kind == b"H":
             self._send(b"H", body, None)
         elif kind == b"F":
-            self.refuse(kind, "fast-path function calls (large objects) are refused",
-                        simple=True)
+            self.refuse(kind, "fast-path function calls (large objects) are refused", simple=True)
         elif kind in (b"d", b"c", b"f"):
             return  # COPY FROM is refused, so there is never a copy-in to feed
         else:
@@ -408,18 +441,31 @@ class Relay:
         rec = self.record(j, sql, "deny")
         rec.reasons = reasons
         self.gw.recorder.submit(rec)
-        self.refuse(b"Q", "refused by phiguard: " + "; ".join(reasons), code=j.sqlstate,
-                    simple=simple)
+        self.refuse(
+            b"Q", "refused by phiguard: " + "; ".join(reasons), code=j.sqlstate, simple=simple
+        )
 
     def record(self, j: Judgement, sql: str, decision: str) -> StatementRecord:
         self.n += 1
         info = self.info
         return StatementRecord(
-            session_id=info.session_id, n=self.n, ts=self.gw.app.clock.now(),
-            account_id=info.account_id, grant_id=info.scope.grant_id, purpose=info.purpose,
-            client_ip=info.client_ip, kind=j.kind, action=j.action, decision=decision,
-            sql=sql, reasons=list(j.reasons), relations=j.relations, fields=j.fields,
-            masked=j.masked, fingerprint=j.fingerprint)
+            session_id=info.session_id,
+            n=self.n,
+            ts=self.gw.app.clock.now(),
+            account_id=info.account_id,
+            grant_id=info.scope.grant_id,
+            purpose=info.purpose,
+            client_ip=info.client_ip,
+            kind=j.kind,
+            action=j.action,
+            decision=decision,
+            sql=sql,
+            reasons=list(j.reasons),
+            relations=j.relations,
+            fields=j.fields,
+            masked=j.masked,
+            fingerprint=j.fingerprint,
+        )
 
     def pdp(self, j: Judgement) -> list[str]:
         """The decision point's word on this statement under the session's grant."""
@@ -427,35 +473,49 @@ class Relay:
             return ["the gateway cannot record statements right now"]
         info, scope = self.info, self.info.scope
         point = pdp_for(self.gw.app)
-        q = Question(info.account_id, j.action, ac.epoch(self.gw.app.clock.now()),
-                     frozenset(j.fields), 1, info.purpose,
-                     "" if scope.cluster == "ALL" else scope.cluster)
+        q = Question(
+            info.account_id,
+            j.action,
+            ac.epoch(self.gw.app.clock.now()),
+            frozenset(j.fields),
+            1,
+            info.purpose,
+            "" if scope.cluster == "ALL" else scope.cluster,
+        )
         verdict = point.decide_question(q)
         sub = point.subject(info.account_id)
-        mine = next((g for g in (sub.grants if sub else ()) if g.grant_id == scope.grant_id),
-                    None)
+        mine = next((g for g in (sub.grants if sub else ()) if g.grant_id == scope.grant_id), None)
         misses = grant_misses(mine, q) if mine is not None else ["it is not held any more"]
         if verdict.allowed and not misses:
             return []
-        return verdict.reasons if not verdict.allowed else \
-            [f"grant {scope.grant_id} does not cover this: " + "; ".join(misses)]
+        return (
+            verdict.reasons
+            if not verdict.allowed
+            else [f"grant {scope.grant_id} does not cover this: " + "; ".join(misses)]
+        )
 
     def on_query(self, sql: str) -> None:
         plan: Plan = self.policy.plan(sql)
         if self.txn_failed:
             first = plan.statements[0] if plan.statements else None
             if first is None or first.kind != "transaction":
-                self.refuse(b"Q", "current transaction is aborted, commands ignored until end "
-                            "of transaction block", code="25P02", simple=True)
+                self.refuse(
+                    b"Q",
+                    "current transaction is aborted, commands ignored until end "
+                    "of transaction block",
+                    code="25P02",
+                    simple=True,
+                )
                 return
         bad = plan.refused
         if bad is None:
             for j in plan.statements:
-                target = self.cursors.get(j.cursor or "") if j.kind in ("fetch", "move") \
-                    else None
+                target = self.cursors.get(j.cursor or "") if j.kind in ("fetch", "move") else None
                 if j.kind in ("fetch", "move") and target is None:
-                    j.allowed, j.reasons = False, [f"cursor {j.cursor!r} was not declared "
-                                                   "through this gateway session"]
+                    j.allowed, j.reasons = (
+                        False,
+                        [f"cursor {j.cursor!r} was not declared through this gateway session"],
+                    )
                     j.sqlstate = "34000"
                 elif (target.j if target else j).protected:
                     problems = self.pdp(target.j if target else j)
@@ -467,11 +527,18 @@ class Relay:
         if bad is not None:
             for j in plan.statements:
                 rec = self.record(j, sql, "deny")
-                rec.reasons = j.reasons if not j.allowed else [
-                    "not run: another statement in the same string was refused"]
+                rec.reasons = (
+                    j.reasons
+                    if not j.allowed
+                    else ["not run: another statement in the same string was refused"]
+                )
                 self.gw.recorder.submit(rec)
-            self.refuse(b"Q", "refused by phiguard: " + "; ".join(bad.reasons),
-                        code=bad.sqlstate, simple=True)
+            self.refuse(
+                b"Q",
+                "refused by phiguard: " + "; ".join(bad.reasons),
+                code=bad.sqlstate,
+                simple=True,
+            )
             return
         runs = []
         text = plan.text
@@ -500,8 +567,12 @@ class Relay:
         plan = self.policy.plan(msg.query)
         if len(plan.statements) > 1:
             j = plan.statements[0]
-            self.deny(j, msg.query, ["cannot insert multiple commands into a prepared "
-                                     "statement"], simple=False)
+            self.deny(
+                j,
+                msg.query,
+                ["cannot insert multiple commands into a prepared statement"],
+                simple=False,
+            )
             return
         if not plan.statements:
             self.stmts[msg.name] = Target(Judgement("empty", True, ""), "")
@@ -509,8 +580,10 @@ class Relay:
             return
         j = plan.statements[0]
         if j.allowed and j.kind in ("fetch", "move", "declare", "close"):
-            j.allowed, j.reasons = False, ["cursors are supported in the simple query "
-                                           "protocol only"]
+            j.allowed, j.reasons = (
+                False,
+                ["cursors are supported in the simple query protocol only"],
+            )
         if j.allowed and j.protected:
             problems = self.pdp(j)
             if problems:
@@ -541,7 +614,7 @@ class Relay:
                 pos = self._rows_fast(buf, out, pos)
                 if n - pos < 5:
                     break
-                end = pos + 1 + int.from_bytes(buf[pos + 1:pos + 5], "big")
+                end = pos + 1 + int.from_bytes(buf[pos + 1 : pos + 5], "big")
                 if end > n:
                     break
                 self.on_upstream(buf[pos], buf, pos, end, out)
@@ -566,7 +639,7 @@ class Relay:
         # Only the framing is walked here (type byte and length per row); the patient key
         # of each row is read later, on the recorder's thread, from a copy of the slice.
         while n - pos >= 5 and buf[pos] == _D and count < room:
-            end = pos + 1 + int.from_bytes(buf[pos + 1:pos + 5], "big")
+            end = pos + 1 + int.from_bytes(buf[pos + 1 : pos + 5], "big")
             if end > n:
                 break
             count += 1
@@ -594,7 +667,7 @@ class Relay:
             out += buf[s:e]
             return
         if kind == _Z:
-            self.on_ready(buf[s + 5:e], out)
+            self.on_ready(buf[s + 5 : e], out)
             return
         if self.suppress:
             return
@@ -602,7 +675,7 @@ class Relay:
         if exp is None:
             out += buf[s:e]  # nothing expected (should not happen): pass it on
             return
-        body = bytes(buf[s + 5:e])
+        body = bytes(buf[s + 5 : e])
         k = exp.kind
         if k == "query":
             self.on_query_result(exp, kind, body, buf, s, e, out)
@@ -623,8 +696,10 @@ class Relay:
                 if run_target is not None:
                     keys = self.gw.key_columns
                     cols = pq.parse_row_description(body)
-                    run_target.pid_idx = next((i for i, col in enumerate(cols)
-                                               if (col.table_oid, col.attnum) in keys), None)
+                    run_target.pid_idx = next(
+                        (i for i, col in enumerate(cols) if (col.table_oid, col.attnum) in keys),
+                        None,
+                    )
                 out += buf[s:e]
             self.exps.popleft()
         else:
@@ -632,15 +707,16 @@ class Relay:
             if k in ("parse", "bind", "close") or (k == "describe" and kind == ord("n")):
                 self.exps.popleft()
 
-    def on_query_result(self, exp: Exp, kind: int, body: bytes, buf: bytearray, s: int,
-                        e: int, out: bytearray) -> None:
+    def on_query_result(
+        self, exp: Exp, kind: int, body: bytes, buf: bytearray, s: int, e: int, out: bytearray
+    ) -> None:
         if exp.i >= len(exp.runs):
             out += buf[s:e]
             return
         run = exp.runs[exp.i]
         if kind == _E:
             run.fail(pq.error_fields(body).get("C", "?"))
-            for other in exp.runs[exp.i + 1:]:
+            for other in exp.runs[exp.i + 1 :]:
                 other.finish("error", ["not run: an earlier statement failed"])
             exp.i = len(exp.runs)
             self.cur = None
@@ -654,8 +730,18 @@ class Relay:
         if self.on_run_message(run, kind, body, buf, s, e, out, extended=False):
             exp.i += 1
 
-    def on_run_message(self, run: Run | None, kind: int, body: bytes, buf: bytearray, s: int,
-                       e: int, out: bytearray, *, extended: bool) -> bool:
+    def on_run_message(
+        self,
+        run: Run | None,
+        kind: int,
+        body: bytes,
+        buf: bytearray,
+        s: int,
+        e: int,
+        out: bytearray,
+        *,
+        extended: bool,
+    ) -> bool:
         """Feed one result message to ``run``; True when the run is complete."""
         assert run is not None
         if kind == _T:
@@ -676,7 +762,7 @@ class Relay:
             run.copy, run.header = True, run.j.copy_header
             if run.hidden and len(body) >= 3:
                 n = int.from_bytes(body[1:3], "big")
-                body = body[:1] + (n - 1).to_bytes(2, "big") + body[3:3 + 2 * (n - 1)]
+                body = body[:1] + (n - 1).to_bytes(2, "big") + body[3 : 3 + 2 * (n - 1)]
             out += pq.message(b"H", body)
             return False
         elif kind == _d:

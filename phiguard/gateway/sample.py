@@ -44,19 +44,36 @@ def sample_database(admin_dsn: str, patients: int = 2000) -> Iterator[str]:
 def fill(conn: object, n: int) -> None:
     day0 = date(1940, 1, 1)
     with conn.cursor() as cur:  # type: ignore[attr-defined]
-        with cur.copy("COPY patients (patient_id, hkid, hospital_no, name_en, name_zh, sex, "
-                      "dob, cluster, phone, address, vip) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY patients (patient_id, hkid, hospital_no, name_en, name_zh, sex, "
+            "dob, cluster, phone, address, vip) FROM STDIN"
+        ) as cp:
             for i in range(n):
-                cp.write_row((f"P{i:07d}", f"Z{100000 + i % 900000}({i % 10})",
-                              f"HN{i:08d}{i % 10}", f"CHAN Tai Man {i}", "陳大文", "MF"[i % 2],
-                              day0 + timedelta(days=(i * 37) % 25000), CLUSTERS[i % 4],
-                              f"9{i % 10_000_000:07d}", f"{i} Nathan Road", i % 997 == 5))
-        cur.execute("INSERT INTO episodes (patient_id, specialty, ward, admitted, diagnosis) "
-                    "SELECT patient_id, 'SURG', 'W1', date '2026-03-01', 'appendicitis' "
-                    "FROM patients")
-        cur.execute("INSERT INTO operations (episode_id, patient_id, procedure_name, performed,"
-                    " theatre) SELECT episode_id, patient_id, (ARRAY['appendectomy', "
-                    "'cholecystectomy', 'hernia repair'])[1 + episode_id % 3], admitted, 'OT2' "
-                    "FROM episodes")
+                cp.write_row(
+                    (
+                        f"P{i:07d}",
+                        f"Z{100000 + i % 900000}({i % 10})",
+                        f"HN{i:08d}{i % 10}",
+                        f"CHAN Tai Man {i}",
+                        "陳大文",
+                        "MF"[i % 2],
+                        day0 + timedelta(days=(i * 37) % 25000),
+                        CLUSTERS[i % 4],
+                        f"9{i % 10_000_000:07d}",
+                        f"{i} Nathan Road",
+                        i % 997 == 5,
+                    )
+                )
+        cur.execute(
+            "INSERT INTO episodes (patient_id, specialty, ward, admitted, diagnosis) "
+            "SELECT patient_id, 'SURG', 'W1', date '2026-03-01', 'appendicitis' "
+            "FROM patients"
+        )
+        cur.execute(
+            "INSERT INTO operations (episode_id, patient_id, procedure_name, performed,"
+            " theatre) SELECT episode_id, patient_id, (ARRAY['appendectomy', "
+            "'cholecystectomy', 'hernia repair'])[1 + episode_id % 3], admitted, 'OT2' "
+            "FROM episodes"
+        )
         cur.execute("INSERT INTO wards VALUES ('W1', 'KEC', 30), ('W2', 'KWC', 20)")
         cur.execute("ANALYZE")

@@ -62,19 +62,29 @@ class SessionInfo:
 
 
 class Gateway:
-    def __init__(self, app: App, settings: GatewaySettings | None = None, *,
-                 catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, app: App, settings: GatewaySettings | None = None, *, catalog: Catalog | None = None
+    ) -> None:
         self.app = app
         self.settings = settings or GatewaySettings()
         self.upstream = Upstream.parse(self.settings.upstream)
-        self.catalog = catalog or Catalog.load(self.upstream.dsn,
-                                               DataMap.load(self.settings.datamap))
-        self.key_columns = {(t.oid, num) for t in self.catalog.tables.values() if t.key
-                            for num, name in t.attnums.items() if name == t.key}
-        self.recorder = Recorder(app, source=self.settings.source,
-                                 interval=self.settings.record_seconds,
-                                 max_lag=self.settings.record_max_lag,
-                                 max_pending=self.settings.record_max_pending)
+        self.catalog = catalog or Catalog.load(
+            self.upstream.dsn, DataMap.load(self.settings.datamap)
+        )
+        self.key_columns = {
+            (t.oid, num)
+            for t in self.catalog.tables.values()
+            if t.key
+            for num, name in t.attnums.items()
+            if name == t.key
+        }
+        self.recorder = Recorder(
+            app,
+            source=self.settings.source,
+            interval=self.settings.record_seconds,
+            max_lag=self.settings.record_max_lag,
+            max_pending=self.settings.record_max_pending,
+        )
         self.sessions: dict[str, SessionInfo] = {}
         self.by_key: dict[tuple[int, int], SessionInfo] = {}
         self._policies: dict[Scope, Policy] = {}
@@ -92,8 +102,9 @@ class Gateway:
     async def start(self) -> tuple[str, int]:
         host, _, port = self.settings.listen.rpartition(":")
         try:
-            self.server = await asyncio.start_server(self._handle, host or "127.0.0.1",
-                                                     int(port), limit=1 << 20)
+            self.server = await asyncio.start_server(
+                self._handle, host or "127.0.0.1", int(port), limit=1 << 20
+            )
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot listen on {self.settings.listen}: {exc}") from None
         self._watcher = asyncio.ensure_future(self._watch())
@@ -132,8 +143,9 @@ class Gateway:
             await _fatal(writer, "too many gateway sessions", "53300")
             return
         try:
-            info, up = await asyncio.wait_for(self._startup(reader, writer, str(peer[0])),
-                                              self.settings.auth_timeout)
+            info, up = await asyncio.wait_for(
+                self._startup(reader, writer, str(peer[0])), self.settings.auth_timeout
+            )
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             writer.close()
             return
@@ -158,8 +170,9 @@ class Gateway:
     async def _off_loop(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    async def _startup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       ip: str) -> tuple[SessionInfo | None, Any]:
+    async def _startup(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str
+    ) -> tuple[SessionInfo | None, Any]:
         tls = False
         while True:
             try:
@@ -186,8 +199,9 @@ class Gateway:
                 writer.close()
                 return None, None
             if code != pq.PROTOCOL_3:
-                raise _Refuse(f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}",
-                              "0A000")
+                raise _Refuse(
+                    f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}", "0A000"
+                )
             break
         try:
             params = pq.startup_params(payload)
@@ -204,13 +218,21 @@ class Gateway:
             raise _Refuse(f'database "{database}" is not served by this gateway', "3D000")
         info = await self._authenticate(reader, writer, user, ip, tls, database)
         passed = {k: v for k, v in params.items() if k in PASSED_PARAMS}
-        passed.update({"client_encoding": "UTF8", "search_path": self.catalog.datamap.schema,
-                       "application_name": f"phiguard-gateway {info.session_id}"})
-        options = {"options": f"-c search_path={self.catalog.datamap.schema} "
-                   "-c standard_conforming_strings=on"}
+        passed.update(
+            {
+                "client_encoding": "UTF8",
+                "search_path": self.catalog.datamap.schema,
+                "application_name": f"phiguard-gateway {info.session_id}",
+            }
+        )
+        options = {
+            "options": f"-c search_path={self.catalog.datamap.schema} "
+            "-c standard_conforming_strings=on"
+        }
         try:
-            up = await connect(self.upstream, {k: v for k, v in passed.items()
-                                               if k != "search_path"} | options)
+            up = await connect(
+                self.upstream, {k: v for k, v in passed.items() if k != "search_path"} | options
+            )
         except (TimeoutError, OSError, AuthFailed, pq.ProtocolError) as exc:
             log.warning("gateway: upstream connection failed: %s", exc)
             raise _Refuse("the gateway cannot reach the database right now", "08006") from None
@@ -226,16 +248,26 @@ class Gateway:
         await self._off_loop(self._started, info)
         return info, up
 
-    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            user: str, ip: str, tls: bool, database: str) -> SessionInfo:
+    async def _authenticate(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        user: str,
+        ip: str,
+        tls: bool,
+        database: str,
+    ) -> SessionInfo:
         found = await self._off_loop(self._lookup, user)
         if found is None:  # run the exchange on a decoy so unknown users look the same
-            salt, it, stored, server = secrets.token_bytes(16), 4096, secrets.token_bytes(32), \
-                secrets.token_bytes(32)
+            salt, it, stored, server = (
+                secrets.token_bytes(16),
+                4096,
+                secrets.token_bytes(32),
+                secrets.token_bytes(32),
+            )
         else:
             cred = found["cred"]
-            salt, it, stored, server = cred.salt, cred.iterations, cred.stored_key, \
-                cred.server_key
+            salt, it, stored, server = cred.salt, cred.iterations, cred.stored_key, cred.server_key
         scram = ScramServer(salt, it, stored, server)
         writer.write(pq.auth(10, b"SCRAM-SHA-256\x00\x00"))
         await writer.drain()
@@ -258,17 +290,22 @@ class Gateway:
                 raise AuthFailed("unknown user")
         except (AuthFailed, pq.ProtocolError, UnicodeDecodeError) as exc:
             await self._off_loop(self._auth_failed, user, ip, str(exc))
-            raise _Refuse(f'password authentication failed for user "{user}"', "28P01") \
-                from None
+            raise _Refuse(f'password authentication failed for user "{user}"', "28P01") from None
         if found.get("problem"):
             await self._off_loop(self._auth_failed, user, ip, found["problem"])
             raise _Refuse(f"access refused: {found['problem']}", "28000")
         writer.write(pq.auth(12, final.encode()))
         return SessionInfo(
-            session_id=ac.new_id("GS"), account_id=found["account_id"],
-            vendor_id=found["vendor_id"], purpose=found["purpose"], client_ip=ip,
-            scope=found["scope"], credential_id=found["cred"].credential_id,
-            database=database, tls=tls)
+            session_id=ac.new_id("GS"),
+            account_id=found["account_id"],
+            vendor_id=found["vendor_id"],
+            purpose=found["purpose"],
+            client_ip=ip,
+            scope=found["scope"],
+            credential_id=found["cred"].credential_id,
+            database=database,
+            tls=tls,
+        )
 
     # -- database work (run off the event loop) ---------------------------------------------------
     def _lookup(self, grant_id: str) -> dict[str, Any] | None:
@@ -282,32 +319,66 @@ class Gateway:
                 return None
             account = s.get(Account, grant.account_id)
             allow, over = terms_of(s, grant.grant_id)
-            fields = None if grant.scope_fields.strip() == "*" else frozenset(
-                f.strip() for f in grant.scope_fields.split(",") if f.strip())
+            fields = (
+                None
+                if grant.scope_fields.strip() == "*"
+                else frozenset(f.strip() for f in grant.scope_fields.split(",") if f.strip())
+            )
             scope = Scope(
-                grant_id=grant.grant_id, cluster=grant.scope_cluster, fields=fields,
+                grant_id=grant.grant_id,
+                cluster=grant.scope_cluster,
+                fields=fields,
                 actions=frozenset(a.strip() for a in grant.actions.split(",")),
-                max_rows=grant.max_rows, contractor=bool(account and account.employer != "HA"),
-                allow=allow, over_limit=over, mask_text=self.settings.mask_text)
-            return {"cred": cred, "account_id": grant.account_id, "purpose": grant.purpose,
-                    "vendor_id": account.vendor_id if account else None, "scope": scope,
-                    "problem": standing_problem(s, grant, now)}
+                max_rows=grant.max_rows,
+                contractor=bool(account and account.employer != "HA"),
+                allow=allow,
+                over_limit=over,
+                mask_text=self.settings.mask_text,
+            )
+            return {
+                "cred": cred,
+                "account_id": grant.account_id,
+                "purpose": grant.purpose,
+                "vendor_id": account.vendor_id if account else None,
+                "scope": scope,
+                "problem": standing_problem(s, grant, now),
+            }
 
     def _started(self, info: SessionInfo) -> None:
-        open_session(self.app, {
-            "session_id": info.session_id, "grant_id": info.scope.grant_id,
-            "account_id": info.account_id, "vendor_id": info.vendor_id,
-            "credential_id": info.credential_id, "client_ip": info.client_ip, "tls": info.tls,
-            "database": info.database, "started_at": self.app.clock.now()})
-        self.app.record(Tag.GATEWAY_SESSION_STARTED, actor=info.account_id,
-                        subject=info.session_id, grant_id=info.scope.grant_id,
-                        client_ip=info.client_ip, tls=info.tls, database=info.database)
+        open_session(
+            self.app,
+            {
+                "session_id": info.session_id,
+                "grant_id": info.scope.grant_id,
+                "account_id": info.account_id,
+                "vendor_id": info.vendor_id,
+                "credential_id": info.credential_id,
+                "client_ip": info.client_ip,
+                "tls": info.tls,
+                "database": info.database,
+                "started_at": self.app.clock.now(),
+            },
+        )
+        self.app.record(
+            Tag.GATEWAY_SESSION_STARTED,
+            actor=info.account_id,
+            subject=info.session_id,
+            grant_id=info.scope.grant_id,
+            client_ip=info.client_ip,
+            tls=info.tls,
+            database=info.database,
+        )
 
     def _ended(self, info: SessionInfo, reason: str) -> None:
         self.recorder.flush(timeout=10)
         close_session(self.app, info.session_id, reason)
-        self.app.record(Tag.GATEWAY_SESSION_ENDED, actor=info.account_id,
-                        subject=info.session_id, grant_id=info.scope.grant_id, reason=reason)
+        self.app.record(
+            Tag.GATEWAY_SESSION_ENDED,
+            actor=info.account_id,
+            subject=info.session_id,
+            grant_id=info.scope.grant_id,
+            reason=reason,
+        )
 
     def _auth_failed(self, user: str, ip: str, why: str) -> None:
         self.app.record(Tag.GATEWAY_AUTH_FAILED, actor=user[:64] or "?", subject=ip, reason=why)
@@ -315,9 +386,15 @@ class Gateway:
     def note_protocol(self, info: SessionInfo, what: str) -> None:
         """A malformed or oversized message: recorded, never fatal to the gateway."""
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, lambda: self.app.record(
-            Tag.GATEWAY_PROTOCOL_REFUSED, actor=info.account_id, subject=info.session_id,
-            what=what[:200]))
+        loop.run_in_executor(
+            None,
+            lambda: self.app.record(
+                Tag.GATEWAY_PROTOCOL_REFUSED,
+                actor=info.account_id,
+                subject=info.session_id,
+                what=what[:200],
+            ),
+        )
 
     async def cancel_upstream(self, info: SessionInfo) -> None:
         await send_cancel(self.upstream, info.upstream_pid, info.upstream_secret)

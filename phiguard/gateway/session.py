@@ -59,14 +59,14 @@ class StatementRecord:
     client_ip: str
     kind: str
     action: str
-    decision: str                 # allow, deny, error, cut
+    decision: str  # allow, deny, error, cut
     sql: str
     reasons: list[str] = field(default_factory=list)
     relations: list[str] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
-    rows: int = 0                 # rows the client received
-    rows_seen: int = 0            # rows the database produced
+    rows: int = 0  # rows the client received
+    rows_seen: int = 0  # rows the database produced
     bytes: int = 0
     patients: list[str] = field(default_factory=list)
     # Runs of raw DataRow messages (as forwarded) whose patient key (field ``raw_idx``) the
@@ -119,7 +119,7 @@ def data_row_keys(blob: bytes, idx: int) -> list[str]:
             f += 4 + (size if size > 0 else 0)
         (size,) = unpack(blob, f)
         if size >= 0:
-            append(blob[f + 4:f + 4 + size].decode("utf-8", "replace"))
+            append(blob[f + 4 : f + 4 + size].decode("utf-8", "replace"))
         pos = end
     return out
 
@@ -131,9 +131,16 @@ def _context(session_id: str) -> bytes:
 class Recorder:
     """Seals statement records in batches on its own thread."""
 
-    def __init__(self, app: App, *, source: str = "GATEWAY", interval: float = 0.25,
-                 max_lag: float = 2.0, quiet: float = 0.05,
-                 max_pending: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        source: str = "GATEWAY",
+        interval: float = 0.25,
+        max_lag: float = 2.0,
+        quiet: float = 0.05,
+        max_pending: int = 1_000_000,
+    ) -> None:
         self.app = app
         self.source = source
         self.interval = interval
@@ -168,10 +175,17 @@ class Recorder:
             if self._weight + w > self.max_pending and self._pending:
                 self._cond.notify_all()
                 if not self._cond.wait_for(
-                        lambda: self._weight + w <= self.max_pending or not self._pending
-                        or self.failed is not None, 60):
-                    self.failed = RuntimeError("gateway recorder fell behind by more than "
-                                               f"{self.max_pending:,} events for a minute")
+                    lambda: (
+                        self._weight + w <= self.max_pending
+                        or not self._pending
+                        or self.failed is not None
+                    ),
+                    60,
+                ):
+                    self.failed = RuntimeError(
+                        "gateway recorder fell behind by more than "
+                        f"{self.max_pending:,} events for a minute"
+                    )
             if not self._pending:
                 self._since = time.monotonic()
             self._pending.append(rec)
@@ -187,8 +201,14 @@ class Recorder:
             self._flushing += 1
             self._cond.notify_all()
             try:
-                self._cond.wait_for(lambda: self._sealed >= target or self.failed is not None
-                                    or (self._stop and not self._thread.is_alive()), timeout)
+                self._cond.wait_for(
+                    lambda: (
+                        self._sealed >= target
+                        or self.failed is not None
+                        or (self._stop and not self._thread.is_alive())
+                    ),
+                    timeout,
+                )
             finally:
                 self._flushing -= 1
 
@@ -215,8 +235,9 @@ class Recorder:
         while True:
             with self._cond:
                 while not self._stop and not self._due():
-                    self._cond.wait(min(self.quiet, self.interval) if self._pending
-                                    else self.interval)
+                    self._cond.wait(
+                        min(self.quiet, self.interval) if self._pending else self.interval
+                    )
                 batch, self._pending = self._pending, []
                 self._weight, self._since = 0, None
                 stopping = self._stop
@@ -239,8 +260,9 @@ class Recorder:
         app = self.app
         with ingest_lock(app):
             with app.engine.connect() as conn:
-                high = conn.execute(select(AuditSource.high_seq).where(
-                    AuditSource.source == self.source)).scalar()
+                high = conn.execute(
+                    select(AuditSource.high_seq).where(AuditSource.source == self.source)
+                ).scalar()
             seq = -1 if high is None else int(high)
             records: list[bytes] = []
             firsts: list[int] = []
@@ -252,51 +274,91 @@ class Recorder:
                     seq += 1
             chunk = Chunk(records, list(range(1, len(records) + 1)), meta={"format": "ndjson"})
             result = FileResult(name="gateway", format="ndjson")
-            ingest_chunks(app, [chunk], result, channel="gateway", actor="gateway",
-                          extra={"gateway": self.source})
+            ingest_chunks(
+                app,
+                [chunk],
+                result,
+                channel="gateway",
+                actor="gateway",
+                extra={"gateway": self.source},
+            )
         if result.rejected:
-            raise RuntimeError(f"{result.rejected} gateway events were rejected: "
-                               f"{result.errors[:1]}")
+            raise RuntimeError(
+                f"{result.rejected} gateway events were rejected: {result.errors[:1]}"
+            )
         header = result.batches[0][0] if result.batches else None
         with app.engine.begin() as conn:
             for rec, first in zip(batch, firsts, strict=True):
-                conn.execute(insert(GatewayStatement).values(
-                    session_id=rec.session_id, n=rec.n, ts=rec.ts, query_id=rec.query_id,
-                    kind=rec.kind[:16], decision=rec.decision, rows=rec.rows,
-                    patients=len(rec.patients),
-                    leaf_index=None if header is None else header + 1 + first))
-                conn.execute(update(GatewaySession).where(
-                    GatewaySession.session_id == rec.session_id).values(
-                    statements=GatewaySession.statements + 1,
-                    refused=GatewaySession.refused + (1 if rec.decision == "deny" else 0),
-                    rows=GatewaySession.rows + rec.rows))
+                conn.execute(
+                    insert(GatewayStatement).values(
+                        session_id=rec.session_id,
+                        n=rec.n,
+                        ts=rec.ts,
+                        query_id=rec.query_id,
+                        kind=rec.kind[:16],
+                        decision=rec.decision,
+                        rows=rec.rows,
+                        patients=len(rec.patients),
+                        leaf_index=None if header is None else header + 1 + first,
+                    )
+                )
+                conn.execute(
+                    update(GatewaySession)
+                    .where(GatewaySession.session_id == rec.session_id)
+                    .values(
+                        statements=GatewaySession.statements + 1,
+                        refused=GatewaySession.refused + (1 if rec.decision == "deny" else 0),
+                        rows=GatewaySession.rows + rec.rows,
+                    )
+                )
 
     def _events(self, rec: StatementRecord, seq: int) -> list[bytes]:
         # The statement and the reasons (which may quote names the client typed) are sealed
         # encrypted: a contractor could type an HKID into a query, and the log is a file
         # phiguard writes. Relations and fields are catalog names, safe in the clear.
-        token = self.app.cipher.encrypt_json({"sql": rec.sql, "reasons": rec.reasons},
-                                             _context(rec.session_id))
+        token = self.app.cipher.encrypt_json(
+            {"sql": rec.sql, "reasons": rec.reasons}, _context(rec.session_id)
+        )
         detail = {
-            "session": rec.session_id, "statement": rec.n, "grant": rec.grant_id,
-            "kind": rec.kind, "decision": rec.decision,
-            "relations": rec.relations, "fields": rec.fields, "masked": rec.masked,
-            "rows": rec.rows, "rows_seen": rec.rows_seen, "bytes": rec.bytes,
-            "patients": len(rec.patients), "attributed": rec.attributed,
-            "fingerprint": rec.fingerprint, "ms": round(rec.ms, 3),
+            "session": rec.session_id,
+            "statement": rec.n,
+            "grant": rec.grant_id,
+            "kind": rec.kind,
+            "decision": rec.decision,
+            "relations": rec.relations,
+            "fields": rec.fields,
+            "masked": rec.masked,
+            "rows": rec.rows,
+            "rows_seen": rec.rows_seen,
+            "bytes": rec.bytes,
+            "patients": len(rec.patients),
+            "attributed": rec.attributed,
+            "fingerprint": rec.fingerprint,
+            "ms": round(rec.ms, 3),
             "sql_sealed": base64.b64encode(token).decode(),
         }
         base = {
-            "source": self.source, "ts": rec.ts.isoformat(), "account_id": rec.account_id,
-            "action": rec.action, "fields": ",".join(rec.fields), "query_id": rec.query_id,
-            "client_ip": rec.client_ip, "device_id": "gateway", "purpose": rec.purpose,
+            "source": self.source,
+            "ts": rec.ts.isoformat(),
+            "account_id": rec.account_id,
+            "action": rec.action,
+            "fields": ",".join(rec.fields),
+            "query_id": rec.query_id,
+            "client_ip": rec.client_ip,
+            "device_id": "gateway",
+            "purpose": rec.purpose,
             "outcome": "success" if rec.decision in ("allow", "cut") else "denied",
         }
         dumps = json.dumps
         sep = (",", ":")
         pids: list[str | None] = list(rec.patients) or [None]
-        first = {"event_id": f"{rec.query_id}-0", "seq": seq, **base, "patient_id": pids[0],
-                 "gateway": detail}
+        first = {
+            "event_id": f"{rec.query_id}-0",
+            "seq": seq,
+            **base,
+            "patient_id": pids[0],
+            "gateway": detail,
+        }
         out = [dumps(first, separators=sep, ensure_ascii=False).encode()]
         if len(pids) > 1:
             # The other events differ only in event_id, seq and patient_id: built from a
@@ -305,8 +367,11 @@ class Recorder:
             qid = _enc(rec.query_id)[1:-1]
             mid = dumps(base, separators=sep, ensure_ascii=False)[1:-1]
             enc = _enc
-            lines = [f'{{"event_id":"{qid}-{i}","seq":{seq + i},{mid},"patient_id":{enc(pid)}}}'
-                     for i, pid in enumerate(rec.patients) if i]
+            lines = [
+                f'{{"event_id":"{qid}-{i}","seq":{seq + i},{mid},"patient_id":{enc(pid)}}}'
+                for i, pid in enumerate(rec.patients)
+                if i
+            ]
             out.extend(line.encode() for line in lines)
         return out
 
@@ -324,8 +389,9 @@ def close_session(app: App, session_id: str, reason: str) -> None:
             sess.ended_at, sess.end_reason = app.clock.now(), reason[:500]
 
 
-def list_sessions(app: App, *, grant_id: str | None = None, account_id: str | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
+def list_sessions(
+    app: App, *, grant_id: str | None = None, account_id: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     with app.session() as s:
         q = select(GatewaySession)
         if grant_id:
@@ -333,12 +399,24 @@ def list_sessions(app: App, *, grant_id: str | None = None, account_id: str | No
         if account_id:
             q = q.where(GatewaySession.account_id == account_id)
         rows = s.scalars(q.order_by(GatewaySession.started_at.desc()).limit(limit))
-        return [{"session_id": r.session_id, "grant_id": r.grant_id, "account_id": r.account_id,
-                 "vendor_id": r.vendor_id, "client_ip": r.client_ip, "tls": r.tls,
-                 "database": r.database, "started_at": c.iso(r.started_at),
-                 "ended_at": c.iso(r.ended_at), "end_reason": r.end_reason,
-                 "statements": r.statements, "refused": r.refused, "rows": r.rows}
-                for r in rows]
+        return [
+            {
+                "session_id": r.session_id,
+                "grant_id": r.grant_id,
+                "account_id": r.account_id,
+                "vendor_id": r.vendor_id,
+                "client_ip": r.client_ip,
+                "tls": r.tls,
+                "database": r.database,
+                "started_at": c.iso(r.started_at),
+                "ended_at": c.iso(r.ended_at),
+                "end_reason": r.end_reason,
+                "statements": r.statements,
+                "refused": r.refused,
+                "rows": r.rows,
+            }
+            for r in rows
+        ]
 
 
 def replay(app: App, session_id: str) -> dict[str, Any]:
@@ -348,8 +426,13 @@ def replay(app: App, session_id: str) -> dict[str, Any]:
         if sess is None:
             raise NotFound(f"unknown gateway session {session_id!r}")
         info = list_sessions(app, grant_id=sess.grant_id, limit=10_000)
-        index = list(s.scalars(select(GatewayStatement).where(
-            GatewayStatement.session_id == session_id).order_by(GatewayStatement.n)))
+        index = list(
+            s.scalars(
+                select(GatewayStatement)
+                .where(GatewayStatement.session_id == session_id)
+                .order_by(GatewayStatement.n)
+            )
+        )
     head = next(x for x in info if x["session_id"] == session_id)
     steps = []
     for st in index:
@@ -371,8 +454,9 @@ def _scan_for(app: App, query_id: str) -> dict[str, Any] | None:
     return None
 
 
-def _step(app: App, session_id: str, entry: dict[str, Any] | None,
-          leaf: int | None) -> dict[str, Any]:
+def _step(
+    app: App, session_id: str, entry: dict[str, Any] | None, leaf: int | None
+) -> dict[str, Any]:
     if entry is None:
         return {"missing": True, "leaf_index": leaf}
     g = dict(entry.get("gateway") or {})
@@ -380,7 +464,13 @@ def _step(app: App, session_id: str, entry: dict[str, Any] | None,
     sealed: dict[str, Any] = {}
     if token:
         sealed = app.cipher.decrypt_json(base64.b64decode(token), _context(session_id))
-    return {"n": g.get("statement"), "ts": entry.get("ts"), "leaf_index": leaf,
-            "query_id": entry.get("query_id"), "outcome": entry.get("outcome"),
-            "sql": sealed.get("sql"), "reasons": sealed.get("reasons", []),
-            **{k: v for k, v in g.items() if k not in ("session", "statement")}}
+    return {
+        "n": g.get("statement"),
+        "ts": entry.get("ts"),
+        "leaf_index": leaf,
+        "query_id": entry.get("query_id"),
+        "outcome": entry.get("outcome"),
+        "sql": sealed.get("sql"),
+        "reasons": sealed.get("reasons", []),
+        **{k: v for k, v in g.items() if k not in ("session", "statement")},
+    }

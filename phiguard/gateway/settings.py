@@ -34,27 +34,32 @@ class GatewaySettings(BaseSettings):
         True, description="With a certificate configured, refuse clients that do not use TLS."
     )
     max_message_bytes: int = Field(
-        1 << 20, ge=1024,
+        1 << 20,
+        ge=1024,
         description="Largest client message (a query string, a Bind) the gateway accepts; a "
         "larger one is skipped unread and refused, and the session goes on.",
     )
     check_seconds: float = Field(
-        1.0, gt=0,
+        1.0,
+        gt=0,
         description="How often live sessions are checked against their grant, account and "
         "vendor; a revoked or expired grant or a suspended vendor ends the session.",
     )
     record_seconds: float = Field(
-        0.25, gt=0,
+        0.25,
+        gt=0,
         description="Statements are sealed into the audit log in batches: a batch is sealed "
         "once its oldest statement is this old and no result is streaming.",
     )
     record_max_lag: float = Field(
-        2.0, gt=0,
+        2.0,
+        gt=0,
         description="While results stream, sealing waits for a quiet moment, but a statement "
         "is sealed at most this many seconds after it ended (the crash window).",
     )
     record_max_pending: int = Field(
-        1_000_000, ge=1000,
+        1_000_000,
+        ge=1000,
         description="Bound of the recording queue in access events (about one per returned "
         "patient); past it, relaying waits for sealing to catch up.",
     )

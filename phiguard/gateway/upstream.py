@@ -95,16 +95,22 @@ class Upstream:
     @classmethod
     def parse(cls, url: str | None) -> Upstream:
         if not url:
-            raise UsageError("no upstream database: set PHIGUARD_GATEWAY_UPSTREAM or --upstream "
-                             "postgresql://service_role@host:5432/db")
+            raise UsageError(
+                "no upstream database: set PHIGUARD_GATEWAY_UPSTREAM or --upstream "
+                "postgresql://service_role@host:5432/db"
+            )
         u = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
         if u.scheme not in ("postgresql", "postgres"):
             raise UsageError(f"upstream {url!r} is not a postgresql:// URL")
         query = dict(p.split("=", 1) for p in u.query.split("&") if "=" in p)
-        return cls(u.hostname or "127.0.0.1", u.port or 5432, unquote(u.username or "postgres"),
-                   unquote(u.password) if u.password else None,
-                   unquote(u.path.lstrip("/")) or unquote(u.username or "postgres"),
-                   query.get("sslmode", "prefer"))
+        return cls(
+            u.hostname or "127.0.0.1",
+            u.port or 5432,
+            unquote(u.username or "postgres"),
+            unquote(u.password) if u.password else None,
+            unquote(u.path.lstrip("/")) or unquote(u.username or "postgres"),
+            query.get("sslmode", "prefer"),
+        )
 
     @property
     def dsn(self) -> str:
@@ -113,15 +119,17 @@ class Upstream:
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
-        return (f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
-                f"?sslmode={self.sslmode}")
+        return (
+            f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+            f"?sslmode={self.sslmode}"
+        )
 
 
 @dataclass
 class Connected:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    parameters: list[bytes]   # ParameterStatus messages, as received
+    parameters: list[bytes]  # ParameterStatus messages, as received
     pid: int
     secret: int
 
@@ -165,8 +173,9 @@ async def _connect(up: Upstream, params: dict[str, str]) -> Connected:
         raise
 
 
-async def _authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        up: Upstream) -> None:
+async def _authenticate(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: Upstream
+) -> None:
     scram: _ScramClient | None = None
     while True:
         kind, body = await pq.read_message(reader, 1 << 20)
@@ -190,16 +199,18 @@ async def _authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                 raise AuthFailed("upstream offers no SASL mechanism the gateway speaks")
             scram = _ScramClient(up.password or "")
             first = scram.first().encode()
-            writer.write(pq.message(b"p", b"SCRAM-SHA-256\x00" + len(first).to_bytes(4, "big")
-                                    + first))
+            writer.write(
+                pq.message(b"p", b"SCRAM-SHA-256\x00" + len(first).to_bytes(4, "big") + first)
+            )
         elif code == 11 and scram is not None:
             writer.write(pq.message(b"p", scram.final(body[4:].decode()).encode()))
         elif code == 12 and scram is not None:
             scram.verify(body[4:].decode())
             continue
         else:
-            raise AuthFailed(f"upstream asks for an authentication method ({code}) the "
-                             "gateway does not speak")
+            raise AuthFailed(
+                f"upstream asks for an authentication method ({code}) the gateway does not speak"
+            )
         await writer.drain()
 
 
@@ -239,8 +250,12 @@ async def send_cancel(up: Upstream, pid: int, secret: int) -> None:
         _r, w = await asyncio.wait_for(asyncio.open_connection(up.host, up.port), 5)
     except (TimeoutError, OSError):
         return
-    w.write((16).to_bytes(4, "big") + pq.CANCEL_REQUEST.to_bytes(4, "big")
-            + pid.to_bytes(4, "big") + secret.to_bytes(4, "big"))
+    w.write(
+        (16).to_bytes(4, "big")
+        + pq.CANCEL_REQUEST.to_bytes(4, "big")
+        + pid.to_bytes(4, "big")
+        + secret.to_bytes(4, "big")
+    )
     try:
         await w.drain()
     finally:

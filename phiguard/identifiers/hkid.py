@@ -36,7 +36,9 @@ def hkid_check_char(prefix: str, digits: str) -> str:
     if not (1 <= len(prefix) <= 2 and prefix.isalpha() and len(digits) == 6 and digits.isdigit()):
         raise InputError(f"cannot compute an HKID check character for {prefix!r}/{digits!r}")
     padded = (" " + prefix if len(prefix) == 1 else prefix) + digits
-    total = sum((36 if ch == " " else _value(ch)) * w for ch, w in zip(padded, _WEIGHTS, strict=True))
+    total = sum(
+        (36 if ch == " " else _value(ch)) * w for ch, w in zip(padded, _WEIGHTS, strict=True)
+    )
     r = total % 11
     return "0" if r == 0 else "A" if r == 1 else str(11 - r)
 

@@ -33,9 +33,21 @@ from phiguard.storage import normalise as n
 from phiguard.storage.tabular import BadRow, CsvLayout, csv_records
 
 PATIENT_COLUMNS = (
-    "patient_id", "pii", "hkid_bidx", "hospital_no_bidx", "surname_bidx", "address_bidx",
-    "sex", "birth_year", "cluster", "has_phone", "has_address", "app_registered", "vip",
-    "is_canary", "row_mac",
+    "patient_id",
+    "pii",
+    "hkid_bidx",
+    "hospital_no_bidx",
+    "surname_bidx",
+    "address_bidx",
+    "sex",
+    "birth_year",
+    "cluster",
+    "has_phone",
+    "has_address",
+    "app_registered",
+    "vip",
+    "is_canary",
+    "row_mac",
 )
 BLOCK_BYTES = 4 << 20
 MAX_BLOCK_BYTES = 64 << 20  # cut here even if quotes look unbalanced (malformed file)
@@ -254,20 +266,55 @@ class PatientBlocks:
         names_zh = col("name_zh").to_pylist()
 
         return self._encrypt(
-            ok.tolist(), pids, hkids, hns, hn_python, names, names_zh, dobs, dob_empty.tolist(),
-            year_list, phones, addresses, addr_ascii, akeys, sexes, clusters, bools, surnames,
+            ok.tolist(),
+            pids,
+            hkids,
+            hns,
+            hn_python,
+            names,
+            names_zh,
+            dobs,
+            dob_empty.tolist(),
+            year_list,
+            phones,
+            addresses,
+            addr_ascii,
+            akeys,
+            sexes,
+            clusters,
+            bools,
+            surnames,
             table,
         )
 
     def _encrypt(
-        self, ok: list[bool], pids: list[str], hkids: list[str | None], hns: list[str],
-        hn_python: bool, names: list[str], names_zh: list[str], dobs: list[str],
-        dob_empty: list[bool], years: list[int], phones: list[str], addresses: list[str],
-        addr_ascii: list[bool], akeys: list[str], sexes: list[str], clusters: list[str],
-        bools: list[list[bool]], surnames: list[str | None], table: Any,
+        self,
+        ok: list[bool],
+        pids: list[str],
+        hkids: list[str | None],
+        hns: list[str],
+        hn_python: bool,
+        names: list[str],
+        names_zh: list[str],
+        dobs: list[str],
+        dob_empty: list[bool],
+        years: list[int],
+        phones: list[str],
+        addresses: list[str],
+        addr_ascii: list[bool],
+        akeys: list[str],
+        sexes: list[str],
+        clusters: list[str],
+        bools: list[list[bool]],
+        surnames: list[str | None],
+        table: Any,
     ) -> list[Values | str]:
         d_hkid, d_hn, d_sur, d_addr, d_row = (
-            self.d_hkid, self.d_hn, self.d_surname, self.d_address, self.d_row
+            self.d_hkid,
+            self.d_hn,
+            self.d_surname,
+            self.d_address,
+            self.d_row,
         )
         surname_of, address_key, hn_norm = n.surname, n.address_key, self.hn.normalise
         apps, vips = bools
@@ -297,15 +344,25 @@ class PatientBlocks:
             mac = d_row(f"{pid}\x1f{sex}\x1f{clusters[i]}\x1f{app_reg:d}{vip:d}\x1f{s}")
             slots.append(len(out))
             plain.append(s.encode())
-            out.append([
-                pid, None,
-                d_hkid(hkid) if hkid else None,
-                d_hn(hn) if hn else None,
-                d_sur(surname) if surname else None,
-                d_addr(akey) if akey else None,
-                sex, None if dob is None else years[i], clusters[i],
-                phone is not None, address is not None, app_reg, vip, False, mac,
-            ])
+            out.append(
+                [
+                    pid,
+                    None,
+                    d_hkid(hkid) if hkid else None,
+                    d_hn(hn) if hn else None,
+                    d_sur(surname) if surname else None,
+                    d_addr(akey) if akey else None,
+                    sex,
+                    None if dob is None else years[i],
+                    clusters[i],
+                    phone is not None,
+                    address is not None,
+                    app_reg,
+                    vip,
+                    False,
+                    mac,
+                ]
+            )
         for slot, token in zip(slots, self.encrypt_many(plain, PII_CONTEXT), strict=True):
             row = out[slot]
             row[1] = token
@@ -324,8 +381,13 @@ def _q(value: str | None) -> str:
 
 
 def _pii_json(
-    hkid: str | None, hn: str | None, name_en: str, name_zh: str | None, dob: str | None,
-    phone: str | None, address: str | None,
+    hkid: str | None,
+    hn: str | None,
+    name_en: str,
+    name_zh: str | None,
+    dob: str | None,
+    phone: str | None,
+    address: str | None,
 ) -> str:
     """Exactly ``json.dumps(dict(...), ensure_ascii=False, separators=(",", ":"))`` of the
     identifiers (the converter's document; the row MAC covers it byte for byte), written

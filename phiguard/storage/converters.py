@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -87,8 +86,17 @@ def _patients(app: App) -> KindSpec:
         surname = n.surname(name_en)
         akey = n.address_key(address)
         dob_s = dob.isoformat() if dob else None
-        pii = dumps({"hkid": hkid, "hospital_no": hospital_no, "name_en": name_en,
-                     "name_zh": name_zh, "dob": dob_s, "phone": phone, "address": address}).encode()
+        pii = dumps(
+            {
+                "hkid": hkid,
+                "hospital_no": hospital_no,
+                "name_en": name_en,
+                "name_zh": name_zh,
+                "dob": dob_s,
+                "phone": phone,
+                "address": address,
+            }
+        ).encode()
         plain = f"{pid}\x1f{sex}\x1f{cluster}\x1f{app_registered:d}{vip:d}"
         return {
             "patient_id": pid,
@@ -110,7 +118,10 @@ def _patients(app: App) -> KindSpec:
         }
 
     return KindSpec(
-        model=Patient, key="patient_id", noun="patient", tag=Tag.IMPORT_PATIENTS,
+        model=Patient,
+        key="patient_id",
+        noun="patient",
+        tag=Tag.IMPORT_PATIENTS,
         required=("patient_id", "name_en", "sex", "cluster"),
         convert=convert,
         unique={"hkid_bidx": "HKID", "hospital_no_bidx": "hospital number"},
@@ -129,8 +140,18 @@ def _hkid_reason(raw: str) -> None:
     raise ValueError("hkid check character is wrong")
 
 
-ACCOUNT_COLUMNS = ("account_id", "person_name", "employer", "role", "department", "cluster",
-                   "active_from", "active_to", "patient_id", "home_address")
+ACCOUNT_COLUMNS = (
+    "account_id",
+    "person_name",
+    "employer",
+    "role",
+    "department",
+    "cluster",
+    "active_from",
+    "active_to",
+    "patient_id",
+    "home_address",
+)
 
 
 def _accounts(app: App) -> KindSpec:
@@ -167,14 +188,25 @@ def _accounts(app: App) -> KindSpec:
         }
 
     return KindSpec(
-        model=Account, key="account_id", noun="account", tag=Tag.IMPORT_ACCOUNTS,
+        model=Account,
+        key="account_id",
+        noun="account",
+        tag=Tag.IMPORT_ACCOUNTS,
         required=("account_id", "employer", "role", "cluster"),
-        convert=convert, preserve=frozenset({"status"}),
+        convert=convert,
+        preserve=frozenset({"status"}),
     )
 
 
-VENDOR_COLUMNS = ("vendor_id", "name", "contract_id", "contract_start", "contract_end",
-                  "dpa_signed", "last_assessment")
+VENDOR_COLUMNS = (
+    "vendor_id",
+    "name",
+    "contract_id",
+    "contract_start",
+    "contract_end",
+    "dpa_signed",
+    "last_assessment",
+)
 
 
 def _vendors(app: App) -> KindSpec:
@@ -198,23 +230,44 @@ def _vendors(app: App) -> KindSpec:
 
     def write_contracts(conn: Connection, rows: list[dict[str, Any]]) -> None:
         contracts = [
-            {"contract_id": c[0], "vendor_id": r["vendor_id"], "start": c[1], "end": c[2],
-             "dpa_signed": r["dpa_signed"]}
-            for r in rows if (c := r["_contract"])[0]
+            {
+                "contract_id": c[0],
+                "vendor_id": r["vendor_id"],
+                "start": c[1],
+                "end": c[2],
+                "dpa_signed": r["dpa_signed"],
+            }
+            for r in rows
+            if (c := r["_contract"])[0]
         ]
         if contracts:
             _upsert(conn, Contract.__table__, contracts, "contract_id")  # type: ignore[arg-type]
 
     spec = KindSpec(
-        model=Vendor, key="vendor_id", noun="vendor", tag=Tag.IMPORT_VENDORS,
-        required=("vendor_id", "name"), convert=convert, preserve=frozenset({"status"}),
+        model=Vendor,
+        key="vendor_id",
+        noun="vendor",
+        tag=Tag.IMPORT_VENDORS,
+        required=("vendor_id", "name"),
+        convert=convert,
+        preserve=frozenset({"status"}),
         after_write=[write_contracts],
     )
     return spec
 
 
-GRANT_COLUMNS = ("grant_id", "account_id", "scope_cluster", "scope_fields", "actions", "max_rows",
-                 "valid_from", "valid_to", "purpose", "approved_by")
+GRANT_COLUMNS = (
+    "grant_id",
+    "account_id",
+    "scope_cluster",
+    "scope_fields",
+    "actions",
+    "max_rows",
+    "valid_from",
+    "valid_to",
+    "purpose",
+    "approved_by",
+)
 
 
 def _grants(app: App) -> KindSpec:
@@ -226,7 +279,9 @@ def _grants(app: App) -> KindSpec:
         try:
             max_rows = int(n.required(row, "max_rows"))
         except ValueError as exc:
-            raise ValueError("max_rows is not a whole number" if "empty" not in str(exc) else str(exc)) from None
+            raise ValueError(
+                "max_rows is not a whole number" if "empty" not in str(exc) else str(exc)
+            ) from None
         if max_rows < 0:
             raise ValueError("max_rows is negative")
         return {
@@ -246,10 +301,22 @@ def _grants(app: App) -> KindSpec:
         }
 
     return KindSpec(
-        model=Grant, key="grant_id", noun="grant", tag=Tag.IMPORT_GRANTS,
-        required=("grant_id", "account_id", "scope_cluster", "scope_fields", "actions",
-                  "max_rows", "valid_from", "valid_to"),
-        convert=convert, preserve=frozenset({"status", "origin"}),
+        model=Grant,
+        key="grant_id",
+        noun="grant",
+        tag=Tag.IMPORT_GRANTS,
+        required=(
+            "grant_id",
+            "account_id",
+            "scope_cluster",
+            "scope_fields",
+            "actions",
+            "max_rows",
+            "valid_from",
+            "valid_to",
+        ),
+        convert=convert,
+        preserve=frozenset({"status", "origin"}),
     )
 
 
@@ -270,15 +337,24 @@ def _encounters(app: App) -> KindSpec:
             "end": end,
         }
         canonical = json.dumps(
-            [values["patient_id"], values["department"], values["account_id"] or "",
-             start.isoformat(), end.isoformat() if end else ""]
+            [
+                values["patient_id"],
+                values["department"],
+                values["account_id"] or "",
+                start.isoformat(),
+                end.isoformat() if end else "",
+            ]
         )
         values["encounter_key"] = app.blind.digest("encounter", canonical)
         return values
 
     return KindSpec(
-        model=Encounter, key="encounter_key", noun="encounter", tag=Tag.IMPORT_ENCOUNTERS,
-        required=("patient_id", "department", "start"), convert=convert,
+        model=Encounter,
+        key="encounter_key",
+        noun="encounter",
+        tag=Tag.IMPORT_ENCOUNTERS,
+        required=("patient_id", "department", "start"),
+        convert=convert,
     )
 
 

@@ -134,7 +134,7 @@ class _Writer:
         """Map value → (key, row_mac) for rows already in the table (chunked IN lists)."""
         found: dict[Any, Any] = {}
         col = self.table.c[column]
-        mac = self.table.c["row_mac"] if "row_mac" in self.table.c else self.key
+        mac = self.table.c.get("row_mac", self.key)
         for i in range(0, len(values), 5000):
             chunk = values[i : i + 5000]
             for row in self.conn.execute(select(col, self.key, mac).where(col.in_(chunk))):

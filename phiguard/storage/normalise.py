@@ -63,7 +63,9 @@ def cluster(value: str | None, column: str = "cluster", *, allow_all: bool = Fal
     v = (value or "").strip().upper()
     if v in CLUSTERS or (allow_all and v == "ALL"):
         return v
-    raise ValueError(f"{column} is not one of {', '.join(sorted(CLUSTERS))}" + (" or ALL" if allow_all else ""))
+    raise ValueError(
+        f"{column} is not one of {', '.join(sorted(CLUSTERS))}" + (" or ALL" if allow_all else "")
+    )
 
 
 def sex(value: str | None) -> str:

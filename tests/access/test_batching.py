@@ -23,12 +23,12 @@ def _decisions(app) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_concurrent_questions_get_decide_answers_and_every_one_is_logged_first(
-        sqlite_app, sqlite_world):
+    sqlite_app, sqlite_world
+):
     app = sqlite_app
     sqlite_world.grant(fields="name,sex", actions="read", max_rows=20)
     expected_allow = decide(app, account="c1", action="read", patient="P1", record=False)
-    expected_deny = decide(app, account="c1", action="export", cluster="KEC", rows=99,
-                           record=False)
+    expected_deny = decide(app, account="c1", action="export", cluster="KEC", rows=99, record=False)
     batcher = DecisionBatcher(app)
     logged_when_answered: list[int] = []
     answers: list[dict] = []
@@ -44,8 +44,12 @@ def test_concurrent_questions_get_decide_answers_and_every_one_is_logged_first(
             if len(answers) == n:
                 done_all.set()
 
-    questions = [dict(account="c1", action="read", patient="P1") if i % 2 == 0 else
-                 dict(account="c1", action="export", cluster="KEC", rows=99) for i in range(n)]
+    questions = [
+        dict(account="c1", action="read", patient="P1")
+        if i % 2 == 0
+        else dict(account="c1", action="export", cluster="KEC", rows=99)
+        for i in range(n)
+    ]
     threads = [threading.Thread(target=batcher.submit, args=(q, done)) for q in questions]
     for t in threads:
         t.start()
@@ -78,9 +82,14 @@ def test_a_group_holds_many_decisions_in_one_append(sqlite_app, sqlite_world):
 
     batcher._record = slow_record  # type: ignore[method-assign]
     results: list[dict] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        batcher.decide(timeout=30, account="c1", action="read", patient="P1")))
-        for _ in range(12)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                batcher.decide(timeout=30, account="c1", action="read", patient="P1")
+            )
+        )
+        for _ in range(12)
+    ]
     threads[0].start()
     for t in threads[1:]:
         t.start()
@@ -118,9 +127,14 @@ def test_single_use_grant_is_used_once_under_concurrency(sqlite_app, sqlite_worl
     sqlite_world.grant(fields="name,sex", actions="read", max_rows=20, single_use=True)
     batcher = DecisionBatcher(sqlite_app)
     results: list[dict] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        batcher.decide(timeout=30, account="c1", action="read", patient="P1")))
-        for _ in range(6)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                batcher.decide(timeout=30, account="c1", action="read", patient="P1")
+            )
+        )
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:

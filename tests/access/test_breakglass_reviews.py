@@ -13,12 +13,12 @@ from phiguard.errors import Conflict, NotFound, PermissionDenied, UsageError
 from tests.access.conftest import World
 
 
-def test_break_glass_is_time_boxed_and_read_only(sqlite_app, sqlite_world, clock,
-                                                  sqlite_audit):
+def test_break_glass_is_time_boxed_and_read_only(sqlite_app, sqlite_world, clock, sqlite_audit):
     app, audit = sqlite_app, sqlite_audit
     assert decide(app, account="d1", action="read", patient="P2")["decision"] == "deny"
-    bg = breakglass.start(app, "d1", reason="unconscious patient transferred from KWC",
-                          patient_id="P2", minutes=60)
+    bg = breakglass.start(
+        app, "d1", reason="unconscious patient transferred from KWC", patient_id="P2", minutes=60
+    )
     res = decide(app, account="d1", action="read", patient="P2")
     assert res["decision"] == "allow"
     ob = next(o for o in res["obligations"] if o["type"] == "break_glass")
@@ -47,13 +47,13 @@ def test_break_glass_needs_a_reason_and_limits(sqlite_app):
 
 def test_break_glass_review_overdue_is_escalated(sqlite_app, clock, sqlite_audit):
     World(sqlite_app).standard()
-    bg = breakglass.start(sqlite_app, "d1", reason="cardiac arrest in the ward",
-                          patient_id="P2")
+    bg = breakglass.start(sqlite_app, "d1", reason="cardiac arrest in the ward", patient_id="P2")
     with pytest.raises(Conflict, match="already has break-glass"):
         breakglass.start(sqlite_app, "d1", reason="second emergency now", patient_id="P1")
     with pytest.raises(PermissionDenied, match="own"):
-        breakglass.review(sqlite_app, bg.session_id, reviewer="d1", outcome="justified",
-                          note="fine")
+        breakglass.review(
+            sqlite_app, bg.session_id, reviewer="d1", outcome="justified", note="fine"
+        )
     clock.advance(timedelta(hours=71))
     assert sweep(sqlite_app).escalated == []
     clock.advance(timedelta(hours=2))
@@ -62,8 +62,13 @@ def test_break_glass_review_overdue_is_escalated(sqlite_app, clock, sqlite_audit
     assert "access:breakglass:escalated" in sqlite_audit.tags()
     overdue = breakglass.listing(sqlite_app, overdue_only=True)
     assert overdue[0]["escalated"] and overdue[0]["review_overdue"]
-    reviewed = breakglass.review(sqlite_app, bg.session_id, reviewer="m2",
-                                 outcome="justified", note="confirmed with ED charge nurse")
+    reviewed = breakglass.review(
+        sqlite_app,
+        bg.session_id,
+        reviewer="m2",
+        outcome="justified",
+        note="confirmed with ED charge nurse",
+    )
     assert reviewed.outcome == "justified"
     assert breakglass.listing(sqlite_app, overdue_only=True) == []
 
@@ -84,8 +89,9 @@ def test_review_campaign_certify_revoke_and_lapse(app, world, clock, audit):
     g1 = world.grant("c1", duration="168h", approvers=("m1",))
     g2 = world.grant("c2", duration="168h", approvers=("m2",))
     g3 = world.grant("c3", duration="168h", approvers=("m1",))
-    camp = reviews.start_campaign(app, name="April contractors", owner="m2",
-                                  deadline=clock.now() + timedelta(days=3))
+    camp = reviews.start_campaign(
+        app, name="April contractors", owner="m2", deadline=clock.now() + timedelta(days=3)
+    )
     items = {i["grant_id"]: i for i in reviews.campaign_items(app, camp.campaign_id)["items"]}
     assert set(items) == {g1, g2, g3}
     assert items[g1]["reviewer"] == "m1" and items[g2]["reviewer"] == "m2"
@@ -108,8 +114,12 @@ def test_review_campaign_certify_revoke_and_lapse(app, world, clock, audit):
     hist = grants.grant_history(app, g3)
     assert hist[-1]["kind"] == "revoked" and "not certified" in hist[-1]["reason"]
     assert [e["kind"] for e in grants.grant_history(app, g1)][-1] == "certified"
-    for tag in ("access:review:started", "access:review:certified", "access:review:revoked",
-                "access:review:closed"):
+    for tag in (
+        "access:review:started",
+        "access:review:certified",
+        "access:review:revoked",
+        "access:review:closed",
+    ):
         assert tag in audit.tags()
 
 
@@ -118,16 +128,26 @@ def test_campaign_needs_staff_owner_and_future_deadline(sqlite_app, clock):
     with pytest.raises(PermissionDenied):
         reviews.start_campaign(sqlite_app, name="x", owner="c1")
     with pytest.raises(UsageError, match="future"):
-        reviews.start_campaign(sqlite_app, name="x", owner="m1",
-                               deadline=clock.now() - timedelta(days=1))
+        reviews.start_campaign(
+            sqlite_app, name="x", owner="m1", deadline=clock.now() - timedelta(days=1)
+        )
 
 
 def test_sweep_expires_grants_and_requests(sqlite_app, clock):
     w = World(sqlite_app).standard()
     gid = w.grant(duration="1h")
-    req = grants.request_access(sqlite_app, account_id="c1", cluster="KWC", fields="name",
-                                actions="read", max_rows=1, purpose="HOPERAT", ticket="T",
-                                reason="check one record", duration="1h")
+    req = grants.request_access(
+        sqlite_app,
+        account_id="c1",
+        cluster="KWC",
+        fields="name",
+        actions="read",
+        max_rows=1,
+        purpose="HOPERAT",
+        ticket="T",
+        reason="check one record",
+        duration="1h",
+    )
     clock.advance(timedelta(hours=49))
     report = sweep(sqlite_app)
     assert report.expired == [gid] and report.requests_expired == [req.request_id]

@@ -17,8 +17,10 @@ AT = "2026-04-02T09:00:00+08:00"
 
 def _populate(cli, database_url=None):
     assert cli("init").exit_code == 0
-    app = App.open(Settings(home=cli.home, database_url=database_url),
-                   clock=FixedClock(datetime(2026, 4, 2, 9, 0, tzinfo=HKT)))
+    app = App.open(
+        Settings(home=cli.home, database_url=database_url),
+        clock=FixedClock(datetime(2026, 4, 2, 9, 0, tzinfo=HKT)),
+    )
     World(app).standard()
     app.close()
     return cli
@@ -42,55 +44,130 @@ def _json(result):
 
 def test_grant_lifecycle_and_decide_through_the_cli(home):
     cli = home
-    req = _json(cli("grants", "request", "--account", "c1", "--cluster", "KEC", "--fields",
-                    "name,sex,hospital_no", "--actions", "read,search", "--max-rows", "20",
-                    "--purpose", "HOPERAT", "--ticket", "CHG-1", "--reason",
-                    "rebuild the PAS index", "--duration", "8h", "--at", AT, "--format", "json"))
+    req = _json(
+        cli(
+            "grants",
+            "request",
+            "--account",
+            "c1",
+            "--cluster",
+            "KEC",
+            "--fields",
+            "name,sex,hospital_no",
+            "--actions",
+            "read,search",
+            "--max-rows",
+            "20",
+            "--purpose",
+            "HOPERAT",
+            "--ticket",
+            "CHG-1",
+            "--reason",
+            "rebuild the PAS index",
+            "--duration",
+            "8h",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        )
+    )
     assert req["required_approvals"] == 1
     refused = cli("grants", "approve", req["request_id"], "--as", "c1", "--at", AT)
     assert refused.exit_code == 1 and "contractor account" in refused.stderr
-    ok = _json(cli("grants", "approve", req["request_id"], "--as", "m1", "--at", AT,
-                   "--format", "json"))
+    ok = _json(
+        cli("grants", "approve", req["request_id"], "--as", "m1", "--at", AT, "--format", "json")
+    )
     gid = ok["grant"]["grant_id"]
-    allow = cli("access", "decide", "--account", "c1", "--action", "read", "--patient", "P1",
-                "--at", AT)
+    allow = cli(
+        "access", "decide", "--account", "c1", "--action", "read", "--patient", "P1", "--at", AT
+    )
     assert allow.exit_code == 0
     body = json.loads(allow.stdout)
     assert list(body) == ["decision", "reasons", "obligations"] and body["decision"] == "allow"
-    deny = cli("access", "decide", "--account", "c1", "--action", "export", "--cluster", "KEC",
-               "--rows", "56012", "--fields", "name,hkid", "--at", AT)
+    deny = cli(
+        "access",
+        "decide",
+        "--account",
+        "c1",
+        "--action",
+        "export",
+        "--cluster",
+        "KEC",
+        "--rows",
+        "56012",
+        "--fields",
+        "name,hkid",
+        "--at",
+        AT,
+    )
     assert deny.exit_code == 0
     assert json.loads(deny.stdout)["decision"] == "deny"
-    later = cli("access", "decide", "--account", "c1", "--action", "read", "--patient", "P1",
-                "--at", "2026-04-02T17:00:00+08:00")
+    later = cli(
+        "access",
+        "decide",
+        "--account",
+        "c1",
+        "--action",
+        "read",
+        "--patient",
+        "P1",
+        "--at",
+        "2026-04-02T17:00:00+08:00",
+    )
     assert json.loads(later.stdout)["decision"] == "deny"
     listed = _json(cli("grants", "list", "--account", "c1", "--at", AT, "--format", "json"))
     assert [g["grant_id"] for g in listed] == [gid]
     hist = _json(cli("grants", "history", gid, "--format", "json"))
     assert [e["kind"] for e in hist] == ["requested", "approved", "granted"]
-    assert cli("grants", "revoke", gid, "--reason", "done", "--as", "m2", "--at",
-               AT).exit_code == 0
+    assert cli("grants", "revoke", gid, "--reason", "done", "--as", "m2", "--at", AT).exit_code == 0
 
 
 def test_kill_switch_in_one_command(any_home):
     cli = any_home
-    req = _json(cli("grants", "request", "--account", "c1", "--cluster", "KEC", "--fields",
-                    "name", "--actions", "read", "--max-rows", "5", "--purpose", "HOPERAT",
-                    "--ticket", "T", "--reason", "look at one record", "--at", AT,
-                    "--format", "json"))
+    req = _json(
+        cli(
+            "grants",
+            "request",
+            "--account",
+            "c1",
+            "--cluster",
+            "KEC",
+            "--fields",
+            "name",
+            "--actions",
+            "read",
+            "--max-rows",
+            "5",
+            "--purpose",
+            "HOPERAT",
+            "--ticket",
+            "T",
+            "--reason",
+            "look at one record",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        )
+    )
     cli("grants", "approve", req["request_id"], "--as", "m1", "--at", AT)
     res = cli("vendors", "suspend", "V1", "--reason", "suspected leak", "--at", AT)
     assert res.exit_code == 0
     assert "1 grant(s) revoked, 1 account(s) disabled" in res.stdout
-    body = json.loads(cli("access", "decide", "--account", "c1", "--action", "read",
-                          "--patient", "P1", "--at", AT).stdout)
+    body = json.loads(
+        cli(
+            "access", "decide", "--account", "c1", "--action", "read", "--patient", "P1", "--at", AT
+        ).stdout
+    )
     assert body["decision"] == "deny" and "vendor V1 is suspended" in body["reasons"]
     res = cli("vendors", "resume", "V1", "--reason", "cleared", "--at", AT)
     assert res.exit_code == 0 and "stay disabled" in res.stdout
     shown = _json(cli("vendors", "show", "V1", "--at", AT, "--format", "json"))
     assert [e["kind"] for e in shown["events"]] == ["suspended", "resumed"]
-    assert shown["accounts"] == [{"account_id": "c1", "role": "vendor_engineer",
-                                  "status": "disabled"}]
+    assert shown["accounts"] == [
+        {"account_id": "c1", "role": "vendor_engineer", "status": "disabled"}
+    ]
 
 
 BAD_USAGE = [
@@ -100,9 +177,30 @@ BAD_USAGE = [
     (["vendors", "suspend", "V404", "--reason", "x"], 2, "unknown vendor"),
     (["grants", "approve", "R-nope", "--as", "m1"], 2, "unknown request"),
     (["grants", "approve", "R-nope"], 2, "--as"),
-    (["grants", "request", "--account", "ghost", "--cluster", "KEC", "--fields", "name",
-      "--actions", "read", "--max-rows", "1", "--purpose", "HOPERAT", "--ticket", "T",
-      "--reason", "some good reason"], 2, "unknown account"),
+    (
+        [
+            "grants",
+            "request",
+            "--account",
+            "ghost",
+            "--cluster",
+            "KEC",
+            "--fields",
+            "name",
+            "--actions",
+            "read",
+            "--max-rows",
+            "1",
+            "--purpose",
+            "HOPERAT",
+            "--ticket",
+            "T",
+            "--reason",
+            "some good reason",
+        ],
+        2,
+        "unknown account",
+    ),
 ]
 
 
@@ -117,17 +215,52 @@ def test_vendor_management_commands(sqlite_cli, tmp_path):
     cli = sqlite_cli
     assert cli("init").exit_code == 0
     assert cli("vendors", "add", "V9", "--name", "Night Shift IT", "--at", AT).exit_code == 0
-    assert cli("vendors", "contract", "V9", "--contract-id", "K9", "--start", "2026-01-01",
-               "--end", "2026-12-31", "--dpa", "--at", AT).exit_code == 0
-    bad = cli("vendors", "contract", "V9", "--contract-id", "K10", "--start", "2026-06-01",
-              "--at", AT)
+    assert (
+        cli(
+            "vendors",
+            "contract",
+            "V9",
+            "--contract-id",
+            "K9",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-12-31",
+            "--dpa",
+            "--at",
+            AT,
+        ).exit_code
+        == 0
+    )
+    bad = cli(
+        "vendors", "contract", "V9", "--contract-id", "K10", "--start", "2026-06-01", "--at", AT
+    )
     assert bad.exit_code == 1 and "overlaps" in bad.stderr
     answers = tmp_path / "answers.json"
     q = json.loads(cli("vendors", "questionnaire", "--format", "json").stdout)["questions"]
-    answers.write_text(json.dumps({"answers": {x["id"]: "yes" for x in q},
-                                   "findings": [{"severity": "high", "title": "no MFA on VPN"}]}))
-    res = _json(cli("vendors", "assess", "V9", "--answers", str(answers), "--as", "m1",
-                    "--at", AT, "--format", "json"))
+    answers.write_text(
+        json.dumps(
+            {
+                "answers": {x["id"]: "yes" for x in q},
+                "findings": [{"severity": "high", "title": "no MFA on VPN"}],
+            }
+        )
+    )
+    res = _json(
+        cli(
+            "vendors",
+            "assess",
+            "V9",
+            "--answers",
+            str(answers),
+            "--as",
+            "m1",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        )
+    )
     assert res["score"] == 100.0 and res["passed"]
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
@@ -139,19 +272,64 @@ def test_vendor_management_commands(sqlite_cli, tmp_path):
 
 def test_breakglass_review_and_policies_commands(home):
     cli = home
-    res = _json(cli("access", "breakglass", "start", "--account", "d1", "--reason",
-                    "arrest in ward 5B", "--patient", "P2", "--at", AT, "--format", "json"))
+    res = _json(
+        cli(
+            "access",
+            "breakglass",
+            "start",
+            "--account",
+            "d1",
+            "--reason",
+            "arrest in ward 5B",
+            "--patient",
+            "P2",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        )
+    )
     sid = res["session_id"]
-    body = json.loads(cli("access", "decide", "--account", "d1", "--action", "read",
-                          "--patient", "P2", "--at", AT).stdout)
+    body = json.loads(
+        cli(
+            "access", "decide", "--account", "d1", "--action", "read", "--patient", "P2", "--at", AT
+        ).stdout
+    )
     assert body["decision"] == "allow"
-    sweep = _json(cli("access", "sweep", "--at", "2026-04-05T10:00:00+08:00", "--format",
-                      "json"))
+    sweep = _json(cli("access", "sweep", "--at", "2026-04-05T10:00:00+08:00", "--format", "json"))
     assert sweep["escalated"] == [sid]
-    assert cli("access", "breakglass", "review", sid, "--outcome", "justified", "--note",
-               "confirmed", "--as", "m2", "--at", AT).exit_code == 0
-    camp = _json(cli("access", "review", "start", "--name", "Q2", "--as", "m1", "--at", AT,
-                     "--format", "json"))
+    assert (
+        cli(
+            "access",
+            "breakglass",
+            "review",
+            sid,
+            "--outcome",
+            "justified",
+            "--note",
+            "confirmed",
+            "--as",
+            "m2",
+            "--at",
+            AT,
+        ).exit_code
+        == 0
+    )
+    camp = _json(
+        cli(
+            "access",
+            "review",
+            "start",
+            "--name",
+            "Q2",
+            "--as",
+            "m1",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        )
+    )
     assert camp["items"] == []
     checked = cli("access", "policies", "check")
     assert checked.exit_code == 0 and "policies valid" in checked.stdout

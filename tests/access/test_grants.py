@@ -16,15 +16,24 @@ from tests.access.conftest import World, configure
 
 
 def _req(app, **kw):
-    args = dict(account_id="c1", cluster="KEC", fields="name,sex", actions="read",
-                max_rows=20, purpose="HOPERAT", ticket="CHG-7", reason="index rebuild on PAS",
-                duration="4h")
+    args = dict(
+        account_id="c1",
+        cluster="KEC",
+        fields="name,sex",
+        actions="read",
+        max_rows=20,
+        purpose="HOPERAT",
+        ticket="CHG-7",
+        reason="index rebuild on PAS",
+        duration="4h",
+    )
     args.update(kw)
     return grants.request_access(app, **args)
 
 
 def test_small_request_needs_one_approver_and_window_starts_at_approval(
-        sqlite_app, sqlite_world, clock, sqlite_audit):
+    sqlite_app, sqlite_world, clock, sqlite_audit
+):
     app, audit = sqlite_app, sqlite_audit
     req = _req(app)
     assert req.required_approvals == 1 and req.status == "pending"
@@ -40,8 +49,13 @@ def test_small_request_needs_one_approver_and_window_starts_at_approval(
 
 def test_sensitive_requests_need_two_distinct_approvers(sqlite_app):
     w = World(sqlite_app).standard()
-    cases = [{"actions": "read,export"}, {"fields": "name,hkid"}, {"fields": "*"},
-             {"cluster": "ALL"}, {"max_rows": 5_000}]
+    cases = [
+        {"actions": "read,export"},
+        {"fields": "name,hkid"},
+        {"fields": "*"},
+        {"cluster": "ALL"},
+        {"max_rows": 5_000},
+    ]
     for n, kw in enumerate(cases):
         account = w.contractor(f"s{n}")
         req = _req(sqlite_app, account_id=account, **kw)
@@ -78,8 +92,12 @@ def test_forged_or_ineligible_approver_ids_are_refused_and_nothing_is_written(sq
     w = World(sqlite_app).standard()
     w.contractor("c2")
     req = _req(sqlite_app)
-    for approver, match in (("ghost", "not a known account"), ("c2", "contractor account"),
-                            ("", "not a known account"), ("m1 ", "not a known account")):
+    for approver, match in (
+        ("ghost", "not a known account"),
+        ("c2", "contractor account"),
+        ("", "not a known account"),
+        ("m1 ", "not a known account"),
+    ):
         with pytest.raises(PermissionDenied, match=match):
             grants.approve(sqlite_app, req.request_id, approver)
     with sqlite_app.session() as s:

@@ -15,8 +15,7 @@ from phiguard.errors import UsageError
 from tests.access.conftest import World, configure
 
 
-def test_allow_carries_obligations_and_deny_names_every_gap(sqlite_app, sqlite_world,
-                                                            sqlite_audit):
+def test_allow_carries_obligations_and_deny_names_every_gap(sqlite_app, sqlite_world, sqlite_audit):
     app, world, audit = sqlite_app, sqlite_world, sqlite_audit
     gid = world.grant(fields="name,sex,hospital_no", actions="read,search", max_rows=20)
     ok = decide(app, account="c1", action="read", patient="P1")
@@ -28,12 +27,24 @@ def test_allow_carries_obligations_and_deny_names_every_gap(sqlite_app, sqlite_w
     grant_ob = next(o for o in ok["obligations"] if o["type"] == "grant")
     assert grant_ob["grant_id"] == gid and grant_ob["purpose"] == "HOPERAT"
     # the April 2026 export: outside actions, fields and rows at once
-    no = decide(app, account="c1", action="export", cluster="KEC", rows=56_012,
-                fields="name,sex,hkid,hospital_no,procedure", purpose="HOPERAT")
-    assert no == {"decision": "deny", "obligations": [], "reasons": [
-        f"grant {gid} does not cover this: it does not allow export (only read, search); "
-        "it does not include the field(s) hkid, procedure; it allows at most 20 rows and "
-        "56,012 were asked"]}
+    no = decide(
+        app,
+        account="c1",
+        action="export",
+        cluster="KEC",
+        rows=56_012,
+        fields="name,sex,hkid,hospital_no,procedure",
+        purpose="HOPERAT",
+    )
+    assert no == {
+        "decision": "deny",
+        "obligations": [],
+        "reasons": [
+            f"grant {gid} does not cover this: it does not allow export (only read, search); "
+            "it does not include the field(s) hkid, procedure; it allows at most 20 rows and "
+            "56,012 were asked"
+        ],
+    }
     decisions = [e for e in audit.entries if e["tag"] == "access:decision:made"]
     assert [d["decision"] for d in decisions] == ["allow", "deny"]
     assert decisions[1]["actor"] == "c1" and decisions[1]["rows"] == 56_012
@@ -66,14 +77,23 @@ def test_stated_fields_within_the_grant_need_no_mask(sqlite_app):
 def test_unknown_account_and_patient_deny_bad_usage_raises(sqlite_app):
     World(sqlite_app).standard()
     assert decide(sqlite_app, account="nobody", action="read") == {
-        "decision": "deny", "reasons": ["unknown account nobody"], "obligations": []}
+        "decision": "deny",
+        "reasons": ["unknown account nobody"],
+        "obligations": [],
+    }
     assert decide(sqlite_app, account="c1", action="read", patient="P404")["reasons"] == [
-        "unknown patient P404"]
+        "unknown patient P404"
+    ]
     res = decide(sqlite_app, account="c1", action="read", patient="P1", cluster="KWC")
     assert res["reasons"] == ["patient P1 is in KEC, not KWC"]
-    for kw in ({"action": "delete"}, {"action": "read", "fields": "na me"},
-               {"action": "read", "rows": -1}, {"action": "read", "purpose": "FUN"},
-               {"action": "read", "cluster": "MARS"}, {"action": "read", "at": "yesterday"}):
+    for kw in (
+        {"action": "delete"},
+        {"action": "read", "fields": "na me"},
+        {"action": "read", "rows": -1},
+        {"action": "read", "purpose": "FUN"},
+        {"action": "read", "cluster": "MARS"},
+        {"action": "read", "at": "yesterday"},
+    ):
         with pytest.raises((UsageError, ValueError)):
             decide(sqlite_app, account="c1", **kw)
 
@@ -82,16 +102,21 @@ def test_vip_records_are_forbidden_to_contractors_even_with_a_grant(sqlite_app):
     World(sqlite_app).standard().grant()
     res = decide(sqlite_app, account="c1", action="read", patient="VIP1")
     assert res["decision"] == "deny"
-    assert res["reasons"] == [
-        "patient VIP1 is restricted (VIP); contractors never see VIP records"]
+    assert res["reasons"] == ["patient VIP1 is restricted (VIP); contractors never see VIP records"]
 
 
 def test_staff_baseline_covers_care_in_the_home_cluster_only(sqlite_app):
     World(sqlite_app).standard()
-    assert decide(sqlite_app, account="d1", action="read", patient="P1",
-                  purpose="TREAT")["decision"] == "allow"
-    for kw in ({"patient": "P2"}, {"patient": "P1", "action": "export"},
-               {"cluster": "KEC", "rows": 51}, {"patient": "P1", "purpose": "HMARKT"}):
+    assert (
+        decide(sqlite_app, account="d1", action="read", patient="P1", purpose="TREAT")["decision"]
+        == "allow"
+    )
+    for kw in (
+        {"patient": "P2"},
+        {"patient": "P1", "action": "export"},
+        {"cluster": "KEC", "rows": 51},
+        {"patient": "P1", "purpose": "HMARKT"},
+    ):
         args = {"account": "d1", "action": "read", **kw}
         assert decide(sqlite_app, **args)["decision"] == "deny", kw
     # non-clinical staff have no baseline
@@ -135,13 +160,17 @@ def test_an_operator_forbid_overrides_a_grant_and_switches_to_cedar(sqlite_app):
     (folder / "no-print.cedar").write_text(
         '@id("no-contractor-print")\n@reason("contractors may not print")\n'
         'forbid (principal, action == Action::"print", resource)\n'
-        'when { principal.kind == "contractor" };\n')
+        'when { principal.kind == "contractor" };\n'
+    )
     configure(sqlite_app)
     assert pdp_for(sqlite_app).engine == "cedar"
     assert decide(sqlite_app, account="c1", action="read", patient="P1")["decision"] == "allow"
     res = decide(sqlite_app, account="c1", action="print", patient="P1")
-    assert res == {"decision": "deny", "obligations": [],
-                   "reasons": ["policy no-contractor-print: contractors may not print"]}
+    assert res == {
+        "decision": "deny",
+        "obligations": [],
+        "reasons": ["policy no-contractor-print: contractors may not print"],
+    }
 
 
 def test_an_operator_permit_is_honoured(sqlite_app):
@@ -151,22 +180,30 @@ def test_an_operator_permit_is_honoured(sqlite_app):
     (folder / "audit.cedar").write_text(
         '@id("privacy-officer-search")\n'
         'permit (principal, action == Action::"search", resource)\n'
-        'when { principal.role == "privacy_officer" && context.purpose == "HLEGAL" };\n')
+        'when { principal.role == "privacy_officer" && context.purpose == "HLEGAL" };\n'
+    )
     configure(sqlite_app)
     res = decide(sqlite_app, account="m2", action="search", cluster="KEC", purpose="HLEGAL")
     assert res["decision"] == "allow"
     assert res["reasons"] == ["allowed by policy privacy-officer-search"]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("permit (principal, action, resource) when { ;", "invalid Cedar policy"),
-    ('permit (principal, action, resource);', "no @id"),
-    ('@id("grant")\nforbid (principal, action, resource);', "also used"),
-    ('@id("typo")\nforbid (principal, action, resource) when { principal.kynd == "x" };',
-     "does not fit the schema"),
-    ('@id("types")\nforbid (principal, action, resource) when { context.rows == "many" };',
-     "does not fit the schema"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("permit (principal, action, resource) when { ;", "invalid Cedar policy"),
+        ("permit (principal, action, resource);", "no @id"),
+        ('@id("grant")\nforbid (principal, action, resource);', "also used"),
+        (
+            '@id("typo")\nforbid (principal, action, resource) when { principal.kynd == "x" };',
+            "does not fit the schema",
+        ),
+        (
+            '@id("types")\nforbid (principal, action, resource) when { context.rows == "many" };',
+            "does not fit the schema",
+        ),
+    ],
+)
 def test_invalid_policies_are_refused_at_load(tmp_path, text, match):
     (tmp_path / "bad.cedar").write_text(text)
     with pytest.raises(UsageError, match=match):
@@ -176,8 +213,9 @@ def test_invalid_policies_are_refused_at_load(tmp_path, text, match):
 def test_the_decision_point_refuses_to_run_on_invalid_policies(sqlite_app):
     folder = sqlite_app.home.root / "policies"
     folder.mkdir()
-    (folder / "bad.cedar").write_text('@id("x")\nforbid (principal, action, resource) '
-                                      'when { principal.nope };')
+    (folder / "bad.cedar").write_text(
+        '@id("x")\nforbid (principal, action, resource) when { principal.nope };'
+    )
     configure(sqlite_app)
     World(sqlite_app).standard()
     with pytest.raises(UsageError, match="does not fit the schema"):

@@ -24,16 +24,28 @@ def test_suspend_revokes_every_grant_and_disables_every_account_at_once(app, wor
     g1 = world.grant("c1")
     g2 = world.grant("c2", cluster="KWC")
     g3 = world.grant("other")
-    pending = grants.request_access(app, account_id="c1", cluster="NTEC", fields="name",
-                                    actions="read", max_rows=5, purpose="HOPERAT", ticket="T",
-                                    reason="pending maintenance", duration="1h")
+    pending = grants.request_access(
+        app,
+        account_id="c1",
+        cluster="NTEC",
+        fields="name",
+        actions="read",
+        max_rows=5,
+        purpose="HOPERAT",
+        ticket="T",
+        reason="pending maintenance",
+        duration="1h",
+    )
     res = vendors.suspend(app, "V1", reason="suspected leak", actor="m1")
     assert sorted(res.grants_revoked) == sorted([g1, g2])
     assert res.accounts_disabled == ["c1", "c2"]
     assert res.requests_cancelled == [pending.request_id]
     with app.session() as s:
         assert {g.grant_id: g.status for g in s.scalars(select(Grant))} == {
-            g1: "revoked", g2: "revoked", g3: "active"}
+            g1: "revoked",
+            g2: "revoked",
+            g3: "active",
+        }
         assert s.get(Account, "c1").status == "disabled"
         assert s.get(Account, "other").status == "active"
     for account in ("c1", "c2"):
@@ -105,8 +117,9 @@ def test_training_expiry_denies_and_revokes(sqlite_app, clock):
     w.account("c1", employer="V1", role="vendor_engineer", cluster="ALL")
     w.account("m1", role="it_manager")
     w.patient("P1")
-    assessments.record_training(sqlite_app, "c1", completed_on=w.today - timedelta(days=364),
-                                expires_on=w.today, actor="hr")
+    assessments.record_training(
+        sqlite_app, "c1", completed_on=w.today - timedelta(days=364), expires_on=w.today, actor="hr"
+    )
     gid = w.grant(duration="72h", approvers=("m1",))
     assert decide(sqlite_app, account="c1", action="read", patient="P1")["decision"] == "allow"
     clock.advance(timedelta(days=1))
@@ -129,14 +142,34 @@ def test_contracts_reject_malformed_and_overlapping_windows(sqlite_app):
     World(sqlite_app).standard()
     today = sqlite_app.clock.now().date()
     with pytest.raises(UsageError, match="before its start"):
-        vendors.record_contract(sqlite_app, "V1", contract_id="C2", start=today,
-                                end=today - timedelta(days=1), dpa_signed=True, actor="m1")
+        vendors.record_contract(
+            sqlite_app,
+            "V1",
+            contract_id="C2",
+            start=today,
+            end=today - timedelta(days=1),
+            dpa_signed=True,
+            actor="m1",
+        )
     with pytest.raises(Conflict, match="overlaps contract C-V1"):
-        vendors.record_contract(sqlite_app, "V1", contract_id="C2", start=today,
-                                end=today + timedelta(days=400), dpa_signed=True, actor="m1")
+        vendors.record_contract(
+            sqlite_app,
+            "V1",
+            contract_id="C2",
+            start=today,
+            end=today + timedelta(days=400),
+            dpa_signed=True,
+            actor="m1",
+        )
     renewal = vendors.record_contract(
-        sqlite_app, "V1", contract_id="C2", start=today + timedelta(days=101),
-        end=today + timedelta(days=465), dpa_signed=True, actor="m1")
+        sqlite_app,
+        "V1",
+        contract_id="C2",
+        start=today + timedelta(days=101),
+        end=today + timedelta(days=465),
+        dpa_signed=True,
+        actor="m1",
+    )
     assert renewal.contract_id == "C2"
 
 
@@ -163,12 +196,15 @@ def test_assessment_score_is_weighted_and_na_is_left_out():
     assert assessments.score(answers) == pytest.approx(94.3)
 
 
-@pytest.mark.parametrize("answers, match", [
-    ({**ALL_YES, "bogus": "yes"}, "unknown question"),
-    ({k: v for k, v in ALL_YES.items() if k != "mfa"}, "not answered"),
-    ({**ALL_YES, "mfa": "maybe"}, "not one of"),
-    ({k: "na" for k in ALL_YES}, "nothing to score"),
-])
+@pytest.mark.parametrize(
+    "answers, match",
+    [
+        ({**ALL_YES, "bogus": "yes"}, "unknown question"),
+        ({k: v for k, v in ALL_YES.items() if k != "mfa"}, "not answered"),
+        ({**ALL_YES, "mfa": "maybe"}, "not one of"),
+        ({k: "na" for k in ALL_YES}, "nothing to score"),
+    ],
+)
 def test_bad_questionnaires_are_refused(answers, match):
     with pytest.raises(UsageError, match=match):
         assessments.score(answers)
@@ -184,15 +220,26 @@ def test_failed_assessment_and_overdue_findings_lapse_access(sqlite_app, clock):
     res = decide(sqlite_app, account="c1", action="read", patient="P1")
     assert any("security assessment lapsed" in r for r in res["reasons"])
     failing = {**ALL_YES, **{k: "no" for k in ("dpa", "mfa", "pam", "least_privilege")}}
-    a = assessments.record_assessment(sqlite_app, "V1", answers=failing, assessor="m1",
-                                      completed_on=w.today)
+    a = assessments.record_assessment(
+        sqlite_app, "V1", answers=failing, assessor="m1", completed_on=w.today
+    )
     assert not a.passed
     assert decide(sqlite_app, account="c1", action="read", patient="P1")["decision"] == "deny"
     passed = assessments.record_assessment(
-        sqlite_app, "V1", answers=ALL_YES, assessor="m1", completed_on=w.today,
-        findings=[{"severity": "high", "title": "shared admin password on jump host",
-                   "due": str(w.today + timedelta(days=2))},
-                  {"severity": "low", "title": "policy wording", "due": ""}])
+        sqlite_app,
+        "V1",
+        answers=ALL_YES,
+        assessor="m1",
+        completed_on=w.today,
+        findings=[
+            {
+                "severity": "high",
+                "title": "shared admin password on jump host",
+                "due": str(w.today + timedelta(days=2)),
+            },
+            {"severity": "low", "title": "policy wording", "due": ""},
+        ],
+    )
     assert passed.passed and passed.score == 100.0
     assert decide(sqlite_app, account="c1", action="read", patient="P1")["decision"] == "allow"
     clock.advance(timedelta(days=3))  # the high finding is now overdue
@@ -209,11 +256,17 @@ def test_training_records_reject_malformed_windows(sqlite_app):
     World(sqlite_app).standard()
     today = sqlite_app.clock.now().date()
     with pytest.raises(UsageError, match="not after its completion"):
-        assessments.record_training(sqlite_app, "c1", completed_on=today, expires_on=today,
-                                    actor="hr")
+        assessments.record_training(
+            sqlite_app, "c1", completed_on=today, expires_on=today, actor="hr"
+        )
     with pytest.raises(NotFound):
-        assessments.record_training(sqlite_app, "nobody", completed_on=today,
-                                    expires_on=today + timedelta(days=1), actor="hr")
+        assessments.record_training(
+            sqlite_app,
+            "nobody",
+            completed_on=today,
+            expires_on=today + timedelta(days=1),
+            actor="hr",
+        )
 
 
 def test_vendor_summary_and_listing(sqlite_app):

@@ -41,8 +41,9 @@ def test_restore_drill_while_ingesting(populated, tmp_path: Path) -> None:  # ty
     restored = tmp_path / "restored"
     result = service.restore(out, identity, restored)
     assert result["verified"] and result["tree_size"] >= summary.tree_size
-    from phiguard.settings import Settings
     from sqlalchemy import func, select
+
+    from phiguard.settings import Settings
     from phiguard.storage.models import Patient
 
     again = App.open(Settings(home=restored))
@@ -110,7 +111,9 @@ def test_cli_backup_round_trip(sqlite_cli, tmp_path: Path) -> None:  # type: ign
     res = sqlite_cli("backup", "create", str(out))
     assert res.exit_code == 0, res.output
     assert sqlite_cli("backup", "verify", str(out), "--identity", str(key)).exit_code == 0
-    res = sqlite_cli("backup", "restore", str(out), "--identity", str(key), "--to", str(tmp_path / "new"))
+    res = sqlite_cli(
+        "backup", "restore", str(out), "--identity", str(key), "--to", str(tmp_path / "new")
+    )
     assert res.exit_code == 0, res.output
     assert "audit log verified" in res.stdout
     bad = sqlite_cli("backup", "verify", str(tmp_path / "missing.phgbak"), "--identity", str(key))

@@ -40,12 +40,14 @@ def fake_vault() -> Iterator[tuple[str, TransitState]]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             if self.headers.get("X-Vault-Token") != state.token:
                 self.send_response(403)
                 self.end_headers()
                 return
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            body = json.loads(
+                self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+            )
             parts = self.path.strip("/").split("/")  # v1 transit <op> <name> [rotate]
             op = parts[2]
             state.calls.append(op)

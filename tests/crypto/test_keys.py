@@ -22,8 +22,10 @@ from tests.factories import patient_rows, write_csv
 
 def names(app: App) -> dict[str, str]:
     with app.session() as s:
-        return {p.patient_id: app.cipher.decrypt_json(p.pii, b"patient:pii")["name_en"]
-                for p in s.scalars(select(Patient))}
+        return {
+            p.patient_id: app.cipher.decrypt_json(p.pii, b"patient:pii")["name_en"]
+            for p in s.scalars(select(Patient))
+        }
 
 
 def test_data_key_rotation_then_reencrypt_then_retire(app: App, tmp_path: Path) -> None:
@@ -70,12 +72,17 @@ def test_local_kek_rotation_rewraps_everything(sqlite_app: App, tmp_path: Path) 
 
 def test_vault_transit_provider_end_to_end(tmp_path: Path) -> None:
     with fake_vault() as (url, state):
-        settings = Settings(home=tmp_path / "h", key_provider="vault", vault_addr=url,
-                            vault_token=SecretStr(state.token))
+        settings = Settings(
+            home=tmp_path / "h",
+            key_provider="vault",
+            vault_addr=url,
+            vault_token=SecretStr(state.token),
+        )
         app = App.init(settings)
         import_file(app, "patients", write_csv(tmp_path / "p.csv", patient_rows(4)))
         before = names(app)
         app.close()
+
         def wrapped() -> str:
             doc = json.loads((tmp_path / "h" / "keys" / "keyring.json").read_text())
             return base64.b64decode(doc["data"]["1"]).decode()
@@ -98,8 +105,14 @@ def test_vault_transit_provider_end_to_end(tmp_path: Path) -> None:
 
 def test_vault_home_without_vault_settings_is_a_clear_error(tmp_path: Path) -> None:
     with fake_vault() as (url, state):
-        App.init(Settings(home=tmp_path / "h", key_provider="vault", vault_addr=url,
-                          vault_token=SecretStr(state.token))).close()
+        App.init(
+            Settings(
+                home=tmp_path / "h",
+                key_provider="vault",
+                vault_addr=url,
+                vault_token=SecretStr(state.token),
+            )
+        ).close()
     with pytest.raises(UsageError, match="PHIGUARD_VAULT_ADDR"):
         App.open(Settings(home=tmp_path / "h"))
 
@@ -117,7 +130,9 @@ def test_every_encrypted_column_is_listed_for_rotation() -> None:
             importlib.import_module(m.name)
     listed = {(c.table.name, c.column) for c in rotation.encrypted_columns()}
     suspects = {
-        (t.name, c.name) for t in Base.metadata.tables.values() for c in t.columns
+        (t.name, c.name)
+        for t in Base.metadata.tables.values()
+        for c in t.columns
         if c.name in {"pii", "person"} or c.name.endswith("_enc")
     }
     assert suspects <= listed, f"encrypted columns missing from rotation: {suspects - listed}"

@@ -53,18 +53,37 @@ def fill(conn: psycopg.Connection[Any], n: int) -> None:
         rows = []
         for i in range(n):
             cl = CLUSTERS[i % 3]
-            rows.append((f"P{i:05d}", hkid(i), f"HN{i:08d}1", f"CHAN Tai Man {i}",
-                         "陳大文", "MF"[i % 2], date(1950 + i % 50, 1 + i % 12, 1 + i % 28), cl,
-                         f"9{i:07d}", f"{i} Nathan Road", i % 50 == 7))
-        cur.executemany("INSERT INTO patients (patient_id, hkid, hospital_no, name_en, name_zh,"
-                        " sex, dob, cluster, phone, address, vip) VALUES "
-                        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-        cur.execute("INSERT INTO episodes (patient_id, specialty, ward, admitted, diagnosis) "
-                    "SELECT patient_id, 'SURG', 'W1', date '2026-03-01', 'appendicitis' "
-                    "FROM patients")
-        cur.execute("INSERT INTO operations (episode_id, patient_id, procedure_name, performed,"
-                    " theatre) SELECT episode_id, patient_id, 'appendectomy', admitted, 'OT2' "
-                    "FROM episodes")
+            rows.append(
+                (
+                    f"P{i:05d}",
+                    hkid(i),
+                    f"HN{i:08d}1",
+                    f"CHAN Tai Man {i}",
+                    "陳大文",
+                    "MF"[i % 2],
+                    date(1950 + i % 50, 1 + i % 12, 1 + i % 28),
+                    cl,
+                    f"9{i:07d}",
+                    f"{i} Nathan Road",
+                    i % 50 == 7,
+                )
+            )
+        cur.executemany(
+            "INSERT INTO patients (patient_id, hkid, hospital_no, name_en, name_zh,"
+            " sex, dob, cluster, phone, address, vip) VALUES "
+            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            rows,
+        )
+        cur.execute(
+            "INSERT INTO episodes (patient_id, specialty, ward, admitted, diagnosis) "
+            "SELECT patient_id, 'SURG', 'W1', date '2026-03-01', 'appendicitis' "
+            "FROM patients"
+        )
+        cur.execute(
+            "INSERT INTO operations (episode_id, patient_id, procedure_name, performed,"
+            " theatre) SELECT episode_id, patient_id, 'appendectomy', admitted, 'OT2' "
+            "FROM episodes"
+        )
         cur.execute("INSERT INTO wards VALUES ('W1', 'KEC', 30), ('W2', 'KWC', 20)")
 
 
@@ -90,18 +109,37 @@ class World:
     app: App
     clock: FixedClock
 
-    def grant(self, account: str = "c1", *, cluster: str = "KEC",
-              fields: str = "name,sex,hospital_no", actions: str = "read,search",
-              max_rows: int = 50, hours: float = 8, purpose: str = "SYSADMIN",
-              until: datetime | None = None) -> str:
+    def grant(
+        self,
+        account: str = "c1",
+        *,
+        cluster: str = "KEC",
+        fields: str = "name,sex,hospital_no",
+        actions: str = "read,search",
+        max_rows: int = 50,
+        hours: float = 8,
+        purpose: str = "SYSADMIN",
+        until: datetime | None = None,
+    ) -> str:
         gid = ac.new_id("G")
         now = self.clock.now()
         with self.app.session() as s:
-            s.add(Grant(grant_id=gid, account_id=account, scope_cluster=cluster,
-                        scope_fields=fields, actions=actions, max_rows=max_rows,
-                        valid_from=now - timedelta(minutes=1),
-                        valid_to=until or now + timedelta(hours=hours), purpose=purpose,
-                        approved_by="m1", status="active", origin="request"))
+            s.add(
+                Grant(
+                    grant_id=gid,
+                    account_id=account,
+                    scope_cluster=cluster,
+                    scope_fields=fields,
+                    actions=actions,
+                    max_rows=max_rows,
+                    valid_from=now - timedelta(minutes=1),
+                    valid_to=until or now + timedelta(hours=hours),
+                    purpose=purpose,
+                    approved_by="m1",
+                    status="active",
+                    origin="request",
+                )
+            )
             ac.bump(s)
         return gid
 
@@ -115,18 +153,50 @@ def make_world(home: Path, clock: FixedClock) -> World:
     app = App.init(Settings(home=home), clock=clock)
     today = clock.now().astimezone(HKT).date()
     with app.session() as s:
-        s.add(Vendor(vendor_id="V1", name="V1 Ltd", dpa_signed=True,
-                     last_assessment=today - timedelta(days=30), status="active", row_mac=MAC))
+        s.add(
+            Vendor(
+                vendor_id="V1",
+                name="V1 Ltd",
+                dpa_signed=True,
+                last_assessment=today - timedelta(days=30),
+                status="active",
+                row_mac=MAC,
+            )
+        )
         s.flush()
-        s.add(Contract(contract_id="C-V1", vendor_id="V1", start=today - timedelta(days=100),
-                       end=today + timedelta(days=100), dpa_signed=True))
-        for acc, employer, role in (("c1", "V1", "vendor_engineer"), ("c2", "V1",
-                                    "vendor_engineer"), ("m1", "HA", "it_manager")):
-            s.add(Account(account_id=acc, employer=employer, role=role, department="IT",
-                          cluster="ALL", status="active", row_mac=MAC))
+        s.add(
+            Contract(
+                contract_id="C-V1",
+                vendor_id="V1",
+                start=today - timedelta(days=100),
+                end=today + timedelta(days=100),
+                dpa_signed=True,
+            )
+        )
+        for acc, employer, role in (
+            ("c1", "V1", "vendor_engineer"),
+            ("c2", "V1", "vendor_engineer"),
+            ("m1", "HA", "it_manager"),
+        ):
+            s.add(
+                Account(
+                    account_id=acc,
+                    employer=employer,
+                    role=role,
+                    department="IT",
+                    cluster="ALL",
+                    status="active",
+                    row_mac=MAC,
+                )
+            )
     for acc in ("c1", "c2"):
-        record_training(app, acc, completed_on=today - timedelta(days=10),
-                        expires_on=today + timedelta(days=355), actor="hr")
+        record_training(
+            app,
+            acc,
+            completed_on=today - timedelta(days=10),
+            expires_on=today + timedelta(days=355),
+            actor="hr",
+        )
     return World(app, clock)
 
 
@@ -159,8 +229,9 @@ class Running:
 
 def start_gateway(world: World, upstream: str, **overrides: Any) -> Running:
     database = upstream.rsplit("/", 1)[1]
-    settings = GatewaySettings(listen="127.0.0.1:0", upstream=upstream, check_seconds=0.1,
-                               record_seconds=0.05, **overrides)
+    settings = GatewaySettings(
+        listen="127.0.0.1:0", upstream=upstream, check_seconds=0.1, record_seconds=0.05, **overrides
+    )
     thread = GatewayThread(Gateway(world.app, settings))
     host, port = thread.start()
     return Running(thread, host, port, database)

@@ -30,8 +30,8 @@ def raw_roundtrip(conn: psycopg.Connection, data: bytes) -> list[tuple[bytes, by
                 (n,) = struct.unpack("!i", buf[1:5])
                 if len(buf) < n + 1:
                     break
-                out.append((buf[:1], buf[5:n + 1]))
-                buf = buf[n + 1:]
+                out.append((buf[:1], buf[5 : n + 1]))
+                buf = buf[n + 1 :]
                 if out[-1][0] in (b"Z",) or (out[-1][0] == b"E" and b"SFATAL" in out[-1][1]):
                     return out
             chunk = sock.recv(65536)
@@ -47,8 +47,9 @@ def errors(msgs: list[tuple[bytes, bytes]]) -> list[dict[str, str]]:
 
 
 def healthy(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT name_en FROM patients WHERE patient_id = 'P00003'"
-                        ).fetchone() == ("CHAN Tai Man 3",)
+    return conn.execute("SELECT name_en FROM patients WHERE patient_id = 'P00003'").fetchone() == (
+        "CHAN Tai Man 3",
+    )
 
 
 @pytest.fixture
@@ -94,8 +95,11 @@ def test_broken_framing_ends_only_that_session(url, gw):
 
 
 def test_garbage_instead_of_a_startup_packet(gw, url):
-    for junk in (b"\x00\x00\x00\x08\x00\x00\x00\x00", b"GET / HTTP/1.1\r\n\r\n",
-                 b"\x00\x00\x00\x10" + b"\x00\x03\x00\x00" + b"user\x00"):
+    for junk in (
+        b"\x00\x00\x00\x08\x00\x00\x00\x00",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\x00\x00\x00\x10" + b"\x00\x03\x00\x00" + b"user\x00",
+    ):
         with socket.create_connection((gw.host, gw.port), timeout=10) as s:
             s.sendall(junk)
             s.shutdown(socket.SHUT_WR)
@@ -105,16 +109,19 @@ def test_garbage_instead_of_a_startup_packet(gw, url):
         assert healthy(c)
 
 
-@pytest.mark.parametrize("sql", [
-    "FROBNICATE patients",
-    "SELECT name_en FROM patients; DROP TABLE wards",
-    "SELECT 1; SELECT 2; TRUNCATE episodes",
-    "SELECT name_en FROM patients /* ; */ ; DELETE FROM wards",
-    "SELECT 1 -- harmless\n; DROP TABLE wards",
-    "/* leading */ DROP /* middle */ TABLE wards",
-    "SELECT 1;;;; DROP TABLE wards",
-    "select 1; CoPy wards TO '/tmp/x'",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "FROBNICATE patients",
+        "SELECT name_en FROM patients; DROP TABLE wards",
+        "SELECT 1; SELECT 2; TRUNCATE episodes",
+        "SELECT name_en FROM patients /* ; */ ; DELETE FROM wards",
+        "SELECT 1 -- harmless\n; DROP TABLE wards",
+        "/* leading */ DROP /* middle */ TABLE wards",
+        "SELECT 1;;;; DROP TABLE wards",
+        "select 1; CoPy wards TO '/tmp/x'",
+    ],
+)
 @pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
 def test_hidden_statements_refuse_the_whole_string(conn, pas_db, sql, prepare):
     with pytest.raises(psycopg.Error):
@@ -127,9 +134,11 @@ def test_hidden_statements_refuse_the_whole_string(conn, pas_db, sql, prepare):
 
 def test_comments_and_strings_that_look_like_statements_are_data(conn):
     assert conn.execute("SELECT $$; DROP TABLE wards; $$ AS s").fetchone() == (
-        "; DROP TABLE wards; ",)
+        "; DROP TABLE wards; ",
+    )
     assert conn.execute("SELECT 'it''s -- not a comment' /* ; DROP */").fetchone() == (
-        "it's -- not a comment",)
+        "it's -- not a comment",
+    )
     assert conn.execute("SELECT count(*) FROM wards -- ; DROP TABLE wards").fetchone() == (2,)
 
 

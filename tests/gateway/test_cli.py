@@ -11,8 +11,13 @@ from tests.conftest import Cli
 
 
 def test_credential_sessions_and_replay(world, gw, pas_db):
-    cli = Cli(world.app.home.root, env={"PHIGUARD_GATEWAY_UPSTREAM": pas_db,
-                                        "PHIGUARD_GATEWAY_LISTEN": f"{gw.host}:{gw.port}"})
+    cli = Cli(
+        world.app.home.root,
+        env={
+            "PHIGUARD_GATEWAY_UPSTREAM": pas_db,
+            "PHIGUARD_GATEWAY_LISTEN": f"{gw.host}:{gw.port}",
+        },
+    )
     # the CLI runs on the real clock, the gateway on the test's: a window covering both
     gid = world.grant(until=datetime.now(UTC) + timedelta(hours=8))
     res = cli("gateway", "credential", "--grant", gid, "--as", "c1")
@@ -24,8 +29,11 @@ def test_credential_sessions_and_replay(world, gw, pas_db):
     gw.flush()
     from tests.gateway.test_gateway import wait_for
 
-    wait_for(lambda: json.loads(cli("gateway", "sessions", "--grant", gid, "--format",
-                                    "json").stdout)[0]["ended_at"])
+    wait_for(
+        lambda: json.loads(cli("gateway", "sessions", "--grant", gid, "--format", "json").stdout)[
+            0
+        ]["ended_at"]
+    )
     sessions = json.loads(cli("gateway", "sessions", "--grant", gid, "--format", "json").stdout)
     assert sessions[0]["statements"] == 1
     res = cli("gateway", "replay", sessions[0]["session_id"])
@@ -36,11 +44,9 @@ def test_bad_usage_is_one_line(world, gw, pas_db):
     cli = Cli(world.app.home.root, env={"PHIGUARD_GATEWAY_UPSTREAM": pas_db})
     res = cli("gateway", "credential", "--grant", "G-nope")
     assert res.exit_code == 2 and "unknown grant" in res.stderr
-    res = cli("gateway", "terms", "--grant", world.grant(), "--allow", "everything",
-              "--as", "m1")
+    res = cli("gateway", "terms", "--grant", world.grant(), "--allow", "everything", "--as", "m1")
     assert res.exit_code == 2 and "ddl or function:NAME" in res.stderr
-    res = cli("gateway", "terms", "--grant", world.grant(), "--over-limit", "refuse",
-              "--as", "c1")
+    res = cli("gateway", "terms", "--grant", world.grant(), "--over-limit", "refuse", "--as", "c1")
     assert res.exit_code == 1 and "contractor" in res.stderr
     res = cli("gateway", "replay", "GS-nope")
     assert res.exit_code == 2

@@ -13,8 +13,9 @@ from phiguard.detection import alerts
 from phiguard.settings import Settings
 
 
-def test_chapter_refuses_alerts_and_ends_the_session(tmp_path: Path, pg_admin: str,
-                                                      monkeypatch) -> None:
+def test_chapter_refuses_alerts_and_ends_the_session(
+    tmp_path: Path, pg_admin: str, monkeypatch
+) -> None:
     from phiguard.demo.steps import gateway
 
     monkeypatch.setattr(gateway, "ADMIN", pg_admin)

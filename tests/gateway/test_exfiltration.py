@@ -16,9 +16,13 @@ from tests.gateway.conftest import hkid
 
 LIMIT = 40
 IN_SCOPE = {i for i in range(300) if i % 3 == 0 and i % 50 != 7}
-SECRETS = {hkid(i) for i in range(300)} | {f"9{i:07d}" for i in range(300)} | \
-    {f"{i} Nathan Road" for i in range(300)} | \
-    {f"CHAN Tai Man {i}" for i in range(300) if i not in IN_SCOPE} | {"appendicitis"}
+SECRETS = (
+    {hkid(i) for i in range(300)}
+    | {f"9{i:07d}" for i in range(300)}
+    | {f"{i} Nathan Road" for i in range(300)}
+    | {f"CHAN Tai Man {i}" for i in range(300) if i not in IN_SCOPE}
+    | {"appendicitis"}
+)
 
 ATTEMPTS = [
     # CTEs and subqueries
@@ -76,7 +80,7 @@ ATTEMPTS = [
     "SELECT set_config('search_path', 'pg_temp', false)",
     "SELECT most_common_vals FROM pg_stats WHERE tablename = 'patients'",
     "SELECT query FROM pg_stat_activity",
-    "SELECT hkid::text COLLATE \"C\" FROM patients",
+    'SELECT hkid::text COLLATE "C" FROM patients',
     "SELECT 1 OPERATOR(public.+) 1",
     # COPY
     "COPY patients TO STDOUT",
@@ -124,8 +128,13 @@ def in_scope(rows: list[tuple]) -> bool:
     """Every patient id that came back is a visible KEC patient."""
     for r in rows:
         for v in r:
-            if (isinstance(v, str) and v.startswith("P0") and len(v) == 6 and v[1:].isdigit()
-                    and int(v[1:]) not in IN_SCOPE):
+            if (
+                isinstance(v, str)
+                and v.startswith("P0")
+                and len(v) == 6
+                and v[1:].isdigit()
+                and int(v[1:]) not in IN_SCOPE
+            ):
                 return False
     return True
 
@@ -140,8 +149,9 @@ def exfil_url(world, gw) -> str:
 EXTENDED = [a for a in ATTEMPTS if a.startswith(("SELECT", "WITH", "TABLE"))][::3]
 
 
-@pytest.mark.parametrize(("sql", "prepare"),
-                         [(a, False) for a in ATTEMPTS] + [(a, True) for a in EXTENDED])
+@pytest.mark.parametrize(
+    ("sql", "prepare"), [(a, False) for a in ATTEMPTS] + [(a, True) for a in EXTENDED]
+)
 def test_attempt_is_allowed_in_scope_or_refused(exfil_url, sql, prepare):
     with psycopg.connect(exfil_url, autocommit=True) as conn:
         try:
@@ -151,8 +161,11 @@ def test_attempt_is_allowed_in_scope_or_refused(exfil_url, sql, prepare):
                 rows = [tuple(line.split("\t")) for line in data.splitlines()]
                 rows = rows[1:] if "HEADER" in sql else rows
             else:
-                cur = conn.execute(sql, prepare=prepare and not sql.startswith(
-                    ("SET", "LISTEN", "PREPARE", "DO", "EXPLAIN")))
+                cur = conn.execute(
+                    sql,
+                    prepare=prepare
+                    and not sql.startswith(("SET", "LISTEN", "PREPARE", "DO", "EXPLAIN")),
+                )
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             assert not leaked([(str(exc), exc.diag.message_detail or "")]), "leak in an error"
@@ -167,9 +180,10 @@ def test_the_suite_allows_useful_work(exfil_url):
     """The suite is not passed by refusing everything: ordinary maintenance reads work."""
     with psycopg.connect(exfil_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM patients").fetchone() == (len(IN_SCOPE),)
-        rows = conn.execute("SELECT p.name_en, o.procedure_name FROM patients p JOIN "
-                            "operations o USING (patient_id) ORDER BY 1 LIMIT 5").fetchall()
+        rows = conn.execute(
+            "SELECT p.name_en, o.procedure_name FROM patients p JOIN "
+            "operations o USING (patient_id) ORDER BY 1 LIMIT 5"
+        ).fetchall()
         assert len(rows) == 5 and all(r[1] == "***" for r in rows)  # procedure: not granted
-        plan = conn.execute("EXPLAIN SELECT * FROM patients WHERE patient_id = 'P00003'"
-                            ).fetchall()
+        plan = conn.execute("EXPLAIN SELECT * FROM patients WHERE patient_id = 'P00003'").fetchall()
         assert any("Index Scan" in r[0] for r in plan)  # the scope keeps indexes usable

@@ -32,8 +32,11 @@ def wait_for(probe, seconds: float = 10.0):
 
 
 def gateway_events(app) -> list[dict]:
-    return [json.loads(d) for _i, d in app.audit.entries(0, None)
-            if d.startswith(b"{") and b'"source":"GATEWAY"' in d]
+    return [
+        json.loads(d)
+        for _i, d in app.audit.entries(0, None)
+        if d.startswith(b"{") and b'"source":"GATEWAY"' in d
+    ]
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -45,8 +48,11 @@ def test_reads_are_masked_scoped_and_cut(url, prepare):
     with connect(url) as conn:
         notices: list[str] = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
-        cur = conn.execute("SELECT patient_id, hkid, name_en, sex, cluster, phone "
-                           "FROM patients ORDER BY patient_id", prepare=prepare)
+        cur = conn.execute(
+            "SELECT patient_id, hkid, name_en, sex, cluster, phone "
+            "FROM patients ORDER BY patient_id",
+            prepare=prepare,
+        )
         rows = cur.fetchall()
     assert len(rows) == 50  # the grant's row limit
     assert any("cut at 50 rows" in n for n in notices)
@@ -58,23 +64,29 @@ def test_reads_are_masked_scoped_and_cut(url, prepare):
 @pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
 def test_point_read_with_parameters(url, prepare):
     with connect(url) as conn:
-        got = conn.execute("SELECT name_en, dob, hkid FROM patients WHERE patient_id = %s",
-                           ("P00003",), prepare=prepare).fetchone()
-        other = conn.execute("SELECT name_en FROM patients WHERE patient_id = %s",
-                             ("P00001",), prepare=prepare).fetchall()  # a KWC patient
+        got = conn.execute(
+            "SELECT name_en, dob, hkid FROM patients WHERE patient_id = %s",
+            ("P00003",),
+            prepare=prepare,
+        ).fetchone()
+        other = conn.execute(
+            "SELECT name_en FROM patients WHERE patient_id = %s", ("P00001",), prepare=prepare
+        ).fetchall()  # a KWC patient
     assert got == ("CHAN Tai Man 3", None, "***")  # dob is a date: masked as NULL
     assert other == []
 
 
 def test_hidden_key_attributes_rows_to_patients(world, gw, url):
     with connect(url) as conn:
-        names = conn.execute("SELECT upper(name_en) FROM patients WHERE patient_id IN "
-                             "('P00003', 'P00006')").fetchall()
+        names = conn.execute(
+            "SELECT upper(name_en) FROM patients WHERE patient_id IN ('P00003', 'P00006')"
+        ).fetchall()
         assert sorted(names) == [("CHAN TAI MAN 3",), ("CHAN TAI MAN 6",)]  # no extra column
     gw.flush()
     events = gateway_events(world.app)
-    mine = [e for e in events if e.get("patient_id") in ("P00003", "P00006")
-            and e["action"] == "read"]
+    mine = [
+        e for e in events if e.get("patient_id") in ("P00003", "P00006") and e["action"] == "read"
+    ]
     assert {e["patient_id"] for e in mine} >= {"P00003", "P00006"}
     first = next(e for e in events if "gateway" in e and e["gateway"]["kind"] == "select")
     assert "sql_sealed" in first["gateway"] and "SELECT" not in json.dumps(first["gateway"])
@@ -91,8 +103,11 @@ def test_every_returned_patient_is_sealed_once_in_result_order(world, gw, prepar
     assert rows and {r[0] for r in rows} <= KEC_VISIBLE
     gw.flush()
     events = gateway_events(world.app)
-    first = [e for e in events if "gateway" in e and e["gateway"]["rows"] == len(rows)
-             and e["gateway"]["kind"] == "select"][-1]
+    first = [
+        e
+        for e in events
+        if "gateway" in e and e["gateway"]["rows"] == len(rows) and e["gateway"]["kind"] == "select"
+    ][-1]
     mine = [e["patient_id"] for e in events if e["query_id"] == first["query_id"]]
     assert mine == [r[0] for r in rows]
     assert first["gateway"]["patients"] == len(rows)
@@ -109,13 +124,19 @@ def test_events_go_through_ingestion_with_sequence(world, gw, url):
 
 def test_copy_select_to_stdout_needs_export_and_is_masked(world, gw):
     plain = gw.url(world.credential(world.grant(max_rows=5)))
-    with connect(plain) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege,  # noqa: SIM117
-                                               match="does not allow export"):
-        with conn.cursor().copy("COPY (SELECT hkid FROM patients) TO STDOUT") as cp:
-            cp.read()
+    with (
+        connect(plain) as conn,
+        pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match="does not allow export",
+        ),conn.cursor().copy("COPY (SELECT hkid FROM patients) TO STDOUT") as cp
+    ):
+        cp.read()
     export = gw.url(world.credential(world.grant(actions="read,export", max_rows=5)))
-    sql = ("COPY (SELECT patient_id, hkid, name_en FROM patients ORDER BY 1) TO STDOUT "
-           "WITH (FORMAT csv, HEADER)")
+    sql = (
+        "COPY (SELECT patient_id, hkid, name_en FROM patients ORDER BY 1) TO STDOUT "
+        "WITH (FORMAT csv, HEADER)"
+    )
     with connect(export) as conn, conn.cursor().copy(sql) as cp:
         data = b"".join(bytes(b) for b in cp)
     lines = data.decode().splitlines()
@@ -161,8 +182,9 @@ def test_sessions_are_recorded_and_replayable(world, gw):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"SELECT * FROM patients WHERE hkid = '{hkid(3)}'; DROP TABLE wards")
     gw.flush()
-    (session,) = wait_for(lambda: [s for s in list_sessions(world.app, grant_id=grant)
-                                   if s["ended_at"]])
+    (session,) = wait_for(
+        lambda: [s for s in list_sessions(world.app, grant_id=grant) if s["ended_at"]]
+    )
     assert session["statements"] == 3 and session["refused"] == 2
     info = replay(world.app, session["session_id"])
     kinds = [(s["kind"], s["decision"]) for s in info["steps"]]
@@ -177,9 +199,26 @@ def test_sessions_are_recorded_and_replayable(world, gw):
 
 def test_tls_when_a_certificate_is_configured(world, pas_db, grant, tmp_path: Path):
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     running = start_gateway(world, pas_db, tls_cert=cert, tls_key=key)
     try:
         issued = world.credential(grant)

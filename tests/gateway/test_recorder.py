@@ -13,10 +13,21 @@ from phiguard.gateway.session import Recorder, StatementRecord, data_row_keys
 
 def record(n: int, *, rows: int = 0, patients: list[str] | None = None) -> StatementRecord:
     return StatementRecord(
-        session_id="GS-1", n=n, ts=datetime(2026, 4, 2, 1, 5, tzinfo=UTC),
-        account_id="gw-eng-07", grant_id="G-1", purpose="SYSADMIN", client_ip="10.0.0.9",
-        kind="select", action="read", decision="allow", sql="SELECT 1", fields=["name"],
-        rows=rows, patients=list(patients or []))
+        session_id="GS-1",
+        n=n,
+        ts=datetime(2026, 4, 2, 1, 5, tzinfo=UTC),
+        account_id="gw-eng-07",
+        grant_id="G-1",
+        purpose="SYSADMIN",
+        client_ip="10.0.0.9",
+        kind="select",
+        action="read",
+        decision="allow",
+        sql="SELECT 1",
+        fields=["name"],
+        rows=rows,
+        patients=list(patients or []),
+    )
 
 
 def test_queue_is_bounded_and_everything_is_sealed_in_order() -> None:
@@ -56,8 +67,10 @@ def test_patient_events_are_exactly_what_json_would_write() -> None:
 
 
 def test_keys_are_read_from_raw_rows() -> None:
-    blob = b"".join(pq.build_data_row(f) for f in (
-        [b"P1", None, b"x"], [None, b"y", b"z"], ["陳".encode(), b"", b"q"]))
+    blob = b"".join(
+        pq.build_data_row(f)
+        for f in ([b"P1", None, b"x"], [None, b"y", b"z"], ["陳".encode(), b"", b"q"])
+    )
     assert data_row_keys(blob, 0) == ["P1", "陳"]
     assert data_row_keys(blob, 1) == ["y", ""]
     r = record(1, rows=3, patients=["P9"])

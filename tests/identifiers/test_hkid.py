@@ -9,7 +9,8 @@ from phiguard.identifiers import hkid_check_char, normalise_hkid, parse_hkid
 
 
 @pytest.mark.parametrize(
-    "spelling", ["A123456(3)", "A1234563", "A123456 3", "a123456(3)", " A123456（3） ", "A123456 (3)"]
+    "spelling",
+    ["A123456(3)", "A1234563", "A123456 3", "a123456(3)", " A123456（3） ", "A123456 (3)"],
 )
 def test_every_common_spelling_of_the_reference_vector_is_valid(spelling: str) -> None:
     assert normalise_hkid(spelling) == "A1234563"
@@ -21,7 +22,9 @@ def test_wrong_check_character_is_rejected() -> None:
         normalise_hkid("A123456(4)")
 
 
-@pytest.mark.parametrize("bad", ["", "123456(3)", "ABC123456(3)", "A12345(3)", "A1234567(3)", "A123456(B)"])
+@pytest.mark.parametrize(
+    "bad", ["", "123456(3)", "ABC123456(3)", "A12345(3)", "A1234567(3)", "A123456(B)"]
+)
 def test_wrong_shapes_are_rejected(bad: str) -> None:
     with pytest.raises(InputError):
         parse_hkid(bad)

@@ -30,10 +30,14 @@ def test_layout_and_hong_kong_date_partitions(sqlite_app: App, tmp_path: Path) -
     days = sorted(p.parent.name for p in store.parts())
     assert days == ["date=2026-04-02", "date=2026-04-03"]
     con = duckdb.connect()
-    got = con.execute(f"SELECT event_id, CAST(date AS VARCHAR), typeof(ts), typeof(seq) FROM "
-                      f"read_parquet('{store.glob}', hive_partitioning=true) ORDER BY seq").fetchall()
-    assert got == [("cms-1", "2026-04-02", "TIMESTAMP WITH TIME ZONE", "BIGINT"),
-                   ("cms-2", "2026-04-03", "TIMESTAMP WITH TIME ZONE", "BIGINT")]
+    got = con.execute(
+        f"SELECT event_id, CAST(date AS VARCHAR), typeof(ts), typeof(seq) FROM "
+        f"read_parquet('{store.glob}', hive_partitioning=true) ORDER BY seq"
+    ).fetchall()
+    assert got == [
+        ("cms-1", "2026-04-02", "TIMESTAMP WITH TIME ZONE", "BIGINT"),
+        ("cms-2", "2026-04-03", "TIMESTAMP WITH TIME ZONE", "BIGINT"),
+    ]
     assert store.find("cms-2")[0]["leaf_index"] > store.find("cms-1")[0]["leaf_index"]
 
 
@@ -45,7 +49,9 @@ def test_the_store_is_rebuilt_from_the_log(sqlite_app: App, tmp_path: Path) -> N
     assert stored(sqlite_app) == before
 
 
-def test_leftover_parts_of_an_interrupted_write_are_replaced(sqlite_app: App, tmp_path: Path) -> None:
+def test_leftover_parts_of_an_interrupted_write_are_replaced(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     ingest_files(sqlite_app, [write_csv(tmp_path / "a.csv", events(10))])
     store = EventStore.of(sqlite_app)
     before = stored(sqlite_app)
@@ -60,8 +66,15 @@ def test_leftover_parts_of_an_interrupted_write_are_replaced(sqlite_app: App, tm
 def test_a_batch_sealed_but_never_applied_is_replayed(app: App) -> None:
     """The process died between `append_batch` and applying the batch to the derived state."""
     lines = [csv_line(e).encode() for e in events(4)]
-    meta = {"format": "csv", "header": HEADER, "delimiter": ",", "source": "CMS", "count": 4,
-            "channel": "file", "v": 1}
+    meta = {
+        "format": "csv",
+        "header": HEADER,
+        "delimiter": ",",
+        "source": "CMS",
+        "count": 4,
+        "channel": "file",
+        "v": 1,
+    }
     app.audit.append_batch("CMS", [BATCH_MAGIC + json.dumps(meta).encode(), *lines])
     assert stored(app) == []
     assert sync(app) == 4
@@ -103,13 +116,19 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None
     App.init(Settings(home=home)).close()
     script = tmp_path / "ingest.py"
     script.write_text(INGEST)
-    files = [write_csv(tmp_path / f"f{k}.csv", events(1000, start=1 + 1000 * k, source=f"S{k % 2}"))
-             for k in range(8)]
+    files = [
+        write_csv(tmp_path / f"f{k}.csv", events(1000, start=1 + 1000 * k, source=f"S{k % 2}"))
+        for k in range(8)
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     acknowledged: set[str] = set()
     for trial in range(8):
-        proc = subprocess.Popen([sys.executable, str(script), str(home), *map(str, files)],
-                                stdout=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(home), *map(str, files)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         time.sleep(float(rng.uniform(1.0, 3.0)))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()

@@ -32,19 +32,25 @@ def test_patients_import_in_every_format(app: App, tmp_path: Path) -> None:
     assert count(app, Patient) == 30
 
 
-def test_identifiers_are_encrypted_and_found_through_the_blind_index(app: App, tmp_path: Path) -> None:
+def test_identifiers_are_encrypted_and_found_through_the_blind_index(
+    app: App, tmp_path: Path
+) -> None:
     rows = patient_rows(5)
     import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
     canonical = rows[3]["hkid"].replace("(", "").replace(")", "")
     with app.session() as s:
-        p = s.scalars(select(Patient).where(Patient.hkid_bidx == app.blind.digest("hkid", canonical))).one()
+        p = s.scalars(
+            select(Patient).where(Patient.hkid_bidx == app.blind.digest("hkid", canonical))
+        ).one()
         assert p.patient_id == rows[3]["patient_id"]
         assert rows[3]["name_en"].encode() not in p.pii
         pii = app.cipher.decrypt_json(p.pii, b"patient:pii")
     assert pii["name_en"] == rows[3]["name_en"] and pii["hkid"] == canonical
 
 
-def test_bad_rows_are_counted_with_line_numbers_and_the_rest_imported(app: App, tmp_path: Path) -> None:
+def test_bad_rows_are_counted_with_line_numbers_and_the_rest_imported(
+    app: App, tmp_path: Path
+) -> None:
     rows = patient_rows(8)
     rows[1]["hkid"] = "A123456(4)"  # wrong check character -> line 3
     rows[2]["cluster"] = "XYZ"  # line 4
@@ -104,33 +110,109 @@ def test_hkid_of_another_patient_in_the_database_is_rejected(app: App, tmp_path:
 
 
 def test_other_kinds(app: App, tmp_path: Path) -> None:
-    import_file(app, "vendors", write_csv(tmp_path / "v.csv", [
-        {"vendor_id": "V012", "name": "Acme Systems", "contract_id": "C1", "contract_start": "2025-01-01",
-         "contract_end": "2026-12-31", "dpa_signed": "true", "last_assessment": "2025-06-01"},
-    ]))
-    accounts = import_file(app, "accounts", write_csv(tmp_path / "a.csv", [
-        {"account_id": "vx-eng-07", "person_name": "WONG Siu Ming", "employer": "V012",
-         "role": "vendor_engineer", "department": "IT", "cluster": "ALL", "active_from": "2025-01-01",
-         "active_to": "", "patient_id": "", "home_address": ""},
-        {"account_id": "bad", "person_name": "", "employer": "HA", "role": "doctor",
-         "department": "MED", "cluster": "KEC", "active_from": "2025-02-01",
-         "active_to": "2025-01-01", "patient_id": "", "home_address": ""},
-    ]))
+    import_file(
+        app,
+        "vendors",
+        write_csv(
+            tmp_path / "v.csv",
+            [
+                {
+                    "vendor_id": "V012",
+                    "name": "Acme Systems",
+                    "contract_id": "C1",
+                    "contract_start": "2025-01-01",
+                    "contract_end": "2026-12-31",
+                    "dpa_signed": "true",
+                    "last_assessment": "2025-06-01",
+                },
+            ],
+        ),
+    )
+    accounts = import_file(
+        app,
+        "accounts",
+        write_csv(
+            tmp_path / "a.csv",
+            [
+                {
+                    "account_id": "vx-eng-07",
+                    "person_name": "WONG Siu Ming",
+                    "employer": "V012",
+                    "role": "vendor_engineer",
+                    "department": "IT",
+                    "cluster": "ALL",
+                    "active_from": "2025-01-01",
+                    "active_to": "",
+                    "patient_id": "",
+                    "home_address": "",
+                },
+                {
+                    "account_id": "bad",
+                    "person_name": "",
+                    "employer": "HA",
+                    "role": "doctor",
+                    "department": "MED",
+                    "cluster": "KEC",
+                    "active_from": "2025-02-01",
+                    "active_to": "2025-01-01",
+                    "patient_id": "",
+                    "home_address": "",
+                },
+            ],
+        ),
+    )
     assert (accounts.inserted, accounts.rows_bad) == (1, 1)
-    grants = import_file(app, "grants", write_csv(tmp_path / "g.csv", [
-        {"grant_id": "G1", "account_id": "vx-eng-07", "scope_cluster": "HKWC",
-         "scope_fields": "name,sex,hospital_no", "actions": "read,search", "max_rows": "50",
-         "valid_from": "2026-04-01T09:00:00+08:00", "valid_to": "2026-04-05T18:00:00+08:00",
-         "purpose": "SYSADMIN", "approved_by": "ha-it-mgr"},
-        {"grant_id": "G2", "account_id": "vx-eng-07", "scope_cluster": "HKWC", "scope_fields": "*",
-         "actions": "read,teleport", "max_rows": "5", "valid_from": "2026-04-01T09:00:00+08:00",
-         "valid_to": "2026-04-01T08:00:00+08:00", "purpose": "", "approved_by": ""},
-    ]))
+    grants = import_file(
+        app,
+        "grants",
+        write_csv(
+            tmp_path / "g.csv",
+            [
+                {
+                    "grant_id": "G1",
+                    "account_id": "vx-eng-07",
+                    "scope_cluster": "HKWC",
+                    "scope_fields": "name,sex,hospital_no",
+                    "actions": "read,search",
+                    "max_rows": "50",
+                    "valid_from": "2026-04-01T09:00:00+08:00",
+                    "valid_to": "2026-04-05T18:00:00+08:00",
+                    "purpose": "SYSADMIN",
+                    "approved_by": "ha-it-mgr",
+                },
+                {
+                    "grant_id": "G2",
+                    "account_id": "vx-eng-07",
+                    "scope_cluster": "HKWC",
+                    "scope_fields": "*",
+                    "actions": "read,teleport",
+                    "max_rows": "5",
+                    "valid_from": "2026-04-01T09:00:00+08:00",
+                    "valid_to": "2026-04-01T08:00:00+08:00",
+                    "purpose": "",
+                    "approved_by": "",
+                },
+            ],
+        ),
+    )
     assert (grants.inserted, grants.rows_bad) == (1, 1)
-    enc = import_file(app, "encounters", write_csv(tmp_path / "e.csv", [
-        {"patient_id": "P0000001", "department": "SURG", "account_id": "",
-         "start": "2026-04-01T08:00:00+08:00", "end": "2026-04-03T08:00:00+08:00"},
-    ] * 2))
+    enc = import_file(
+        app,
+        "encounters",
+        write_csv(
+            tmp_path / "e.csv",
+            [
+                {
+                    "patient_id": "P0000001",
+                    "department": "SURG",
+                    "account_id": "",
+                    "start": "2026-04-01T08:00:00+08:00",
+                    "end": "2026-04-03T08:00:00+08:00",
+                },
+            ]
+            * 2,
+        ),
+    )
     assert (enc.inserted, enc.rows_bad) == (1, 1)
     with app.session() as s:
         g = s.get(Grant, "G1")
@@ -182,14 +264,36 @@ def test_bulk_path_gives_the_row_by_row_results(app: App, tmp_path: Path) -> Non
     from phiguard.storage.tabular import BadRow, csv_layout, open_tabular
 
     rows = patient_rows(240)
-    odd = [("hkid", "a123456(3)"), ("hkid", " K1234567 "), ("hkid", "A123456(4)"), ("hkid", ""),
-           ("hospital_no", "hn1000000"), ("hospital_no", "HN100000009"), ("dob", "1990-02-30"),
-           ("dob", "2000-02-29"), ("dob", "1900-02-29"), ("dob", "19900101"), ("dob", ""),
-           ("phone", "+852 9123 4567"), ("phone", "123"), ("sex", "m"), ("sex", ""),
-           ("cluster", "kec"), ("vip", "TRUE"), ("vip", "maybe"), ("address", "香港 九龍, 秀茂坪"),
-           ("address", "  Flat_1 -- Block  "), ("address", "   "), ("name_en", "Tai Man CHAN"),
-           ("name_en", "CHAN, Tai Man"), ("name_en", "O'BRIEN John"), ("name_en", "A B"),
-           ("name_en", " chan tai man\u3000"), ("patient_id", ""), ("name_en", "AB CD ef")]
+    odd = [
+        ("hkid", "a123456(3)"),
+        ("hkid", " K1234567 "),
+        ("hkid", "A123456(4)"),
+        ("hkid", ""),
+        ("hospital_no", "hn1000000"),
+        ("hospital_no", "HN100000009"),
+        ("dob", "1990-02-30"),
+        ("dob", "2000-02-29"),
+        ("dob", "1900-02-29"),
+        ("dob", "19900101"),
+        ("dob", ""),
+        ("phone", "+852 9123 4567"),
+        ("phone", "123"),
+        ("sex", "m"),
+        ("sex", ""),
+        ("cluster", "kec"),
+        ("vip", "TRUE"),
+        ("vip", "maybe"),
+        ("address", "香港 九龍, 秀茂坪"),
+        ("address", "  Flat_1 -- Block  "),
+        ("address", "   "),
+        ("name_en", "Tai Man CHAN"),
+        ("name_en", "CHAN, Tai Man"),
+        ("name_en", "O'BRIEN John"),
+        ("name_en", "A B"),
+        ("name_en", " chan tai man\u3000"),
+        ("patient_id", ""),
+        ("name_en", "AB CD ef"),
+    ]
     for i, (column, value) in enumerate(odd):
         rows[i * 7 + 3][column] = value
     rows[200]["address"] = 'Flat "A", Block 2'  # a block with inner quotes goes through csv

@@ -61,8 +61,9 @@ def _serve(story: Story, pages: list[str]) -> None:
     with contextlib.suppress(Conflict):  # a demo home re-used: the admin exists already
         users.create(ADMIN, "admin", _password(), actor="demo", display_name="Demo admin")
     try:
-        officer = users.create(OFFICER, "privacy_officer", password, actor="demo",
-                               display_name="Demo privacy officer")
+        officer = users.create(
+            OFFICER, "privacy_officer", password, actor="demo", display_name="Demo privacy officer"
+        )
         secret = officer.totp_secret
     except Conflict:
         officer = users.enrol_totp(OFFICER, actor="demo")
@@ -74,8 +75,10 @@ def _serve(story: Story, pages: list[str]) -> None:
     story.say(f"  Log in as [bold]{OFFICER}[/bold] with password [bold]{password}[/bold]")
     story.say(f"  MFA secret (shown once, demo only): [bold]{secret}[/bold]")
     if secret:
-        story.say(f"  … or type the current code: {totp.code_at(secret, datetime.now(UTC))} "
-                  "(it changes every 30 s; any authenticator app with the secret works)")
+        story.say(
+            f"  … or type the current code: {totp.code_at(secret, datetime.now(UTC))} "
+            "(it changes every 30 s; any authenticator app with the secret works)"
+        )
     story.say("  Worth a look:")
     for p in pages:
         story.say(f"    {url}{p}")

@@ -29,8 +29,12 @@ def run(story: Story) -> None:
         rep = import_file(app, kind, _find(story.data, kind), actor="demo")
         story.say(f"  imported {rep.inserted:>9,} {kind:<11} ({rep.rows_bad} bad rows)")
     with app.session() as s:
-        by_cluster = Counter(dict(s.execute(select(Patient.cluster, func.count()).group_by(Patient.cluster)).all()))
-        contractors = s.scalar(select(func.count()).select_from(Account).where(Account.employer != "HA"))
+        by_cluster = Counter(
+            dict(s.execute(select(Patient.cluster, func.count()).group_by(Patient.cluster)).all())
+        )
+        contractors = s.scalar(
+            select(func.count()).select_from(Account).where(Account.employer != "HA")
+        )
         vendors = s.scalar(select(func.count()).select_from(Vendor))
     clusters = ", ".join(f"{c} {n:,}" for c, n in sorted(by_cluster.items()))
     story.say(f"  patients by cluster: {clusters}")

@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("session_hash", name="pk_console_sessions"),
         sa.UniqueConstraint("public_id", name="uq_console_sessions_public_id"),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["console_users.user_id"], ondelete="CASCADE",
+            ["user_id"],
+            ["console_users.user_id"],
+            ondelete="CASCADE",
             name="fk_console_sessions_user_id_console_users",
         ),
     )
@@ -103,7 +105,9 @@ def upgrade() -> None:
         sa.Column("last_used_at", UTCDateTime, nullable=True),
         sa.PrimaryKeyConstraint("credential_id", name="pk_console_webauthn_credentials"),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["console_users.user_id"], ondelete="CASCADE",
+            ["user_id"],
+            ["console_users.user_id"],
+            ondelete="CASCADE",
             name="fk_console_webauthn_credentials_user_id_console_users",
         ),
     )
