@@ -128,8 +128,10 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int = 32) -> tuple[float, float]:
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+def wrk(url: str, script: Path, seconds: int, connections: int = 32,
+        threads: int = 2) -> tuple[float, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+           str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -204,6 +206,15 @@ def main() -> None:
             lat = asyncio.run(constant_rate(base, path, headers, 100, seconds))
             print(f"  {path:8} p50 {statistics.median(lat) * 1e3:6.1f} ms   "
                   f"p99 {pct(lat, 99) * 1e3:6.1f} ms   ({len(lat)} requests)")
+
+        # the same pages closed-loop with wrk: how far the server is from the 100/s asked
+        # (the Python client above shares the 2 cores; wrk needs far less of them)
+        print(f"\npage capacity, wrk -t1 -c8 for {seconds // 2} s (closed loop):")
+        for path in ("/", "/alerts"):
+            page_lua = tmp / "page.lua"
+            page_lua.write_text(f'wrk.headers["Cookie"] = "{headers["Cookie"]}"\n')
+            rps, p99 = wrk(f"{base}{path}", page_lua, seconds // 2, connections=8, threads=1)
+            print(f"  {path:8} {rps:8,.0f} req/s   p99 {p99:6.1f} ms")
 
         script = tmp / "decide.lua"
         body = json.dumps({"account": "vx-eng-07", "action": "read", "cluster": "HKWC",
