@@ -58,19 +58,24 @@ def _fresh_app(root: Path, name: str):  # type: ignore[no-untyped-def]
     return App.init(Settings(home=home))
 
 
+CPU: dict[str, float] = {}  # median CPU seconds of our runs (all threads of the process)
+
+
 def _ours(root: Path, path: Path) -> float:
     from phiguard.audit.ingest import ingest_files
 
-    times = []
+    times, cpus = [], []
     for r in range(REPEAT):
         app = _fresh_app(root, f"home-{path.suffix}-{r}")
         try:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = ingest_files(app, [path])
             times.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
             assert res.accepted == N, res.accepted
         finally:
             app.close()
+    CPU[path.suffix] = sorted(cpus)[len(cpus) // 2]
     return sorted(times)[len(times) // 2]
 
 
@@ -127,8 +132,10 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=os.environ.get("BENCH_TMP")))
     try:
         csv, parquet = _write_inputs(root, N)
-        print(f"{N:,} events of ~{csv.stat().st_size // N} bytes (CSV {csv.stat().st_size >> 20} MiB,"
-              f" Parquet {parquet.stat().st_size >> 20} MiB); median of {REPEAT}")
+        size = csv.stat().st_size
+        print(f"{N:,} events of ~{size // N} bytes (CSV {size >> 20} MiB,"
+              f" Parquet {parquet.stat().st_size >> 20} MiB); median of {REPEAT}; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         results = {
             "phiguard ingest CSV (sealed, durable, stored)": _ours(root, csv),
             "phiguard ingest Parquet (sealed, durable, stored)": _ours(root, parquet),
@@ -144,6 +151,9 @@ def main() -> None:
         pandas = N / results["anchor: pandas read_csv + to_parquet (unsealed)"]
         print(f"ratio ingest CSV / log alone: {ours / log:.2f}×; "
               f"ingest CSV / pandas (unsealed): {ours / pandas:.2f}×")
+        print(f"phiguard ingest per CPU-second (median CPU time of the runs, all threads): "
+              f"CSV {N / CPU['.csv']:,.0f} events; Parquet {N / CPU['.parquet']:,.0f} events; "
+              f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
