@@ -34,7 +34,7 @@ import json
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -557,7 +557,7 @@ def _prepare(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[RowError]]:
 _Ready = tuple[Chunk, pa.Table, np.ndarray, list[RowError]]
 
 
-def _prepared(chunks: Iterable[Chunk]) -> Iterator[_Ready]:
+def _prepared(chunks: Iterable[Chunk]) -> Generator[_Ready, None, None]:
     """Each chunk with its decoded, validated rows, in order.
 
     For an input produced lazily (a file read chunk by chunk) the next chunk is framed,
@@ -631,18 +631,22 @@ def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
 
     kept: list[tuple[Chunk, pa.Table, np.ndarray, int]] = []
     kept_ok = True
-    for no, (chunk, table, idx, errors) in enumerate(_prepared(chunks)):
-        result.records += len(chunk.records) + len(chunk.errors)
-        result.bad(errors)
-        if strict:
-            if kept_ok and sum(len(k[0].records) for k in kept) < 2_000_000:
-                kept.append((chunk, table, idx, len(errors)))
+    ready = _prepared(chunks)
+    try:
+        for no, (chunk, table, idx, errors) in enumerate(ready):
+            result.records += len(chunk.records) + len(chunk.errors)
+            result.bad(errors)
+            if strict:
+                if kept_ok and sum(len(k[0].records) for k in kept) < 2_000_000:
+                    kept.append((chunk, table, idx, len(errors)))
+                else:
+                    kept_ok, kept = False, []
             else:
-                kept_ok, kept = False, []
-        else:
-            seal(chunk, table, idx, no, len(errors))
-        if progress is not None:
-            progress(chunk.bytes_read or total, total)
+                seal(chunk, table, idx, no, len(errors))
+            if progress is not None:
+                progress(chunk.bytes_read or total, total)
+    finally:
+        ready.close()  # stops the parsing thread now, not when the traceback is collected
     if digest is not None:
         result.sha256, digest = digest(), None
     if result.records == 0:
@@ -654,8 +658,12 @@ def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
             if reread is None:
                 raise UsageError("input too large to hold for --strict and cannot be re-read")
             kept = []
-            for no, (chunk, table, idx, _errors) in enumerate(_prepared(reread())):
-                seal(chunk, table, idx, no, 0)
+            again = _prepared(reread())
+            try:
+                for no, (chunk, table, idx, _errors) in enumerate(again):
+                    seal(chunk, table, idx, no, 0)
+            finally:
+                again.close()
         else:
             for no, (chunk, table, idx, _) in enumerate(kept):
                 seal(chunk, table, idx, no, 0)

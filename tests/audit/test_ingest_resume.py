@@ -31,3 +31,28 @@ def test_resume_with_another_chunk_size_seals_each_event_once(
     assert got == sorted((r["source"], r["seq"]) for r in rows)
     again, _ = ingest_file(sqlite_app, path, batch_events=5)
     assert (again.accepted, again.already) == (0, len(rows))
+
+
+def test_a_failure_while_sealing_stops_the_parsing_thread(
+        sqlite_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from phiguard.audit import ingest
+
+    path = write_csv(tmp_path / "big.csv", events(40))
+    calls = []
+
+    def seal(self: ingest.Sealer, *args: object) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("disk gone")
+        original(self, *args)
+
+    original = ingest.Sealer.seal
+    monkeypatch.setattr(ingest.Sealer, "seal", seal)
+    with pytest.raises(OSError, match="disk gone"):
+        ingest_file(sqlite_app, path, batch_events=5)
+    assert not [t for t in threading.enumerate() if t.name in ("ingest-parse", "ingest-sha256")]
+    monkeypatch.undo()
+    res, _ = ingest_file(sqlite_app, path, batch_events=5)
+    assert (res.already, res.accepted) == (5, 35)
