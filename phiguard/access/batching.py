@@ -90,7 +90,7 @@ class DecisionBatcher:
         result, error = box[0]
         if error is not None:
             raise error
-        return result  # type: ignore[no-any-return]
+        return result
 
     def close(self) -> None:
         """Answer what is queued, then stop the worker."""
@@ -177,4 +177,4 @@ def batcher_for(app: App) -> DecisionBatcher:
         if batcher is None:
             batcher = DecisionBatcher(app)
             app.__dict__["_access_batcher"] = batcher
-    return batcher  # type: ignore[no-any-return]
+    return batcher

@@ -91,7 +91,7 @@ def get_console(request: Request) -> Console:
 
 async def _console(request: Request) -> Console:
     # async: FastAPI runs a plain-def dependency in the thread pool, a hand-off per request
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 ConsoleDep = Annotated[Console, Depends(_console)]
