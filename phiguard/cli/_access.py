@@ -21,8 +21,9 @@ AtOpt = Annotated[
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Account acting (an approver or reviewer id; default "
-                 "$PHIGUARD_ACTOR)."),
+    typer.Option(
+        "--as", help="Account acting (an approver or reviewer id; default $PHIGUARD_ACTOR)."
+    ),
 ]
 Fmt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 

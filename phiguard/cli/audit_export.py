@@ -28,18 +28,31 @@ def register(app: typer.Typer) -> None:
     @audit_app.command("export")
     def export_cmd(
         ctx: typer.Context,
-        fmt: Annotated[str, typer.Option(
-            "--format", help="fhir (Bundles of AuditEvents, one per line), fhir-ndjson "
-            "(one AuditEvent per line) or ocsf (one OCSF event per line).")],
-        output: Annotated[Path | None, typer.Option(
-            "--output", "-o", help="Write to this new file instead of standard output.")] = None,
+        fmt: Annotated[
+            str,
+            typer.Option(
+                "--format",
+                help="fhir (Bundles of AuditEvents, one per line), fhir-ndjson "
+                "(one AuditEvent per line) or ocsf (one OCSF event per line).",
+            ),
+        ],
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="Write to this new file instead of standard output."
+            ),
+        ] = None,
         since: Annotated[str | None, typer.Option(help="Events at or after this time.")] = None,
         until: Annotated[str | None, typer.Option(help="Events before this time.")] = None,
         source: Annotated[str | None, typer.Option(help="Only this source system.")] = None,
         account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
-        ocsf_class: Annotated[str, typer.Option(
-            "--ocsf-class", help="datastore (Datastore Activity 6005) or api (API Activity "
-            "6003).")] = "datastore",
+        ocsf_class: Annotated[
+            str,
+            typer.Option(
+                "--ocsf-class",
+                help="datastore (Datastore Activity 6005) or api (API Activity 6003).",
+            ),
+        ] = "datastore",
         bundle_size: Annotated[int, typer.Option(help="Events per FHIR Bundle.")] = 1000,
         home: HomeOpt = None,
     ) -> None:
@@ -47,22 +60,37 @@ def register(app: typer.Typer) -> None:
         from phiguard.audit.export import export, export_to_file
 
         phg = open_app(ctx, home)
-        kw = dict(fmt=fmt, since=_ts(since, "--since"), until=_ts(until, "--until"),
-                  source=source, account=account, ocsf_class=ocsf_class,
-                  bundle_size=bundle_size)
+        kw = dict(
+            fmt=fmt,
+            since=_ts(since, "--since"),
+            until=_ts(until, "--until"),
+            source=source,
+            account=account,
+            ocsf_class=ocsf_class,
+            bundle_size=bundle_size,
+        )
         if output is not None:
             result = export_to_file(phg, output, **kw)  # type: ignore[arg-type]
-            err.print(f"exported {result.events:,} events as {result.documents:,} {fmt} "
-                      f"document(s) to {output}", markup=False, soft_wrap=True)
+            err.print(
+                f"exported {result.events:,} events as {result.documents:,} {fmt} "
+                f"document(s) to {output}",
+                markup=False,
+                soft_wrap=True,
+            )
         else:
             result = export(phg, sys.stdout, **kw)  # type: ignore[arg-type]
 
     @audit_app.command("sources")
     def sources_cmd(
         ctx: typer.Context,
-        heartbeat: Annotated[list[str] | None, typer.Option(
-            "--heartbeat", help="SOURCE=SECONDS: give one source its own heartbeat interval "
-            "(SOURCE=default to go back to the setting). Repeatable.")] = None,
+        heartbeat: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--heartbeat",
+                help="SOURCE=SECONDS: give one source its own heartbeat interval "
+                "(SOURCE=default to go back to the setting). Repeatable.",
+            ),
+        ] = None,
         fmt: FormatOpt = "text",
         home: HomeOpt = None,
     ) -> None:
@@ -93,16 +121,25 @@ def register(app: typer.Typer) -> None:
                 state = "complete" if r.complete else "INCOMPLETE"
                 if r.silent_since and not r.open_gaps:
                     state = "SILENT"
-                out.print(f"{r.source}: {r.events:,} events, last seq {r.high_seq}, "
-                          f"last heard {r.last_seen.isoformat(timespec='seconds')} — {state}",
-                          markup=False, soft_wrap=True)
+                out.print(
+                    f"{r.source}: {r.events:,} events, last seq {r.high_seq}, "
+                    f"last heard {r.last_seen.isoformat(timespec='seconds')} — {state}",
+                    markup=False,
+                    soft_wrap=True,
+                )
                 for a, b in r.open_gaps[:10]:
-                    out.print(f"  missing seq {a}–{b}" if a != b else f"  missing seq {a}",
-                              markup=False, soft_wrap=True)
+                    out.print(
+                        f"  missing seq {a}–{b}" if a != b else f"  missing seq {a}",
+                        markup=False,
+                        soft_wrap=True,
+                    )
                 if len(r.open_gaps) > 10:
                     out.print(f"  … {len(r.open_gaps) - 10} more gaps ({r.missing:,} missing)")
                 if r.silent_since:
-                    out.print(f"  silent since {r.silent_since.isoformat(timespec='seconds')}",
-                              markup=False, soft_wrap=True)
+                    out.print(
+                        f"  silent since {r.silent_since.isoformat(timespec='seconds')}",
+                        markup=False,
+                        soft_wrap=True,
+                    )
         if any(not r.complete for r in rows):
             raise typer.Exit(1)

@@ -22,7 +22,7 @@ def _print(result: object) -> None:
             if f.batches:
                 first = f.batches[0][0]
                 last = f.batches[-1][0] + f.batches[-1][1]
-                where = (f"sealed in {len(f.batches)} batch(es), log entries {first:,}–{last:,}")
+                where = f"sealed in {len(f.batches)} batch(es), log entries {first:,}–{last:,}"
             else:
                 where = "nothing new to seal"
             if f.already:
@@ -30,8 +30,12 @@ def _print(result: object) -> None:
             verdict = where
         else:
             verdict = "NOT ingested (--strict and bad rows): nothing was written"
-        out.print(f"{f.name}: {f.records:,} records, {f.accepted:,} accepted, "
-                  f"{f.rejected:,} rejected — {verdict}", markup=False, soft_wrap=True)
+        out.print(
+            f"{f.name}: {f.records:,} records, {f.accepted:,} accepted, "
+            f"{f.rejected:,} rejected — {verdict}",
+            markup=False,
+            soft_wrap=True,
+        )
         for e in f.errors[:MAX_SHOWN]:
             err.print(f"  {f.name} line {e.line}: {e.reason}", markup=False, soft_wrap=True)
         if f.rejected > MAX_SHOWN:
@@ -50,14 +54,25 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest(
         ctx: typer.Context,
-        files: Annotated[list[Path], typer.Argument(
-            help="CSV, Parquet, NDJSON, FHIR AuditEvent NDJSON or a FHIR Bundle (.json); "
-            ".gz accepted for the text formats.")],
-        strict: Annotated[bool, typer.Option(
-            "--strict", help="Ingest nothing from a file with any bad row (exit 1).")] = False,
-        force: Annotated[bool, typer.Option(
-            "--force", help="Seal again what an earlier run already ingested from the same "
-            "file (it will be flagged as duplicates).")] = False,
+        files: Annotated[
+            list[Path],
+            typer.Argument(
+                help="CSV, Parquet, NDJSON, FHIR AuditEvent NDJSON or a FHIR Bundle (.json); "
+                ".gz accepted for the text formats."
+            ),
+        ],
+        strict: Annotated[
+            bool,
+            typer.Option("--strict", help="Ingest nothing from a file with any bad row (exit 1)."),
+        ] = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Seal again what an earlier run already ingested from the same "
+                "file (it will be flagged as duplicates).",
+            ),
+        ] = False,
         fmt: FormatOpt = "text",
         home: HomeOpt = None,
     ) -> None:
@@ -71,12 +86,19 @@ def register(app: typer.Typer) -> None:
         phg = open_app(ctx, home)
         if interactive() and fmt != "json":
             with Progress(
-                "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                TimeRemainingColumn(), console=err, transient=True,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
             ) as bar:
                 task = bar.add_task("ingesting", total=1)
                 result = ingest_files(
-                    phg, files, strict=strict, force=force,
+                    phg,
+                    files,
+                    strict=strict,
+                    force=force,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
         else:

@@ -17,12 +17,19 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-        tls_cert: Annotated[Path | None, typer.Option(
-            "--tls-cert", help="PEM certificate (or PHIGUARD_WEB_TLS_CERT): serve HTTPS.")] = None,
-        tls_key: Annotated[Path | None, typer.Option(
-            "--tls-key", help="PEM private key (or PHIGUARD_WEB_TLS_KEY).")] = None,
-        workers: Annotated[int, typer.Option(
-            "--workers", min=1, max=32, help="Worker processes (default 1).")] = 1,
+        tls_cert: Annotated[
+            Path | None,
+            typer.Option(
+                "--tls-cert", help="PEM certificate (or PHIGUARD_WEB_TLS_CERT): serve HTTPS."
+            ),
+        ] = None,
+        tls_key: Annotated[
+            Path | None,
+            typer.Option("--tls-key", help="PEM private key (or PHIGUARD_WEB_TLS_KEY)."),
+        ] = None,
+        workers: Annotated[
+            int, typer.Option("--workers", min=1, max=32, help="Worker processes (default 1).")
+        ] = 1,
         home: HomeOpt = None,
     ) -> None:
         """Start the web console and REST API (refuses to start before an admin exists)."""
@@ -33,8 +40,9 @@ def register(app: typer.Typer) -> None:
 
         web = WebSettings()
         if tls_cert or tls_key:
-            web = web.model_copy(update={"tls_cert": tls_cert or web.tls_cert,
-                                         "tls_key": tls_key or web.tls_key})
+            web = web.model_copy(
+                update={"tls_cert": tls_cert or web.tls_cert, "tls_key": tls_key or web.tls_key}
+            )
         if bool(web.tls_cert) != bool(web.tls_key):
             raise UsageError("TLS needs both --tls-cert and --tls-key")
         for path in (web.tls_cert, web.tls_key):

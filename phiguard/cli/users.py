@@ -17,8 +17,9 @@ ACTOR = "cli"
 
 PasswordOpt = Annotated[
     str | None,
-    typer.Option("--password", help="Initial password (prompted, hidden, when omitted).",
-                 show_default=False),
+    typer.Option(
+        "--password", help="Initial password (prompted, hidden, when omitted).", show_default=False
+    ),
 ]
 GenerateOpt = Annotated[
     bool, typer.Option("--generate-password", help="Generate a strong password and print it once.")
@@ -29,8 +30,9 @@ def _password(password: str | None, generate: bool) -> tuple[str, bool]:
     if generate:
         return "-".join(secrets.token_urlsafe(6) for _ in range(4)), True
     if password is None:
-        password = typer.prompt("Password (12+ characters)", hide_input=True,
-                                confirmation_prompt=True)
+        password = typer.prompt(
+            "Password (12+ characters)", hide_input=True, confirmation_prompt=True
+        )
     return password, False
 
 
@@ -46,46 +48,75 @@ def _print_enrolment(enrolment, generated: str | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    users = typer.Typer(help="Console users: create, list, enable/disable, re-enrol MFA.",
-                        no_args_is_help=True)
-    tokens = typer.Typer(help="API tokens for clinical systems and the patients' app.",
-                         no_args_is_help=True)
+    users = typer.Typer(
+        help="Console users: create, list, enable/disable, re-enrol MFA.", no_args_is_help=True
+    )
+    tokens = typer.Typer(
+        help="API tokens for clinical systems and the patients' app.", no_args_is_help=True
+    )
     app.add_typer(users, name="users")
     app.add_typer(tokens, name="tokens")
 
     from phiguard.web.auth.users import Users
 
     @users.command("create-admin")
-    def create_admin(ctx: typer.Context, username: Annotated[str, typer.Argument()] = "admin",
-                     account: Annotated[str | None, typer.Option(
-                         "--account", help="The admin's hospital account id.")] = None,
-                     password: PasswordOpt = None, generate_password: GenerateOpt = False,
-                     home: HomeOpt = None) -> None:
+    def create_admin(
+        ctx: typer.Context,
+        username: Annotated[str, typer.Argument()] = "admin",
+        account: Annotated[
+            str | None, typer.Option("--account", help="The admin's hospital account id.")
+        ] = None,
+        password: PasswordOpt = None,
+        generate_password: GenerateOpt = False,
+        home: HomeOpt = None,
+    ) -> None:
         """Create an admin with TOTP enrolment (prints the secret and otpauth URI once)."""
         phg = open_app(ctx, home)
         pw, generated = _password(password, generate_password)
-        enrolment = Users(phg).create(username, "admin", pw, actor=ACTOR, with_totp=True,
-                                      account_id=account)
+        enrolment = Users(phg).create(
+            username, "admin", pw, actor=ACTOR, with_totp=True, account_id=account
+        )
         _print_enrolment(enrolment, pw if generated else None)
 
     @users.command("create")
-    def create(ctx: typer.Context, username: str,
-               role: Annotated[str, typer.Option("--role", help="admin, privacy_officer, "
-                                                 "security_analyst, vendor_manager, auditor")],
-               display_name: Annotated[str, typer.Option("--name")] = "",
-               account: Annotated[str | None, typer.Option(
-                   "--account", help="The user's hospital account id (needed to approve "
-                   "grants and certify reviews).")] = None,
-               mfa: Annotated[bool | None, typer.Option(
-                   "--mfa/--no-mfa", help="Enrol TOTP (always for admin, privacy_officer).")
-               ] = None,
-               password: PasswordOpt = None, generate_password: GenerateOpt = False,
-               home: HomeOpt = None) -> None:
+    def create(
+        ctx: typer.Context,
+        username: str,
+        role: Annotated[
+            str,
+            typer.Option(
+                "--role", help="admin, privacy_officer, security_analyst, vendor_manager, auditor"
+            ),
+        ],
+        display_name: Annotated[str, typer.Option("--name")] = "",
+        account: Annotated[
+            str | None,
+            typer.Option(
+                "--account",
+                help="The user's hospital account id (needed to approve "
+                "grants and certify reviews).",
+            ),
+        ] = None,
+        mfa: Annotated[
+            bool | None,
+            typer.Option("--mfa/--no-mfa", help="Enrol TOTP (always for admin, privacy_officer)."),
+        ] = None,
+        password: PasswordOpt = None,
+        generate_password: GenerateOpt = False,
+        home: HomeOpt = None,
+    ) -> None:
         """Create a console user."""
         phg = open_app(ctx, home)
         pw, generated = _password(password, generate_password)
-        enrolment = Users(phg).create(username, role, pw, actor=ACTOR, display_name=display_name,
-                                      with_totp=mfa, account_id=account)
+        enrolment = Users(phg).create(
+            username,
+            role,
+            pw,
+            actor=ACTOR,
+            display_name=display_name,
+            with_totp=mfa,
+            account_id=account,
+        )
         _print_enrolment(enrolment, pw if generated else None)
 
     @users.command("list")
@@ -94,9 +125,20 @@ def register(app: typer.Typer) -> None:
         phg = open_app(ctx, home)
         rows = Users(phg).list()
         if fmt == "json":
-            print_json([{"username": u.username, "role": u.role, "status": u.status,
-                         "account_id": u.account_id, "mfa": u.mfa, "security_keys": u.security_keys,
-                         "last_login_at": u.last_login_at} for u in rows])
+            print_json(
+                [
+                    {
+                        "username": u.username,
+                        "role": u.role,
+                        "status": u.status,
+                        "account_id": u.account_id,
+                        "mfa": u.mfa,
+                        "security_keys": u.security_keys,
+                        "last_login_at": u.last_login_at,
+                    }
+                    for u in rows
+                ]
+            )
             return
         for u in rows:
             mfa = "totp" if u.mfa else "-"
@@ -125,15 +167,22 @@ def register(app: typer.Typer) -> None:
     from phiguard.web.auth.tokens import ApiTokens
 
     @tokens.command("create")
-    def token_create(ctx: typer.Context, name: str,
-                     scopes: Annotated[str, typer.Option(
-                         "--scopes", help="Comma list, e.g. events:write,decide")],
-                     days: Annotated[int | None, typer.Option("--days")] = None,
-                     home: HomeOpt = None) -> None:
+    def token_create(
+        ctx: typer.Context,
+        name: str,
+        scopes: Annotated[
+            str, typer.Option("--scopes", help="Comma list, e.g. events:write,decide")
+        ],
+        days: Annotated[int | None, typer.Option("--days")] = None,
+        home: HomeOpt = None,
+    ) -> None:
         """Create a scoped API token; the token is printed once."""
         issued = ApiTokens(open_app(ctx, home)).create(name, scopes, actor=ACTOR, days=days)
-        out.print(f"token {issued.view.token_id} for {name} ({', '.join(issued.view.scopes)})"
-                  " — shown once:", markup=False)
+        out.print(
+            f"token {issued.view.token_id} for {name} ({', '.join(issued.view.scopes)})"
+            " — shown once:",
+            markup=False,
+        )
         typer.echo(issued.secret)
 
     @tokens.command("rotate")
@@ -154,9 +203,19 @@ def register(app: typer.Typer) -> None:
         """List API tokens (never their secrets)."""
         rows = ApiTokens(open_app(ctx, home)).list()
         if fmt == "json":
-            print_json([{"token_id": t.token_id, "name": t.name, "scopes": t.scopes,
-                         "active": t.active, "expires_at": t.expires_at,
-                         "last_used_at": t.last_used_at} for t in rows])
+            print_json(
+                [
+                    {
+                        "token_id": t.token_id,
+                        "name": t.name,
+                        "scopes": t.scopes,
+                        "active": t.active,
+                        "expires_at": t.expires_at,
+                        "last_used_at": t.last_used_at,
+                    }
+                    for t in rows
+                ]
+            )
             return
         for t in rows:
             state = "active" if t.active else "revoked"
