@@ -288,7 +288,7 @@ class Sealer:
                     if (chunk_no, src) in sealed.get("", []):  # a key of the old format
                         res.already += len(idx)
                         continue
-                sub = table.filter(pa.array(mask))
+                sub = table if mask.all() else table.filter(pa.array(mask))
                 meta = {
                     **chunk.meta, **self.extra, "v": 1, "source": src, "count": len(idx),
                     "channel": self.channel, "name": res.name, "sha256": res.sha256 or None,

@@ -152,8 +152,9 @@ class EventStore:
         current = self.applied()
         if table.num_rows:
             table = table.select(STORE_SCHEMA.names).cast(STORE_SCHEMA)
-            if current:
-                table = table.filter(pc.greater_equal(table.column("leaf_index"), current))
+            leaf = table.column("leaf_index")
+            if current and pc.min(leaf).as_py() < current:  # else keep all, without a copy
+                table = table.filter(pc.greater_equal(leaf, current))
         written = 0
         if table.num_rows:
             ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
