@@ -294,7 +294,10 @@ class Sealer:
                     "channel": self.channel, "name": res.name, "sha256": res.sha256 or None,
                     "part": part, "received_at": now.isoformat(), "actor": self.actor,
                 }
-                entries = [_header(meta), *[chunk.records[i] for i in idx.tolist()]]
+                # idx is increasing, so as long as the chunk: every record, in order
+                picked = (chunk.records if len(idx) == len(chunk.records)
+                          else [chunk.records[i] for i in idx.tolist()])
+                entries = [_header(meta), *picked]
                 receipt = app.audit.append_batch(src, entries, kind="event")
                 first = receipt.first_index
                 leaves = np.arange(first + 1, first + 1 + len(idx), dtype=np.int64)

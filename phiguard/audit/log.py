@@ -187,7 +187,7 @@ class AuditLog(LogReader):
             raise UsageError("a source is a non-empty name of at most 255 bytes")
         if not entries:
             raise UsageError("an empty batch cannot be appended")
-        if not all(type(e) is bytes for e in entries):
+        if set(map(type, entries)) != {bytes}:  # C-speed check of the usual case
             if not all(isinstance(e, bytes | bytearray | memoryview) for e in entries):
                 raise UsageError("log entries must be bytes")
             entries = [bytes(e) for e in entries]
