@@ -99,7 +99,9 @@ class _Lines:
             yield raw.split(b"\n")
 
 
-def fast_lines(buf: bytes, base: int, quotes: bool) -> tuple[list[bytes], list[int], list[RowError]] | None:
+def fast_lines(
+    buf: bytes, base: int, quotes: bool
+) -> tuple[list[bytes], list[int], list[RowError]] | None:
     """Split a run of whole lines into records with NumPy doing the per-line checks.
 
     Returns None when a line needs the careful path (a quote left open: odd number of
@@ -127,9 +129,9 @@ def fast_lines(buf: bytes, base: int, quotes: bool) -> tuple[list[bytes], list[i
     stops = np.concatenate((ends, [len(arr)]))
     lengths = stops - starts
     parts = buf.split(b"\n")
-    cr = np.flatnonzero((lengths > 0) & (arr[np.maximum(stops - 1, 0)] == 13)) if len(arr) else []
-    for i in cr:
-        parts[i] = parts[i][:-1]
+    if len(arr):
+        for i in np.flatnonzero((lengths > 0) & (arr[np.maximum(stops - 1, 0)] == 13)).tolist():
+            parts[i] = parts[i][:-1]
     first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else np.zeros(n, np.uint8)
     suspect = np.flatnonzero((lengths == 0) | (first == 32) | (first == 9) | (first == 13))
     drop = {int(i) for i in suspect if not parts[i].strip()}
@@ -178,7 +180,8 @@ def line_chunks(lines: _Lines, batch: int, first: int = 0) -> Iterator[Chunk]:
 
 
 def _split(chunk: Chunk, batch: int) -> tuple[Chunk, Chunk]:
-    """The first ``batch`` records (with the errors on lines before the next record), and the rest."""
+    """The first ``batch`` records (with the errors on lines before the next record), and
+    the rest."""
     head = Chunk(chunk.records[:batch], chunk.lines[:batch])
     rest = Chunk(chunk.records[batch:], chunk.lines[batch:])
     cut = rest.lines[0] if rest.lines else float("inf")
@@ -250,7 +253,8 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
                 open_rec = []
             elif len(open_rec) > MAX_QUOTED_LINES or open_bytes > MAX_RECORD_BYTES:
                 start = open_rec[0][0]
-                chunk.errors.append(RowError(start, "a quoted value is never closed (stray quote?)"))
+                chunk.errors.append(
+                    RowError(start, "a quoted value is never closed (stray quote?)"))
                 rest = open_rec[1:]
                 open_rec = []
                 queue.extend(reversed(rest))
@@ -415,6 +419,26 @@ def parquet_chunks(path: Any, batch: int) -> Iterator[Chunk]:
         raise InputError(f"not a readable Parquet file (truncated?): {exc}") from exc
 
 
+_ISO_UTC = "%Y-%m-%dT%H:%M:%S%z"  # Arrow's %S carries the microseconds: 16:00:01.000000
+
+
+def _iso_utc(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``strftime(col, _ISO_UTC)`` of UTC microsecond timestamps, byte for byte, ~10x faster.
+
+    Arrow's per-value ``strftime`` was the largest cost of Parquet ingestion (1.1 µs a row);
+    casting the zone-less instants to text gives ``YYYY-MM-DD HH:MM:SS.ffffff`` in one pass,
+    and two more make it the same canonical form (``T``, ``+0000``). A sample is compared
+    with ``strftime`` first, so an Arrow whose cast formats differently falls back to it.
+    """
+    import pyarrow.compute as pc
+
+    text = pc.cast(pc.cast(col, pa.timestamp("us")), pa.string())
+    fast = pc.binary_join_element_wise(pc.utf8_replace_slice(text, 10, 11, "T"), "+0000", "")
+    if not pc.strftime(col.slice(0, 64), format=_ISO_UTC).equals(fast.slice(0, 64)):
+        return pc.strftime(col, format=_ISO_UTC)
+    return fast
+
+
 def _canonical_strings(table: pa.Table) -> pa.Table:
     import pyarrow.compute as pc
 
@@ -424,8 +448,7 @@ def _canonical_strings(table: pa.Table) -> pa.Table:
         if pa.types.is_timestamp(t):
             if t.tz is None:
                 col = pc.assume_timezone(col, "Asia/Hong_Kong")
-            col = pc.strftime(pc.cast(col, pa.timestamp("us", tz="UTC")),
-                              format="%Y-%m-%dT%H:%M:%S%z")
+            col = _iso_utc(pc.cast(col, pa.timestamp("us", tz="UTC")))
         elif pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_dictionary(t):
             col = pa.array([None if v is None else json.dumps(v, default=str)
                             for v in col.to_pylist()], pa.string())
