@@ -223,6 +223,41 @@ def bench_live(data: Path, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def bench_quality(data: Path) -> dict[str, Any]:
+    """Detection quality against the generator's labels (planted scenarios and decoys)."""
+    from phiguard.crypto.blind import BlindIndex
+    from phiguard.detection.engines import open_engine
+    from phiguard.detection.explain import benign_report
+    from phiguard.detection.pack import Window, run_pack
+    from phiguard.detection.quality import evaluate, planted_spans
+    from phiguard.detection.service import drafts_for
+    from phiguard.detection.settings import DetectionSettings
+    from phiguard.detection.snapshot import from_spec_dir
+    from phiguard.settings import Settings
+
+    labels = json.loads((data / "labels.json").read_text())
+    p = DetectionSettings()
+    window = Window(None, None, p.baseline_days)
+    eng = open_engine("duckdb", settings=Settings(), detect=p)
+    try:
+        res = run_pack(eng, from_spec_dir(data, BlindIndex(KEY)), p, window,
+                       events_uri=str(data / "events.parquet"))
+        benign = benign_report(eng, p, window, planted_spans(labels))
+    finally:
+        eng.close()
+    q = evaluate(drafts_for(res, p, window), labels, p).as_dict()
+    q["benign_explained"] = benign["explained_share"]
+    q["benign_accesses_explained"] = benign["explained_access_share"]
+    print(f"  planted found {len(q['found'])}/{len(q['found']) + len(q['missed'])} "
+          f"(missed: {', '.join(q['missed']) or 'none'}); decoys without a high/critical "
+          f"alert {len(q['decoys_ok'])}/{len(q['decoys_ok']) + len(q['decoys_alerted'])}; "
+          f"benign events explained {benign['explained_share']:.2%} (distinct "
+          f"account-patient-days {benign['explained_access_share']:.2%}); alerts "
+          f"{q['alerts']}; high/critical alerts outside the labels "
+          f"{q['high_or_critical_unlabelled']}", flush=True)
+    return q
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path,
@@ -238,6 +273,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50_000, help="events/s for the paced run")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
     generate(args.data, args)
     out: dict[str, Any] = {}
@@ -246,6 +282,9 @@ def main() -> None:
     if not args.skip_live:
         print("\nlive: the watcher", flush=True)
         out["live"] = bench_live(args.data, args)
+    if not args.skip_quality and (args.data / "labels.json").exists():
+        print("\nquality on the generator's labels", flush=True)
+        out["quality"] = bench_quality(args.data)
     print("\n" + json.dumps(out, indent=1, default=str))
 
 

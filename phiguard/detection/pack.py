@@ -86,7 +86,9 @@ def prepare(engine: Engine, ref: Reference, events_uri: str | None) -> None:
 
 def build_stages(engine: Engine, names: list[str], p: DetectionSettings, w: Window,
                  timings: dict[str, float]) -> None:
-    for name in closure(names):
+    order = closure(names)
+    built: set[str] = set()
+    for name in order:
         stage = STAGES[name]
         t0, c0 = time.perf_counter(), time.process_time()
         sql = render(stage.sql, engine, p, w)
@@ -96,6 +98,12 @@ def build_stages(engine: Engine, names: list[str], p: DetectionSettings, w: Wind
             engine.materialise(name, sql)
         timings[f"stage:{name}"] = time.perf_counter() - t0
         timings[f"cpu:stage:{name}"] = time.process_time() - c0
+        built.add(name)
+        for t in [t for t in built if STAGES[t].transient and t not in names]:
+            readers = [s for s in order if t in STAGES[s].needs]
+            if all(r in built for r in readers):
+                engine.drop(t)
+                built.discard(t)
 
 
 def run_rules(engine: Engine, rules: tuple[Rule, ...], ctx: Context, w: Window,

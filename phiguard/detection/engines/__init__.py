@@ -53,6 +53,9 @@ class Engine(Protocol):
     def view(self, name: str, sql: str) -> None:
         """Name ``sql`` without computing it."""
 
+    def drop(self, name: str) -> None:
+        """Forget a materialised relation (to free its memory)."""
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as plain Python values."""
 

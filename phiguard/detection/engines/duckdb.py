@@ -118,6 +118,9 @@ class DuckDBEngine:
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         return self.con.sql(sql).to_arrow_table().to_pylist()
 

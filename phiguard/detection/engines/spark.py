@@ -167,6 +167,11 @@ class SparkEngine:
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)
 
+    def drop(self, name: str) -> None:
+        # Cached DataFrames stay until close(): a downstream cache may not be computed yet
+        # (Spark caches lazily), and unpersisting early would recompute the stage.
+        pass
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         return [r.asDict(recursive=True) for r in self.spark.sql(sql).collect()]
 

@@ -108,7 +108,7 @@ WITH f AS (
          min(CASE WHEN hits.suspended THEN greatest(x.first_us, hits.suspended_us) END)
              AS first_after,
          {{ d.sample('x.patient_id', n, 'true') }} AS sample
-  FROM access x JOIN hits ON hits.account_id = x.account_id AND hits.dayno = x.dayno
+  FROM access_x x JOIN hits ON hits.account_id = x.account_id AND hits.dayno = x.dayno
   WHERE hits.unknown_account OR hits.after_contract OR hits.expired
      OR x.last_us >= hits.suspended_us
   GROUP BY x.account_id, x.dayno
@@ -164,6 +164,6 @@ RULES = [
     Rule("outside_grant", "grant", "Access outside every grant of the account",
          OUTSIDE_GRANT, assess_outside_grant, needs=("gcheck",)),
     Rule("account_status", "grant", "Account used after its contract, validity or vendor ended",
-         ACCOUNT_STATUS, assess_account_status, needs=("acct_day", "acct", "access"),
+         ACCOUNT_STATUS, assess_account_status, needs=("acct_day", "acct", "access_x"),
          emits=("unknown_account", "after_contract_end", "account_expired", "suspended_vendor")),
 ]

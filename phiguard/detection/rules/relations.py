@@ -31,7 +31,7 @@ def _relations_sql() -> str:
         cols.append(f"max(CASE WHEN {cond} THEN last_us END) AS l_{kind}")
         cols.append(f"{{{{ d.sample('patient_id', n, {cond!r}) }}}} AS s_{kind}")
     return (
-        "SELECT account_id, dayno, min(day) AS day,\n       "
+        "SELECT account_id, dayno, {{ d.date_of('dayno') }} AS day,\n       "
         + ",\n       ".join(cols)
         + "\nFROM access_x\nWHERE dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }}"
         "\n  AND (vip OR is_self OR is_coworker OR is_family)\nGROUP BY account_id, dayno"

@@ -22,6 +22,7 @@ class Stage:
     sql: str
     kind: str = "table"  # table | view
     needs: tuple[str, ...] = ()
+    transient: bool = False  # dropped once every stage that reads it is built (memory)
 
 
 EV = """
@@ -74,9 +75,8 @@ LEFT JOIN (SELECT account_id, count(*) AS n_grants FROM grants GROUP BY account_
 # One row per account, patient and day: the grain of explanation-based auditing.
 ACCESS = """
 SELECT g.*, {{ d.row_id() }} AS aid FROM (
-  SELECT account_id, patient_id, dayno, min(day) AS day, count(*) AS n,
-         min(ts_us) AS first_us, max(ts_us) AS last_us,
-         sum(CASE WHEN action IN ('export', 'print') THEN 1 ELSE 0 END) AS n_out
+  SELECT account_id, patient_id, dayno, count(*) AS n,
+         min(ts_us) AS first_us, max(ts_us) AS last_us
   FROM ev
   WHERE outcome = 'success' AND patient_id IS NOT NULL
   GROUP BY account_id, patient_id, dayno
@@ -110,9 +110,9 @@ WITH m AS (
   SELECT patient_id, min(account_id) AS holder
   FROM accounts WHERE patient_id IS NOT NULL GROUP BY patient_id
 )
-SELECT x.account_id, x.patient_id, x.dayno, x.day, x.n, x.n_out, x.first_us, x.last_us,
-       a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant, a.department, a.role,
-       pt.cluster AS p_cluster, coalesce(pt.vip, false) AS vip,
+SELECT x.account_id, x.patient_id, x.dayno, x.n, x.first_us, x.last_us,
+       a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant,
+       coalesce(pt.vip, false) AS vip,
        (a.patient_id IS NOT NULL AND a.patient_id = x.patient_id) AS is_self,
        (h.holder IS NOT NULL AND (a.patient_id IS NULL OR a.patient_id <> x.patient_id))
            AS is_coworker,
@@ -273,7 +273,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("ev", EV, "view"),
     Stage("ev_all", EV_ALL, "view"),
     Stage("acct", ACCT, "view"),
-    Stage("access", ACCESS, "table", ("ev",)),
+    Stage("access", ACCESS, "table", ("ev",), transient=True),
     Stage("access_x", ACCESS_X, "table", ("access", "gev", "gcheck")),
     Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
     Stage("acct_day", ACCT_DAY, "table", ("ev", "access_x", "acct_client")),

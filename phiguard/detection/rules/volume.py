@@ -182,7 +182,8 @@ def assess_daily(r: dict[str, Any], c: Context) -> list[Hit]:
 
 VENDOR = """
 WITH vd AS (
-  SELECT vendor_id, dayno, min(day) AS day, count(DISTINCT patient_id) AS n_patients,
+  SELECT vendor_id, dayno, {{ d.date_of('dayno') }} AS day,
+         count(DISTINCT patient_id) AS n_patients,
          count(DISTINCT account_id) AS n_accounts,
          count(DISTINCT CASE WHEN NOT explained THEN patient_id END) AS n_unexplained,
          min(first_us) AS first_us, max(last_us) AS last_us
