@@ -121,7 +121,15 @@ class LiveEvaluator:
         return True
 
     def _explained(self, account_id: str, patient_ids: list[str], at_us: int) -> int:
-        """How many of ``patient_ids`` an encounter of the account or its department explains."""
+        """How many of ``patient_ids`` an encounter of the account or its department, or a
+        grant that covered the account's work on them, explains."""
+        if not patient_ids:
+            return 0
+        granted = {p for p in patient_ids if self.grant_ok.get((account_id, p))}
+        rest = sorted(set(patient_ids) - granted)
+        return len(granted) + self._encounter_explained(account_id, rest, at_us)
+
+    def _encounter_explained(self, account_id: str, patient_ids: list[str], at_us: int) -> int:
         if not patient_ids:
             return 0
         dept = (self.accounts.get(account_id) or {}).get("department") or ""

@@ -32,13 +32,26 @@ def _night(hospital: W.World) -> pa.Table:
     return t.filter(pc.greater_equal(t["ts"], pa.scalar(NIGHT, pa.timestamp("us", tz="UTC"))))
 
 
-@pytest.fixture
-def watcher(app: App, world_dir: Path, clock) -> Watcher:  # type: ignore[no-untyped-def]
+def _watcher(app: App, world_dir: Path, clock) -> Watcher:  # type: ignore[no-untyped-def]
     clock.at = W.at(W.LAST, 1, 30)  # the night of the export: containment happens "now"
     _load(app, world_dir)
     sink = MockSink()
     w = Watcher.start(app, W.settings(contain="account", sink_min_severity="high"), sinks=[sink],
                       baseline_before=NIGHT, events_uri=str(world_dir / "events.parquet"))
+    return w
+
+
+@pytest.fixture
+def watcher(app: App, world_dir: Path, clock) -> Watcher:  # type: ignore[no-untyped-def]
+    """On SQLite and PostgreSQL: containment and alert storage write to the database."""
+    w = _watcher(app, world_dir, clock)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def sqlite_watcher(sqlite_app: App, world_dir: Path, clock) -> Watcher:  # type: ignore[no-untyped-def]
+    w = _watcher(sqlite_app, world_dir, clock)
     yield w
     w.close()
 
@@ -66,7 +79,8 @@ def test_export_is_caught_while_it_runs_and_contained(app: App, watcher: Watcher
     assert "the grant covers HKWC only, 50 rows at most" in " ".join(stored[0].reasons)
 
 
-def test_relationship_rules_fire_live(watcher: Watcher, hospital: W.World) -> None:
+def test_relationship_rules_fire_live(sqlite_watcher: Watcher, hospital: W.World) -> None:
+    watcher = sqlite_watcher
     night = _night(hospital)
     raised = []
     for i in range(0, night.num_rows, 500):
@@ -79,10 +93,11 @@ def test_relationship_rules_fire_live(watcher: Watcher, hospital: W.World) -> No
     assert not {a for a, _ in found} & {"d01", "d03", "d04", "e01", "svc-nightly"}
 
 
-def test_batch_run_completes_the_live_alert(app: App, watcher: Watcher, hospital: W.World,
-                                            world_dir: Path) -> None:
+def test_batch_run_completes_the_live_alert(sqlite_app: App, sqlite_watcher: Watcher,
+                                            hospital: W.World, world_dir: Path) -> None:
     from phiguard.detection import service
 
+    app, watcher = sqlite_app, sqlite_watcher
     night = _night(hospital)
     watcher.feed(night.filter(pc.equal(night["account_id"], "vx-eng-07")))
     live = alerts.list_alerts(app, account_id="vx-eng-07")
