@@ -184,7 +184,7 @@ def bench_proofs(root: Path, n: int, sparse: bool) -> dict[str, tuple[float, flo
                 return bytes(32)
 
         for i in indices:
-            inclusion_proof(Recorder(), i, size)  # type: ignore[arg-type]
+            inclusion_proof(Recorder(), i, size)
     _write_tree(folder, n, needed)
     files = NodeFiles(folder, writable=False)
     top = TopNodes(files)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class BatchReceipt:
     """Where a durable batch landed: entries ``first_index … first_index+count-1`` of a tree
-    of ``tree_size`` leaves whose root is ``root`` (not yet signed; see :meth:`latest_checkpoint`)."""
+    of ``tree_size`` leaves whose root is ``root`` (not yet signed; see
+    :meth:`latest_checkpoint`)."""
 
     first_index: int
     count: int
