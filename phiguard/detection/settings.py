@@ -192,6 +192,12 @@ class DetectionSettings(BaseSettings):
     dormant_days: int = Field(
         30, description="An account idle for at least this many days is dormant.", ge=1
     )
+    dormant_unseen_days: int = Field(
+        14,
+        description="An account that existed all along but did nothing in the whole history on "
+        "record, when that history covers at least this many days, is dormant too.",
+        ge=1,
+    )
     new_client_min_history_days: int = Field(
         5,
         description="Active days of history an account needs before a new client address or "
@@ -210,13 +216,13 @@ class DetectionSettings(BaseSettings):
 
     # -- relationships -------------------------------------------------------------------
     unexplained_min_patients: int = Field(
-        15,
+        20,
         description="An account-day with at least this many patients no encounter, department "
         "or grant explains…",
         ge=1,
     )
     unexplained_min_share: float = Field(
-        0.3, description="…that are at least this share of its patients, is a hit.", ge=0, le=1
+        0.5, description="…that are at least this share of its patients, is a hit.", ge=0, le=1
     )
     unexplained_high_patients: int = Field(
         100, description="Unexplained patients in a day that make the hit high.", ge=1

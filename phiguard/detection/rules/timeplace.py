@@ -75,7 +75,8 @@ WITH g AS (
   LEFT JOIN accounts a ON a.account_id = g.account_id
   WHERE g.dayno >= {{ w.report_dayno }} AND g.last_us >= {{ w.report_us }}
     AND ((g.prev_dayno IS NOT NULL AND g.dayno - g.prev_dayno >= {{ p.dormant_days }})
-         OR (g.prev_dayno IS NULL AND g.dayno - lo.d_min >= {{ p.dormant_days }}
+         OR (g.prev_dayno IS NULL
+             AND g.dayno - lo.d_min >= {{ [p.dormant_days, p.dormant_unseen_days] | min }}
              AND a.account_id IS NOT NULL
              AND (a.active_from IS NULL OR a.active_from <= lo.day_min)))
 ), places AS (
