@@ -87,50 +87,114 @@ def build(root: Path, rng: random.Random) -> tuple[App, list[dict[str, Any]]]:
     for i in range(ACCOUNTS):
         staff = i % 10 == 0
         aid = f"a{i:05d}"
-        accounts.append({"account_id": aid, "employer": "HA" if staff else vendors[i % VENDORS],
-                         "role": "doctor" if staff else "vendor_engineer", "department": "IT",
-                         "cluster": rng.choice(CLUSTERS) if staff else "ALL",
-                         "status": "active", "row_mac": MAC})
+        accounts.append(
+            {
+                "account_id": aid,
+                "employer": "HA" if staff else vendors[i % VENDORS],
+                "role": "doctor" if staff else "vendor_engineer",
+                "department": "IT",
+                "cluster": rng.choice(CLUSTERS) if staff else "ALL",
+                "status": "active",
+                "row_mac": MAC,
+            }
+        )
         if not staff:
-            training.append({"account_id": aid, "course": "phi-privacy",
-                             "completed_on": today - timedelta(days=30),
-                             "expires_on": today + timedelta(days=335), "recorded_by": "hr",
-                             "recorded_at": NOW})
+            training.append(
+                {
+                    "account_id": aid,
+                    "course": "phi-privacy",
+                    "completed_on": today - timedelta(days=30),
+                    "expires_on": today + timedelta(days=335),
+                    "recorded_by": "hr",
+                    "recorded_at": NOW,
+                }
+            )
         for j in range(GRANTS_PER_ACCOUNT):
             start = NOW + timedelta(hours=rng.randint(-48, 24))
-            g = {"grant_id": f"G{i:05d}-{j}", "account_id": aid,
-                 "scope_cluster": rng.choice([*CLUSTERS, "ALL"]),
-                 "scope_fields": ",".join(sorted(rng.sample(FIELDS, rng.randint(1, 4)))),
-                 "actions": ",".join(sorted(rng.sample(ACTIONS, rng.randint(1, 2)))),
-                 "max_rows": rng.choice([1, 20, 50, 1000]), "valid_from": start,
-                 "valid_to": start + timedelta(hours=rng.randint(1, 72)),
-                 "purpose": "HOPERAT", "approved_by": "a00000", "status": "active",
-                 "origin": "request"}
+            g = {
+                "grant_id": f"G{i:05d}-{j}",
+                "account_id": aid,
+                "scope_cluster": rng.choice([*CLUSTERS, "ALL"]),
+                "scope_fields": ",".join(sorted(rng.sample(FIELDS, rng.randint(1, 4)))),
+                "actions": ",".join(sorted(rng.sample(ACTIONS, rng.randint(1, 2)))),
+                "max_rows": rng.choice([1, 20, 50, 1000]),
+                "valid_from": start,
+                "valid_to": start + timedelta(hours=rng.randint(1, 72)),
+                "purpose": "HOPERAT",
+                "approved_by": "a00000",
+                "status": "active",
+                "origin": "request",
+            }
             grants.append(g)
             terms.append({"grant_id": g["grant_id"], "single_use": False})
             grant_rows.append(g)
     with app.session() as s:
-        s.execute(insert(Vendor), [{"vendor_id": v, "name": v, "dpa_signed": True,
-                                    "last_assessment": today - timedelta(days=40),
-                                    "status": "active", "row_mac": MAC} for v in vendors])
-        s.execute(insert(Contract), [{"contract_id": f"C-{v}", "vendor_id": v,
-                                      "start": date(2025, 1, 1), "end": date(2027, 12, 31),
-                                      "dpa_signed": True} for v in vendors])
+        s.execute(
+            insert(Vendor),
+            [
+                {
+                    "vendor_id": v,
+                    "name": v,
+                    "dpa_signed": True,
+                    "last_assessment": today - timedelta(days=40),
+                    "status": "active",
+                    "row_mac": MAC,
+                }
+                for v in vendors
+            ],
+        )
+        s.execute(
+            insert(Contract),
+            [
+                {
+                    "contract_id": f"C-{v}",
+                    "vendor_id": v,
+                    "start": date(2025, 1, 1),
+                    "end": date(2027, 12, 31),
+                    "dpa_signed": True,
+                }
+                for v in vendors
+            ],
+        )
         s.execute(insert(Account), accounts)
         s.execute(insert(Grant), grants)
         s.execute(insert(GrantTerms), terms)
         s.execute(insert(TrainingRecord), training)
-        s.execute(insert(Assessment), [{
-            "assessment_id": f"AS-{v}", "vendor_id": v, "assessor": "risk",
-            "completed_on": today - timedelta(days=40),
-            "valid_until": today + timedelta(days=325), "score": 90.0, "passed": True,
-            "answers": {}} for v in vendors])
+        s.execute(
+            insert(Assessment),
+            [
+                {
+                    "assessment_id": f"AS-{v}",
+                    "vendor_id": v,
+                    "assessor": "risk",
+                    "completed_on": today - timedelta(days=40),
+                    "valid_until": today + timedelta(days=325),
+                    "score": 90.0,
+                    "passed": True,
+                    "answers": {},
+                }
+                for v in vendors
+            ],
+        )
         for lo in range(0, PATIENTS, 10_000):
-            s.execute(insert(Patient), [{
-                "patient_id": f"P{k:07d}", "pii": b"", "sex": "U",
-                "cluster": CLUSTERS[k % len(CLUSTERS)], "has_phone": False,
-                "has_address": False, "app_registered": False, "vip": k % 997 == 0,
-                "is_canary": False, "row_mac": MAC} for k in range(lo, min(PATIENTS, lo + 10_000))])
+            s.execute(
+                insert(Patient),
+                [
+                    {
+                        "patient_id": f"P{k:07d}",
+                        "pii": b"",
+                        "sex": "U",
+                        "cluster": CLUSTERS[k % len(CLUSTERS)],
+                        "has_phone": False,
+                        "has_address": False,
+                        "app_registered": False,
+                        "vip": k % 997 == 0,
+                        "is_canary": False,
+                        "row_mac": MAC,
+                    }
+                    for k in range(lo, min(PATIENTS, lo + 10_000))
+                ],
+            )
     return app, grant_rows
 
 
@@ -156,22 +220,38 @@ def questions(rng: random.Random, grant_rows: list[dict[str, Any]]) -> list[dict
             k -= k % len(CLUSTERS)
             k += CLUSTERS.index(cluster)
             patient = f"P{min(k, PATIENTS - 1):07d}"
-        out.append({"account": g["account_id"], "action": action, "cluster": cluster,
-                    "patient": patient, "fields": ",".join(fields), "rows": rows, "at": at})
+        out.append(
+            {
+                "account": g["account_id"],
+                "action": action,
+                "cluster": cluster,
+                "patient": patient,
+                "fields": ",".join(fields),
+                "rows": rows,
+                "at": at,
+            }
+        )
     return out
 
 
 def _pct(values: list[int]) -> dict[str, float]:
     us = sorted(x / 1000 for x in values)
-    return {"p50": us[len(us) // 2], "p99": us[max(0, int(len(us) * 0.99) - 1)],
-            "mean": statistics.fmean(us), "n": len(us)}
+    return {
+        "p50": us[len(us) // 2],
+        "p99": us[max(0, int(len(us) * 0.99) - 1)],
+        "mean": statistics.fmean(us),
+        "n": len(us),
+    }
 
 
 def summarise(name: str, timed: tuple[list[int], list[int]]) -> dict[str, dict[str, float]]:
     wall, cpu = _pct(timed[0]), _pct(timed[1])
-    print(f"  {name:<18} CPU p50 {cpu['p50']:8.1f} p99 {cpu['p99']:8.1f} µs | wall p50 "
-          f"{wall['p50']:8.1f} p99 {wall['p99']:8.1f} mean {wall['mean']:8.1f} µs  "
-          f"({wall['n']:,.0f})", flush=True)
+    print(
+        f"  {name:<18} CPU p50 {cpu['p50']:8.1f} p99 {cpu['p99']:8.1f} µs | wall p50 "
+        f"{wall['p50']:8.1f} p99 {wall['p99']:8.1f} mean {wall['mean']:8.1f} µs  "
+        f"({wall['n']:,.0f})",
+        flush=True,
+    )
     return {"wall": wall, "cpu": cpu}
 
 
@@ -234,17 +314,19 @@ def audited_throughput(app: App, qs: list[dict[str, Any]]) -> tuple[float, float
 
 def main() -> int:
     rng = random.Random(2026)
-    print(f"bench_access: {ACCOUNTS:,} accounts, {ACCOUNTS * GRANTS_PER_ACCOUNT:,} grants, "
-          f"{PATIENTS:,} patients, {QUESTIONS:,} questions"
-          f"{'' if FULL else ' (quick; BENCH_SCALE=full for the issue size)'}", flush=True)
+    print(
+        f"bench_access: {ACCOUNTS:,} accounts, {ACCOUNTS * GRANTS_PER_ACCOUNT:,} grants, "
+        f"{PATIENTS:,} patients, {QUESTIONS:,} questions"
+        f"{'' if FULL else ' (quick; BENCH_SCALE=full for the issue size)'}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         app, grant_rows = build(Path(tmp), rng)
         print(f"  built the home in {time.perf_counter() - t:.1f} s", flush=True)
         qs = questions(rng, grant_rows)
 
-        point = PolicyDecisionPoint(app, AccessSettings(engine="python",
-                                                        cache_check_seconds=1.0))
+        point = PolicyDecisionPoint(app, AccessSettings(engine="python", cache_check_seconds=1.0))
         app.__dict__["_access_pdp"] = point
         t = time.perf_counter()
         loaded = point.preload()
@@ -263,26 +345,35 @@ def main() -> int:
 
         results = {}
         results["core"] = best_of("phiguard core", PASSES, point.decide_question, parsed)
-        results["decide"] = best_of("phiguard decide()", PASSES,
-                                    lambda q: decide(app, record=False, **q), qs)
+        results["decide"] = best_of(
+            "phiguard decide()", PASSES, lambda q: decide(app, record=False, **q), qs
+        )
         audited = qs[: min(500, len(qs))]
-        results["audit"] = summarise("decide()+audit", time_each(
-            lambda q: decide(app, record=True, **q), audited))
+        results["audit"] = summarise(
+            "decide()+audit", time_each(lambda q: decide(app, record=True, **q), audited)
+        )
         one_by_one, batched = audited_throughput(app, audited)
-        print(f"  audited decisions/s: one caller, one fsync each {one_by_one:8,.0f}  |  "
-              f"{BATCH_THREADS} callers through DecisionBatcher (one append per group) "
-              f"{batched:8,.0f}  ({batched / one_by_one:.1f}×)", flush=True)
+        print(
+            f"  audited decisions/s: one caller, one fsync each {one_by_one:8,.0f}  |  "
+            f"{BATCH_THREADS} callers through DecisionBatcher (one append per group) "
+            f"{batched:8,.0f}  ({batched / one_by_one:.1f}×)",
+            flush=True,
+        )
 
-        cedar_point = PolicyDecisionPoint(app, AccessSettings(engine="cedar",
-                                                              cache_check_seconds=1.0))
+        cedar_point = PolicyDecisionPoint(
+            app, AccessSettings(engine="cedar", cache_check_seconds=1.0)
+        )
         cedar_point.preload()
         sample = parsed[: min(5_000, len(parsed))]
         for q in sample:
             cedar_point.decide_question(q)  # build the per-account Cedar entities once
-        agree = sum(cedar_point.decide_question(q).allowed == point.decide_question(q).allowed
-                    for q in sample)
-        results["cedar"] = summarise("phiguard cedar", time_each(cedar_point.decide_question,
-                                                                 sample))
+        agree = sum(
+            cedar_point.decide_question(q).allowed == point.decide_question(q).allowed
+            for q in sample
+        )
+        results["cedar"] = summarise(
+            "phiguard cedar", time_each(cedar_point.decide_question, sample)
+        )
         print(f"  cedar and compiled policies agree on {agree:,} of {len(sample):,}", flush=True)
 
         import casbin
@@ -308,9 +399,12 @@ def main() -> int:
         t = time.perf_counter()
         for cl in CLUSTERS:  # the first question in a domain builds its role manager
             enforcer.enforce("nobody", cl, "records", "read")
-        print(f"  pycasbin loaded {len(pairs):,} role assignments in {loaded_s:.1f} s and "
-              f"built its {len(CLUSTERS)} domain role managers in "
-              f"{time.perf_counter() - t:.1f} s", flush=True)
+        print(
+            f"  pycasbin loaded {len(pairs):,} role assignments in {loaded_s:.1f} s and "
+            f"built its {len(CLUSTERS)} domain role managers in "
+            f"{time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
         cq = [(q["account"], q["cluster"], "records", q["action"]) for q in qs]
         for x in cq[:100]:
             enforcer.enforce(*x)
@@ -320,16 +414,20 @@ def main() -> int:
     print("\nbest of {PASSES} passes:".replace("{PASSES}", str(PASSES)))
     for basis in ("cpu", "wall"):
         core, dec, anchor = (results[k][basis] for k in ("core", "decide", "casbin"))
-        print(f"{basis:>4}: median phiguard core {core['p50']:.1f} µs, decide() "
-              f"{dec['p50']:.1f} µs; pycasbin {anchor['p50']:.1f} µs; ratio decide()/pycasbin "
-              f"{dec['p50'] / anchor['p50']:.2f}×  |  p99 core {core['p99']:.1f}, decide() "
-              f"{dec['p99']:.1f}, pycasbin {anchor['p99']:.1f} µs; ratio "
-              f"{dec['p99'] / anchor['p99']:.2f}×")
+        print(
+            f"{basis:>4}: median phiguard core {core['p50']:.1f} µs, decide() "
+            f"{dec['p50']:.1f} µs; pycasbin {anchor['p50']:.1f} µs; ratio decide()/pycasbin "
+            f"{dec['p50'] / anchor['p50']:.2f}×  |  p99 core {core['p99']:.1f}, decide() "
+            f"{dec['p99']:.1f}, pycasbin {anchor['p99']:.1f} µs; ratio "
+            f"{dec['p99'] / anchor['p99']:.2f}×"
+        )
     target = 100.0
     for basis in ("cpu", "wall"):
         p99 = results["decide"][basis]["p99"]
-        print(f"target p99 ≤ {target:.0f} µs ({basis} time): decide() "
-              f"{'meets' if p99 <= target else 'misses'} it at {p99:.1f} µs")
+        print(
+            f"target p99 ≤ {target:.0f} µs ({basis} time): decide() "
+            f"{'meets' if p99 <= target else 'misses'} it at {p99:.1f} µs"
+        )
     return 0
 
 

@@ -66,8 +66,10 @@ def prepare(tmp: Path) -> dict[str, str]:
     t = time.perf_counter()
     patients, days = (20_000, 7) if FULL else (5_000, 2)
     hospital = build(app, tmp / "data", patients=patients, days=days)
-    print(f"demo data: {patients:,} patients, {days} days, {len(hospital.alerts)} alerts "
-          f"({time.perf_counter() - t:.0f} s to build)")
+    print(
+        f"demo data: {patients:,} patients, {days} days, {len(hospital.alerts)} alerts "
+        f"({time.perf_counter() - t:.0f} s to build)"
+    )
     users = Users(app)
     users.create("bench-admin", "admin", PASSWORD, actor="bench")
     officer = users.create("bench-officer", "privacy_officer", PASSWORD, actor="bench")
@@ -93,14 +95,17 @@ def login(base: str, secret: str) -> dict[str, str]:
     return {"Cookie": f"phiguard_session={cookie}"}
 
 
-async def constant_rate(base: str, path: str, headers: dict[str, str], rate: float,
-                        seconds: float) -> list[float]:
+async def constant_rate(
+    base: str, path: str, headers: dict[str, str], rate: float, seconds: float
+) -> list[float]:
     import httpx
 
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10,
-                                 limits=httpx.Limits(max_connections=64)) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=10, limits=httpx.Limits(max_connections=64)
+    ) as c:
+
         async def one() -> None:
             nonlocal errors
             t = time.perf_counter()
@@ -128,10 +133,19 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int = 32,
-        threads: int = 2) -> tuple[float, float]:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-           str(script), url]
+def wrk(
+    url: str, script: Path, seconds: int, connections: int = 32, threads: int = 2
+) -> tuple[float, float]:
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -169,8 +183,15 @@ def in_process_decisions(home: Path, seconds: float = 3.0) -> float:
         n, end = 0, time.perf_counter() + seconds
         t = time.perf_counter()
         while time.perf_counter() < end:
-            pdp.decide(app, account="vx-eng-07", action="read", cluster="HKWC",
-                       fields=["name", "sex"], rows=10, purpose="SYSADMIN")
+            pdp.decide(
+                app,
+                account="vx-eng-07",
+                action="read",
+                cluster="HKWC",
+                fields=["name", "sex"],
+                rows=10,
+                purpose="SYSADMIN",
+            )
             n += 1
         return n / (time.perf_counter() - t)
     finally:
@@ -190,22 +211,30 @@ def main() -> None:
         exe = Path(sys.executable).parent / "phiguard"
         workers = os.environ.get("BENCH_WEB_WORKERS", "2")
         print(f"phiguard serve --workers {workers}")
-        procs.append(subprocess.Popen([str(exe), "serve", "--home", str(home), "--port",
-                                       str(port), "--workers", workers],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [str(exe), "serve", "--home", str(home), "--port", str(port), "--workers", workers],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         base = f"http://127.0.0.1:{port}"
         wait_up(f"{base}/v1/health")
         headers = login(base, creds["secret"])
         # steady state, as a running console is: the first seconds after a start belong to
         # the background parts catching up (the detection watcher reads the event store)
         time.sleep(SETTLE_SECONDS)
-        print(f"\nconstant rate, 100 requests/s for {seconds} s after a {SETTLE_SECONDS} s "
-              "settle and a 3 s warm-up at 20/s (target p99 ≤ 200 ms):")
+        print(
+            f"\nconstant rate, 100 requests/s for {seconds} s after a {SETTLE_SECONDS} s "
+            "settle and a 3 s warm-up at 20/s (target p99 ≤ 200 ms):"
+        )
         for path in ("/", "/alerts"):
             asyncio.run(constant_rate(base, path, headers, 20, 3))  # warm both workers
             lat = asyncio.run(constant_rate(base, path, headers, 100, seconds))
-            print(f"  {path:8} p50 {statistics.median(lat) * 1e3:6.1f} ms   "
-                  f"p99 {pct(lat, 99) * 1e3:6.1f} ms   ({len(lat)} requests)")
+            print(
+                f"  {path:8} p50 {statistics.median(lat) * 1e3:6.1f} ms   "
+                f"p99 {pct(lat, 99) * 1e3:6.1f} ms   ({len(lat)} requests)"
+            )
 
         # the same pages closed-loop with wrk: how far the server is from the 100/s asked
         # (the Python client above shares the 2 cores; wrk needs far less of them)
@@ -217,13 +246,22 @@ def main() -> None:
             print(f"  {path:8} {rps:8,.0f} req/s   p99 {p99:6.1f} ms")
 
         script = tmp / "decide.lua"
-        body = json.dumps({"account": "vx-eng-07", "action": "read", "cluster": "HKWC",
-                           "fields": ["name", "sex"], "rows": 10, "purpose": "SYSADMIN"})
+        body = json.dumps(
+            {
+                "account": "vx-eng-07",
+                "action": "read",
+                "cluster": "HKWC",
+                "fields": ["name", "sex"],
+                "rows": 10,
+                "purpose": "SYSADMIN",
+            }
+        )
         script.write_text(
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(body)}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {creds["token"]}"\n')
+            f'wrk.headers["Authorization"] = "Bearer {creds["token"]}"\n'
+        )
         wrk(f"{base}/v1/decide", script, 2)  # warm-up
         ours, ours_p99 = wrk(f"{base}/v1/decide", script, seconds)
 
@@ -239,10 +277,14 @@ def main() -> None:
         procs.clear()
         local = in_process_decisions(home)
         print(f"\n/v1/decide with wrk -t2 -c32 for {seconds} s (target ≥ 3,000 requests/s):")
-        print(f"  phiguard (token auth, Cedar/Python PDP, audited): {ours:8,.0f} req/s  "
-              f"p99 {ours_p99:.1f} ms")
-        print(f"  anchor: bare FastAPI endpoint, same uvicorn:      {bare:8,.0f} req/s  "
-              f"p99 {bare_p99:.1f} ms")
+        print(
+            f"  phiguard (token auth, Cedar/Python PDP, audited): {ours:8,.0f} req/s  "
+            f"p99 {ours_p99:.1f} ms"
+        )
+        print(
+            f"  anchor: bare FastAPI endpoint, same uvicorn:      {bare:8,.0f} req/s  "
+            f"p99 {bare_p99:.1f} ms"
+        )
         print(f"  anchor: decide() in process, no HTTP:             {local:8,.0f} decisions/s")
         print(f"  ratio phiguard / bare FastAPI: {ours / bare:.2f}×")
     finally:

@@ -42,6 +42,7 @@ OPTIONAL: tuple[str, ...] = tuple(c for c in COLUMNS if c not in REQUIRED)
 ACTIONS: tuple[str, ...] = ("read", "search", "print", "export", "update")
 OUTCOMES: tuple[str, ...] = ("success", "denied")
 MAX_CHARS = 256
+MAX_SOURCE_CHARS = 64  # the completeness tables key on the source (String(64) on PostgreSQL)
 MAX_FIELDS_CHARS = 4096
 MAX_SEQ_DIGITS = 18
 HK_OFFSET = "+08:00"  # Hong Kong has kept UTC+8 all year since 1979
@@ -173,7 +174,7 @@ def validate(strings: pa.Table, lines: np.ndarray) -> Validated:
         flag(~_mask(pc.is_valid(cols[c])), f"{c} is missing or empty")
     for c in COLUMNS:
         # bytes, not characters: O(1) per value from the offsets (a CJK character is 3)
-        limit = MAX_FIELDS_CHARS if c == "fields" else MAX_CHARS
+        limit = {"fields": MAX_FIELDS_CHARS, "source": MAX_SOURCE_CHARS}.get(c, MAX_CHARS)
         flag(_mask(pc.greater(pc.binary_length(cols[c]), limit)),
              f"{c} is longer than {limit} bytes")
     flag(~_mask(pc.match_substring_regex(cols["source"], _SOURCE_RE)) & ~bad,

@@ -42,8 +42,20 @@ log = logging.getLogger("phiguard.web")
 
 #: route modules, mounted in this order; each defines ``router`` (an APIRouter)
 ROUTE_MODULES = (
-    "auth", "account", "admin", "dashboard", "alerts", "incidents", "scans", "vendors",
-    "audit", "patients", "public", "api_core", "api_access", "api_audit",
+    "auth",
+    "account",
+    "admin",
+    "dashboard",
+    "alerts",
+    "incidents",
+    "scans",
+    "vendors",
+    "audit",
+    "patients",
+    "public",
+    "api_core",
+    "api_access",
+    "api_audit",
 )
 
 _STATUS: list[tuple[type[PhiguardError], int]] = [
@@ -102,16 +114,20 @@ def create_app(app: App, web: WebSettings | None = None, *, port: int = 8000) ->
         message = str(exc) if status < 500 else "internal error; see the server log"
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=status, headers=headers)
-        resp = renderer.page(request, "error.html", status=status, status_code=status,
-                             detail=message)
+        resp = renderer.page(
+            request, "error.html", status=status, status_code=status, detail=message
+        )
         resp.headers.update(headers)
         return resp
 
     @api.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         if _is_api(request):
-            return JSONResponse({"detail": "authentication required"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "authentication required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         from urllib.parse import urlencode
 
         return RedirectResponse(f"/login?{urlencode({'next': exc.next_url})}", status_code=303)
@@ -126,18 +142,32 @@ def create_app(app: App, web: WebSettings | None = None, *, port: int = 8000) ->
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if _is_api(request):
             return JSONResponse({"detail": _clean_errors(exc.errors())}, status_code=422)
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
-                           for e in exc.errors())
-        return renderer.page(request, "error.html", status=422, status_code=422,
-                             detail=detail or "the form is incomplete")
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+        )
+        return renderer.page(
+            request,
+            "error.html",
+            status=422,
+            status_code=422,
+            detail=detail or "the form is incomplete",
+        )
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request) or request.url.path.startswith("/static/"):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                                headers=getattr(exc, "headers", None))
-        return renderer.page(request, "error.html", status=exc.status_code,
-                             status_code=exc.status_code, detail=str(exc.detail))
+            return JSONResponse(
+                {"detail": exc.detail},
+                status_code=exc.status_code,
+                headers=getattr(exc, "headers", None),
+            )
+        return renderer.page(
+            request,
+            "error.html",
+            status=exc.status_code,
+            status_code=exc.status_code,
+            detail=str(exc.detail),
+        )
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -148,8 +178,9 @@ def create_app(app: App, web: WebSettings | None = None, *, port: int = 8000) ->
 
     from importlib.resources import files
 
-    api.mount("/static", StaticFiles(directory=str(files("phiguard.web") / "static")),
-              name="static")
+    api.mount(
+        "/static", StaticFiles(directory=str(files("phiguard.web") / "static")), name="static"
+    )
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"phiguard.web.routes.{name}")
         api.include_router(module.router)
@@ -162,8 +193,10 @@ def create_app(app: App, web: WebSettings | None = None, *, port: int = 8000) ->
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     """Validation errors without the rejected input echoed back (it may be an identifier)."""
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in errors]
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
 
 
 def iter_routes(api: FastAPI) -> list[tuple[str, str, Any]]:

@@ -76,8 +76,9 @@ def _backups(app: App) -> Running | None:
         return None
     from phiguard.backup.service import BackupScheduler
 
-    sched = BackupScheduler(app, folder, app.settings.backup_interval_hours * 3600,
-                            app.settings.backup_keep)
+    sched = BackupScheduler(
+        app, folder, app.settings.backup_interval_hours * 3600, app.settings.backup_keep
+    )
     sched.start()
     return Running("backup scheduler", str(folder), sched.stop)
 

@@ -185,8 +185,11 @@ class Api:
         auth = request.headers.get("authorization")
         if auth is not None:
             scheme, _, credential = auth.partition(" ")
-            client = (console.tokens.authenticate(credential.strip())
-                      if scheme.lower() == "bearer" else None)
+            client = (
+                console.tokens.authenticate(credential.strip())
+                if scheme.lower() == "bearer"
+                else None
+            )
             if client is None:
                 raise LoginRequired()
             principal = Principal.for_client(client)
@@ -199,8 +202,9 @@ class Api:
             principal = Principal.for_session(info)
             await check_csrf(request, info)
             if self.recent and not console.sessions.recently_authenticated(info):
-                raise PermissionDenied("re-authentication required: confirm your password "
-                                       "at /reauth first")
+                raise PermissionDenied(
+                    "re-authentication required: confirm your password at /reauth first"
+                )
         request.state.principal = principal
         if not any(principal.can(p) for p in self.perms):
             raise PermissionDenied(f"not allowed: needs {' or '.join(p.value for p in self.perms)}")

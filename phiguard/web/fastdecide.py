@@ -109,15 +109,19 @@ async def decide(console: Console, question: dict[str, Any]) -> tuple[int, dict[
         status = status_for(exc)
         if status >= 500:
             log.error("%s on %s: %s", type(exc).__name__, PATH, exc)
-        return status, {"detail": str(exc) if status < 500 else
-                        "internal error; see the server log"}
+        return status, {
+            "detail": str(exc) if status < 500 else "internal error; see the server log"
+        }
     except Exception:
         log.exception("unexpected error on %s", PATH)
         return 500, {"detail": "internal error"}
 
 
-def _settle(future: asyncio.Future[dict[str, Any]], result: dict[str, Any] | None,
-            error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[dict[str, Any]],
+    result: dict[str, Any] | None,
+    error: BaseException | None,
+) -> None:
     if future.done():  # the client went away and the request was cancelled
         return
     if error is not None:
@@ -155,8 +159,12 @@ def _replay(body: bytes, more: bool, extra: list[Message], receive: Receive) -> 
 
 
 async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
-    raw = json.dumps(payload, ensure_ascii=False, allow_nan=False,
-                     separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON, (b"content-length", str(len(raw)).encode())]})
+    raw = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(raw)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})

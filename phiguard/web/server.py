@@ -19,24 +19,37 @@ from phiguard.web.config import WebSettings
 
 def require_admin(app: App, web: WebSettings) -> None:
     if not Users(app, web).has_admin():
-        raise UsageError("this home has no console admin yet; run "
-                         "`phiguard users create-admin` first")
+        raise UsageError(
+            "this home has no console admin yet; run `phiguard users create-admin` first"
+        )
 
 
 def _config(app: App, web: WebSettings, host: str, port: int) -> uvicorn.Config:
     api = create_app(app, web, port=port)
     return uvicorn.Config(
-        api, host=host, port=port, log_level="warning",
+        api,
+        host=host,
+        port=port,
+        log_level="warning",
         # URLs can carry one-time portal tickets; patient views are in the audit log anyway
         access_log=False,
         ssl_certfile=str(web.tls_cert) if web.tls else None,
         ssl_keyfile=str(web.tls_key) if web.tls else None,
-        server_header=False, proxy_headers=False, timeout_keep_alive=10,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=10,
     )
 
 
-def run(app: App, web: WebSettings, *, host: str, port: int, workers: int = 1,
-        on_start: Callable[[list[Running]], None] | None = None) -> None:
+def run(
+    app: App,
+    web: WebSettings,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    on_start: Callable[[list[Running]], None] | None = None,
+) -> None:
     """Serve until interrupted, with the background parts of :mod:`background` running in
     this (the supervising) process."""
     require_admin(app, web)
@@ -62,8 +75,15 @@ def _serve(app: App, web: WebSettings, *, host: str, port: int, workers: int) ->
         os.environ["PHIGUARD_DATABASE_URL"] = app.settings.database_url
     os.environ["PHIGUARD_WEB_PORT_HINT"] = str(port)
     uvicorn.run(
-        "phiguard.web.server:factory", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False, server_header=False, proxy_headers=False,
+        "phiguard.web.server:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
         ssl_certfile=str(web.tls_cert) if web.tls else None,
         ssl_keyfile=str(web.tls_key) if web.tls else None,
     )
@@ -93,8 +113,9 @@ class Background:
         self.thread.join(timeout=10)
 
 
-def start_in_thread(app: App, web: WebSettings, *, host: str = "127.0.0.1",
-                    port: int = 0) -> Background:
+def start_in_thread(
+    app: App, web: WebSettings, *, host: str = "127.0.0.1", port: int = 0
+) -> Background:
     import socket
     import time
 

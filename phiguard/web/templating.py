@@ -86,18 +86,22 @@ class Renderer:
         self.env.filters["ts"] = fmt_ts
         self.env.filters["int"] = fmt_int
 
-    def page(self, request: Request, name: str, status: int = 200,
-             **context: Any) -> HTMLResponse:
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         principal = getattr(request.state, "principal", None)
         session = getattr(principal, "session", None) if principal else None
         nav = []
         if principal is not None and principal.kind == "user":
-            nav = [(href, label) for href, label, perm in NAV
-                   if perm is None or principal.can(perm)]
+            nav = [
+                (href, label) for href, label, perm in NAV if perm is None or principal.can(perm)
+            ]
         msg_key = request.query_params.get("msg", "")
         html = self.env.get_template(name).render(
-            request=request, user=principal, nav=nav, path=request.url.path,
+            request=request,
+            user=principal,
+            nav=nav,
+            path=request.url.path,
             csrf_token=session.csrf_token if session else context.pop("csrf_token", ""),
-            message=MESSAGES.get(msg_key, ""), **context,
+            message=MESSAGES.get(msg_key, ""),
+            **context,
         )
         return HTMLResponse(html, status_code=status)

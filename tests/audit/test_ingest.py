@@ -268,3 +268,16 @@ def test_cli_exit_codes(sqlite_cli, tmp_path: Path) -> None:  # type: ignore[no-
     strict = write_csv(tmp_path / "st.csv", events(2), extra_lines=["cms-3,CMS"])
     res = sqlite_cli("ingest", "--strict", str(strict))
     assert res.exit_code == 1 and "NOT ingested" in res.output
+
+
+def test_a_source_name_longer_than_the_tables_allow_is_a_bad_row(sqlite_app, tmp_path):  # type: ignore[no-untyped-def]
+    from phiguard.audit.ingest import ingest_files
+    from tests.factories import EVENT_HEADER, write_csv
+
+    row = {"event_id": "e1", "source": "S" * 65, "seq": "1", "ts": "2026-04-02T10:00:00+08:00",
+           "account_id": "a", "action": "read", "patient_id": "P1", "fields": "name",
+           "query_id": "", "client_ip": "", "device_id": "", "purpose": "", "outcome": "success"}
+    ok = dict(row, event_id="e2", source="CMS")
+    result = ingest_files(sqlite_app, [write_csv(tmp_path / "e.csv", [row, ok], EVENT_HEADER)])
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert "source is longer than 64 bytes" in json.dumps(result.as_dict())

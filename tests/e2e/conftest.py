@@ -15,8 +15,14 @@ from phiguard.app import App
 from phiguard.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "lantern-harbour-orchid-42"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -44,11 +50,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     hospital = build(app, root / "data")
     users = Users(app)
     made = {}
-    for name, role, account in (("po-chan", "privacy_officer", "hkec-dr-0001"),
-                                ("vm-wong", "vendor_manager", "kcc-it-0001"),
-                                ("admin", "admin", None)):
-        made[name] = users.create(name, role, PASSWORD, actor="test", account_id=account,
-                                  display_name=name).totp_secret
+    for name, role, account in (
+        ("po-chan", "privacy_officer", "hkec-dr-0001"),
+        ("vm-wong", "vendor_manager", "kcc-it-0001"),
+        ("admin", "admin", None),
+    ):
+        made[name] = users.create(
+            name, role, PASSWORD, actor="test", account_id=account, display_name=name
+        ).totp_secret
     server = start_in_thread(app, WebSettings(token_cache_seconds=0))
     shots = SCREENSHOTS if os.environ.get("PHIGUARD_SCREENSHOTS") else root / "shots"
     shots.mkdir(parents=True, exist_ok=True)

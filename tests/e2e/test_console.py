@@ -99,9 +99,18 @@ def test_approve_a_grant(officer: Any, console: Console) -> None:
     from phiguard.access import grants
 
     req = grants.request_access(
-        console.app, account_id="hc-eng-01", cluster="KCC", fields="name", actions="print",
-        max_rows=10, purpose="SYSADMIN", ticket="CHG-2207", reason="print ward list for audit",
-        duration="2h", requested_by="kcc-it-0001")
+        console.app,
+        account_id="hc-eng-01",
+        cluster="KCC",
+        fields="name",
+        actions="print",
+        max_rows=10,
+        purpose="SYSADMIN",
+        ticket="CHG-2207",
+        reason="print ward list for audit",
+        duration="2h",
+        requested_by="kcc-it-0001",
+    )
     officer.goto(f"{console.url}/grants")
     row = officer.locator(f"#req-{req.request_id}")
     assert "hc-eng-01" in row.inner_text()
@@ -120,12 +129,18 @@ def test_verify_a_notice_code(console: Console, browser: Any) -> None:
     from phiguard.incidents.verification import CodeBook
 
     opened = cases.list_incidents(console.app)
-    incident_id = (opened[0]["incident_id"] if opened else cases.open_from(
-        console.app, actor="test", alert_id=console.hospital.alerts[0]["alert_id"]))
+    incident_id = (
+        opened[0]["incident_id"]
+        if opened
+        else cases.open_from(
+            console.app, actor="test", alert_id=console.hospital.alerts[0]["alert_id"]
+        )
+    )
     notify.create_campaign(console.app, incident_id, ["post"], actor="test")
     with console.app.session() as s:
-        nonce = s.scalars(select(Notice.code_nonce).where(Notice.incident_id == incident_id)
-                          ).first()
+        nonce = s.scalars(
+            select(Notice.code_nonce).where(Notice.incident_id == incident_id)
+        ).first()
     code = CodeBook(console.app).code(nonce)
     page = browser.new_page()
     page.goto(f"{console.url}/verify")

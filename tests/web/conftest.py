@@ -65,18 +65,30 @@ class Browser:
     def login(self, account: Account, *, next_url: str = "/") -> None:
         page = self.client.get("/login", params={"next": next_url})
         token = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-        resp = self.client.post("/login", data={"username": account.username,
-                                                "password": account.password,
-                                                "csrf_token": token, "next": next_url},
-                                follow_redirects=False)
+        resp = self.client.post(
+            "/login",
+            data={
+                "username": account.username,
+                "password": account.password,
+                "csrf_token": token,
+                "next": next_url,
+            },
+            follow_redirects=False,
+        )
         assert resp.status_code == 303, resp.text
         if account.secret:
             assert resp.headers["location"].startswith("/login/mfa")
             page = self.client.get(resp.headers["location"])
             token = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-            resp = self.client.post("/login/mfa", data={
-                "code": self.next_code(account.secret), "csrf_token": token,
-                "next": next_url}, follow_redirects=False)
+            resp = self.client.post(
+                "/login/mfa",
+                data={
+                    "code": self.next_code(account.secret),
+                    "csrf_token": token,
+                    "next": next_url,
+                },
+                follow_redirects=False,
+            )
             assert resp.status_code == 303, resp.text
         self.get("/account")
         assert self.csrf
@@ -103,8 +115,9 @@ class WebEnv:
     def client(self) -> TestClient:
         return TestClient(self.api, base_url="http://testserver")
 
-    def account(self, role: str, username: str | None = None, *,
-                mfa: bool | None = None) -> Account:
+    def account(
+        self, role: str, username: str | None = None, *, mfa: bool | None = None
+    ) -> Account:
         name = username or role.replace("_", "-")
         enrol = self.app_users().create(name, role, PASSWORD, actor="test", with_totp=mfa)
         return Account(name, role, PASSWORD, enrol.totp_secret)
@@ -114,7 +127,8 @@ class WebEnv:
 
     def token(self, scopes: str, name: str = "client") -> str:
         return self.api.state.console.tokens.create(  # type: ignore[attr-defined]
-            name, scopes, actor="test").secret
+            name, scopes, actor="test"
+        ).secret
 
 
 def _env(phg: App, clock: FixedClock) -> WebEnv:

@@ -35,7 +35,9 @@ def build(app: App, folder: Path, *, patients: int = 1000, days: int = 2) -> Hos
         import_file(app, kind, folder / f"{kind}.csv", actor="test")
     ingest_file(app, folder / "events.parquet")
     detect(app)
-    alerts = [alerts_svc.as_json(a, app.settings.timezone)
-              for a in alerts_svc.list_alerts(app, status="all")]
+    alerts = [
+        alerts_svc.as_json(a, app.settings.timezone)
+        for a in alerts_svc.list_alerts(app, status="all")
+    ]
     labels = json.loads((folder / "labels.json").read_text())
     return Hospital(folder, labels, alerts, summary.leak_dump)

@@ -12,11 +12,28 @@ from tests.web.conftest import WebEnv
 def _add(web: WebEnv, alert_id: str, severity: str, reason: str) -> None:
     now = web.clock.now()
     with web.app.session() as s:
-        s.add(Alert(alert_id=alert_id, subject="acct-1", account_id="acct-1", vendor_id=None,
-                    rule="bulk_export", severity=severity, score=0.5, anomaly=0.0,
-                    first_ts=now, last_ts=now, patient_count=42, reasons=[reason],
-                    sample=["P1"], hits={"bulk_export": {}}, status="open", origin="batch",
-                    created_at=now, updated_at=now))
+        s.add(
+            Alert(
+                alert_id=alert_id,
+                subject="acct-1",
+                account_id="acct-1",
+                vendor_id=None,
+                rule="bulk_export",
+                severity=severity,
+                score=0.5,
+                anomaly=0.0,
+                first_ts=now,
+                last_ts=now,
+                patient_count=42,
+                reasons=[reason],
+                sample=["P1"],
+                hits={"bulk_export": {}},
+                status="open",
+                origin="batch",
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
 
 def test_list_follows_new_alerts_and_verdicts(web: WebEnv) -> None:
@@ -29,8 +46,9 @@ def test_list_follows_new_alerts_and_verdicts(web: WebEnv) -> None:
     assert "a-9001" in b.get("/alerts?severity=high").text
     assert "a-9001" not in b.get("/alerts?severity=critical").text
     # same clock, same counts: only the status and verdict change
-    alerts_svc.resolve(web.app, "a-9001", "false_positive", actor="sa-list", note=None,
-                       p=DetectionSettings())
+    alerts_svc.resolve(
+        web.app, "a-9001", "false_positive", actor="sa-list", note=None, p=DetectionSettings()
+    )
     assert "a-9001" not in b.get("/alerts").text
     assert "a-9001" in b.get("/alerts?status=resolved").text
     assert b.get("/alerts?severity=loud").status_code == 400

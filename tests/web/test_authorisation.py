@@ -15,7 +15,7 @@ from tests.web.conftest import Browser, WebEnv
 A, P, S, V, U = "admin", "privacy_officer", "security_analyst", "vendor_manager", "auditor"
 ROLES = (A, P, S, V, U)
 ANY = frozenset(ROLES)
-PUBLIC = "public"    # no login needed
+PUBLIC = "public"  # no login needed
 SPECIAL = "special"  # its own state machine (login steps, patient portal): checked elsewhere
 TOKEN = frozenset()  # no console role: API tokens only
 
@@ -214,19 +214,27 @@ def test_tokens_reach_only_their_scopes(sqlite_web: WebEnv) -> None:
         for have, token in scoped.items():
             h = {"Authorization": f"Bearer {token}"}
             url = url_of(path)
-            resp = (client.get(url, headers=h) if method == "GET"
-                    else client.post(url, json={}, headers=h))
+            resp = (
+                client.get(url, headers=h)
+                if method == "GET"
+                else client.post(url, json={}, headers=h)
+            )
             if have == scope:
                 assert not denied(resp) and resp.status_code != 401, (path, have, resp.text)
             else:
                 assert denied(resp), (path, have, resp.status_code)
     # tokens never open console pages, and a wrong secret is a 401
     token = scoped["alerts:read"]
-    assert client.get("/alerts", headers={"Authorization": f"Bearer {token}"},
-                      follow_redirects=False).status_code == 303
+    assert (
+        client.get(
+            "/alerts", headers={"Authorization": f"Bearer {token}"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     forged = token[:-4] + "AAAA"
-    assert client.get("/v1/alerts", headers={"Authorization": f"Bearer {forged}"}
-                      ).status_code == 401
+    assert (
+        client.get("/v1/alerts", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    )
 
 
 def test_revoked_token_stops_at_once(sqlite_web: WebEnv) -> None:

@@ -20,16 +20,28 @@ def test_serve_refuses_without_admin(sqlite_cli) -> None:  # type: ignore[no-unt
 
 def test_create_admin_prints_mfa_enrolment_once(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("init").exit_code == 0
-    result = cli("users", "create-admin", "root-admin", input="harbour-lantern-orchid-9\n"
-                 "harbour-lantern-orchid-9\n")
+    result = cli(
+        "users",
+        "create-admin",
+        "root-admin",
+        input="harbour-lantern-orchid-9\nharbour-lantern-orchid-9\n",
+    )
     assert result.exit_code == 0, result.output
     secret = re.search(r"secret: ([A-Z2-7]{32})", result.output).group(1)
     assert "otpauth://totp/phiguard:root-admin?secret=" + secret in result.output.replace("\n", "")
     listed = cli("users", "list", "--format", "json")
     users = json.loads(listed.stdout)
-    assert users == [{"username": "root-admin", "role": "admin", "status": "active",
-                      "account_id": None, "mfa": True,
-                      "security_keys": 0, "last_login_at": None}]
+    assert users == [
+        {
+            "username": "root-admin",
+            "role": "admin",
+            "status": "active",
+            "account_id": None,
+            "mfa": True,
+            "security_keys": 0,
+            "last_login_at": None,
+        }
+    ]
     assert secret not in listed.output
     now = datetime.now(UTC)
     assert totp.verify(secret, totp.code_at(secret, now), now=now, last_step=0) is not None
@@ -72,8 +84,10 @@ def test_tokens_create_rotate_revoke(sqlite_cli) -> None:  # type: ignore[no-unt
     assert new_secret != secret
     revoke = sqlite_cli("tokens", "revoke", new_secret.split("_")[1])
     assert revoke.exit_code == 0
-    states = {r["token_id"]: r["active"] for r in
-              json.loads(sqlite_cli("tokens", "list", "--format", "json").stdout)}
+    states = {
+        r["token_id"]: r["active"]
+        for r in json.loads(sqlite_cli("tokens", "list", "--format", "json").stdout)
+    }
     assert list(states.values()) == [False, False]
     bad = sqlite_cli("tokens", "create", "x", "--scopes", "users:admin")
     assert bad.exit_code == 2 and "unknown token scope" in bad.output
@@ -97,9 +111,12 @@ def test_serve_starts_the_console_and_its_watcher(sqlite_cli, tmp_path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).parent / "phiguard"
-    proc = subprocess.Popen([str(exe), "serve", "--home", str(sqlite_cli.home), "--port",
-                             str(port)], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PHIGUARD_DATABASE_URL": ""})
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--home", str(sqlite_cli.home), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PHIGUARD_DATABASE_URL": ""},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

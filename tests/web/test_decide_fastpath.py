@@ -6,8 +6,14 @@ from __future__ import annotations
 from phiguard.access.pdp import decide
 from tests.web.conftest import WebEnv, actions
 
-BODY = {"account": "nobody-7", "action": "read", "cluster": "KEC", "fields": ["name"],
-        "rows": 3, "purpose": "TREAT"}
+BODY = {
+    "account": "nobody-7",
+    "action": "read",
+    "cluster": "KEC",
+    "fields": ["name"],
+    "rows": 3,
+    "purpose": "TREAT",
+}
 
 
 def _decisions(web: WebEnv) -> list[dict]:
@@ -36,17 +42,21 @@ def test_errors_are_the_frameworks(sqlite_web: WebEnv) -> None:
     h = {"Authorization": f"Bearer {good}"}
     missing = client.post("/v1/decide", json=BODY)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    forged = client.post("/v1/decide", json=BODY,
-                         headers={"Authorization": f"Bearer {good[:-3]}xyz"})
+    forged = client.post(
+        "/v1/decide", json=BODY, headers={"Authorization": f"Bearer {good[:-3]}xyz"}
+    )
     assert forged.status_code == 401
     scope = client.post("/v1/decide", json=BODY, headers={"Authorization": f"Bearer {other}"})
     assert scope.status_code == 403 and "decide" in scope.json()["detail"]
     invalid = client.post("/v1/decide", json={"account": "x", "rows": -1}, headers=h)
     assert invalid.status_code == 422
-    assert {tuple(e["loc"]) for e in invalid.json()["detail"]} == {("body", "action"),
-                                                                   ("body", "rows")}
-    not_json = client.post("/v1/decide", content=b"{nope", headers={
-        **h, "Content-Type": "application/json"})
+    assert {tuple(e["loc"]) for e in invalid.json()["detail"]} == {
+        ("body", "action"),
+        ("body", "rows"),
+    }
+    not_json = client.post(
+        "/v1/decide", content=b"{nope", headers={**h, "Content-Type": "application/json"}
+    )
     assert not_json.status_code == 422
     form = client.post("/v1/decide", data={"account": "x", "action": "read"}, headers=h)
     assert form.status_code == 422

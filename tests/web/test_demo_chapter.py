@@ -14,11 +14,18 @@ from phiguard.demo.story import Story
 from phiguard.web.auth.users import Users
 
 
-def test_chapter_without_serving_explains_and_creates_nothing(sqlite_app: App,
-                                                              tmp_path: Path) -> None:
+def test_chapter_without_serving_explains_and_creates_nothing(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     buf = io.StringIO()
-    story = Story(app=sqlite_app, out=Console(file=buf, width=120), data=tmp_path, labels={},
-                  serve=False, state={"alert_id": "a-0001", "incident_id": "INC-1"})
+    story = Story(
+        app=sqlite_app,
+        out=Console(file=buf, width=120),
+        data=tmp_path,
+        labels={},
+        serve=False,
+        state={"alert_id": "a-0001", "incident_id": "INC-1"},
+    )
     chapter.run(story)
     text = buf.getvalue()
     assert "phiguard users create-admin" in text and "phiguard serve" in text

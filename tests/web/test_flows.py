@@ -37,8 +37,7 @@ _made: dict[str, Account] = {}
 
 def user(web: WebEnv, role: str, name: str, hospital_account: str | None = None) -> Account:
     if name not in _made:
-        e = web.app_users().create(name, role, PASSWORD, actor="test",
-                                   account_id=hospital_account)
+        e = web.app_users().create(name, role, PASSWORD, actor="test", account_id=hospital_account)
         _made[name] = Account(name, role, PASSWORD, e.totp_secret)
     return _made[name]
 
@@ -60,11 +59,16 @@ def test_alert_triage_page_shows_reasons_chart_and_masked_patients(env) -> None:
     assert top["reasons"][0].split(";")[0] in page.text.replace("&#39;", "'")
     assert "<svg" in page.text and "its usual day (baseline)" in page.text
     assert "••••••••" in page.text  # names masked by default
-    views = [a for a in actions(web.app) if a["tag"] == "console:patient:viewed"
-             and a["subject"] == top["alert_id"]]
+    views = [
+        a
+        for a in actions(web.app)
+        if a["tag"] == "console:patient:viewed" and a["subject"] == top["alert_id"]
+    ]
     assert views and views[-1]["actor"] == "sa-triage"
-    resp = b.post(f"/alerts/{top['alert_id']}/verdict", {"verdict": "true_positive",
-                                                         "note": "confirmed with vendor"})
+    resp = b.post(
+        f"/alerts/{top['alert_id']}/verdict",
+        {"verdict": "true_positive", "note": "confirmed with vendor"},
+    )
     assert resp.status_code == 303
     assert "true positive" in b.get(f"/alerts/{top['alert_id']}").text
 
@@ -91,8 +95,7 @@ def test_reveal_needs_recent_password_and_is_audited(env) -> None:  # type: igno
     assert revealed[-1]["detail"]["reason"] == "patient complaint #4411"
     # the log names who and why, never the HKID itself
     assert hkid.replace("(", "").replace(")", "") not in json.dumps(log)
-    viewed = [a for a in log if a["tag"] == "console:patient:viewed"
-              and a["subject"] == patient_id]
+    viewed = [a for a in log if a["tag"] == "console:patient:viewed" and a["subject"] == patient_id]
     assert viewed
 
 
@@ -101,8 +104,9 @@ def test_access_history_api_for_the_patients_app(env) -> None:  # type: ignore[n
     patient_id = hospital.alerts[0]["patient_ids_sample"][0]
     token = web.token("patients:history", name="patients app")
     client = web.client()
-    resp = client.get(f"/v1/patients/{patient_id}/access-history",
-                      headers={"Authorization": f"Bearer {token}"})
+    resp = client.get(
+        f"/v1/patients/{patient_id}/access-history", headers={"Authorization": f"Bearer {token}"}
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert body["accesses"] >= 1 and body["contractor_accesses"] >= 1
@@ -110,18 +114,29 @@ def test_access_history_api_for_the_patients_app(env) -> None:  # type: ignore[n
     assert contractor["account_id"] == hospital.alerts[0]["account_id"]
     served = [a for a in actions(web.app) if a["tag"] == "console:patient:history-served"]
     assert served[-1]["subject"] == patient_id
-    missing = client.get("/v1/patients/NOPE/access-history",
-                         headers={"Authorization": f"Bearer {token}"})
+    missing = client.get(
+        "/v1/patients/NOPE/access-history", headers={"Authorization": f"Bearer {token}"}
+    )
     assert missing.status_code == 404
 
 
 def test_two_person_grant_approval(env) -> None:  # type: ignore[no-untyped-def]
     web, _ = env
     vm = logged_in(web, "vendor_manager", "vm-one", "kcc-it-0001")
-    resp = vm.post("/grants/requests", {
-        "account_id": "vx-eng-07", "cluster": "ALL", "fields": "name,hkid", "actions": "print",
-        "max_rows": "20", "purpose": "SYSADMIN", "ticket": "CHG-1201",
-        "reason": "database maintenance window", "duration": "4h"})
+    resp = vm.post(
+        "/grants/requests",
+        {
+            "account_id": "vx-eng-07",
+            "cluster": "ALL",
+            "fields": "name,hkid",
+            "actions": "print",
+            "max_rows": "20",
+            "purpose": "SYSADMIN",
+            "ticket": "CHG-1201",
+            "reason": "database maintenance window",
+            "duration": "4h",
+        },
+    )
     assert resp.status_code == 303, resp.text
     page = vm.get("/grants")
     request_id = re.search(r'id="req-([^"]+)"', page.text).group(1)
@@ -147,8 +162,11 @@ def test_vendor_suspension_needs_reauthentication(env) -> None:  # type: ignore[
     b = web.browser()
     b.login(account)
     web.clock.advance(timedelta(minutes=web.settings.reauth_minutes + 1))
-    resp = b.post(f"/vendors/{vendor}/suspend", {"reason": "bulk export at night"},
-                  headers={"X-Return-To": f"/vendors/{vendor}"})
+    resp = b.post(
+        f"/vendors/{vendor}/suspend",
+        {"reason": "bulk export at night"},
+        headers={"X-Return-To": f"/vendors/{vendor}"},
+    )
     assert resp.status_code == 303 and resp.headers["location"].startswith("/reauth")
     assert "suspended" not in b.get(f"/vendors/{vendor}").text.split('id="vendor-status"')[1][:40]
     b.reauth(account)
@@ -164,19 +182,42 @@ def test_decide_and_events_for_clinical_systems(env) -> None:  # type: ignore[no
     token = web.token("decide,events:write", name="CMS KEC")
     client = web.client()
     h = {"Authorization": f"Bearer {token}"}
-    resp = client.post("/v1/decide", headers=h, json={
-        "account": "vx-eng-07", "action": "export", "cluster": "KEC", "rows": 56000,
-        "fields": ["name", "hkid"], "purpose": "SYSADMIN"})
+    resp = client.post(
+        "/v1/decide",
+        headers=h,
+        json={
+            "account": "vx-eng-07",
+            "action": "export",
+            "cluster": "KEC",
+            "rows": 56000,
+            "fields": ["name", "hkid"],
+            "purpose": "SYSADMIN",
+        },
+    )
     assert resp.status_code == 200
     assert resp.json()["decision"] == "deny" and resp.json()["reasons"]
     bad = client.post("/v1/decide", headers=h, json={"account": "x", "action": "dance"})
     assert bad.status_code == 400
-    row = {"event_id": "live-1", "source": "CMS-LIVE", "seq": 1,
-           "ts": "2026-04-03T08:59:00+08:00", "account_id": "hkec-dr-0001", "action": "read",
-           "patient_id": "P0000001", "fields": "name,sex", "query_id": "", "client_ip": "",
-           "device_id": "", "purpose": "TREAT", "outcome": "success"}
-    ingest = client.post("/v1/events", headers={**h, "Content-Type": "application/x-ndjson"},
-                         content=json.dumps(row) + "\n")
+    row = {
+        "event_id": "live-1",
+        "source": "CMS-LIVE",
+        "seq": 1,
+        "ts": "2026-04-03T08:59:00+08:00",
+        "account_id": "hkec-dr-0001",
+        "action": "read",
+        "patient_id": "P0000001",
+        "fields": "name,sex",
+        "query_id": "",
+        "client_ip": "",
+        "device_id": "",
+        "purpose": "TREAT",
+        "outcome": "success",
+    }
+    ingest = client.post(
+        "/v1/events",
+        headers={**h, "Content-Type": "application/x-ndjson"},
+        content=json.dumps(row) + "\n",
+    )
     assert ingest.status_code == 200, ingest.text
     assert ingest.json()["accepted"] == 1
     wrong = client.post("/v1/events", headers={**h, "Content-Type": "image/png"}, content=b"x")
@@ -188,8 +229,11 @@ def test_patient_portal_from_a_one_time_ticket(env) -> None:  # type: ignore[no-
     patient_id = hospital.alerts[0]["patient_ids_sample"][0]
     token = web.token("portal:tickets", name="patients app portal")
     client = web.client()
-    resp = client.post("/v1/portal/tickets", json={"patient_id": patient_id},
-                       headers={"Authorization": f"Bearer {token}"})
+    resp = client.post(
+        "/v1/portal/tickets",
+        json={"patient_id": patient_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert resp.status_code == 201
     url = resp.json()["url"].replace("http://testserver", "")
     patient = web.client()
@@ -219,8 +263,11 @@ def test_leak_scan_upload_and_incident(env) -> None:  # type: ignore[no-untyped-
     assert hospital.leak_dump is not None
     b = logged_in(web, "privacy_officer", "po-scan")
     with Path(hospital.leak_dump).open("rb") as f:
-        resp = b.client.post("/v1/scans", files={"files": ("dump.csv", f, "text/csv")},
-                             headers={"X-CSRF-Token": b.csrf})
+        resp = b.client.post(
+            "/v1/scans",
+            files={"files": ("dump.csv", f, "text/csv")},
+            headers={"X-CSRF-Token": b.csrf},
+        )
     assert resp.status_code == 201, resp.text
     result = resp.json()
     assert result["affected_count"] > 0 and result["attribution"]

@@ -13,9 +13,15 @@ def _password_step(b, account, password=None, ip_client=None):  # type: ignore[n
     client = ip_client or b.client
     page = client.get("/login")
     token = _CSRF.search(page.text).group(1)
-    return client.post("/login", data={"username": account.username,
-                                       "password": password or account.password,
-                                       "csrf_token": token}, follow_redirects=False)
+    return client.post(
+        "/login",
+        data={
+            "username": account.username,
+            "password": password or account.password,
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
 
 
 def test_admin_login_needs_password_then_totp(web: WebEnv) -> None:
@@ -27,12 +33,14 @@ def test_admin_login_needs_password_then_totp(web: WebEnv) -> None:
     assert b.client.get("/admin/users", follow_redirects=False).status_code == 303
     page = b.client.get("/login/mfa")
     token = _CSRF.search(page.text).group(1)
-    wrong = b.client.post("/login/mfa", data={"code": "000000", "csrf_token": token},
-                          follow_redirects=False)
+    wrong = b.client.post(
+        "/login/mfa", data={"code": "000000", "csrf_token": token}, follow_redirects=False
+    )
     assert wrong.status_code == 401 and "wrong, expired or already used" in wrong.text
     code = b.next_code(admin.secret)
-    ok = b.client.post("/login/mfa", data={"code": code, "csrf_token": token},
-                       follow_redirects=False)
+    ok = b.client.post(
+        "/login/mfa", data={"code": code, "csrf_token": token}, follow_redirects=False
+    )
     assert ok.status_code == 303
     users = b.client.get("/admin/users")
     assert users.status_code == 200 and "admin" in users.text
@@ -45,12 +53,14 @@ def test_totp_code_cannot_be_replayed(web: WebEnv) -> None:
         assert _password_step(b, officer).status_code == 303
     code = first.next_code(officer.secret)
     tokens = [_CSRF.search(b.client.get("/login/mfa").text).group(1) for b in (first, second)]
-    ok = first.client.post("/login/mfa", data={"code": code, "csrf_token": tokens[0]},
-                           follow_redirects=False)
+    ok = first.client.post(
+        "/login/mfa", data={"code": code, "csrf_token": tokens[0]}, follow_redirects=False
+    )
     assert ok.status_code == 303
     # the same code, still inside its 30 s window, from another browser: refused
-    replay = second.client.post("/login/mfa", data={"code": code, "csrf_token": tokens[1]},
-                                follow_redirects=False)
+    replay = second.client.post(
+        "/login/mfa", data={"code": code, "csrf_token": tokens[1]}, follow_redirects=False
+    )
     assert replay.status_code == 401
 
 
@@ -61,8 +71,11 @@ def test_session_id_changes_after_mfa(web: WebEnv) -> None:
     before = b.client.cookies.get("phiguard_session")
     page = b.client.get("/login/mfa")
     token = _CSRF.search(page.text).group(1)
-    b.client.post("/login/mfa", data={"code": b.next_code(admin.secret), "csrf_token": token},
-                  follow_redirects=False)
+    b.client.post(
+        "/login/mfa",
+        data={"code": b.next_code(admin.secret), "csrf_token": token},
+        follow_redirects=False,
+    )
     after = b.client.cookies.get("phiguard_session")
     assert before and after and before != after
     # the pre-MFA id is dead
@@ -168,10 +181,16 @@ def test_login_redirect_never_leaves_the_site(web: WebEnv) -> None:
     b = web.browser()
     page = b.client.get("/login", params={"next": "//evil.example/phish"})
     token = _CSRF.search(page.text).group(1)
-    resp = b.client.post("/login", data={"username": auditor.username,
-                                         "password": auditor.password, "csrf_token": token,
-                                         "next": "https://evil.example/"},
-                         follow_redirects=False)
+    resp = b.client.post(
+        "/login",
+        data={
+            "username": auditor.username,
+            "password": auditor.password,
+            "csrf_token": token,
+            "next": "https://evil.example/",
+        },
+        follow_redirects=False,
+    )
     assert resp.status_code == 303 and resp.headers["location"] == "/"
 
 
@@ -180,9 +199,11 @@ def test_cookies_are_httponly_and_samesite_strict(web: WebEnv) -> None:
     b = web.browser()
     page = b.client.get("/login")
     token = _CSRF.search(page.text).group(1)
-    resp = b.client.post("/login", data={"username": auditor.username,
-                                         "password": auditor.password, "csrf_token": token},
-                         follow_redirects=False)
+    resp = b.client.post(
+        "/login",
+        data={"username": auditor.username, "password": auditor.password, "csrf_token": token},
+        follow_redirects=False,
+    )
     cookie = resp.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
 

@@ -51,18 +51,24 @@ def test_api_conforms(running: tuple[Any, dict[str, str]]) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=4, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=4,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             response = case.call(headers=headers)
             calls.append(response.status_code)
-            case.validate_response(response, checks=[not_a_server_error,
-                                                     status_code_conformance])
+            case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
 
         try:
             check()
         except Exception as exc:  # collect every operation's failure, then report them all
-            failures.append(f"{operation.method.upper()} {operation.path}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            failures.append(
+                f"{operation.method.upper()} {operation.path}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            )
     assert operations > 30 and len(calls) > 2 * operations
     assert failures == [], failures

@@ -62,8 +62,11 @@ def test_every_state_changing_route_needs_the_csrf_token(sqlite_web: WebEnv) -> 
 def test_login_form_rejects_cross_site_posts(sqlite_web: WebEnv) -> None:
     account = sqlite_web.account("auditor")
     client = sqlite_web.client()
-    resp = client.post("/login", data={"username": account.username,
-                                       "password": account.password}, follow_redirects=False)
+    resp = client.post(
+        "/login",
+        data={"username": account.username, "password": account.password},
+        follow_redirects=False,
+    )
     assert resp.status_code == 403 and "form expired" in resp.text
 
 

@@ -34,34 +34,55 @@ class SoftKey:
     def _auth_data(self, rp_id: str, attested: bool) -> bytes:
         self.count += 1
         flags = 0x01 | 0x04 | (0x40 if attested else 0)  # user present, verified, attested
-        data = hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + struct.pack(
-            ">I", self.count)
+        data = (
+            hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + struct.pack(">I", self.count)
+        )
         if attested:
             nums = self.key.public_key().public_numbers()
-            cose = {1: 2, 3: -7, -1: 1, -2: nums.x.to_bytes(32, "big"),
-                    -3: nums.y.to_bytes(32, "big")}
+            cose = {
+                1: 2,
+                3: -7,
+                -1: 1,
+                -2: nums.x.to_bytes(32, "big"),
+                -3: nums.y.to_bytes(32, "big"),
+            }
             data += b"\0" * 16 + struct.pack(">H", len(self.cred_id)) + self.cred_id
             data += cbor2.dumps(cose)
         return data
 
     def create(self, options: dict) -> dict:
-        client = json.dumps({"type": "webauthn.create", "challenge": options["challenge"],
-                             "origin": ORIGIN}).encode()
-        att = cbor2.dumps({"fmt": "none", "attStmt": {},
-                           "authData": self._auth_data(options["rp"]["id"], True)})
-        return {"id": b64u(self.cred_id), "rawId": b64u(self.cred_id), "type": "public-key",
-                "response": {"attestationObject": b64u(att), "clientDataJSON": b64u(client)},
-                "clientExtensionResults": {}}
+        client = json.dumps(
+            {"type": "webauthn.create", "challenge": options["challenge"], "origin": ORIGIN}
+        ).encode()
+        att = cbor2.dumps(
+            {"fmt": "none", "attStmt": {}, "authData": self._auth_data(options["rp"]["id"], True)}
+        )
+        return {
+            "id": b64u(self.cred_id),
+            "rawId": b64u(self.cred_id),
+            "type": "public-key",
+            "response": {"attestationObject": b64u(att), "clientDataJSON": b64u(client)},
+            "clientExtensionResults": {},
+        }
 
     def get(self, options: dict) -> dict:
-        client = json.dumps({"type": "webauthn.get", "challenge": options["challenge"],
-                             "origin": ORIGIN}).encode()
+        client = json.dumps(
+            {"type": "webauthn.get", "challenge": options["challenge"], "origin": ORIGIN}
+        ).encode()
         auth = self._auth_data(options["rpId"], False)
         sig = self.key.sign(auth + hashlib.sha256(client).digest(), ec.ECDSA(hashes.SHA256()))
-        return {"id": b64u(self.cred_id), "rawId": b64u(self.cred_id), "type": "public-key",
-                "response": {"authenticatorData": b64u(auth), "clientDataJSON": b64u(client),
-                             "signature": b64u(sig), "userHandle": None},
-                "clientExtensionResults": {}}
+        return {
+            "id": b64u(self.cred_id),
+            "rawId": b64u(self.cred_id),
+            "type": "public-key",
+            "response": {
+                "authenticatorData": b64u(auth),
+                "clientDataJSON": b64u(client),
+                "signature": b64u(sig),
+                "userHandle": None,
+            },
+            "clientExtensionResults": {},
+        }
 
 
 def test_register_a_key_and_log_in_with_it(sqlite_web: WebEnv) -> None:
@@ -71,8 +92,9 @@ def test_register_a_key_and_log_in_with_it(sqlite_web: WebEnv) -> None:
     key = SoftKey()
     h = {"X-CSRF-Token": b.csrf}
     options = b.client.post("/account/keys/options", headers=h).json()
-    reg = b.client.post("/account/keys", headers=h,
-                        content=json.dumps({**key.create(options), "name": "yubikey"}))
+    reg = b.client.post(
+        "/account/keys", headers=h, content=json.dumps({**key.create(options), "name": "yubikey"})
+    )
     assert reg.status_code == 200, reg.text
     assert "yubikey" in b.get("/account").text
 
@@ -80,9 +102,11 @@ def test_register_a_key_and_log_in_with_it(sqlite_web: WebEnv) -> None:
     other = sqlite_web.browser()
     page = other.client.get("/login")
     token = _CSRF.search(page.text).group(1)
-    resp = other.client.post("/login", data={"username": analyst.username,
-                                             "password": analyst.password,
-                                             "csrf_token": token}, follow_redirects=False)
+    resp = other.client.post(
+        "/login",
+        data={"username": analyst.username, "password": analyst.password, "csrf_token": token},
+        follow_redirects=False,
+    )
     assert resp.headers["location"].startswith("/login/mfa")
     mfa_page = other.client.get("/login/mfa")
     csrf = re_csrf(mfa_page.text)
@@ -90,8 +114,9 @@ def test_register_a_key_and_log_in_with_it(sqlite_web: WebEnv) -> None:
     h2 = {"X-CSRF-Token": csrf}
     opts = other.client.post("/login/webauthn/options", headers=h2).json()
     assertion = key.get(opts)
-    ok = other.client.post("/login/webauthn", headers=h2,
-                           content=json.dumps({**assertion, "next": "/"}))
+    ok = other.client.post(
+        "/login/webauthn", headers=h2, content=json.dumps({**assertion, "next": "/"})
+    )
     assert ok.status_code == 200 and ok.json() == {"next": "/"}
     assert other.client.get("/", follow_redirects=False).status_code == 200
     tags = [a["tag"] for a in actions(sqlite_web.app)]
@@ -115,23 +140,38 @@ def test_replayed_assertion_is_refused(sqlite_web: WebEnv) -> None:
 
     first = sqlite_web.browser()
     page = first.client.get("/login")
-    first.client.post("/login", data={"username": analyst.username,
-                                      "password": analyst.password,
-                                      "csrf_token": _CSRF.search(page.text).group(1)})
+    first.client.post(
+        "/login",
+        data={
+            "username": analyst.username,
+            "password": analyst.password,
+            "csrf_token": _CSRF.search(page.text).group(1),
+        },
+    )
     csrf = re_csrf(first.client.get("/login/mfa").text)
     opts = first.client.post("/login/webauthn/options", headers={"X-CSRF-Token": csrf}).json()
     assertion = key.get(opts)
-    assert first.client.post("/login/webauthn", headers={"X-CSRF-Token": csrf},
-                             content=json.dumps(assertion)).status_code == 200
+    assert (
+        first.client.post(
+            "/login/webauthn", headers={"X-CSRF-Token": csrf}, content=json.dumps(assertion)
+        ).status_code
+        == 200
+    )
     # the same signed assertion again, in a fresh login: its challenge is spent
     second = sqlite_web.browser()
     page = second.client.get("/login")
-    second.client.post("/login", data={"username": analyst.username,
-                                       "password": analyst.password,
-                                       "csrf_token": _CSRF.search(page.text).group(1)})
+    second.client.post(
+        "/login",
+        data={
+            "username": analyst.username,
+            "password": analyst.password,
+            "csrf_token": _CSRF.search(page.text).group(1),
+        },
+    )
     csrf2 = re_csrf(second.client.get("/login/mfa").text)
     second.client.post("/login/webauthn/options", headers={"X-CSRF-Token": csrf2})
-    replay = second.client.post("/login/webauthn", headers={"X-CSRF-Token": csrf2},
-                                content=json.dumps(assertion))
+    replay = second.client.post(
+        "/login/webauthn", headers={"X-CSRF-Token": csrf2}, content=json.dumps(assertion)
+    )
     assert replay.status_code == 401
     assert second.client.get("/", follow_redirects=False).status_code == 303

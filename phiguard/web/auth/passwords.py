@@ -26,8 +26,20 @@ PARALLELISM = 1
 _hasher = PasswordHasher(
     time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM, type=Type.ID
 )
-_LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "3": "e", "$": "s", "5": "s",
-                       "1": "i", "!": "i", "7": "t", "+": "t"})
+_LEET = str.maketrans(
+    {
+        "@": "a",
+        "4": "a",
+        "0": "o",
+        "3": "e",
+        "$": "s",
+        "5": "s",
+        "1": "i",
+        "!": "i",
+        "7": "t",
+        "+": "t",
+    }
+)
 
 #: a well-formed hash of a random password, verified against when the user does not exist so
 #: that "no such user" and "wrong password" take the same time (no account enumeration)

@@ -32,13 +32,21 @@ class Portal:
         now = self.app.clock.now()
         ticket = secrets.token_urlsafe(32)
         with self.app.session() as s:
-            patient = s.scalar(select(Patient.patient_id).where(
-                Patient.patient_id == patient_id, Patient.is_canary.is_(False)))
+            patient = s.scalar(
+                select(Patient.patient_id).where(
+                    Patient.patient_id == patient_id, Patient.is_canary.is_(False)
+                )
+            )
             if patient is None:
                 raise NotFound(f"no patient {patient_id}")
-            s.add(PortalTicket(ticket_hash=hashlib.sha256(ticket.encode()).hexdigest(),
-                               patient_id=patient_id, issued_by=issued_by,
-                               expires_at=now + timedelta(minutes=self.web.portal_ticket_minutes)))
+            s.add(
+                PortalTicket(
+                    ticket_hash=hashlib.sha256(ticket.encode()).hexdigest(),
+                    patient_id=patient_id,
+                    issued_by=issued_by,
+                    expires_at=now + timedelta(minutes=self.web.portal_ticket_minutes),
+                )
+            )
         self.app.record(Tag.PORTAL_TICKET_ISSUED, actor=f"token:{issued_by}", subject=patient_id)
         return ticket
 

@@ -50,40 +50,95 @@ class Perm(StrEnum):
     HISTORY_APP = "patients:history"
 
 
-_ALL_READERS = {Role.ADMIN, Role.PRIVACY_OFFICER, Role.SECURITY_ANALYST,
-                Role.VENDOR_MANAGER, Role.AUDITOR}
+_ALL_READERS = {
+    Role.ADMIN,
+    Role.PRIVACY_OFFICER,
+    Role.SECURITY_ANALYST,
+    Role.VENDOR_MANAGER,
+    Role.AUDITOR,
+}
 _INVESTIGATORS = {Role.PRIVACY_OFFICER, Role.SECURITY_ANALYST}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
-    Role.ADMIN: frozenset({
-        Perm.DASHBOARD, Perm.AUDIT_READ, Perm.USERS_ADMIN, Perm.TOKENS_ADMIN,
-    }),
-    Role.PRIVACY_OFFICER: frozenset({
-        Perm.DASHBOARD, Perm.ALERTS_READ, Perm.ALERTS_TRIAGE, Perm.REVEAL, Perm.PATIENTS_READ,
-        Perm.INCIDENTS_READ, Perm.INCIDENTS_WRITE, Perm.LEAKS_READ, Perm.LEAKS_SCAN,
-        Perm.VENDORS_READ, Perm.VENDORS_SUSPEND, Perm.GRANTS_APPROVE, Perm.REVIEWS_WRITE,
-        Perm.AUDIT_READ, Perm.AUDIT_EXPORT,
-    }),
-    Role.SECURITY_ANALYST: frozenset({
-        Perm.DASHBOARD, Perm.ALERTS_READ, Perm.ALERTS_TRIAGE, Perm.REVEAL, Perm.PATIENTS_READ,
-        Perm.INCIDENTS_READ, Perm.INCIDENTS_WRITE, Perm.LEAKS_READ, Perm.LEAKS_SCAN,
-        Perm.VENDORS_READ, Perm.VENDORS_SUSPEND, Perm.AUDIT_READ,
-    }),
-    Role.VENDOR_MANAGER: frozenset({
-        Perm.DASHBOARD, Perm.VENDORS_READ, Perm.VENDORS_SUSPEND, Perm.GRANTS_REQUEST,
-        Perm.GRANTS_APPROVE, Perm.REVIEWS_WRITE,
-    }),
-    Role.AUDITOR: frozenset({
-        Perm.DASHBOARD, Perm.ALERTS_READ, Perm.INCIDENTS_READ, Perm.LEAKS_READ,
-        Perm.VENDORS_READ, Perm.AUDIT_READ,
-    }),
+    Role.ADMIN: frozenset(
+        {
+            Perm.DASHBOARD,
+            Perm.AUDIT_READ,
+            Perm.USERS_ADMIN,
+            Perm.TOKENS_ADMIN,
+        }
+    ),
+    Role.PRIVACY_OFFICER: frozenset(
+        {
+            Perm.DASHBOARD,
+            Perm.ALERTS_READ,
+            Perm.ALERTS_TRIAGE,
+            Perm.REVEAL,
+            Perm.PATIENTS_READ,
+            Perm.INCIDENTS_READ,
+            Perm.INCIDENTS_WRITE,
+            Perm.LEAKS_READ,
+            Perm.LEAKS_SCAN,
+            Perm.VENDORS_READ,
+            Perm.VENDORS_SUSPEND,
+            Perm.GRANTS_APPROVE,
+            Perm.REVIEWS_WRITE,
+            Perm.AUDIT_READ,
+            Perm.AUDIT_EXPORT,
+        }
+    ),
+    Role.SECURITY_ANALYST: frozenset(
+        {
+            Perm.DASHBOARD,
+            Perm.ALERTS_READ,
+            Perm.ALERTS_TRIAGE,
+            Perm.REVEAL,
+            Perm.PATIENTS_READ,
+            Perm.INCIDENTS_READ,
+            Perm.INCIDENTS_WRITE,
+            Perm.LEAKS_READ,
+            Perm.LEAKS_SCAN,
+            Perm.VENDORS_READ,
+            Perm.VENDORS_SUSPEND,
+            Perm.AUDIT_READ,
+        }
+    ),
+    Role.VENDOR_MANAGER: frozenset(
+        {
+            Perm.DASHBOARD,
+            Perm.VENDORS_READ,
+            Perm.VENDORS_SUSPEND,
+            Perm.GRANTS_REQUEST,
+            Perm.GRANTS_APPROVE,
+            Perm.REVIEWS_WRITE,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            Perm.DASHBOARD,
+            Perm.ALERTS_READ,
+            Perm.INCIDENTS_READ,
+            Perm.LEAKS_READ,
+            Perm.VENDORS_READ,
+            Perm.AUDIT_READ,
+        }
+    ),
 }
 
 #: permissions an API token may be given (scopes); console-only powers are not among them
-TOKEN_SCOPES: frozenset[Perm] = frozenset({
-    Perm.EVENTS_WRITE, Perm.DECIDE, Perm.PORTAL_TICKETS, Perm.HISTORY_APP,
-    Perm.ALERTS_READ, Perm.INCIDENTS_READ, Perm.LEAKS_READ, Perm.VENDORS_READ, Perm.AUDIT_READ,
-})
+TOKEN_SCOPES: frozenset[Perm] = frozenset(
+    {
+        Perm.EVENTS_WRITE,
+        Perm.DECIDE,
+        Perm.PORTAL_TICKETS,
+        Perm.HISTORY_APP,
+        Perm.ALERTS_READ,
+        Perm.INCIDENTS_READ,
+        Perm.LEAKS_READ,
+        Perm.VENDORS_READ,
+        Perm.AUDIT_READ,
+    }
+)
 
 
 def role_has(role: str, perm: Perm) -> bool:

@@ -25,13 +25,31 @@ from phiguard.web.models import ConsoleSession, ConsoleUser
 _TOUCH_EVERY = timedelta(seconds=15)  # write last_seen at most this often per session
 _S = ConsoleSession.__table__.c
 _U = ConsoleUser.__table__.c
-_LOAD = (select(_S.session_hash, _S.public_id, _S.kind, _S.stage, _S.user_id, _S.patient_id,
-                _S.csrf_token, _S.created_at, _S.last_seen, _S.expires_at, _S.reauth_at,
-                _S.client_ip, _S.user_agent, _S.revoked_at, _U.username, _U.role,
-                _U.status.label("user_status"))
-         .select_from(ConsoleSession.__table__.outerjoin(
-             ConsoleUser.__table__, _U.user_id == _S.user_id))
-         .where(_S.session_hash == bindparam("h")))
+_LOAD = (
+    select(
+        _S.session_hash,
+        _S.public_id,
+        _S.kind,
+        _S.stage,
+        _S.user_id,
+        _S.patient_id,
+        _S.csrf_token,
+        _S.created_at,
+        _S.last_seen,
+        _S.expires_at,
+        _S.reauth_at,
+        _S.client_ip,
+        _S.user_agent,
+        _S.revoked_at,
+        _U.username,
+        _U.role,
+        _U.status.label("user_status"),
+    )
+    .select_from(
+        ConsoleSession.__table__.outerjoin(ConsoleUser.__table__, _U.user_id == _S.user_id)
+    )
+    .where(_S.session_hash == bindparam("h"))
+)
 
 
 def digest(token: str) -> str:
@@ -68,43 +86,81 @@ class Sessions:
 
     def _info(self, row: ConsoleSession, user: ConsoleUser | None) -> SessionInfo:
         return SessionInfo(
-            row.session_hash, row.public_id, row.kind, row.stage, row.user_id,
-            user.username if user else "", user.role if user else "", row.patient_id,
-            row.csrf_token, row.created_at, row.last_seen, row.expires_at, row.reauth_at,
-            row.client_ip, row.user_agent,
+            row.session_hash,
+            row.public_id,
+            row.kind,
+            row.stage,
+            row.user_id,
+            user.username if user else "",
+            user.role if user else "",
+            row.patient_id,
+            row.csrf_token,
+            row.created_at,
+            row.last_seen,
+            row.expires_at,
+            row.reauth_at,
+            row.client_ip,
+            row.user_agent,
         )
 
-    def _new_row(self, *, kind: str, stage: str, lifetime: timedelta, client_ip: str,
-                 user_agent: str, user_id: int | None = None,
-                 patient_id: str | None = None) -> tuple[str, ConsoleSession]:
+    def _new_row(
+        self,
+        *,
+        kind: str,
+        stage: str,
+        lifetime: timedelta,
+        client_ip: str,
+        user_agent: str,
+        user_id: int | None = None,
+        patient_id: str | None = None,
+    ) -> tuple[str, ConsoleSession]:
         token = secrets.token_urlsafe(32)
         now = self.app.clock.now()
         row = ConsoleSession(
-            session_hash=digest(token), public_id=secrets.token_hex(6), kind=kind,
-            user_id=user_id, patient_id=patient_id, stage=stage,
-            csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen=now,
-            expires_at=now + lifetime, reauth_at=now if stage == "full" else None,
-            client_ip=client_ip[:64], user_agent=user_agent[:200],
+            session_hash=digest(token),
+            public_id=secrets.token_hex(6),
+            kind=kind,
+            user_id=user_id,
+            patient_id=patient_id,
+            stage=stage,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen=now,
+            expires_at=now + lifetime,
+            reauth_at=now if stage == "full" else None,
+            client_ip=client_ip[:64],
+            user_agent=user_agent[:200],
         )
         return token, row
 
-    def start(self, user_id: int, *, mfa_pending: bool, client_ip: str,
-              user_agent: str) -> str:
+    def start(self, user_id: int, *, mfa_pending: bool, client_ip: str, user_agent: str) -> str:
         """A new staff session: stage ``mfa`` until the second factor, else ``full``."""
-        lifetime = (timedelta(minutes=self.web.mfa_pending_minutes) if mfa_pending
-                    else timedelta(hours=self.web.absolute_timeout_hours))
-        token, row = self._new_row(kind="staff", stage="mfa" if mfa_pending else "full",
-                                   lifetime=lifetime, client_ip=client_ip,
-                                   user_agent=user_agent, user_id=user_id)
+        lifetime = (
+            timedelta(minutes=self.web.mfa_pending_minutes)
+            if mfa_pending
+            else timedelta(hours=self.web.absolute_timeout_hours)
+        )
+        token, row = self._new_row(
+            kind="staff",
+            stage="mfa" if mfa_pending else "full",
+            lifetime=lifetime,
+            client_ip=client_ip,
+            user_agent=user_agent,
+            user_id=user_id,
+        )
         with self.app.session() as s:
             s.add(row)
         return token
 
     def start_patient(self, patient_id: str, *, client_ip: str, user_agent: str) -> str:
         token, row = self._new_row(
-            kind="patient", stage="full",
+            kind="patient",
+            stage="full",
             lifetime=timedelta(minutes=self.web.portal_session_minutes),
-            client_ip=client_ip, user_agent=user_agent, patient_id=patient_id)
+            client_ip=client_ip,
+            user_agent=user_agent,
+            patient_id=patient_id,
+        )
         with self.app.session() as s:
             s.add(row)
         return token
@@ -135,14 +191,30 @@ class Sessions:
             self._set(key, last_seen=now)
             last_seen = now
         return SessionInfo(
-            row.session_hash, row.public_id, row.kind, row.stage, row.user_id,
-            row.username or "", row.role or "", row.patient_id, row.csrf_token, row.created_at,
-            last_seen, row.expires_at, row.reauth_at, row.client_ip, row.user_agent)
+            row.session_hash,
+            row.public_id,
+            row.kind,
+            row.stage,
+            row.user_id,
+            row.username or "",
+            row.role or "",
+            row.patient_id,
+            row.csrf_token,
+            row.created_at,
+            last_seen,
+            row.expires_at,
+            row.reauth_at,
+            row.client_ip,
+            row.user_agent,
+        )
 
     def _set(self, session_hash: str, **values: object) -> None:
         with self.app.session() as s:
-            s.execute(update(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
-                      .values(**values))
+            s.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.session_hash == session_hash)
+                .values(**values)
+            )
 
     def complete_mfa(self, token: str) -> str:
         """Promote a session past MFA under a fresh id; the old id stops working."""
@@ -153,16 +225,23 @@ class Sessions:
                 raise NotFound("no login in progress")
             old.revoked_at = now
             new_token, row = self._new_row(
-                kind="staff", stage="full",
+                kind="staff",
+                stage="full",
                 lifetime=timedelta(hours=self.web.absolute_timeout_hours),
-                client_ip=old.client_ip, user_agent=old.user_agent, user_id=old.user_id)
+                client_ip=old.client_ip,
+                user_agent=old.user_agent,
+                user_id=old.user_id,
+            )
             s.add(row)
         return new_token
 
     def mark_reauth(self, session_hash: str) -> None:
         with self.app.session() as s:
-            s.execute(update(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
-                      .values(reauth_at=self.app.clock.now()))
+            s.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.session_hash == session_hash)
+                .values(reauth_at=self.app.clock.now())
+            )
 
     def recently_authenticated(self, info: SessionInfo) -> bool:
         if info.reauth_at is None:
@@ -171,8 +250,11 @@ class Sessions:
 
     def set_challenge(self, session_hash: str, challenge: bytes | None) -> None:
         with self.app.session() as s:
-            s.execute(update(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
-                      .values(challenge=challenge))
+            s.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.session_hash == session_hash)
+                .values(challenge=challenge)
+            )
 
     def pop_challenge(self, session_hash: str) -> bytes | None:
         with self.app.session() as s:
@@ -186,18 +268,27 @@ class Sessions:
         now = self.app.clock.now()
         with self.app.session() as s:
             user = s.get(ConsoleUser, user_id)
-            rows = s.scalars(select(ConsoleSession).where(
-                ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None),
-                ConsoleSession.stage == "full", ConsoleSession.expires_at > now,
-                ConsoleSession.last_seen > now - self.idle,
-            ).order_by(ConsoleSession.created_at.desc())).all()
+            rows = s.scalars(
+                select(ConsoleSession)
+                .where(
+                    ConsoleSession.user_id == user_id,
+                    ConsoleSession.revoked_at.is_(None),
+                    ConsoleSession.stage == "full",
+                    ConsoleSession.expires_at > now,
+                    ConsoleSession.last_seen > now - self.idle,
+                )
+                .order_by(ConsoleSession.created_at.desc())
+            ).all()
             return [self._info(r, user) for r in rows]
 
     def revoke(self, public_id: str, *, user_id: int, actor: str) -> None:
         """End one of the user's own sessions (object-level check: only their own)."""
         with self.app.session() as s:
-            row = s.scalar(select(ConsoleSession).where(
-                ConsoleSession.public_id == public_id, ConsoleSession.user_id == user_id))
+            row = s.scalar(
+                select(ConsoleSession).where(
+                    ConsoleSession.public_id == public_id, ConsoleSession.user_id == user_id
+                )
+            )
             if row is None or row.revoked_at is not None:
                 raise NotFound(f"no session {public_id}")
             row.revoked_at = self.app.clock.now()
@@ -205,17 +296,20 @@ class Sessions:
 
     def end(self, token: str) -> None:
         with self.app.session() as s:
-            s.execute(update(ConsoleSession).where(ConsoleSession.session_hash == digest(token))
-                      .values(revoked_at=self.app.clock.now()))
+            s.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.session_hash == digest(token))
+                .values(revoked_at=self.app.clock.now())
+            )
 
     def revoke_all(self, user_id: int, *, actor: str, keep: str | None = None) -> int:
         with self.app.session() as s:
-            stmt = update(ConsoleSession).where(ConsoleSession.user_id == user_id,
-                                                ConsoleSession.revoked_at.is_(None))
+            stmt = update(ConsoleSession).where(
+                ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None)
+            )
             if keep:
                 stmt = stmt.where(ConsoleSession.session_hash != keep)
             n = s.execute(stmt.values(revoked_at=self.app.clock.now())).rowcount  # type: ignore[attr-defined]
         if n:
-            self.app.record(Tag.SESSION_REVOKED, actor=actor, subject=f"user:{user_id}",
-                            count=n)
+            self.app.record(Tag.SESSION_REVOKED, actor=actor, subject=f"user:{user_id}", count=n)
         return int(n or 0)

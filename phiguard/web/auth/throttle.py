@@ -37,15 +37,19 @@ class LoginThrottle:
     def window(self) -> timedelta:
         return timedelta(minutes=self.web.login_window_minutes)
 
-    def _oldest_blocking(self, s: Session, column: Any, value: str, limit: int,
-                         now: datetime) -> datetime | None:
+    def _oldest_blocking(
+        self, s: Session, column: Any, value: str, limit: int, now: datetime
+    ) -> datetime | None:
         since = now - self.window
         base = select(LoginAttempt.at).where(
             column == value, LoginAttempt.at > since, LoginAttempt.success.is_(False)
         )
         if column is LoginAttempt.username:
-            last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(
-                LoginAttempt.username == value, LoginAttempt.success.is_(True)))
+            last_ok = s.scalar(
+                select(func.max(LoginAttempt.at)).where(
+                    LoginAttempt.username == value, LoginAttempt.success.is_(True)
+                )
+            )
             if last_ok is not None:
                 base = base.where(LoginAttempt.at > last_ok)
         rows = s.scalars(base.order_by(LoginAttempt.at.desc()).limit(limit)).all()
@@ -65,9 +69,24 @@ class LoginThrottle:
         if waits:
             raise Throttled(max(1, max(waits)))
 
-    def record(self, s: Session, username: str, client_ip: str, now: datetime, *,
-               success: bool, stage: str = "password") -> None:
-        s.add(LoginAttempt(username=username[:64], client_ip=client_ip[:64], at=now,
-                           success=success, stage=stage))
+    def record(
+        self,
+        s: Session,
+        username: str,
+        client_ip: str,
+        now: datetime,
+        *,
+        success: bool,
+        stage: str = "password",
+    ) -> None:
+        s.add(
+            LoginAttempt(
+                username=username[:64],
+                client_ip=client_ip[:64],
+                at=now,
+                success=success,
+                stage=stage,
+            )
+        )
         # keep the table small: attempts older than a day no longer decide anything
         s.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=1)))

@@ -61,8 +61,17 @@ class IssuedToken:
 
 
 def _view(t: ApiToken) -> TokenView:
-    return TokenView(t.token_id, t.name, t.scopes.split(","), t.created_by, t.created_at,
-                     t.expires_at, t.revoked_at, t.last_used_at, t.replaces)
+    return TokenView(
+        t.token_id,
+        t.name,
+        t.scopes.split(","),
+        t.created_by,
+        t.created_at,
+        t.expires_at,
+        t.revoked_at,
+        t.last_used_at,
+        t.replaces,
+    )
 
 
 class ApiTokens:
@@ -72,19 +81,31 @@ class ApiTokens:
         self._cache: dict[str, tuple[float, ApiClient, str]] = {}
         self._lock = threading.Lock()
 
-    def _issue(self, s: object, name: str, scopes: str, actor: str,
-               expires_at: datetime | None, replaces: str | None) -> IssuedToken:
+    def _issue(
+        self,
+        s: object,
+        name: str,
+        scopes: str,
+        actor: str,
+        expires_at: datetime | None,
+        replaces: str | None,
+    ) -> IssuedToken:
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        row = ApiToken(token_id=token_id, name=name, scopes=scopes,
-                       secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
-                       created_by=actor, created_at=self.app.clock.now(),
-                       expires_at=expires_at, replaces=replaces)
+        row = ApiToken(
+            token_id=token_id,
+            name=name,
+            scopes=scopes,
+            secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
+            created_by=actor,
+            created_at=self.app.clock.now(),
+            expires_at=expires_at,
+            replaces=replaces,
+        )
         s.add(row)  # type: ignore[attr-defined]
         return IssuedToken(_view(row), f"{PREFIX}{token_id}_{secret}")
 
-    def create(self, name: str, scopes: str, *, actor: str,
-               days: int | None = None) -> IssuedToken:
+    def create(self, name: str, scopes: str, *, actor: str, days: int | None = None) -> IssuedToken:
         name = name.strip()
         if not name or len(name) > 100:
             raise UsageError("a token needs a name of 1-100 characters")
@@ -93,10 +114,14 @@ class ApiTokens:
             raise UsageError("--days must be at least 1")
         expires = self.app.clock.now() + timedelta(days=days) if days else None
         with self.app.session() as s:
-            issued = self._issue(s, name, ",".join(p.value for p in parsed), actor, expires,
-                                 None)
-        self.app.record(Tag.TOKEN_CREATED, actor=actor, subject=issued.view.token_id,
-                        name=name, scopes=issued.view.scopes)
+            issued = self._issue(s, name, ",".join(p.value for p in parsed), actor, expires, None)
+        self.app.record(
+            Tag.TOKEN_CREATED,
+            actor=actor,
+            subject=issued.view.token_id,
+            name=name,
+            scopes=issued.view.scopes,
+        )
         return issued
 
     def rotate(self, token_id: str, *, actor: str) -> IssuedToken:
@@ -110,8 +135,7 @@ class ApiTokens:
             old.revoked_at = now
             issued = self._issue(s, old.name, old.scopes, actor, old.expires_at, token_id)
         self._forget(token_id)
-        self.app.record(Tag.TOKEN_ROTATED, actor=actor, subject=token_id,
-                        new=issued.view.token_id)
+        self.app.record(Tag.TOKEN_ROTATED, actor=actor, subject=token_id, new=issued.view.token_id)
         return issued
 
     def revoke(self, token_id: str, *, actor: str) -> TokenView:
@@ -128,8 +152,9 @@ class ApiTokens:
 
     def list(self) -> list[TokenView]:
         with self.app.session() as s:
-            return [_view(t) for t in s.scalars(select(ApiToken)
-                                                .order_by(ApiToken.created_at.desc()))]
+            return [
+                _view(t) for t in s.scalars(select(ApiToken).order_by(ApiToken.created_at.desc()))
+            ]
 
     def _forget(self, token_id: str) -> None:
         with self._lock:
@@ -139,14 +164,17 @@ class ApiTokens:
     def authenticate(self, bearer: str) -> ApiClient | None:
         if not bearer.startswith(PREFIX) or len(bearer) > 120:
             return None
-        token_id, _, secret = bearer[len(PREFIX):].partition("_")
+        token_id, _, secret = bearer[len(PREFIX) :].partition("_")
         if not token_id or not secret:
             return None
         digest = hashlib.sha256(secret.encode()).hexdigest()
         mono = time.monotonic()
         cached = self._cache.get(token_id)
-        if cached and mono - cached[0] < self.web.token_cache_seconds and hmac.compare_digest(
-                cached[2], digest):
+        if (
+            cached
+            and mono - cached[0] < self.web.token_cache_seconds
+            and hmac.compare_digest(cached[2], digest)
+        ):
             return cached[1]
         now = self.app.clock.now()
         with self.app.session() as s:
@@ -157,8 +185,9 @@ class ApiTokens:
                 return None
             if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
                 row.last_used_at = now
-            client = ApiClient(row.token_id, row.name,
-                               frozenset(Perm(p) for p in row.scopes.split(",")))
+            client = ApiClient(
+                row.token_id, row.name, frozenset(Perm(p) for p in row.scopes.split(","))
+            )
         with self._lock:
             self._cache[token_id] = (mono, client, digest)
         return client

@@ -60,15 +60,33 @@ class Users:
 
     # -- reading -----------------------------------------------------------------------
     def _view(self, s: Session, u: ConsoleUser) -> UserView:
-        keys = s.scalar(select(func.count()).select_from(WebAuthnCredential)
-                        .where(WebAuthnCredential.user_id == u.user_id)) or 0
-        return UserView(u.user_id, u.username, u.display_name, u.role, u.status, u.account_id,
-                        u.totp_secret is not None, int(keys), u.created_at, u.last_login_at)
+        keys = (
+            s.scalar(
+                select(func.count())
+                .select_from(WebAuthnCredential)
+                .where(WebAuthnCredential.user_id == u.user_id)
+            )
+            or 0
+        )
+        return UserView(
+            u.user_id,
+            u.username,
+            u.display_name,
+            u.role,
+            u.status,
+            u.account_id,
+            u.totp_secret is not None,
+            int(keys),
+            u.created_at,
+            u.last_login_at,
+        )
 
     def list(self) -> list[UserView]:
         with self.app.session() as s:
-            return [self._view(s, u) for u in s.scalars(select(ConsoleUser)
-                                                        .order_by(ConsoleUser.username))]
+            return [
+                self._view(s, u)
+                for u in s.scalars(select(ConsoleUser).order_by(ConsoleUser.username))
+            ]
 
     def get(self, username: str) -> UserView:
         with self.app.session() as s:
@@ -83,8 +101,14 @@ class Users:
 
     def has_admin(self) -> bool:
         with self.app.session() as s:
-            return s.scalar(select(func.count()).select_from(ConsoleUser).where(
-                ConsoleUser.role == Role.ADMIN, ConsoleUser.status == "active")) != 0
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(ConsoleUser)
+                    .where(ConsoleUser.role == Role.ADMIN, ConsoleUser.status == "active")
+                )
+                != 0
+            )
 
     @staticmethod
     def _row(s: Session, username: str) -> ConsoleUser:
@@ -94,9 +118,17 @@ class Users:
         return u
 
     # -- changing ----------------------------------------------------------------------
-    def create(self, username: str, role: str, password: str, *, actor: str,
-               display_name: str = "", with_totp: bool | None = None,
-               account_id: str | None = None) -> Enrolment:
+    def create(
+        self,
+        username: str,
+        role: str,
+        password: str,
+        *,
+        actor: str,
+        display_name: str = "",
+        with_totp: bool | None = None,
+        account_id: str | None = None,
+    ) -> Enrolment:
         """Create a user. Roles that require MFA always get a TOTP secret, returned once."""
         username = username.strip().lower()
         if not _USERNAME.fullmatch(username):
@@ -113,19 +145,26 @@ class Users:
             if s.scalar(select(ConsoleUser).where(ConsoleUser.username == username)):
                 raise Conflict(f"console user {username!r} already exists")
             u = ConsoleUser(
-                username=username, display_name=display_name[:200], role=chosen.value,
+                username=username,
+                display_name=display_name[:200],
+                role=chosen.value,
                 account_id=(account_id or "").strip()[:64] or None,
                 password_hash=pw_hash,
                 totp_secret=self.app.cipher.encrypt(secret.encode(), _TOTP_CONTEXT)
-                if secret else None,
-                totp_last_step=0, status="active", created_at=now, created_by=actor,
+                if secret
+                else None,
+                totp_last_step=0,
+                status="active",
+                created_at=now,
+                created_by=actor,
                 password_changed_at=now,
             )
             s.add(u)
             s.flush()
             view = self._view(s, u)
-        self.app.record(Tag.USER_CREATED, actor=actor, subject=username, role=chosen.value,
-                        mfa=bool(secret))
+        self.app.record(
+            Tag.USER_CREATED, actor=actor, subject=username, role=chosen.value, mfa=bool(secret)
+        )
         uri = totp.provisioning_uri(secret, username) if secret else None
         return Enrolment(view, secret, uri)
 
@@ -147,8 +186,11 @@ class Users:
         with self.app.session() as s:
             u = self._row(s, username)
             if status == "disabled" and u.role == Role.ADMIN:
-                admins = s.scalar(select(func.count()).select_from(ConsoleUser).where(
-                    ConsoleUser.role == Role.ADMIN, ConsoleUser.status == "active"))
+                admins = s.scalar(
+                    select(func.count())
+                    .select_from(ConsoleUser)
+                    .where(ConsoleUser.role == Role.ADMIN, ConsoleUser.status == "active")
+                )
                 if admins == 1 and u.status == "active":
                     raise Conflict("cannot disable the last active admin")
             u.status = status
@@ -157,8 +199,11 @@ class Users:
             from phiguard.web.auth.sessions import Sessions
 
             Sessions(self.app, self.web).revoke_all(view.user_id, actor=actor)
-        self.app.record(Tag.USER_DISABLED if status == "disabled" else Tag.USER_ENABLED,
-                        actor=actor, subject=view.username)
+        self.app.record(
+            Tag.USER_DISABLED if status == "disabled" else Tag.USER_ENABLED,
+            actor=actor,
+            subject=view.username,
+        )
         return view
 
     def change_password(self, user_id: int, old: str, new: str) -> None:
@@ -192,8 +237,13 @@ class Users:
                     u.password_hash = passwords.hash_password(password)
                 view = self._view(s, u)
         if not ok:
-            self.app.record(Tag.USER_LOGIN_FAILED, actor=username, subject=username,
-                            stage="password", client_ip=client_ip)
+            self.app.record(
+                Tag.USER_LOGIN_FAILED,
+                actor=username,
+                subject=username,
+                stage="password",
+                client_ip=client_ip,
+            )
             raise PermissionDenied("wrong user name or password")
         return view
 
@@ -214,12 +264,14 @@ class Users:
                 step = totp.verify(secret, code, now=now, last_step=u.totp_last_step)
             if step is not None:
                 u.totp_last_step = step
-            self.throttle.record(s, u.username, client_ip, now, success=step is not None,
-                                 stage="mfa")
+            self.throttle.record(
+                s, u.username, client_ip, now, success=step is not None, stage="mfa"
+            )
             name = u.username
         if step is None:
-            self.app.record(Tag.USER_LOGIN_FAILED, actor=name, subject=name, stage="mfa",
-                            client_ip=client_ip)
+            self.app.record(
+                Tag.USER_LOGIN_FAILED, actor=name, subject=name, stage="mfa", client_ip=client_ip
+            )
             raise PermissionDenied("that code is wrong, expired or already used")
         return self.by_id(user_id)
 
@@ -229,8 +281,9 @@ class Users:
             assert u is not None
             u.last_login_at = self.app.clock.now()
             name = u.username
-        self.app.record(Tag.USER_LOGIN, actor=name, subject=name, method=method,
-                        client_ip=client_ip)
+        self.app.record(
+            Tag.USER_LOGIN, actor=name, subject=name, method=method, client_ip=client_ip
+        )
 
     def confirm_password(self, user_id: int, password: str, client_ip: str) -> None:
         """Re-authentication for a sensitive action: the password again, throttled."""

@@ -45,12 +45,15 @@ class SecurityKeys:
 
     def _creds(self, user_id: int) -> list[WebAuthnCredential]:
         with self.app.session() as s:
-            return list(s.scalars(select(WebAuthnCredential)
-                                  .where(WebAuthnCredential.user_id == user_id)))
+            return list(
+                s.scalars(select(WebAuthnCredential).where(WebAuthnCredential.user_id == user_id))
+            )
 
     def list(self, user_id: int) -> list[KeyView]:
-        return [KeyView(c.credential_id.hex()[:16], c.name, c.created_at, c.last_used_at)
-                for c in self._creds(user_id)]
+        return [
+            KeyView(c.credential_id.hex()[:16], c.name, c.created_at, c.last_used_at)
+            for c in self._creds(user_id)
+        ]
 
     def registration_options(self, session_hash: str, user_id: int) -> str:
         with self.app.session() as s:
@@ -58,34 +61,47 @@ class SecurityKeys:
             assert user is not None
             name = user.username
         opts = webauthn.generate_registration_options(
-            rp_id=self.rp_id, rp_name="phiguard", user_name=name,
+            rp_id=self.rp_id,
+            rp_name="phiguard",
+            user_name=name,
             user_id=str(user_id).encode(),
-            exclude_credentials=[PublicKeyCredentialDescriptor(id=c.credential_id)
-                                 for c in self._creds(user_id)],
+            exclude_credentials=[
+                PublicKeyCredentialDescriptor(id=c.credential_id) for c in self._creds(user_id)
+            ],
             authenticator_selection=AuthenticatorSelectionCriteria(
                 resident_key=ResidentKeyRequirement.DISCOURAGED,
-                user_verification=UserVerificationRequirement.PREFERRED),
+                user_verification=UserVerificationRequirement.PREFERRED,
+            ),
         )
         self.sessions.set_challenge(session_hash, opts.challenge)
         return webauthn.options_to_json(opts)
 
-    def register(self, session_hash: str, user_id: int, credential: dict[str, Any],
-                 name: str) -> None:
+    def register(
+        self, session_hash: str, user_id: int, credential: dict[str, Any], name: str
+    ) -> None:
         challenge = self.sessions.pop_challenge(session_hash)
         if challenge is None:
             raise UsageError("no security-key registration in progress")
         try:
             verified = webauthn.verify_registration_response(
-                credential=credential, expected_challenge=challenge,
-                expected_rp_id=self.rp_id, expected_origin=self.origin)
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp_id,
+                expected_origin=self.origin,
+            )
         except Exception as exc:  # the library raises several unrelated types
             raise PermissionDenied(f"security key not accepted: {exc}") from None
         with self.app.session() as s:
-            s.add(WebAuthnCredential(
-                credential_id=verified.credential_id, user_id=user_id,
-                name=(name.strip() or "security key")[:100],
-                public_key=verified.credential_public_key, sign_count=verified.sign_count,
-                created_at=self.app.clock.now()))
+            s.add(
+                WebAuthnCredential(
+                    credential_id=verified.credential_id,
+                    user_id=user_id,
+                    name=(name.strip() or "security key")[:100],
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count,
+                    created_at=self.app.clock.now(),
+                )
+            )
             user = s.get(ConsoleUser, user_id)
             username = user.username if user else str(user_id)
         self.app.record(Tag.WEBAUTHN_REGISTERED, actor=username, subject=username)
@@ -97,7 +113,8 @@ class SecurityKeys:
         opts = webauthn.generate_authentication_options(
             rp_id=self.rp_id,
             allow_credentials=[PublicKeyCredentialDescriptor(id=c.credential_id) for c in creds],
-            user_verification=UserVerificationRequirement.PREFERRED)
+            user_verification=UserVerificationRequirement.PREFERRED,
+        )
         self.sessions.set_challenge(session_hash, opts.challenge)
         return webauthn.options_to_json(opts)
 
@@ -112,10 +129,13 @@ class SecurityKeys:
                 raise PermissionDenied("unknown security key")
             try:
                 verified = webauthn.verify_authentication_response(
-                    credential=credential, expected_challenge=challenge,
-                    expected_rp_id=self.rp_id, expected_origin=self.origin,
+                    credential=credential,
+                    expected_challenge=challenge,
+                    expected_rp_id=self.rp_id,
+                    expected_origin=self.origin,
                     credential_public_key=cred.public_key,
-                    credential_current_sign_count=cred.sign_count)
+                    credential_current_sign_count=cred.sign_count,
+                )
             except Exception as exc:
                 raise PermissionDenied(f"security key not accepted: {exc}") from None
             cred.sign_count = verified.new_sign_count
@@ -123,8 +143,9 @@ class SecurityKeys:
 
     def remove(self, user_id: int, key_id: str) -> None:
         with self.app.session() as s:
-            for cred in s.scalars(select(WebAuthnCredential)
-                                  .where(WebAuthnCredential.user_id == user_id)):
+            for cred in s.scalars(
+                select(WebAuthnCredential).where(WebAuthnCredential.user_id == user_id)
+            ):
                 if cred.credential_id.hex()[:16] == key_id:
                     s.delete(cred)
                     user = s.get(ConsoleUser, user_id)

@@ -19,23 +19,30 @@ class Activity:
     mark: int | None
 
 
-def around(app: App, account_id: str, first_ts: str | datetime, *, hours: int = 24,
-           baseline_days: int = 28) -> Activity | None:
+def around(
+    app: App, account_id: str, first_ts: str | datetime, *, hours: int = 24, baseline_days: int = 28
+) -> Activity | None:
     """Distinct patients per hour in the ``hours`` before and after ``first_ts`` (HKT),
     with the account's mean for that hour of day over the previous ``baseline_days``."""
     centre = parse_ts(first_ts) if isinstance(first_ts, str) else first_ts
     centre = centre.astimezone(HKT).replace(minute=0, second=0, microsecond=0)
     start, end = centre - timedelta(hours=hours // 2), centre + timedelta(hours=hours // 2)
-    rows = query(app, """
+    rows = query(
+        app,
+        """
         SELECT date_trunc('hour', ts AT TIME ZONE 'Asia/Hong_Kong') AS h,
                count(DISTINCT patient_id)
         FROM {events} WHERE account_id = ? AND ts >= ? AND ts < ? GROUP BY 1""",
-                 [account_id, start, end])
-    base = query(app, """
+        [account_id, start, end],
+    )
+    base = query(
+        app,
+        """
         SELECT hour(ts AT TIME ZONE 'Asia/Hong_Kong') AS hod,
                count(DISTINCT (patient_id, date_trunc('hour', ts))) / ?::DOUBLE
         FROM {events} WHERE account_id = ? AND ts >= ? AND ts < ? GROUP BY 1""",
-                 [baseline_days, account_id, start - timedelta(days=baseline_days), start])
+        [baseline_days, account_id, start - timedelta(days=baseline_days), start],
+    )
     if not rows and not base:
         return None
     by_hour = {h.replace(tzinfo=None): n for h, n in rows}
@@ -58,10 +65,14 @@ def around(app: App, account_id: str, first_ts: str | datetime, *, hours: int = 
 
 def by_hour_of_day(app: App, *, days: int = 7) -> list[int]:
     """Accesses by hour of day (HKT) over the last ``days`` days of events."""
-    rows = query(app, """
+    rows = query(
+        app,
+        """
         WITH last AS (SELECT max(ts) AS m FROM {events})
         SELECT hour(ts AT TIME ZONE 'Asia/Hong_Kong'), count(*) FROM {events}, last
-        WHERE ts > last.m - to_days(?) GROUP BY 1""", [days])
+        WHERE ts > last.m - to_days(?) GROUP BY 1""",
+        [days],
+    )
     counts = [0] * 24
     for h, n in rows:
         counts[int(h)] = int(n)

@@ -57,12 +57,16 @@ class AlertListCache:
             hit = self._tables.get(key)
         if hit is not None and hit[0] == mark:
             return hit[1]
-        rows = alerts_svc.list_alerts(self.app, status=status, severity=severity or None,
-                                      limit=LIMIT)
+        rows = alerts_svc.list_alerts(
+            self.app, status=status, severity=severity or None, limit=LIMIT
+        )
         tz = self.app.settings.timezone
         # the template autoescapes every value: its output is safe HTML
-        html = Markup(self.renderer.env.get_template("alerts_table.html").render(  # noqa: S704
-            alerts=[alerts_svc.as_json(a, tz) for a in rows]))
+        html = Markup(  # noqa: S704 - rendered by an autoescaping template, see above
+            self.renderer.env.get_template("alerts_table.html").render(
+                alerts=[alerts_svc.as_json(a, tz) for a in rows]
+            )
+        )
         with self._lock:
             if len(self._tables) >= _MAX_KEYS:
                 self._tables.clear()

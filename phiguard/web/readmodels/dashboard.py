@@ -68,10 +68,12 @@ def compute(app: App, *, days: int = 14) -> Dashboard:
             vendor_score[a.vendor_id] = max(vendor_score[a.vendor_id], a.score)
             vendor_n[a.vendor_id] += 1
     d.open_by_severity = {sev: open_sev.get(sev, 0) for sev in SEVERITIES}
-    d.top_accounts = sorted(((k, v, account_n[k]) for k, v in account_score.items()),
-                            key=lambda t: (-t[1], -t[2], t[0]))[:8]
-    d.top_vendors = sorted(((k, v, vendor_n[k]) for k, v in vendor_score.items()),
-                           key=lambda t: (-t[1], -t[2], t[0]))[:8]
+    d.top_accounts = sorted(
+        ((k, v, account_n[k]) for k, v in account_score.items()), key=lambda t: (-t[1], -t[2], t[0])
+    )[:8]
+    d.top_vendors = sorted(
+        ((k, v, vendor_n[k]) for k, v in vendor_score.items()), key=lambda t: (-t[1], -t[2], t[0])
+    )[:8]
     d.by_hour = by_hour_of_day(app)
     for inc in cases.list_incidents(app):
         if inc["status"] == "closed":
@@ -93,8 +95,8 @@ class DashboardCache:
         self.ttl = ttl
         self.max_age = max_age
         self._value: Dashboard | None = None
-        self._at = 0.0          # when the figures were last confirmed current
-        self._computed = 0.0    # when they were last computed
+        self._at = 0.0  # when the figures were last confirmed current
+        self._computed = 0.0  # when they were last computed
         self._mark: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self._cold = threading.Lock()
@@ -113,12 +115,15 @@ class DashboardCache:
 
         with self.app.session() as s:
             live = s.scalar(select(func.count()).where(Incident.status != "closed"))
-            incidents = tuple(s.execute(select(func.count(), func.count(Incident.closed_at))
-                                        ).one())
+            incidents = tuple(s.execute(select(func.count(), func.count(Incident.closed_at))).one())
         if live:  # open incidents carry clocks that move with time and with their tasks
             return (object(),)  # never equal: recompute at every refresh, as before
-        return (fingerprint(self.app), EventStore.of(self.app).applied(), incidents,
-                self.app.clock.now().astimezone(HKT).date())
+        return (
+            fingerprint(self.app),
+            EventStore.of(self.app).applied(),
+            incidents,
+            self.app.clock.now().astimezone(HKT).date(),
+        )
 
     def _refresh(self) -> None:
         """Recompute when the inputs changed (and at least every ``max_age`` seconds);
@@ -148,8 +153,9 @@ class DashboardCache:
             value, stale = self._value, time.monotonic() - self._at > self.ttl
             if value is not None and stale and not self._refreshing:
                 self._refreshing = True
-                threading.Thread(target=self._refresh, name="dashboard-refresh",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._refresh, name="dashboard-refresh", daemon=True
+                ).start()
         if value is None:
             with self._cold:  # one computation however many requests arrive cold
                 if self._value is not None:

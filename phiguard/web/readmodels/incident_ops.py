@@ -15,8 +15,9 @@ from phiguard.incidents.clocks import hkt
 _REPORT = re.compile(r"(pcpd|cap653|hkcert|police|final)-[0-9]{8}T[0-9]{6}\.pdf")
 
 
-def open_incident(app: App, *, actor: str, alert_id: str = "", scan_id: str = "",
-                  title: str = "") -> str:
+def open_incident(
+    app: App, *, actor: str, alert_id: str = "", scan_id: str = "", title: str = ""
+) -> str:
     alert_id, scan_id, title = alert_id.strip(), scan_id.strip(), title.strip()
     if scan_id:
         from phiguard.leaks import scan as scan_svc
@@ -24,9 +25,11 @@ def open_incident(app: App, *, actor: str, alert_id: str = "", scan_id: str = ""
         doc = scan_svc.get_scan(app, scan_id)
         doc["affected_patients"] = [
             {"patient_id": pid, "matched_on": ["scan"], "confidence": 1.0}
-            for pid in scan_svc.affected_patient_ids(app, scan_id)]
-        return cases.open_from(app, actor=actor, scan_doc=doc, alert_id=alert_id or None,
-                               title=title or None)
+            for pid in scan_svc.affected_patient_ids(app, scan_id)
+        ]
+        return cases.open_from(
+            app, actor=actor, scan_doc=doc, alert_id=alert_id or None, title=title or None
+        )
     if not alert_id and not title:
         raise UsageError("give an alert, a scan or a title")
     return cases.open_from(app, actor=actor, alert_id=alert_id or None, title=title or None)
@@ -37,10 +40,17 @@ def case_view(app: App, incident_id: str) -> dict[str, Any]:
     view["timeline"] = cases.timeline(app, incident_id)
     with app.session() as s:
         view["task_list"] = [
-            {"key": t.key, "title": t.title, "step": getattr(t, "step", ""),
-             "owner": getattr(t, "owner", ""), "due": hkt(t.due), "status": t.status,
-             "overdue": t.status == "open" and t.due < app.clock.now()}
-            for t in playbook.tasks(s, incident_id)]
+            {
+                "key": t.key,
+                "title": t.title,
+                "step": getattr(t, "step", ""),
+                "owner": getattr(t, "owner", ""),
+                "due": hkt(t.due),
+                "status": t.status,
+                "overdue": t.status == "open" and t.due < app.clock.now(),
+            }
+            for t in playbook.tasks(s, incident_id)
+        ]
     view["notification"] = notify.status(app, incident_id)
     view["reports"] = report_files(app, incident_id)
     return view
@@ -56,8 +66,11 @@ def report_files(app: App, incident_id: str) -> list[dict[str, Any]]:
     folder = _folder(app, incident_id)
     if not folder.is_dir():
         return []
-    return [{"name": p.name, "kind": p.name.split("-")[0], "bytes": p.stat().st_size}
-            for p in sorted(folder.glob("*.pdf"), reverse=True) if _REPORT.fullmatch(p.name)]
+    return [
+        {"name": p.name, "kind": p.name.split("-")[0], "bytes": p.stat().st_size}
+        for p in sorted(folder.glob("*.pdf"), reverse=True)
+        if _REPORT.fullmatch(p.name)
+    ]
 
 
 def write_report(app: App, incident_id: str, kind: str, *, actor: str) -> str:
@@ -80,8 +93,7 @@ def report_path(app: App, incident_id: str, name: str) -> Path:
     return path
 
 
-def start_notices(app: App, incident_id: str, channels: list[str], *, actor: str
-                  ) -> dict[str, Any]:
+def start_notices(app: App, incident_id: str, channels: list[str], *, actor: str) -> dict[str, Any]:
     from phiguard.incidents.settings import IncidentSettings
 
     cfg = IncidentSettings()
@@ -89,6 +101,7 @@ def start_notices(app: App, incident_id: str, channels: list[str], *, actor: str
     transports = notify.configured_transports(cfg, [c for c in channels if c in ("app", "sms")])
     out = result.as_dict()
     if transports:
-        out["dispatch"] = notify.dispatch(app, result.campaign_id, transports, actor=actor,
-                                          cfg=cfg).__dict__
+        out["dispatch"] = notify.dispatch(
+            app, result.campaign_id, transports, actor=actor, cfg=cfg
+        ).__dict__
     return out

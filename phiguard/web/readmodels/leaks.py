@@ -20,6 +20,8 @@ def leak_check(app: App, patient_id: str, *, actor: str) -> LeakAnswer:
     except ImportError:
         return LeakAnswer(available=False, affected=False)
     result = patient_check(app, patient_id, actor=actor)
-    found = [dict(i) | {"summary": f"Found on {i.get('found_on', '')}"}
-             for i in result.get("incidents", [])]
+    found = [
+        dict(i) | {"summary": f"Found on {i.get('found_on', '')}"}
+        for i in result.get("incidents", [])
+    ]
     return LeakAnswer(available=True, affected=bool(result.get("affected")), incidents=found)

@@ -50,8 +50,7 @@ def card(app: App, patient_id: str) -> PatientCard:
         p = s.get(Patient, patient_id)
         if p is None or p.is_canary:
             raise NotFound(f"no patient {patient_id}")
-        return PatientCard(p.patient_id, p.sex, p.birth_year, p.cluster, p.vip,
-                           p.app_registered)
+        return PatientCard(p.patient_id, p.sex, p.birth_year, p.cluster, p.vip, p.app_registered)
 
 
 def find(app: App, text: str) -> str:
@@ -81,8 +80,9 @@ def find(app: App, text: str) -> str:
     raise NotFound("no patient matches that")
 
 
-def reveal(app: App, patient_ids: list[str], *, actor: str, reason: str,
-           context: str) -> list[Revealed]:
+def reveal(
+    app: App, patient_ids: list[str], *, actor: str, reason: str, context: str
+) -> list[Revealed]:
     reason = reason.strip()
     if len(reason) < 8:
         raise UsageError("give a reason of at least 8 characters; it is written to the audit log")
@@ -90,18 +90,35 @@ def reveal(app: App, patient_ids: list[str], *, actor: str, reason: str,
     if not ids:
         raise UsageError("no patient to reveal")
     with app.session() as s:
-        rows = {p.patient_id: p for p in s.scalars(select(Patient).where(
-            Patient.patient_id.in_(ids), Patient.is_canary.is_(False)))}
+        rows = {
+            p.patient_id: p
+            for p in s.scalars(
+                select(Patient).where(Patient.patient_id.in_(ids), Patient.is_canary.is_(False))
+            )
+        }
     if not rows:
         raise NotFound("no such patient")
-    app.record(Tag.IDENTIFIER_REVEALED, actor=actor, subject=",".join(sorted(rows)),
-               reason=reason, context=context, count=len(rows))
+    app.record(
+        Tag.IDENTIFIER_REVEALED,
+        actor=actor,
+        subject=",".join(sorted(rows)),
+        reason=reason,
+        context=context,
+        count=len(rows),
+    )
     out = []
     for pid in ids:
         p = rows.get(pid)
         if p is None:
             continue
         pii = app.cipher.decrypt_json(p.pii, b"patient:pii")
-        out.append(Revealed(pid, pii.get("name_en") or "", pii.get("name_zh") or "",
-                            display_hkid(pii.get("hkid") or ""), pii.get("hospital_no") or ""))
+        out.append(
+            Revealed(
+                pid,
+                pii.get("name_en") or "",
+                pii.get("name_zh") or "",
+                display_hkid(pii.get("hkid") or ""),
+                pii.get("hospital_no") or "",
+            )
+        )
     return out

@@ -41,8 +41,14 @@ class ScanJob:
             message = f"failed: {self.error}"
         else:
             message = f"read {self.done:,} of {self.total:,} bytes"
-        return {"job_id": self.job_id, "state": self.state, "fraction": round(fraction, 3),
-                "message": message, "scan_id": self.scan_id, "files": self.names}
+        return {
+            "job_id": self.job_id,
+            "state": self.state,
+            "fraction": round(fraction, 3),
+            "message": message,
+            "scan_id": self.scan_id,
+            "files": self.names,
+        }
 
 
 def safe_name(name: str | None) -> str:
@@ -88,8 +94,12 @@ class ScanJobs:
             shutil.rmtree(folder, ignore_errors=True)
 
     def start(self, folder: Path, paths: list[Path], *, actor: str) -> ScanJob:
-        job = ScanJob(secrets.token_hex(8), actor, [p.name[3:] for p in paths],
-                      sum(p.stat().st_size for p in paths))
+        job = ScanJob(
+            secrets.token_hex(8),
+            actor,
+            [p.name[3:] for p in paths],
+            sum(p.stat().st_size for p in paths),
+        )
         with self._lock:
             if len(self.jobs) >= MAX_JOBS:
                 oldest = sorted(self.jobs.values(), key=lambda j: j.started)

@@ -16,15 +16,22 @@ router = APIRouter(include_in_schema=False)
 AnyUser = Annotated[Principal, Depends(Page())]
 
 
-def _page(request: Request, console: ConsoleDep, user: Principal, *, error: str = "",
-          status: int = 200) -> Response:
+def _page(
+    request: Request, console: ConsoleDep, user: Principal, *, error: str = "", status: int = 200
+) -> Response:
     me = console.users.by_id(user.user_id)
     assert user.session is not None
     return request.app.state.renderer.page(
-        request, "account.html", status=status, me=me,
-        sessions=console.sessions.list_for(user.user_id), current=user.session.public_id,
-        keys=console.keys.list(user.user_id), mfa_required=me.role in MFA_REQUIRED,
-        error=error)
+        request,
+        "account.html",
+        status=status,
+        me=me,
+        sessions=console.sessions.list_for(user.user_id),
+        current=user.session.public_id,
+        keys=console.keys.list(user.user_id),
+        mfa_required=me.role in MFA_REQUIRED,
+        error=error,
+    )
 
 
 @router.get("/account")
@@ -46,8 +53,13 @@ def revoke_others(console: ConsoleDep, user: AnyUser) -> Response:
 
 
 @router.post("/account/password")
-def change_password(request: Request, console: ConsoleDep, user: AnyUser,
-                    old: Annotated[str, Form()], new: Annotated[str, Form()]) -> Response:
+def change_password(
+    request: Request,
+    console: ConsoleDep,
+    user: AnyUser,
+    old: Annotated[str, Form()],
+    new: Annotated[str, Form()],
+) -> Response:
     try:
         console.users.change_password(user.user_id, old[:256], new[:256])
     except (PermissionDenied, UsageError) as exc:

@@ -17,9 +17,14 @@ TokensAdmin = Annotated[Principal, Depends(Page(Perm.TOKENS_ADMIN))]
 
 
 def _users(request: Request, console: ConsoleDep, status: int = 200, **ctx: object) -> Response:
-    return request.app.state.renderer.page(request, "admin_users.html", status=status,
-                                           users=console.users.list(),
-                                           roles=[r.value for r in Role], **ctx)
+    return request.app.state.renderer.page(
+        request,
+        "admin_users.html",
+        status=status,
+        users=console.users.list(),
+        roles=[r.value for r in Role],
+        **ctx,
+    )
 
 
 @router.get("/admin/users")
@@ -28,24 +33,40 @@ def users(request: Request, console: ConsoleDep, _: UsersAdmin) -> Response:
 
 
 @router.post("/admin/users")
-def create_user(request: Request, console: ConsoleDep, user: UsersAdmin,
-                username: Annotated[str, Form()], role: Annotated[str, Form()],
-                password: Annotated[str, Form()], display_name: Annotated[str, Form()] = "",
-                account_id: Annotated[str, Form()] = "",
-                totp: Annotated[str, Form()] = "") -> Response:
+def create_user(
+    request: Request,
+    console: ConsoleDep,
+    user: UsersAdmin,
+    username: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    display_name: Annotated[str, Form()] = "",
+    account_id: Annotated[str, Form()] = "",
+    totp: Annotated[str, Form()] = "",
+) -> Response:
     try:
-        enrolment = console.users.create(username, role, password[:256], actor=user.actor,
-                                         display_name=display_name,
-                                         with_totp=True if totp else None,
-                                         account_id=account_id)
+        enrolment = console.users.create(
+            username,
+            role,
+            password[:256],
+            actor=user.actor,
+            display_name=display_name,
+            with_totp=True if totp else None,
+            account_id=account_id,
+        )
     except (UsageError, Conflict) as exc:
         return _users(request, console, status=400, error=f"{exc}.")
     return _users(request, console, enrolment=enrolment if enrolment.totp_secret else None)
 
 
 @router.post("/admin/users/{username}/status")
-def set_status(request: Request, console: ConsoleDep, user: UsersAdmin, username: str,
-               status: Annotated[str, Form()]) -> Response:
+def set_status(
+    request: Request,
+    console: ConsoleDep,
+    user: UsersAdmin,
+    username: str,
+    status: Annotated[str, Form()],
+) -> Response:
     try:
         console.users.set_status(username, status, actor=user.actor)
     except (UsageError, Conflict) as exc:
@@ -60,9 +81,14 @@ def reenrol(request: Request, console: ConsoleDep, user: UsersAdmin, username: s
 
 
 def _tokens(request: Request, console: ConsoleDep, status: int = 200, **ctx: object) -> Response:
-    return request.app.state.renderer.page(request, "admin_tokens.html", status=status,
-                                           tokens=console.tokens.list(),
-                                           scopes=sorted(p.value for p in TOKEN_SCOPES), **ctx)
+    return request.app.state.renderer.page(
+        request,
+        "admin_tokens.html",
+        status=status,
+        tokens=console.tokens.list(),
+        scopes=sorted(p.value for p in TOKEN_SCOPES),
+        **ctx,
+    )
 
 
 @router.get("/admin/tokens")
@@ -71,9 +97,14 @@ def tokens(request: Request, console: ConsoleDep, _: TokensAdmin) -> Response:
 
 
 @router.post("/admin/tokens")
-def create_token(request: Request, console: ConsoleDep, user: TokensAdmin,
-                 name: Annotated[str, Form()], scopes: Annotated[list[str], Form()] = [],  # noqa: B006
-                 days: Annotated[str, Form()] = "") -> Response:
+def create_token(
+    request: Request,
+    console: ConsoleDep,
+    user: TokensAdmin,
+    name: Annotated[str, Form()],
+    scopes: Annotated[list[str], Form()] = [],  # noqa: B006
+    days: Annotated[str, Form()] = "",
+) -> Response:
     try:
         n_days = int(days) if days.strip() else None
         issued = console.tokens.create(name, ",".join(scopes), actor=user.actor, days=n_days)
@@ -85,8 +116,9 @@ def create_token(request: Request, console: ConsoleDep, user: TokensAdmin,
 
 
 @router.post("/admin/tokens/{token_id}/rotate")
-def rotate_token(request: Request, console: ConsoleDep, user: TokensAdmin,
-                 token_id: str) -> Response:
+def rotate_token(
+    request: Request, console: ConsoleDep, user: TokensAdmin, token_id: str
+) -> Response:
     issued = console.tokens.rotate(token_id, actor=user.actor)
     return _tokens(request, console, issued=issued)
 

@@ -23,7 +23,7 @@ _EVENTS_BODY = {
     "requestBody": {
         "required": True,
         "description": "Access events (spec §1.6) as NDJSON rows, FHIR R4 AuditEvent NDJSON, "
-                       "a FHIR Bundle of AuditEvents, or CSV with a header row.",
+        "a FHIR Bundle of AuditEvents, or CSV with a header row.",
         "content": {
             "application/x-ndjson": {"schema": {"type": "string"}},
             "application/fhir+json": {"schema": {"type": "object"}},
@@ -44,53 +44,78 @@ class EvidenceOut(BaseModel):
     url: str
 
 
-@router.post("/events", responses={**AUTHED, **E400, **E422,
-                                   413: {"description": "Body too large"},
-                                   415: {"description": "Unsupported content type"}},
-             openapi_extra=_EVENTS_BODY, tags=["audit"])
-async def post_events(request: Request, console: ConsoleDep,
-                      client: Annotated[Principal, Depends(Api(Perm.EVENTS_WRITE))]
-                      ) -> dict[str, Any]:
+@router.post(
+    "/events",
+    responses={
+        **AUTHED,
+        **E400,
+        **E422,
+        413: {"description": "Body too large"},
+        415: {"description": "Unsupported content type"},
+    },
+    openapi_extra=_EVENTS_BODY,
+    tags=["audit"],
+)
+async def post_events(
+    request: Request,
+    console: ConsoleDep,
+    client: Annotated[Principal, Depends(Api(Perm.EVENTS_WRITE))],
+) -> dict[str, Any]:
     """Append access events to the tamper-evident log and the event store. Answers only
     once the accepted events are durable; rejected rows are listed with their line."""
     from starlette.concurrency import run_in_threadpool
 
     body = await request.body()
     ctype = request.headers.get("content-type", "")
-    result = await run_in_threadpool(ingest_body, console.app, body, ctype,
-                                     actor=client.actor, peer=client_ip(request))
+    result = await run_in_threadpool(
+        ingest_body, console.app, body, ctype, actor=client.actor, peer=client_ip(request)
+    )
     return result.as_dict()
 
 
 @router.get("/audit", responses=AUTHED, tags=["audit"])
-def audit_state(console: ConsoleDep,
-                _: Annotated[Principal, Depends(Api(Perm.AUDIT_READ))]) -> dict[str, Any]:
+def audit_state(
+    console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.AUDIT_READ))]
+) -> dict[str, Any]:
     """Log size, latest signed checkpoint, completeness per source, open problems."""
     return audit_pages.overview(console.app)
 
 
 @router.get("/audit/verification", responses=AUTHED, tags=["audit"])
-def verification(console: ConsoleDep,
-                 _: Annotated[Principal, Depends(Api(Perm.AUDIT_READ))]) -> dict[str, Any]:
+def verification(
+    console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.AUDIT_READ))]
+) -> dict[str, Any]:
     """Re-check every entry and checkpoint now."""
     return verify_log(console.app.audit).to_json()
 
 
-@router.post("/audit/evidence", response_model=EvidenceOut, status_code=201,
-             responses={**AUTHED, **E400}, tags=["audit"])
-def export_evidence(console: ConsoleDep, body: EvidenceIn,
-                    user: Annotated[Principal, Depends(Api(Perm.AUDIT_EXPORT, recent=True))]
-                    ) -> EvidenceOut:
-    name = audit_pages.export_bundle(console.app, actor=user.actor, account=body.account,
-                                     since=body.since, until=body.until)
+@router.post(
+    "/audit/evidence",
+    response_model=EvidenceOut,
+    status_code=201,
+    responses={**AUTHED, **E400},
+    tags=["audit"],
+)
+def export_evidence(
+    console: ConsoleDep,
+    body: EvidenceIn,
+    user: Annotated[Principal, Depends(Api(Perm.AUDIT_EXPORT, recent=True))],
+) -> EvidenceOut:
+    name = audit_pages.export_bundle(
+        console.app, actor=user.actor, account=body.account, since=body.since, until=body.until
+    )
     return EvidenceOut(name=name, url=f"/v1/audit/evidence/{name}")
 
 
-@router.get("/audit/evidence/{name}", responses={**AUTHED, **E404,
-                                                 200: {"content": {"application/zip": {}}}},
-            tags=["audit"], response_class=Response)
-def download_evidence(console: ConsoleDep, name: str,
-                      user: Annotated[Principal, Depends(Api(Perm.AUDIT_EXPORT))]) -> Response:
+@router.get(
+    "/audit/evidence/{name}",
+    responses={**AUTHED, **E404, 200: {"content": {"application/zip": {}}}},
+    tags=["audit"],
+    response_class=Response,
+)
+def download_evidence(
+    console: ConsoleDep, name: str, user: Annotated[Principal, Depends(Api(Perm.AUDIT_EXPORT))]
+) -> Response:
     path = audit_pages.bundle_path(console.app, name)
     console.app.record(Tag.LOG_EXPORTED, actor=user.actor, subject=name, channel="api")
     return FileResponse(path, media_type="application/zip", filename=name)

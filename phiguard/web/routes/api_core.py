@@ -112,23 +112,41 @@ def health() -> Health:
 
 @router.get("/me", response_model=Me, responses=E401, tags=["system"])
 def me(user: Annotated[Principal, Depends(Api(Perm.DASHBOARD))]) -> Me:
-    return Me(kind=user.kind, name=user.name, role=user.role,
-              permissions=sorted(p.value for p in user.perms))
+    return Me(
+        kind=user.kind,
+        name=user.name,
+        role=user.role,
+        permissions=sorted(p.value for p in user.perms),
+    )
 
 
 @router.get("/users", response_model=list[UserOut], responses=AUTHED, tags=["admin"])
-def list_users(console: ConsoleDep,
-               _: Annotated[Principal, Depends(Api(Perm.USERS_ADMIN))]) -> list[UserOut]:
-    return [UserOut(**{k: getattr(u, k) for k in UserOut.model_fields}) for u in
-            console.users.list()]
+def list_users(
+    console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.USERS_ADMIN))]
+) -> list[UserOut]:
+    return [
+        UserOut(**{k: getattr(u, k) for k in UserOut.model_fields}) for u in console.users.list()
+    ]
 
 
-@router.post("/users", response_model=UserCreated, status_code=201,
-             responses={**AUTHED, **E400, **E409}, tags=["admin"])
-def create_user(console: ConsoleDep, body: UserIn,
-                user: Annotated[Principal, Depends(Api(Perm.USERS_ADMIN))]) -> UserCreated:
-    e = console.users.create(body.username, body.role, body.password, actor=user.actor,
-                             display_name=body.display_name, account_id=body.account_id)
+@router.post(
+    "/users",
+    response_model=UserCreated,
+    status_code=201,
+    responses={**AUTHED, **E400, **E409},
+    tags=["admin"],
+)
+def create_user(
+    console: ConsoleDep, body: UserIn, user: Annotated[Principal, Depends(Api(Perm.USERS_ADMIN))]
+) -> UserCreated:
+    e = console.users.create(
+        body.username,
+        body.role,
+        body.password,
+        actor=user.actor,
+        display_name=body.display_name,
+        account_id=body.account_id,
+    )
     out = UserOut(**{k: getattr(e.user, k) for k in UserOut.model_fields})
     return UserCreated(user=out, totp_secret=e.totp_secret, otpauth_uri=e.otpauth_uri)
 
@@ -138,50 +156,83 @@ def _token_out(v: object) -> TokenOut:
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=AUTHED, tags=["admin"])
-def list_tokens(console: ConsoleDep,
-                _: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]) -> list[TokenOut]:
+def list_tokens(
+    console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]
+) -> list[TokenOut]:
     return [_token_out(t) for t in console.tokens.list()]
 
 
-@router.post("/tokens", response_model=TokenIssued, status_code=201,
-             responses={**AUTHED, **E400}, tags=["admin"])
-def create_token(console: ConsoleDep, body: TokenIn,
-                 user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]) -> TokenIssued:
-    issued = console.tokens.create(body.name, ",".join(body.scopes), actor=user.actor,
-                                   days=body.days)
+@router.post(
+    "/tokens",
+    response_model=TokenIssued,
+    status_code=201,
+    responses={**AUTHED, **E400},
+    tags=["admin"],
+)
+def create_token(
+    console: ConsoleDep, body: TokenIn, user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]
+) -> TokenIssued:
+    issued = console.tokens.create(
+        body.name, ",".join(body.scopes), actor=user.actor, days=body.days
+    )
     return TokenIssued(token=_token_out(issued.view), secret=issued.secret)
 
 
-@router.post("/tokens/{token_id}/rotate", response_model=TokenIssued,
-             responses={**AUTHED, **E404, **E409}, tags=["admin"])
-def rotate_token(console: ConsoleDep, token_id: str,
-                 user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]) -> TokenIssued:
+@router.post(
+    "/tokens/{token_id}/rotate",
+    response_model=TokenIssued,
+    responses={**AUTHED, **E404, **E409},
+    tags=["admin"],
+)
+def rotate_token(
+    console: ConsoleDep, token_id: str, user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]
+) -> TokenIssued:
     issued = console.tokens.rotate(token_id, actor=user.actor)
     return TokenIssued(token=_token_out(issued.view), secret=issued.secret)
 
 
-@router.post("/tokens/{token_id}/revoke", response_model=TokenOut,
-             responses={**AUTHED, **E404}, tags=["admin"])
-def revoke_token(console: ConsoleDep, token_id: str,
-                 user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]) -> TokenOut:
+@router.post(
+    "/tokens/{token_id}/revoke",
+    response_model=TokenOut,
+    responses={**AUTHED, **E404},
+    tags=["admin"],
+)
+def revoke_token(
+    console: ConsoleDep, token_id: str, user: Annotated[Principal, Depends(Api(Perm.TOKENS_ADMIN))]
+) -> TokenOut:
     return _token_out(console.tokens.revoke(token_id, actor=user.actor))
 
 
-@router.post("/portal/tickets", response_model=TicketOut, status_code=201,
-             responses={**AUTHED, **E404}, tags=["patients"])
-def portal_ticket(request: Request, console: ConsoleDep, body: TicketIn,
-                  client: Annotated[Principal, Depends(Api(Perm.PORTAL_TICKETS))]) -> TicketOut:
+@router.post(
+    "/portal/tickets",
+    response_model=TicketOut,
+    status_code=201,
+    responses={**AUTHED, **E404},
+    tags=["patients"],
+)
+def portal_ticket(
+    request: Request,
+    console: ConsoleDep,
+    body: TicketIn,
+    client: Annotated[Principal, Depends(Api(Perm.PORTAL_TICKETS))],
+) -> TicketOut:
     """For the patients' app: a one-time link that opens the patient portal for the patient
     the app has already authenticated."""
     ticket = console.portal.issue(body.patient_id, issued_by=client.name)
     base = str(request.base_url).rstrip("/")
-    return TicketOut(ticket=ticket, url=f"{base}/portal/enter?ticket={ticket}",
-                     expires_in=console.web.portal_ticket_minutes * 60)
+    return TicketOut(
+        ticket=ticket,
+        url=f"{base}/portal/enter?ticket={ticket}",
+        expires_in=console.web.portal_ticket_minutes * 60,
+    )
 
 
-@router.post("/notices/verify", response_model=VerifyOut,
-             responses={429: {"description": "Too many checks from this address"}},
-             tags=["public"])
+@router.post(
+    "/notices/verify",
+    response_model=VerifyOut,
+    responses={429: {"description": "Too many checks from this address"}},
+    tags=["public"],
+)
 def verify_notice(request: Request, console: ConsoleDep, body: VerifyIn) -> VerifyOut:
     """Public: is this notice code genuine? Reveals nothing else. Rate-limited."""
     from fastapi.responses import JSONResponse

@@ -22,21 +22,24 @@ Scanner = Annotated[Principal, Depends(Page(Perm.LEAKS_SCAN))]
 def jobs(console: ConsoleDep) -> ScanJobs:
     found = console.extras.get("scan_jobs")
     if found is None:
-        found = console.extras["scan_jobs"] = ScanJobs(console.app,
-                                                       console.web.max_upload_mb << 20)
+        found = console.extras["scan_jobs"] = ScanJobs(console.app, console.web.max_upload_mb << 20)
     return found
 
 
 @router.get("/scans", include_in_schema=False)
 def scans(request: Request, console: ConsoleDep, user: Reader) -> Response:
     return request.app.state.renderer.page(
-        request, "scans.html", scans=scan_svc.list_scans(console.app),
-        can_scan=user.can(Perm.LEAKS_SCAN))
+        request,
+        "scans.html",
+        scans=scan_svc.list_scans(console.app),
+        can_scan=user.can(Perm.LEAKS_SCAN),
+    )
 
 
 @router.post("/scans", include_in_schema=False)
-def upload(console: ConsoleDep, user: Scanner,
-           files: Annotated[list[UploadFile], File()]) -> Response:
+def upload(
+    console: ConsoleDep, user: Scanner, files: Annotated[list[UploadFile], File()]
+) -> Response:
     folder, paths = jobs(console).stage([(f.filename, f.file) for f in files])
     job = jobs(console).start(folder, paths, actor=user.actor)
     return RedirectResponse(f"/scans/jobs/{job.job_id}", status_code=303)
@@ -58,33 +61,47 @@ def job_progress(console: ConsoleDep, _: Reader, job_id: str) -> Response:
 @router.get("/scans/{scan_id}", include_in_schema=False)
 def scan_page(request: Request, console: ConsoleDep, user: Reader, scan_id: str) -> Response:
     result = scan_svc.get_scan(console.app, scan_id)
-    console.app.record(Tag.PATIENT_VIEWED, actor=user.actor, subject=scan_id, view="leak scan",
-                       patients=result.get("affected_count"))
+    console.app.record(
+        Tag.PATIENT_VIEWED,
+        actor=user.actor,
+        subject=scan_id,
+        view="leak scan",
+        patients=result.get("affected_count"),
+    )
     return request.app.state.renderer.page(
-        request, "scan.html", s=result, can_open_incident=user.can(Perm.INCIDENTS_WRITE))
+        request, "scan.html", s=result, can_open_incident=user.can(Perm.INCIDENTS_WRITE)
+    )
 
 
 @router.get("/v1/scans", responses=AUTHED, tags=["leaks"])
-def api_scans(console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.LEAKS_READ))],
-              limit: int = 50) -> list[dict[str, Any]]:
+def api_scans(
+    console: ConsoleDep, _: Annotated[Principal, Depends(Api(Perm.LEAKS_READ))], limit: int = 50
+) -> list[dict[str, Any]]:
     return scan_svc.list_scans(console.app, limit=max(1, min(limit, 500)))
 
 
 @router.get("/v1/scans/{scan_id}", responses={**AUTHED, **E404}, tags=["leaks"])
-def api_scan(console: ConsoleDep, scan_id: str,
-             user: Annotated[Principal, Depends(Api(Perm.LEAKS_READ))]) -> dict[str, Any]:
+def api_scan(
+    console: ConsoleDep, scan_id: str, user: Annotated[Principal, Depends(Api(Perm.LEAKS_READ))]
+) -> dict[str, Any]:
     result = scan_svc.get_scan(console.app, scan_id)
-    console.app.record(Tag.PATIENT_VIEWED, actor=user.actor, subject=scan_id,
-                       view="leak scan", channel="api")
+    console.app.record(
+        Tag.PATIENT_VIEWED, actor=user.actor, subject=scan_id, view="leak scan", channel="api"
+    )
     return result
 
 
-@router.post("/v1/scans", status_code=201, responses={**AUTHED, **E400, **E422,
-                                                      413: {"description": "Too large"}},
-             tags=["leaks"])
-def api_scan_upload(console: ConsoleDep, files: Annotated[list[UploadFile], File()],
-                    user: Annotated[Principal, Depends(Api(Perm.LEAKS_SCAN))]
-                    ) -> dict[str, Any]:
+@router.post(
+    "/v1/scans",
+    status_code=201,
+    responses={**AUTHED, **E400, **E422, 413: {"description": "Too large"}},
+    tags=["leaks"],
+)
+def api_scan_upload(
+    console: ConsoleDep,
+    files: Annotated[list[UploadFile], File()],
+    user: Annotated[Principal, Depends(Api(Perm.LEAKS_SCAN))],
+) -> dict[str, Any]:
     """Scan uploaded files now and return the spec §3.2 result (with ``scan_id``)."""
     folder, paths = jobs(console).stage([(f.filename, f.file) for f in files])
     return jobs(console).run_now(folder, paths, actor=user.actor)
