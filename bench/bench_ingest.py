@@ -37,12 +37,18 @@ def _write_inputs(root: Path, n: int) -> tuple[Path, Path]:
     with csv.open("w") as f:
         f.write(",".join(COLUMNS) + "\n")
         for i in range(1, n + 1):
-            f.write(f"CMS-{i:09d},CMS,{i},2026-04-03T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:"
-                    f"{i % 60:02d}+08:00,acct-{i % 5000:05d},{actions[i % 5]},P{i % 7_500_000:08d},"
-                    f"\"name,sex,hkid,hospital_no\",q-{i // 50},10.{i % 250}.{i % 200}.7,"
-                    f"ws-{i % 900:04d},TREAT,success\n")
-    table = pa.csv.read_csv(csv, convert_options=pa.csv.ConvertOptions(
-        column_types={"ts": pa.timestamp("us", tz="UTC"), "seq": pa.int64()}))
+            f.write(
+                f"CMS-{i:09d},CMS,{i},2026-04-03T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:"
+                f"{i % 60:02d}+08:00,acct-{i % 5000:05d},{actions[i % 5]},P{i % 7_500_000:08d},"
+                f'"name,sex,hkid,hospital_no",q-{i // 50},10.{i % 250}.{i % 200}.7,'
+                f"ws-{i % 900:04d},TREAT,success\n"
+            )
+    table = pa.csv.read_csv(
+        csv,
+        convert_options=pa.csv.ConvertOptions(
+            column_types={"ts": pa.timestamp("us", tz="UTC"), "seq": pa.int64()}
+        ),
+    )
     parquet = root / "events.parquet"
     pq.write_table(table.select(list(COLUMNS)), parquet)
     return csv, parquet
@@ -87,7 +93,7 @@ def _log_only(root: Path, path: Path) -> float:
         try:
             t = time.perf_counter()
             for i in range(0, len(lines), 250_000):
-                app.audit.append_batch("CMS", lines[i:i + 250_000])
+                app.audit.append_batch("CMS", lines[i : i + 250_000])
             times.append(time.perf_counter() - t)
         finally:
             app.close()
@@ -133,9 +139,11 @@ def main() -> None:
     try:
         csv, parquet = _write_inputs(root, N)
         size = csv.stat().st_size
-        print(f"{N:,} events of ~{size // N} bytes (CSV {size >> 20} MiB,"
-              f" Parquet {parquet.stat().st_size >> 20} MiB); median of {REPEAT}; load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"{N:,} events of ~{size // N} bytes (CSV {size >> 20} MiB,"
+            f" Parquet {parquet.stat().st_size >> 20} MiB); median of {REPEAT}; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         results = {
             "phiguard ingest CSV (sealed, durable, stored)": _ours(root, csv),
             "phiguard ingest Parquet (sealed, durable, stored)": _ours(root, parquet),
@@ -149,11 +157,15 @@ def main() -> None:
         ours = N / results["phiguard ingest CSV (sealed, durable, stored)"]
         log = N / results["anchor: audit log append_batch alone, same lines"]
         pandas = N / results["anchor: pandas read_csv + to_parquet (unsealed)"]
-        print(f"ratio ingest CSV / log alone: {ours / log:.2f}×; "
-              f"ingest CSV / pandas (unsealed): {ours / pandas:.2f}×")
-        print(f"phiguard ingest per CPU-second (median CPU time of the runs, all threads): "
-              f"CSV {N / CPU['.csv']:,.0f} events; Parquet {N / CPU['.parquet']:,.0f} events; "
-              f"load average at the end {os.getloadavg()[0]:.1f}")
+        print(
+            f"ratio ingest CSV / log alone: {ours / log:.2f}×; "
+            f"ingest CSV / pandas (unsealed): {ours / pandas:.2f}×"
+        )
+        print(
+            f"phiguard ingest per CPU-second (median CPU time of the runs, all threads): "
+            f"CSV {N / CPU['.csv']:,.0f} events; Parquet {N / CPU['.parquet']:,.0f} events; "
+            f"load average at the end {os.getloadavg()[0]:.1f}"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

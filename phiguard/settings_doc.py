@@ -13,11 +13,14 @@ import phiguard
 
 def settings_classes() -> list[type[BaseSettings]]:
     found: list[type[BaseSettings]] = []
-    names = ["phiguard.settings"] + sorted(
-        m.name
-        for m in pkgutil.walk_packages(phiguard.__path__, "phiguard.")
-        if m.name.endswith(".settings")
-    )
+    names = [
+        "phiguard.settings",
+        *sorted(
+            m.name
+            for m in pkgutil.walk_packages(phiguard.__path__, "phiguard.")
+            if m.name.endswith(".settings")
+        ),
+    ]
     for name in names:
         module = importlib.import_module(name)
         for obj in vars(module).values():

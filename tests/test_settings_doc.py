@@ -19,5 +19,6 @@ def test_every_setting_has_help_text() -> None:
 
 def test_settings_reference_is_current() -> None:
     assert DOC.read_text() == markdown() + "\n", (
-        "docs/user/settings.md is stale: run `python -m phiguard.settings_doc > docs/user/settings.md`"
+        "docs/user/settings.md is stale: "
+        "run `python -m phiguard.settings_doc > docs/user/settings.md`"
     )

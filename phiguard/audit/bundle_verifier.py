@@ -189,8 +189,11 @@ def verify_bundle(
     for name, note in handovers:
         try:
             _, size, _, _ = open_note(note, current, [])
-            nxt = [ln[len(NEXT_KEY):] for ln in note.decode().split("\n\n")[0].split("\n")
-                   if ln.startswith(NEXT_KEY)]
+            nxt = [
+                ln[len(NEXT_KEY) :]
+                for ln in note.decode().split("\n\n")[0].split("\n")
+                if ln.startswith(NEXT_KEY)
+            ]
             if not nxt:
                 raise ValueError("names no next key")
             parse_vkey(nxt[0])

@@ -60,8 +60,11 @@ class Anomaly:
     closed_at: datetime | None = None
 
     def describe(self) -> str:
-        span = (f"seq {self.first_seq}" if self.first_seq == self.last_seq
-                else f"seq {self.first_seq}–{self.last_seq}")
+        span = (
+            f"seq {self.first_seq}"
+            if self.first_seq == self.last_seq
+            else f"seq {self.first_seq}–{self.last_seq}"
+        )
         if self.kind == "gap":
             return f"{self.source}: {self.count:,} event(s) missing ({span})"
         if self.kind == "duplicate":
@@ -146,17 +149,28 @@ def apply_batch(
 
 
 def _apply_source(
-    conn: Connection, src: str, seqs: np.ndarray, leaves: np.ndarray, max_ts: datetime | None,
+    conn: Connection,
+    src: str,
+    seqs: np.ndarray,
+    leaves: np.ndarray,
+    max_ts: datetime | None,
     now: datetime,
 ) -> list[Anomaly]:
     state = conn.execute(select(_SOURCES).where(_SOURCES.c.source == src)).first()
     n = len(seqs)
     if state is None:
         high = None
-        conn.execute(insert(AuditSource).values(
-            source=src, low_seq=int(seqs[0]), high_seq=int(seqs[0]) - 1, events=0,
-            first_seen=now, last_seen=now, last_event_ts=max_ts,
-        ))
+        conn.execute(
+            insert(AuditSource).values(
+                source=src,
+                low_seq=int(seqs[0]),
+                high_seq=int(seqs[0]) - 1,
+                events=0,
+                first_seen=now,
+                last_seen=now,
+                last_event_ts=max_ts,
+            )
+        )
         high = int(seqs[0]) - 1
         low = int(seqs[0])
         events = 0
@@ -172,8 +186,9 @@ def _apply_source(
         new_low = low
     else:
         gap_rows = conn.execute(
-            select(AuditSeqGap.first_seq, AuditSeqGap.last_seq, AuditSeqGap.anomaly_id)
-            .where(AuditSeqGap.source == src)
+            select(AuditSeqGap.first_seq, AuditSeqGap.last_seq, AuditSeqGap.anomaly_id).where(
+                AuditSeqGap.source == src
+            )
         ).all()
         gaps = _Gaps([(a, b, c) for a, b, c in gap_rows])
         dups: list[tuple[int, int]] = []
@@ -214,33 +229,56 @@ def _apply_source(
                 anomalies.append(an)
             if len(runs) > MAX_ANOMALY_ROWS:
                 rest = runs[MAX_ANOMALY_ROWS:]
-                an = Anomaly(src, kind, rest[0][0], rest[-1][1], sum(r[2] for r in rest),
-                             rest[0][3], now, detail=f"{len(rest)} further runs summarised")
+                an = Anomaly(
+                    src,
+                    kind,
+                    rest[0][0],
+                    rest[-1][1],
+                    sum(r[2] for r in rest),
+                    rest[0][3],
+                    now,
+                    detail=f"{len(rest)} further runs summarised",
+                )
                 an.id = _insert(conn, an)
                 anomalies.append(an)
         if gaps.changed:
             conn.execute(delete(AuditSeqGap).where(AuditSeqGap.source == src))
             if gaps.ranges:
-                conn.execute(insert(AuditSeqGap), [
-                    {"source": src, "first_seq": a, "last_seq": b, "anomaly_id": aid}
-                    for a, b, aid in gaps.ranges
-                ])
+                conn.execute(
+                    insert(AuditSeqGap),
+                    [
+                        {"source": src, "first_seq": a, "last_seq": b, "anomaly_id": aid}
+                        for a, b, aid in gaps.ranges
+                    ],
+                )
             still_open = {aid for _, _, aid in gaps.ranges}
             done = [aid for aid in filled if aid not in still_open]
             if done:
-                conn.execute(update(AuditAnomaly).where(AuditAnomaly.id.in_(done))
-                             .values(status="closed", closed_at=now))
+                conn.execute(
+                    update(AuditAnomaly)
+                    .where(AuditAnomaly.id.in_(done))
+                    .values(status="closed", closed_at=now)
+                )
     values: dict[str, Any] = {
-        "high_seq": max(new_high, high), "low_seq": new_low, "events": events + n,
+        "high_seq": max(new_high, high),
+        "low_seq": new_low,
+        "events": events + n,
         "last_seen": now,
-        "last_event_ts": (max(t for t in (last_ts, max_ts) if t is not None)
-                          if (last_ts or max_ts) else None),
+        "last_event_ts": (
+            max(t for t in (last_ts, max_ts) if t is not None) if (last_ts or max_ts) else None
+        ),
     }
     if silent is not None:
         values["silent_since"] = None
-        conn.execute(update(AuditAnomaly).where(
-            AuditAnomaly.source == src, AuditAnomaly.kind == "silent", AuditAnomaly.status == "open"
-        ).values(status="closed", closed_at=now))
+        conn.execute(
+            update(AuditAnomaly)
+            .where(
+                AuditAnomaly.source == src,
+                AuditAnomaly.kind == "silent",
+                AuditAnomaly.status == "open",
+            )
+            .values(status="closed", closed_at=now)
+        )
     conn.execute(update(AuditSource).where(AuditSource.source == src).values(**values))
     return anomalies
 
@@ -255,22 +293,42 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _insert(conn: Connection, an: Anomaly) -> int:
-    result = conn.execute(insert(AuditAnomaly).values(
-        source=an.source, kind=an.kind, first_seq=an.first_seq, last_seq=an.last_seq,
-        count=an.count, detected_at=an.detected_at, leaf_index=an.leaf_index,
-        status="open", detail=an.detail,
-    ))
+    result = conn.execute(
+        insert(AuditAnomaly).values(
+            source=an.source,
+            kind=an.kind,
+            first_seq=an.first_seq,
+            last_seq=an.last_seq,
+            count=an.count,
+            detected_at=an.detected_at,
+            leaf_index=an.leaf_index,
+            status="open",
+            detail=an.detail,
+        )
+    )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def raise_alerts(app: App, anomalies: list[Anomaly], actor: str = "ingest") -> None:
     """Write each new anomaly to the audit log (one action entry each, capped)."""
-    tags = {"gap": Tag.SEQ_GAP, "duplicate": Tag.SEQ_DUPLICATE,
-            "regression": Tag.SEQ_REGRESSION, "silent": Tag.SOURCE_SILENT}
+    tags = {
+        "gap": Tag.SEQ_GAP,
+        "duplicate": Tag.SEQ_DUPLICATE,
+        "regression": Tag.SEQ_REGRESSION,
+        "silent": Tag.SOURCE_SILENT,
+    }
     for an in anomalies[:MAX_ANOMALY_ROWS]:
-        app.record(tags[an.kind], actor=actor, subject=an.source, kind=an.kind,
-                   first_seq=an.first_seq, last_seq=an.last_seq, count=an.count,
-                   leaf_index=an.leaf_index, anomaly_id=an.id)
+        app.record(
+            tags[an.kind],
+            actor=actor,
+            subject=an.source,
+            kind=an.kind,
+            first_seq=an.first_seq,
+            last_seq=an.last_seq,
+            count=an.count,
+            leaf_index=an.leaf_index,
+            anomaly_id=an.id,
+        )
 
 
 def check_heartbeats(app: App, now: datetime | None = None) -> list[Anomaly]:
@@ -284,13 +342,17 @@ def check_heartbeats(app: App, now: datetime | None = None) -> list[Anomaly]:
             interval = timedelta(seconds=src.heartbeat_seconds or default)
             if now - _utc(src.last_seen) <= interval:
                 continue
-            detail = (f"nothing received since {src.last_seen.isoformat(timespec='seconds')}"
-                      f" (heartbeat interval {int(interval.total_seconds())} s)")
-            an = Anomaly(src.source, "silent", src.high_seq, src.high_seq, 0, None, now,
-                         detail=detail)
+            detail = (
+                f"nothing received since {src.last_seen.isoformat(timespec='seconds')}"
+                f" (heartbeat interval {int(interval.total_seconds())} s)"
+            )
+            an = Anomaly(
+                src.source, "silent", src.high_seq, src.high_seq, 0, None, now, detail=detail
+            )
             an.id = _insert(conn, an)
-            conn.execute(update(AuditSource).where(AuditSource.source == src.source)
-                         .values(silent_since=now))
+            conn.execute(
+                update(AuditSource).where(AuditSource.source == src.source).values(silent_since=now)
+            )
             flagged.append(an)
     raise_alerts(app, flagged, actor="heartbeat")
     return flagged
@@ -299,8 +361,11 @@ def check_heartbeats(app: App, now: datetime | None = None) -> list[Anomaly]:
 def set_heartbeat(app: App, source: str, seconds: int | None) -> None:
     """Give one source its own heartbeat interval (None: back to the setting)."""
     with app.engine.begin() as conn:
-        done = conn.execute(update(AuditSource).where(AuditSource.source == source)
-                            .values(heartbeat_seconds=seconds))
+        done = conn.execute(
+            update(AuditSource)
+            .where(AuditSource.source == source)
+            .values(heartbeat_seconds=seconds)
+        )
         if done.rowcount == 0:
             from phiguard.errors import NotFound
 
@@ -324,11 +389,14 @@ class SourceStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "high_seq": self.high_seq, "events": self.events,
+            "source": self.source,
+            "high_seq": self.high_seq,
+            "events": self.events,
             "last_seen": self.last_seen.isoformat(),
             "last_event_ts": self.last_event_ts.isoformat() if self.last_event_ts else None,
             "silent_since": self.silent_since.isoformat() if self.silent_since else None,
-            "open_gaps": [list(g) for g in self.open_gaps], "missing": self.missing,
+            "open_gaps": [list(g) for g in self.open_gaps],
+            "missing": self.missing,
             "complete": self.complete,
         }
 
@@ -338,13 +406,26 @@ def status(app: App) -> list[SourceStatus]:
     out = []
     with app.engine.connect() as conn:
         gaps: dict[str, list[tuple[int, int]]] = {}
-        for g in conn.execute(select(AuditSeqGap.source, AuditSeqGap.first_seq,
-                                     AuditSeqGap.last_seq).order_by(AuditSeqGap.first_seq)):
+        for g in conn.execute(
+            select(AuditSeqGap.source, AuditSeqGap.first_seq, AuditSeqGap.last_seq).order_by(
+                AuditSeqGap.first_seq
+            )
+        ):
             gaps.setdefault(g[0], []).append((g[1], g[2]))
         for s in conn.execute(select(_SOURCES).order_by(_SOURCES.c.source)).all():
             g = gaps.get(s.source, [])
-            out.append(SourceStatus(s.source, s.high_seq, s.events, s.last_seen, s.last_event_ts,
-                                    s.silent_since, g, sum(b - a + 1 for a, b in g)))
+            out.append(
+                SourceStatus(
+                    s.source,
+                    s.high_seq,
+                    s.events,
+                    s.last_seen,
+                    s.last_event_ts,
+                    s.silent_since,
+                    g,
+                    sum(b - a + 1 for a, b in g),
+                )
+            )
     return out
 
 
@@ -355,8 +436,19 @@ def anomalies(app: App, *, open_only: bool = False, limit: int = 1000) -> list[A
         if open_only:
             q = q.where(t.c.status == "open")
         return [
-            Anomaly(a.source, a.kind, a.first_seq, a.last_seq, a.count, a.leaf_index,
-                    a.detected_at, a.id, a.status, a.detail, a.closed_at)
+            Anomaly(
+                a.source,
+                a.kind,
+                a.first_seq,
+                a.last_seq,
+                a.count,
+                a.leaf_index,
+                a.detected_at,
+                a.id,
+                a.status,
+                a.detail,
+                a.closed_at,
+            )
             for a in conn.execute(q).all()
         ]
 
@@ -366,8 +458,14 @@ def as_json(items: list[Anomaly]) -> str:
 
 
 __all__ = [
-    "Anomaly", "SourceStatus", "anomalies", "apply_batch", "check_heartbeats", "raise_alerts",
-    "set_heartbeat", "status",
+    "Anomaly",
+    "SourceStatus",
+    "anomalies",
+    "apply_batch",
+    "check_heartbeats",
+    "raise_alerts",
+    "set_heartbeat",
+    "status",
 ]
 
 
@@ -405,8 +503,9 @@ def from_log(app: App) -> dict[str, LogSource]:
         uniq = np.unique(allv)
         jumps = np.flatnonzero(np.diff(uniq) > 1)
         gaps = [(int(uniq[j]) + 1, int(uniq[j + 1]) - 1) for j in jumps]
-        out[src] = LogSource(src, len(allv), int(uniq[0]), int(uniq[-1]),
-                             len(allv) - len(uniq), gaps)
+        out[src] = LogSource(
+            src, len(allv), int(uniq[0]), int(uniq[-1]), len(allv) - len(uniq), gaps
+        )
     return out
 
 
@@ -424,27 +523,51 @@ def verify_findings(app: App) -> list[tuple[str, str, bool]]:
         where = f"source {src}"
         for a, b in t.gaps[:20]:
             n = b - a + 1
-            findings.append((where, f"{n:,} event(s) never received: seq {a}–{b}"
-                             if n > 1 else f"1 event never received: seq {a}", True))
+            findings.append(
+                (
+                    where,
+                    f"{n:,} event(s) never received: seq {a}–{b}"
+                    if n > 1
+                    else f"1 event never received: seq {a}",
+                    True,
+                )
+            )
         if len(t.gaps) > 20:
             findings.append((where, f"… and {len(t.gaps) - 20:,} more gaps", True))
         if t.duplicates:
             findings.append((where, f"{t.duplicates:,} duplicate seq value(s) received", False))
         row = tables.get(src)
         if row is None:
-            findings.append((where, "has sealed events but no completeness record "
-                             "(run any ingest to replay, or the table was altered)", True))
+            findings.append(
+                (
+                    where,
+                    "has sealed events but no completeness record "
+                    "(run any ingest to replay, or the table was altered)",
+                    True,
+                )
+            )
             continue
         missing_tbl = {(a, b) for a, b in row.open_gaps}
         missing_log = set(t.gaps)
         if row.high_seq != t.high_seq or missing_tbl != missing_log:
-            findings.append((where, "the completeness table disagrees with the sealed events "
-                             f"(table: high seq {row.high_seq}, {len(missing_tbl)} open gaps; "
-                             f"log: high seq {t.high_seq}, {len(missing_log)} gaps)", True))
+            findings.append(
+                (
+                    where,
+                    "the completeness table disagrees with the sealed events "
+                    f"(table: high seq {row.high_seq}, {len(missing_tbl)} open gaps; "
+                    f"log: high seq {t.high_seq}, {len(missing_log)} gaps)",
+                    True,
+                )
+            )
         if row.silent_since is not None:
             since = row.silent_since.isoformat(timespec="seconds")
             findings.append((where, f"silent since {since}", False))
     for src in sorted(set(tables) - set(truth)):
-        findings.append((f"source {src}", "is in the completeness table but has no sealed "
-                         "events in the log", True))
+        findings.append(
+            (
+                f"source {src}",
+                "is in the completeness table but has no sealed events in the log",
+                True,
+            )
+        )
     return findings

@@ -34,8 +34,19 @@ import pyarrow.compute as pc
 from phiguard.clock import parse_ts
 
 COLUMNS: tuple[str, ...] = (
-    "event_id", "source", "seq", "ts", "account_id", "action", "patient_id", "fields",
-    "query_id", "client_ip", "device_id", "purpose", "outcome",
+    "event_id",
+    "source",
+    "seq",
+    "ts",
+    "account_id",
+    "action",
+    "patient_id",
+    "fields",
+    "query_id",
+    "client_ip",
+    "device_id",
+    "purpose",
+    "outcome",
 )
 REQUIRED: tuple[str, ...] = ("event_id", "source", "seq", "ts", "account_id", "action", "outcome")
 OPTIONAL: tuple[str, ...] = tuple(c for c in COLUMNS if c not in REQUIRED)
@@ -158,8 +169,10 @@ def _parse_ts(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def validate(strings: pa.Table, lines: np.ndarray) -> Validated:
     """Check and type a table of string columns; ``lines[i]`` is row *i*'s line number."""
     n = strings.num_rows
-    cols = {c: _clean(strings.column(c)) if c in strings.column_names else empty_strings(n)
-            for c in COLUMNS}
+    cols = {
+        c: _clean(strings.column(c)) if c in strings.column_names else empty_strings(n)
+        for c in COLUMNS
+    }
     reason: list[str | None] = [None] * n
     bad = np.zeros(n, dtype=bool)
 
@@ -175,10 +188,13 @@ def validate(strings: pa.Table, lines: np.ndarray) -> Validated:
     for c in COLUMNS:
         # bytes, not characters: O(1) per value from the offsets (a CJK character is 3)
         limit = {"fields": MAX_FIELDS_CHARS, "source": MAX_SOURCE_CHARS}.get(c, MAX_CHARS)
-        flag(_mask(pc.greater(pc.binary_length(cols[c]), limit)),
-             f"{c} is longer than {limit} bytes")
-    flag(~_mask(pc.match_substring_regex(cols["source"], _SOURCE_RE)) & ~bad,
-         "source may hold only letters, digits and . _ : -")
+        flag(
+            _mask(pc.greater(pc.binary_length(cols[c]), limit)), f"{c} is longer than {limit} bytes"
+        )
+    flag(
+        ~_mask(pc.match_substring_regex(cols["source"], _SOURCE_RE)) & ~bad,
+        "source may hold only letters, digits and . _ : -",
+    )
     seq_ok = _mask(pc.match_substring_regex(cols["seq"], _SEQ_RE))
     flag(~seq_ok, f"seq is not a whole number of at most {MAX_SEQ_DIGITS} digits")
     ts, ts_bad = _parse_ts(cols["ts"])
@@ -224,6 +240,17 @@ def iso(ts: datetime) -> str:
 
 
 __all__ = [
-    "ACTIONS", "COLUMNS", "EVENT_SCHEMA", "OPTIONAL", "OUTCOMES", "REQUIRED", "STORE_SCHEMA",
-    "RowError", "Validated", "iso", "string_table", "to_store", "validate",
+    "ACTIONS",
+    "COLUMNS",
+    "EVENT_SCHEMA",
+    "OPTIONAL",
+    "OUTCOMES",
+    "REQUIRED",
+    "STORE_SCHEMA",
+    "RowError",
+    "Validated",
+    "iso",
+    "string_table",
+    "to_store",
+    "validate",
 ]

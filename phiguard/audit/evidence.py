@@ -167,7 +167,9 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
 def _handovers(log: AuditLog) -> list[bytes]:
     from phiguard.audit.checkpoint import NEXT_KEY
 
-    return [note for note in log.checkpoints() if ("\n" + NEXT_KEY).encode() in note.split(b"\n\n")[0]]
+    return [
+        note for note in log.checkpoints() if ("\n" + NEXT_KEY).encode() in note.split(b"\n\n")[0]
+    ]
 
 
 def export(

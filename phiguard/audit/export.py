@@ -34,10 +34,20 @@ if TYPE_CHECKING:
 
 FORMATS = ("fhir", "fhir-ndjson", "ocsf")
 OCSF_VERSION = "1.3.0"
-_DATASTORE_ACTIVITY = {"read": (1, "Read"), "update": (2, "Update"), "search": (4, "Query"),
-                       "export": (99, "Other"), "print": (99, "Other")}
-_API_ACTIVITY = {"read": (2, "Read"), "search": (2, "Read"), "update": (3, "Update"),
-                 "export": (99, "Other"), "print": (99, "Other")}
+_DATASTORE_ACTIVITY = {
+    "read": (1, "Read"),
+    "update": (2, "Update"),
+    "search": (4, "Query"),
+    "export": (99, "Other"),
+    "print": (99, "Other"),
+}
+_API_ACTIVITY = {
+    "read": (2, "Read"),
+    "search": (2, "Read"),
+    "update": (3, "Update"),
+    "export": (99, "Other"),
+    "print": (99, "Other"),
+}
 
 
 @dataclass
@@ -93,8 +103,7 @@ def ocsf_event(row: dict[str, Any], ocsf_class: str = "datastore") -> dict[str, 
     }
     if not success:
         event["status_detail"] = "access denied"
-    endpoint = {k: v for k, v in (("ip", row.get("client_ip")), ("uid", row.get("device_id")))
-                if v}
+    endpoint = {k: v for k, v in (("ip", row.get("client_ip")), ("uid", row.get("device_id"))) if v}
     event["src_endpoint"] = endpoint or {"uid": "unknown"}
     unmapped: dict[str, Any] = {"event_id": row["event_id"]}
     for key in ("patient_id", "fields", "purpose"):
@@ -144,8 +153,12 @@ def export(
         raise UsageError("--bundle-size must be at least 1")
     where: list[str] = []
     params: list[Any] = []
-    for column, op, value in (("ts", ">=", since), ("ts", "<", until),
-                              ("source", "=", source), ("account_id", "=", account)):
+    for column, op, value in (
+        ("ts", ">=", since),
+        ("ts", "<", until),
+        ("source", "=", source),
+        ("account_id", "=", account),
+    ):
         if value is not None:
             where.append(f"{column} {op} ?")
             params.append(value)
@@ -179,10 +192,17 @@ def export(
                 if len(pending) >= bundle_size:
                     flush_bundle()
     flush_bundle()
-    app.record(Tag.LOG_EXPORTED, actor=actor, subject=fmt, events=events,
-               ocsf_class=ocsf_class if fmt == "ocsf" else None,
-               since=since.isoformat() if since else None,
-               until=until.isoformat() if until else None, source=source, account=account)
+    app.record(
+        Tag.LOG_EXPORTED,
+        actor=actor,
+        subject=fmt,
+        events=events,
+        ocsf_class=ocsf_class if fmt == "ocsf" else None,
+        since=since.isoformat() if since else None,
+        until=until.isoformat() if until else None,
+        source=source,
+        account=account,
+    )
     return ExportResult(fmt, events, documents)
 
 

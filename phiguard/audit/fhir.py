@@ -57,11 +57,20 @@ BALP_PROFILE = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicA
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _RESTFUL_ACTION = {
-    "read": "read", "vread": "read", "history-instance": "read", "history-type": "read",
-    "history": "read", "history-system": "read",
-    "search": "search", "search-type": "search", "search-system": "search",
+    "read": "read",
+    "vread": "read",
+    "history-instance": "read",
+    "history-type": "read",
+    "history": "read",
+    "history-system": "read",
+    "search": "search",
+    "search-type": "search",
+    "search-system": "search",
     "search-compartment": "search",
-    "create": "update", "update": "update", "patch": "update", "delete": "update",
+    "create": "update",
+    "update": "update",
+    "patch": "update",
+    "delete": "update",
 }
 _ACTION_CODE = {"R": "read", "E": "search", "C": "update", "U": "update", "D": "update"}
 _ACTION_LETTER = {"read": "R", "search": "E", "print": "R", "export": "R", "update": "U"}
@@ -182,8 +191,10 @@ def audit_event_to_row(obj: Any) -> dict[str, str | None]:
     outcome_raw = obj.get("outcome")
     if outcome_raw is None:
         raise FhirError("no outcome")
-    outcome = "success" if str(outcome_raw) == "0" else (
-        "denied" if str(outcome_raw) in {"4", "8", "12"} else None
+    outcome = (
+        "success"
+        if str(outcome_raw) == "0"
+        else ("denied" if str(outcome_raw) in {"4", "8", "12"} else None)
     )
     if outcome is None:
         raise FhirError("outcome must be 0, 4, 8 or 12")
@@ -226,15 +237,21 @@ def _network(
 ) -> tuple[str | None, str | None]:
     def address(agent: dict[str, Any]) -> str | None:
         net = agent.get("network")
-        if isinstance(net, dict) and isinstance(net.get("address"), str):
-            if str(net.get("type", "2")) == "2" or _IPV4.match(net["address"]):
-                return str(net["address"])
+        if (
+            isinstance(net, dict)
+            and isinstance(net.get("address"), str)
+            and (str(net.get("type", "2")) == "2" or _IPV4.match(net["address"]))
+        ):
+            return str(net["address"])
         return None
 
     others = [
-        a for a in agents
-        if a is not user and not (
-            isinstance(a.get("who"), dict) and observer_ref
+        a
+        for a in agents
+        if a is not user
+        and not (
+            isinstance(a.get("who"), dict)
+            and observer_ref
             and a["who"].get("reference") == observer_ref
         )
     ]
@@ -258,30 +275,46 @@ def row_to_audit_event(row: dict[str, Any]) -> dict[str, Any]:
         resource["id"] = event_id
     else:
         extensions.append({"url": EXT_EVENT_ID, "valueString": event_id})
-    resource["meta"] = {"profile": [BALP_PROFILE + (
-        ".PatientRead" if action == "read" and row.get("patient_id")
-        else ".PatientQuery" if action == "search" and row.get("patient_id") else ""
-    )]}
+    resource["meta"] = {
+        "profile": [
+            BALP_PROFILE
+            + (
+                ".PatientRead"
+                if action == "read" and row.get("patient_id")
+                else ".PatientQuery"
+                if action == "search" and row.get("patient_id")
+                else ""
+            )
+        ]
+    }
     resource["extension"] = extensions
     subtype = [{"system": ACTION_SYSTEM, "code": action}]
     if action in _RESTFUL_OF:
         subtype.insert(0, {"system": RESTFUL, "code": _RESTFUL_OF[action]})
     if action == "export":
         subtype.insert(0, {"system": DCM, "code": "110106", "display": "Export"})
-    resource.update({
-        "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
-        "subtype": subtype,
-        "action": _ACTION_LETTER.get(action, "R"),
-        "recorded": recorded,
-        "outcome": "0" if row["outcome"] == "success" else "4",
-        "source": {
-            "observer": {"identifier": {"value": str(row["source"])}, "display": str(row["source"])},
-            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
-        },
-    })
+    resource.update(
+        {
+            "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
+            "subtype": subtype,
+            "action": _ACTION_LETTER.get(action, "R"),
+            "recorded": recorded,
+            "outcome": "0" if row["outcome"] == "success" else "4",
+            "source": {
+                "observer": {
+                    "identifier": {"value": str(row["source"])},
+                    "display": str(row["source"]),
+                },
+                "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+            },
+        }
+    )
     user: dict[str, Any] = {
-        "type": {"coding": [{"system": PARTICIPATION, "code": "IRCP",
-                             "display": "information recipient"}]},
+        "type": {
+            "coding": [
+                {"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}
+            ]
+        },
         "who": {"identifier": {"value": str(row["account_id"])}},
         "requestor": True,
     }
@@ -300,22 +333,28 @@ def row_to_audit_event(row: dict[str, Any]) -> dict[str, Any]:
         agents.append(client)
     resource["agent"] = agents
     entities: list[dict[str, Any]] = []
-    fields_detail = [{"type": "fields", "valueString": str(row["fields"])}] if row.get("fields") else []
+    fields_detail = (
+        [{"type": "fields", "valueString": str(row["fields"])}] if row.get("fields") else []
+    )
     if row.get("patient_id"):
-        entities.append({
-            "what": _patient_ref(str(row["patient_id"])),
-            "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-            "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-            **({"detail": fields_detail} if fields_detail else {}),
-        })
+        entities.append(
+            {
+                "what": _patient_ref(str(row["patient_id"])),
+                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+                **({"detail": fields_detail} if fields_detail else {}),
+            }
+        )
         fields_detail = []
     if row.get("query_id"):
-        entities.append({
-            "what": {"identifier": {"value": str(row["query_id"])}},
-            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-            "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
-            **({"detail": fields_detail} if fields_detail else {}),
-        })
+        entities.append(
+            {
+                "what": {"identifier": {"value": str(row["query_id"])}},
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                **({"detail": fields_detail} if fields_detail else {}),
+            }
+        )
         fields_detail = []
     if fields_detail:
         extensions.append({"url": EXT_FIELDS, "valueString": str(row["fields"])})
@@ -334,8 +373,9 @@ def _patient_ref(pid: str) -> dict[str, Any]:
     return ref
 
 
-def bundle(resources: list[dict[str, Any]], *, bundle_id: str | None = None,
-           timestamp: str | None = None) -> dict[str, Any]:
+def bundle(
+    resources: list[dict[str, Any]], *, bundle_id: str | None = None, timestamp: str | None = None
+) -> dict[str, Any]:
     """A FHIR ``collection`` Bundle of AuditEvents (for SIEM export)."""
     out: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}
     if bundle_id:
@@ -343,9 +383,7 @@ def bundle(resources: list[dict[str, Any]], *, bundle_id: str | None = None,
     if timestamp:
         out["timestamp"] = timestamp
     out["total"] = len(resources)
-    out["entry"] = [
-        {"fullUrl": f"urn:uuid:{_uuid_for(r)}", "resource": r} for r in resources
-    ]
+    out["entry"] = [{"fullUrl": f"urn:uuid:{_uuid_for(r)}", "resource": r} for r in resources]
     return out
 
 
@@ -361,6 +399,11 @@ def _uuid_for(resource: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "EXT_EVENT_ID", "EXT_FIELDS", "EXT_SEQ", "FhirError", "audit_event_to_row", "bundle",
+    "EXT_EVENT_ID",
+    "EXT_FIELDS",
+    "EXT_SEQ",
+    "FhirError",
+    "audit_event_to_row",
+    "bundle",
     "row_to_audit_event",
 ]

@@ -100,9 +100,14 @@ class FileResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "format": self.format, "sha256": self.sha256,
-            "strict": self.strict, "records": self.records, "accepted": self.accepted,
-            "rejected": self.rejected, "already_ingested": self.already,
+            "name": self.name,
+            "format": self.format,
+            "sha256": self.sha256,
+            "strict": self.strict,
+            "records": self.records,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "already_ingested": self.already,
             "committed": self.committed,
             "batches": [{"header_index": h, "events": n} for h, n in self.batches],
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
@@ -128,7 +133,9 @@ class IngestResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "accepted": self.accepted, "rejected": self.rejected, "committed": self.committed,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "committed": self.committed,
             "files": [f.as_dict() for f in self.files],
             "anomalies": [a.as_dict() for a in self.anomalies],
         }
@@ -178,8 +185,11 @@ def _db_applied(app: App) -> int:
 
 
 def _set_db_applied(conn: Any, value: int) -> None:
-    done = conn.execute(update(IngestState).where(IngestState.name == _APPLIED,
-                                                  IngestState.value < value).values(value=value))
+    done = conn.execute(
+        update(IngestState)
+        .where(IngestState.name == _APPLIED, IngestState.value < value)
+        .values(value=value)
+    )
     if done.rowcount == 0:
         exists = conn.execute(select(IngestState.value).where(IngestState.name == _APPLIED)).first()
         if exists is None:
@@ -199,22 +209,25 @@ class _Apply:
 
 
 def _header(meta: dict[str, Any]) -> bytes:
-    return BATCH_MAGIC + json.dumps(meta, sort_keys=True, separators=(",", ":"),
-                                    ensure_ascii=False).encode()
+    return (
+        BATCH_MAGIC
+        + json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 def _parse_header(data: bytes) -> dict[str, Any] | None:
     if not data.startswith(BATCH_MAGIC):
         return None
     try:
-        meta = json.loads(data[len(BATCH_MAGIC):])
+        meta = json.loads(data[len(BATCH_MAGIC) :])
     except ValueError:
         return None
     return meta if isinstance(meta, dict) and isinstance(meta.get("count"), int) else None
 
 
-def _apply_db(app: App, batches: list[_Apply], now: datetime,
-              mark: int | None = None) -> list[completeness.Anomaly]:
+def _apply_db(
+    app: App, batches: list[_Apply], now: datetime, mark: int | None = None
+) -> list[completeness.Anomaly]:
     """Completeness, the batch register and the ``applied`` mark (``mark``, default the end of
     the last batch) in one transaction."""
     found: list[completeness.Anomaly] = []
@@ -222,12 +235,19 @@ def _apply_db(app: App, batches: list[_Apply], now: datetime,
         for b in batches:
             found.extend(completeness.apply_batch(conn, b.table, b.leaves, now))
             m = b.meta
-            conn.execute(insert(IngestBatch).values(
-                header_index=b.header_index, count=int(m["count"]), source=str(m["source"])[:64],
-                channel=str(m.get("channel", "file"))[:16], format=str(m["format"])[:16],
-                name=(str(m["name"])[:255] if m.get("name") else None),
-                sha256=m.get("sha256"), part=m.get("part"), received_at=now,
-            ))
+            conn.execute(
+                insert(IngestBatch).values(
+                    header_index=b.header_index,
+                    count=int(m["count"]),
+                    source=str(m["source"])[:64],
+                    channel=str(m.get("channel", "file"))[:16],
+                    format=str(m["format"])[:16],
+                    name=(str(m["name"])[:255] if m.get("name") else None),
+                    sha256=m.get("sha256"),
+                    part=m.get("part"),
+                    received_at=now,
+                )
+            )
         ends = [b.end for b in batches] + ([] if mark is None else [mark])
         if ends:
             _set_db_applied(conn, max(ends))
@@ -244,8 +264,16 @@ def _store_rows(batches: list[_Apply], now: datetime) -> pa.Table:
 class Sealer:
     """Seals validated chunks for one input; holds the ingest lock only while sealing."""
 
-    def __init__(self, app: App, result: FileResult, *, channel: str, actor: str,
-                 force: bool = False, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        result: FileResult,
+        *,
+        channel: str,
+        actor: str,
+        force: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
         self.result = result
         self.channel = channel
@@ -255,8 +283,9 @@ class Sealer:
         self.anomalies: list[completeness.Anomaly] = []
         self.pending: list[_Apply] = []
 
-    def seal(self, chunk: Chunk, table: pa.Table, record_idx: np.ndarray, chunk_no: int,
-             rejected: int) -> None:
+    def seal(
+        self, chunk: Chunk, table: pa.Table, record_idx: np.ndarray, chunk_no: int, rejected: int
+    ) -> None:
         """Append one chunk's accepted rows (one batch per source) and apply them."""
         if table.num_rows == 0:
             return
@@ -267,16 +296,16 @@ class Sealer:
             sync(app, _locked=True)
             sealed = _sealed_ranges(app, res.sha256) if res.sha256 and not self.force else {}
             for src in pc.unique(sources).to_pylist():
-                mask = np.asarray(pc.equal(sources, src).to_numpy(zero_copy_only=False),
-                                  dtype=bool)
+                mask = np.asarray(pc.equal(sources, src).to_numpy(zero_copy_only=False), dtype=bool)
                 idx = record_idx[mask]
                 part = None
                 if res.sha256:
                     # the chunk's line range: all of src's good rows in it are sealed once this
                     # batch is (whatever the chunk size of the run that sealed some of them)
                     part = f"{chunk.lines[0]}-{chunk.lines[-1]}"
-                    done = _in_ranges(np.asarray(chunk.lines, dtype=np.int64)[idx],
-                                      sealed.get(src[:64], []))
+                    done = _in_ranges(
+                        np.asarray(chunk.lines, dtype=np.int64)[idx], sealed.get(src[:64], [])
+                    )
                     if done.any():
                         res.already += int(done.sum())
                         keep = np.flatnonzero(mask)[~done]
@@ -290,13 +319,24 @@ class Sealer:
                         continue
                 sub = table if mask.all() else table.filter(pa.array(mask))
                 meta = {
-                    **chunk.meta, **self.extra, "v": 1, "source": src, "count": len(idx),
-                    "channel": self.channel, "name": res.name, "sha256": res.sha256 or None,
-                    "part": part, "received_at": now.isoformat(), "actor": self.actor,
+                    **chunk.meta,
+                    **self.extra,
+                    "v": 1,
+                    "source": src,
+                    "count": len(idx),
+                    "channel": self.channel,
+                    "name": res.name,
+                    "sha256": res.sha256 or None,
+                    "part": part,
+                    "received_at": now.isoformat(),
+                    "actor": self.actor,
                 }
                 # idx is increasing, so as long as the chunk: every record, in order
-                picked = (chunk.records if len(idx) == len(chunk.records)
-                          else [chunk.records[i] for i in idx.tolist()])
+                picked = (
+                    chunk.records
+                    if len(idx) == len(chunk.records)
+                    else [chunk.records[i] for i in idx.tolist()]
+                )
                 entries = [_header(meta), *picked]
                 receipt = app.audit.append_batch(src, entries, kind="event")
                 first = receipt.first_index
@@ -309,10 +349,17 @@ class Sealer:
                 # action and updates the database; both finish before the lock is released.
                 parts = _Background(store.write_parts, _store_rows([batch], now))
                 try:
-                    app.record(Tag.EVENTS_INGESTED, actor=self.actor, subject=res.name,
-                               source=src, channel=self.channel, header_index=first,
-                               events=sub.num_rows, rejected_in_chunk=rejected,
-                               sha256=res.sha256 or None)
+                    app.record(
+                        Tag.EVENTS_INGESTED,
+                        actor=self.actor,
+                        subject=res.name,
+                        source=src,
+                        channel=self.channel,
+                        header_index=first,
+                        events=sub.num_rows,
+                        rejected_in_chunk=rejected,
+                        sha256=res.sha256 or None,
+                    )
                     # Under the ingest lock nobody else appends event batches, so whatever
                     # follows ours (our own action entries, others' actions) holds no events:
                     # both marks may move to the tip, and the next sync has nothing to read.
@@ -366,8 +413,9 @@ def _sealed_ranges(app: App, sha: str) -> dict[str, list[tuple[int, int]]]:
     """
     out: dict[str, list[tuple[int, int]]] = {}
     with app.engine.connect() as conn:
-        rows = conn.execute(select(IngestBatch.part, IngestBatch.source)
-                            .where(IngestBatch.sha256 == sha)).all()
+        rows = conn.execute(
+            select(IngestBatch.part, IngestBatch.source).where(IngestBatch.sha256 == sha)
+        ).all()
     for part, source in rows:
         if not part:
             continue
@@ -435,8 +483,9 @@ def sync(app: App, *, _locked: bool = False) -> int:
     return replayed
 
 
-def _flush_replay(app: App, store: EventStore, db: list[_Apply], st: list[_Apply], mark: int,
-                  now: datetime) -> None:
+def _flush_replay(
+    app: App, store: EventStore, db: list[_Apply], st: list[_Apply], mark: int, now: datetime
+) -> None:
     if db:
         found = _apply_db(app, db, now)
         completeness.raise_alerts(app, found, actor="replay")
@@ -544,8 +593,9 @@ def _chunks(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
 
 def _bundle_chunk(body: bytes) -> Chunk:
     records, lines = bundle_resources(body)
-    return Chunk(records, lines, meta={"format": "fhir", "container": "Bundle"},
-                 bytes_read=len(body))
+    return Chunk(
+        records, lines, meta={"format": "fhir", "container": "Bundle"}, bytes_read=len(body)
+    )
 
 
 def _prepare(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[RowError]]:
@@ -613,12 +663,21 @@ def _prepared(chunks: Iterable[Chunk]) -> Generator[_Ready, None, None]:
         worker.join()
 
 
-def ingest_chunks(app: App, chunks: Iterable[Chunk], result: FileResult, *,
-                  channel: str, actor: str, strict: bool = False, force: bool = False,
-                  extra: dict[str, Any] | None = None, total: int = 0,
-                  progress: Progress | None = None,
-                  reread: Callable[[], Iterable[Chunk]] | None = None,
-                  digest: Callable[[], str] | None = None) -> list[completeness.Anomaly]:
+def ingest_chunks(
+    app: App,
+    chunks: Iterable[Chunk],
+    result: FileResult,
+    *,
+    channel: str,
+    actor: str,
+    strict: bool = False,
+    force: bool = False,
+    extra: dict[str, Any] | None = None,
+    total: int = 0,
+    progress: Progress | None = None,
+    reread: Callable[[], Iterable[Chunk]] | None = None,
+    digest: Callable[[], str] | None = None,
+) -> list[completeness.Anomaly]:
     """The common path of every input; see the module docstring for the guarantees.
 
     ``digest``, when given, returns the input's SHA-256 (computed while the input is being
@@ -698,9 +757,16 @@ class _FileDigest:
         return self.value
 
 
-def ingest_file(app: App, path: Path, *, strict: bool = False, force: bool = False,
-                actor: str = "cli", progress: Progress | None = None,
-                batch_events: int | None = None) -> tuple[FileResult, list[completeness.Anomaly]]:
+def ingest_file(
+    app: App,
+    path: Path,
+    *,
+    strict: bool = False,
+    force: bool = False,
+    actor: str = "cli",
+    progress: Progress | None = None,
+    batch_events: int | None = None,
+) -> tuple[FileResult, list[completeness.Anomaly]]:
     """Ingest one file (CSV, Parquet, NDJSON, FHIR AuditEvent NDJSON or a FHIR Bundle)."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -711,9 +777,17 @@ def ingest_file(app: App, path: Path, *, strict: bool = False, force: bool = Fal
     digest = _FileDigest(path)
     try:
         found = ingest_chunks(
-            app, _chunks(path, fmt, batch), result, channel="file", actor=actor, strict=strict,
-            force=force, total=total, progress=progress,
-            reread=lambda: _chunks(path, fmt, batch), digest=digest,
+            app,
+            _chunks(path, fmt, batch),
+            result,
+            channel="file",
+            actor=actor,
+            strict=strict,
+            force=force,
+            total=total,
+            progress=progress,
+            reread=lambda: _chunks(path, fmt, batch),
+            digest=digest,
         )
     except InputError as exc:
         if str(exc).startswith(path.name):
@@ -724,9 +798,16 @@ def ingest_file(app: App, path: Path, *, strict: bool = False, force: bool = Fal
     return result, found
 
 
-def ingest_files(app: App, paths: Iterable[Path | str], progress: Progress | None = None, *,
-                 strict: bool = False, force: bool = False, actor: str = "cli",
-                 batch_events: int | None = None) -> IngestResult:
+def ingest_files(
+    app: App,
+    paths: Iterable[Path | str],
+    progress: Progress | None = None,
+    *,
+    strict: bool = False,
+    force: bool = False,
+    actor: str = "cli",
+    batch_events: int | None = None,
+) -> IngestResult:
     """Ingest several files in order (the demo and ``phiguard ingest`` call this).
 
     Every file is checked to exist and to have a known type before any is read, so a typo
@@ -751,8 +832,15 @@ def ingest_files(app: App, paths: Iterable[Path | str], progress: Progress | Non
             if progress is not None:
                 progress(base + min(d, size), grand)
 
-        res, found = ingest_file(app, p, strict=strict, force=force, actor=actor,
-                                 progress=step, batch_events=batch_events)
+        res, found = ingest_file(
+            app,
+            p,
+            strict=strict,
+            force=force,
+            actor=actor,
+            progress=step,
+            batch_events=batch_events,
+        )
         out.files.append(res)
         out.anomalies.extend(found)
         done += size
@@ -762,14 +850,26 @@ def ingest_files(app: App, paths: Iterable[Path | str], progress: Progress | Non
     return out
 
 
-NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
-                "application/fhir+ndjson", "application/jsonlines"}
+NDJSON_TYPES = {
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/fhir+ndjson",
+    "application/jsonlines",
+}
 BUNDLE_TYPES = {"application/fhir+json", "application/json"}
 CSV_TYPES = {"text/csv"}
 
 
-def ingest_body(app: App, body: bytes, content_type: str, *, strict: bool = False,
-                actor: str = "http", peer: str | None = None) -> IngestResult:
+def ingest_body(
+    app: App,
+    body: bytes,
+    content_type: str,
+    *,
+    strict: bool = False,
+    actor: str = "http",
+    peer: str | None = None,
+) -> IngestResult:
     """The ``POST /v1/events`` handler, without HTTP: NDJSON rows, FHIR AuditEvent NDJSON,
     a FHIR Bundle of AuditEvents, or CSV. Returns once accepted events are durable.
 
@@ -779,7 +879,8 @@ def ingest_body(app: App, body: bytes, content_type: str, *, strict: bool = Fals
     ctype = content_type.split(";", 1)[0].strip().lower()
     if len(body) > MAX_BODY_BYTES:
         raise InputError(
-            f"the body is larger than {MAX_BODY_BYTES >> 20} MiB; send smaller batches")
+            f"the body is larger than {MAX_BODY_BYTES >> 20} MiB; send smaller batches"
+        )
     sha = hashlib.sha256(body).hexdigest()
     import io
 
@@ -796,16 +897,27 @@ def ingest_body(app: App, body: bytes, content_type: str, *, strict: bool = Fals
     elif ctype in CSV_TYPES:
         chunks, fmt = list(csv_chunks(_Lines(io.BytesIO(body)), 1 << 62)), "csv"
     else:
-        raise UsageError(f"unsupported content type {ctype!r}; send application/x-ndjson, "
-                         "application/fhir+json (a Bundle) or text/csv")
+        raise UsageError(
+            f"unsupported content type {ctype!r}; send application/x-ndjson, "
+            "application/fhir+json (a Bundle) or text/csv"
+        )
     result = FileResult(name="http", format=fmt, sha256="", strict=strict)
     extra = {"peer": peer, "body_sha256": sha} if peer else {"body_sha256": sha}
-    found = ingest_chunks(app, chunks, result, channel="http", actor=actor, strict=strict,
-                          extra=extra)
+    found = ingest_chunks(
+        app, chunks, result, channel="http", actor=actor, strict=strict, extra=extra
+    )
     return IngestResult(files=[result], anomalies=found)
 
 
 __all__ = [
-    "BATCH_MAGIC", "FileResult", "IngestResult", "detect_format", "ingest_body",
-    "ingest_chunks", "ingest_file", "ingest_files", "ingest_lock", "sync",
+    "BATCH_MAGIC",
+    "FileResult",
+    "IngestResult",
+    "detect_format",
+    "ingest_body",
+    "ingest_chunks",
+    "ingest_file",
+    "ingest_files",
+    "ingest_lock",
+    "sync",
 ]

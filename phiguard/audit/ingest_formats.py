@@ -91,7 +91,7 @@ class _Lines:
             if cut < 0:
                 tail = data
                 continue
-            tail = data[cut + 1:]
+            tail = data[cut + 1 :]
             yield data[:cut]
 
     def blocks(self) -> Iterator[list[bytes]]:
@@ -254,7 +254,8 @@ def csv_chunks(lines: _Lines, batch: int) -> Iterator[Chunk]:
             elif len(open_rec) > MAX_QUOTED_LINES or open_bytes > MAX_RECORD_BYTES:
                 start = open_rec[0][0]
                 chunk.errors.append(
-                    RowError(start, "a quoted value is never closed (stray quote?)"))
+                    RowError(start, "a quoted value is never closed (stray quote?)")
+                )
                 rest = open_rec[1:]
                 open_rec = []
                 queue.extend(reversed(rest))
@@ -370,8 +371,11 @@ def csv_header_meta(header: bytes) -> dict[str, Any]:
         if name in seen:
             raise InputError(f"the header names column {name!r} twice")
         seen.add(name)
-    missing = [c for c in ("event_id", "source", "seq", "ts", "account_id", "action", "outcome")
-               if c not in seen]
+    missing = [
+        c
+        for c in ("event_id", "source", "seq", "ts", "account_id", "action", "outcome")
+        if c not in seen
+    ]
     if missing:
         raise InputError(f"missing column(s): {', '.join(missing)}")
     return {"header": text, "delimiter": delimiter}
@@ -390,8 +394,11 @@ def parquet_chunks(path: Any, batch: int) -> Iterator[Chunk]:
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise InputError(f"not a readable Parquet file (truncated?): {exc}") from exc
     names = pf.schema_arrow.names
-    missing = [c for c in ("event_id", "source", "seq", "ts", "account_id", "action", "outcome")
-               if c not in names]
+    missing = [
+        c
+        for c in ("event_id", "source", "seq", "ts", "account_id", "action", "outcome")
+        if c not in names
+    ]
     if missing:
         raise InputError(f"missing column(s): {', '.join(missing)}")
     row = 0
@@ -450,8 +457,10 @@ def _canonical_strings(table: pa.Table) -> pa.Table:
                 col = pc.assume_timezone(col, "Asia/Hong_Kong")
             col = _iso_utc(pc.cast(col, pa.timestamp("us", tz="UTC")))
         elif pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_dictionary(t):
-            col = pa.array([None if v is None else json.dumps(v, default=str)
-                            for v in col.to_pylist()], pa.string())
+            col = pa.array(
+                [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
+                pa.string(),
+            )
         elif not pa.types.is_string(t):
             col = pc.cast(col, pa.string())
         cols.append(col)
@@ -501,8 +510,13 @@ def bundle_resources(body: bytes) -> tuple[list[bytes], list[int]]:
         if ch in (b"{", b"["):
             parent_key = last_key if stack and stack[-1] == "{" else None
             # path Bundle{ entry[ {  resource{  → depth 3 object under key "resource"
-            if (ch == b"{" and len(stack) == 3 and parent_key == "resource"
-                    and keys[1] == "entry" and stack[:3] == ["{", "[", "{"]):
+            if (
+                ch == b"{"
+                and len(stack) == 3
+                and parent_key == "resource"
+                and keys[1] == "entry"
+                and stack[:3] == ["{", "[", "{"]
+            ):
                 start = m.start()
             stack.append(ch.decode())
             keys.append(parent_key)
@@ -569,10 +583,12 @@ def decode_csv(meta: dict[str, Any], records: list[bytes], lines: list[int]) -> 
     try:
         table = pacsv.read_csv(
             io.BytesIO(buf),
-            read_options=pacsv.ReadOptions(column_names=column_names, use_threads=False,
-                                           block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
-                                             invalid_row_handler=invalid),
+            read_options=pacsv.ReadOptions(
+                column_names=column_names, use_threads=False, block_size=1 << 24
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delim, newlines_in_values=True, invalid_row_handler=invalid
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in column_names},
                 include_columns=[LINE_COLUMN, *wanted],
@@ -592,14 +608,14 @@ def decode_csv(meta: dict[str, Any], records: list[bytes], lines: list[int]) -> 
         idx = idx[ok]
     for i in np.flatnonzero(counts != 1):
         reported.setdefault(int(i), "cannot be read as one CSV record (misplaced quote?)")
-    errors = sorted((RowError(lines[i], why) for i, why in reported.items()),
-                    key=lambda e: e.line)
+    errors = sorted((RowError(lines[i], why) for i, why in reported.items()), key=lambda e: e.line)
     strings = string_table({wanted[c]: table.column(c) for c in wanted}, table.num_rows)
     return Parsed(strings, idx.astype(np.int64), errors)
 
 
-def _decode_csv_plain(records: list[bytes], delim: str, width: int,
-                      wanted: dict[str, str]) -> Parsed | None:
+def _decode_csv_plain(
+    records: list[bytes], delim: str, width: int, wanted: dict[str, str]
+) -> Parsed | None:
     """Parse without the index column; valid only if Arrow returns one row per record and
     rejects none. Returns None when that is not so (the caller then takes the exact path)."""
     trouble = False
@@ -613,13 +629,17 @@ def _decode_csv_plain(records: list[bytes], delim: str, width: int,
     try:
         table = pacsv.read_csv(
             io.BytesIO(b"\n".join(records)),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=True,
-                                           block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
-                                             invalid_row_handler=invalid),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=True, block_size=1 << 24
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delim, newlines_in_values=True, invalid_row_handler=invalid
+            ),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in names}, include_columns=list(wanted),
-                strings_can_be_null=False),
+                column_types={c: pa.string() for c in names},
+                include_columns=list(wanted),
+                strings_can_be_null=False,
+            ),
         )
     except pa.ArrowInvalid:
         return None

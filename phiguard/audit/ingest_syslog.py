@@ -68,35 +68,42 @@ def parse_message(raw: bytes) -> Message:
     pri = int(m.group(1))
     if pri > 191:
         raise SyslogError("PRI out of range")
-    msg = Message(pri, int(m.group(2)), _nil(m.group(3)), _nil(m.group(4)), _nil(m.group(5)),
-                  _nil(m.group(6)), _nil(m.group(7)))
+    msg = Message(
+        pri,
+        int(m.group(2)),
+        _nil(m.group(3)),
+        _nil(m.group(4)),
+        _nil(m.group(5)),
+        _nil(m.group(6)),
+        _nil(m.group(7)),
+    )
     pos = m.end()
-    if raw[pos:pos + 1] == b"-":
+    if raw[pos : pos + 1] == b"-":
         pos += 1
-    elif raw[pos:pos + 1] == b"[":
+    elif raw[pos : pos + 1] == b"[":
         pos = _parse_sd(raw, pos, msg.sd)
     else:
         raise SyslogError("bad STRUCTURED-DATA")
     if pos < len(raw):
-        if raw[pos:pos + 1] != b" ":
+        if raw[pos : pos + 1] != b" ":
             raise SyslogError("bad STRUCTURED-DATA (no space before MSG)")
-        body = raw[pos + 1:]
+        body = raw[pos + 1 :]
         msg.msg = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
     return msg
 
 
 def _parse_sd(raw: bytes, pos: int, out: dict[str, dict[str, str]]) -> int:
     n = len(raw)
-    while pos < n and raw[pos:pos + 1] == b"[":
+    while pos < n and raw[pos : pos + 1] == b"[":
         m = _SD_NAME.match(raw, pos + 1)
         if not m:
             raise SyslogError("bad SD-ID")
         sd_id = m.group().decode("ascii", "replace")
         params: dict[str, str] = {}
         pos = m.end()
-        while pos < n and raw[pos:pos + 1] == b" ":
+        while pos < n and raw[pos : pos + 1] == b" ":
             m = _SD_NAME.match(raw, pos + 1)
-            if not m or raw[m.end():m.end() + 2] != b'="':
+            if not m or raw[m.end() : m.end() + 2] != b'="':
                 raise SyslogError("bad SD-PARAM")
             name = m.group().decode("ascii", "replace")
             i = m.end() + 2
@@ -115,7 +122,7 @@ def _parse_sd(raw: bytes, pos: int, out: dict[str, dict[str, str]]) -> int:
                 i += 1
             params[name] = value.decode("utf-8", "replace")
             pos = i + 1
-        if raw[pos:pos + 1] != b"]":
+        if raw[pos : pos + 1] != b"]":
             raise SyslogError("unterminated SD-ELEMENT")
         out.setdefault(sd_id, params)
         pos += 1
@@ -147,8 +154,10 @@ def message_to_row(raw: bytes) -> dict[str, str | None]:
             except FhirError as exc:
                 raise SyslogError(f"invalid FHIR AuditEvent: {exc}") from exc
         else:
-            row = {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                   for k, v in obj.items()}
+            row = {
+                k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                for k, v in obj.items()
+            }
     elif payload.startswith(b"<"):
         row = dicom_to_row(payload)
     else:
@@ -163,13 +172,16 @@ def _with_meta_seq(obj: dict[str, Any], msg: Message) -> dict[str, Any]:
     has = any(isinstance(e, dict) and e.get("url") == EXT_SEQ for e in obj.get("extension") or [])
     if seq is None or has:
         return obj
-    return {**obj, "extension": [*(obj.get("extension") or []),
-                                 {"url": EXT_SEQ, "valueString": seq}]}
+    return {
+        **obj,
+        "extension": [*(obj.get("extension") or []), {"url": EXT_SEQ, "valueString": seq}],
+    }
 
 
 def _fill(row: dict[str, Any], msg: Message) -> dict[str, str | None]:
-    out: dict[str, str | None] = {k: (v if v is None or isinstance(v, str) else str(v))
-                                  for k, v in row.items()}
+    out: dict[str, str | None] = {
+        k: (v if v is None or isinstance(v, str) else str(v)) for k, v in row.items()
+    }
     if not out.get("source"):
         out["source"] = msg.app_name or msg.hostname
     if not out.get("seq"):
@@ -213,7 +225,9 @@ def dicom_to_row(xml: bytes) -> dict[str, Any]:
     row: dict[str, Any] = {
         "ts": ident.get("EventDateTime"),
         "action": action,
-        "outcome": None if outcome_code is None else ("success" if outcome_code == "0" else "denied"),
+        "outcome": None
+        if outcome_code is None
+        else ("success" if outcome_code == "0" else "denied"),
     }
     purpose = next(iter(find(ident, "PurposeOfUse")), None)
     if purpose is not None:

@@ -218,10 +218,12 @@ def prepare(
         crc = zlib.crc32(cipher, zlib.crc32(hash_block))
         flags = LAST if a + count == n else 0
         body_len = len(hash_block) + len(cipher)
-        heads.append(bytearray(
-            HEADER.pack(MAGIC, flags, kind, 0, 0, count, period, ts_ms, body_len, nonce)
-            + b"\0\0\0\0"
-        ))
+        heads.append(
+            bytearray(
+                HEADER.pack(MAGIC, flags, kind, 0, 0, count, period, ts_ms, body_len, nonce)
+                + b"\0\0\0\0"
+            )
+        )
         bodies.append((hash_block, cipher, struct.pack(">I", crc)))
         counts.append(count)
     return Prepared(heads, bodies, counts, hashes, ts_ms, period)

@@ -489,7 +489,9 @@ class AuditLog(LogReader):
         with self._commit:
             old_vkey = self.signer.vkey
             self.record_action(
-                Tag.SIGNING_KEY_ROTATED, actor=actor, subject=new_vkey,
+                Tag.SIGNING_KEY_ROTATED,
+                actor=actor,
+                subject=new_vkey,
                 detail={"old_vkey": old_vkey, "new_vkey": new_vkey},
             )
             note = self.publish(extensions=(NEXT_KEY + new_vkey,), force=True)

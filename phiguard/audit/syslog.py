@@ -51,7 +51,9 @@ class FramingError(Exception):
 _EOF = object()
 
 
-def tls_context(cert: Path, key: Path | None = None, client_ca: Path | None = None) -> ssl.SSLContext:
+def tls_context(
+    cert: Path, key: Path | None = None, client_ca: Path | None = None
+) -> ssl.SSLContext:
     """A server context for RFC 5425: TLS 1.2+, optionally requiring client certificates."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -111,10 +113,18 @@ class SyslogListener:
     """The listener. ``start()`` runs it on its own thread and event loop; ``stop()`` ends
     it after sealing what every open connection has sent."""
 
-    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, *,
-                 ssl_context: ssl.SSLContext | None = None, ack: bool = True,
-                 batch_messages: int = BATCH_MESSAGES, flush_seconds: float = FLUSH_SECONDS,
-                 heartbeat_check_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        app: App,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        ack: bool = True,
+        batch_messages: int = BATCH_MESSAGES,
+        flush_seconds: float = FLUSH_SECONDS,
+        heartbeat_check_seconds: float = 60.0,
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -168,7 +178,10 @@ class SyslogListener:
     async def _serve(self) -> None:
         try:
             self._server = await asyncio.start_server(
-                self._handle, self.host, self.port, ssl=self.ssl_context,
+                self._handle,
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
                 limit=MAX_FRAME + 16,
             )
         except OSError as exc:
@@ -282,21 +295,24 @@ class SyslogListener:
             pass
         await queue.put(_EOF)
 
-    async def _commit(self, frames: list[bytes], stats: ConnectionStats,
-                      writer: asyncio.StreamWriter) -> None:
+    async def _commit(
+        self, frames: list[bytes], stats: ConnectionStats, writer: asyncio.StreamWriter
+    ) -> None:
         if not frames:
             return
         first_no = stats.frames + 1
         stats.frames += len(frames)
-        result = await asyncio.to_thread(seal_messages, self.app, frames, first_no, stats.peer,
-                                         self.ssl_context is not None)
+        result = await asyncio.to_thread(
+            seal_messages, self.app, frames, first_no, stats.peer, self.ssl_context is not None
+        )
         stats.accepted += result.accepted
         stats.rejected += result.rejected
         for e in result.errors:
             self._logger.warning("%s: frame %d rejected: %s", stats.peer, e.line, e.reason)
         if self.ack:
-            await self._write(writer, f"ACK {stats.frames} {stats.accepted} {stats.rejected}\n"
-                              .encode())
+            await self._write(
+                writer, f"ACK {stats.frames} {stats.accepted} {stats.rejected}\n".encode()
+            )
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -305,13 +321,17 @@ class SyslogListener:
             await writer.drain()
 
 
-def seal_messages(app: App, frames: list[bytes], first_no: int = 1, peer: str | None = None,
-                  tls: bool = False) -> Any:
+def seal_messages(
+    app: App, frames: list[bytes], first_no: int = 1, peer: str | None = None, tls: bool = False
+) -> Any:
     """Seal a list of syslog messages as batches (one per source); returns the FileResult."""
     from phiguard.audit.ingest import FileResult, ingest_chunks
 
-    chunk = Chunk(records=list(frames), lines=list(range(first_no, first_no + len(frames))),
-                  meta={"format": "syslog"})
+    chunk = Chunk(
+        records=list(frames),
+        lines=list(range(first_no, first_no + len(frames))),
+        meta={"format": "syslog"},
+    )
     result = FileResult(name="syslog", format="syslog")
     extra = {"peer": peer, "tls": tls}
     ingest_chunks(app, [chunk], result, channel="syslog", actor="syslog", extra=extra)
@@ -333,9 +353,16 @@ def _file_logger(app: App) -> logging.Logger:
     return logger
 
 
-def send(host: str, port: int, messages: list[bytes], *, ssl_context: ssl.SSLContext | None = None,
-         server_hostname: str | None = None, timeout: float = 10.0,
-         on_ack: Callable[[str], None] | None = None) -> list[str]:
+def send(
+    host: str,
+    port: int,
+    messages: list[bytes],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    timeout: float = 10.0,
+    on_ack: Callable[[str], None] | None = None,
+) -> list[str]:
     """A minimal RFC 5425/6587 sender (tests, benchmarks, the demo): octet-counted frames,
     half-close, then read the listener's replies until it closes. Returns the reply lines."""
     import socket
@@ -354,8 +381,12 @@ def send(host: str, port: int, messages: list[bytes], *, ssl_context: ssl.SSLCon
         replies: list[str] = []
         buf = b""
         while True:
-            if ssl_context is not None and replies and replies[-1].startswith("ACK") and \
-                    int(replies[-1].split()[1]) >= len(messages):
+            if (
+                ssl_context is not None
+                and replies
+                and replies[-1].startswith("ACK")
+                and int(replies[-1].split()[1]) >= len(messages)
+            ):
                 break
             data = sock.recv(65536)
             if not data:

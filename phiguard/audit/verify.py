@@ -41,6 +41,7 @@ from phiguard.errors import CryptoError, IntegrityError, PhiguardError
 if TYPE_CHECKING:
     from phiguard.audit.log import AuditLog, Tip
 
+
 @dataclass
 class Finding:
     where: str
@@ -378,8 +379,11 @@ def _verify_nodes(log: AuditLog, n: int, report: Report, runner: vw.Runner) -> N
             return
     # every level re-hashed from the one below, in ranges that may run in parallel; the
     # finding is the lowest bad level's first bad node, as a bottom-up pass would report
-    bad = [(level, node) for level, _, node in runner.map(vw.check_level, vw.level_tasks(n))
-           if node is not None]
+    bad = [
+        (level, node)
+        for level, _, node in runner.map(vw.check_level, vw.level_tasks(n))
+        if node is not None
+    ]
     if bad:
         level, node = min(bad)
         report.fail(f"tree/{level:02d}.nodes node {node}", "does not hash its two children")
@@ -416,8 +420,8 @@ def _verify_checkpoints(
             handover = [e for e in cp.extensions if e.startswith(NEXT_KEY)]
             if handover:
                 try:
-                    verifier = NoteVerifier.parse(handover[0][len(NEXT_KEY):])
-                    report.key_chain.append(handover[0][len(NEXT_KEY):])
+                    verifier = NoteVerifier.parse(handover[0][len(NEXT_KEY) :])
+                    report.key_chain.append(handover[0][len(NEXT_KEY) :])
                 except PhiguardError as exc:
                     report.fail(where, f"hands over to an unreadable key: {exc}")
             for name, ts in verified.cosigners:

@@ -102,10 +102,12 @@ def _check_frame(frame: jn.Frame, fd0: int | None, ctx: Context) -> FrameOutcome
     hashes = frame.hashes
     stored = os.pread(fd0, len(hashes), 32 * frame.first_index) if fd0 is not None else b""
     if hashes != stored:
-        res.fails.append((
-            f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
-            "leaf hashes differ from the journal",
-        ))
+        res.fails.append(
+            (
+                f"tree/00.nodes entries {frame.first_index}–{frame.first_index + frame.count - 1}",
+                "leaf hashes differ from the journal",
+            )
+        )
     aead = ctx.keys.get(frame.period)
     if isinstance(aead, CryptoError):
         res.fails.append((f"audit/keys/{jn.period_label(frame.period)}.key", str(aead)))
@@ -114,11 +116,15 @@ def _check_frame(frame: jn.Frame, fd0: int | None, ctx: Context) -> FrameOutcome
         res.erased = True
         return res
     try:
-        plain = aead.decrypt(frame.nonce, frame.body[len(hashes):],
-                             jn._aad(frame.kind, frame.period, frame.ts_ms, frame.count, hashes))
+        plain = aead.decrypt(
+            frame.nonce,
+            frame.body[len(hashes) :],
+            jn._aad(frame.kind, frame.period, frame.ts_ms, frame.count, hashes),
+        )
     except InvalidTag:  # the ciphertext, nonce, header fields or leaf hashes changed
-        res.fails.append((_where(frame), "entry ciphertext does not authenticate: "
-                          "the entries were altered"))
+        res.fails.append(
+            (_where(frame), "entry ciphertext does not authenticate: the entries were altered")
+        )
         return res
     mv = memoryview(plain)
     offs = jn._read_offsets(mv, frame.count)
@@ -129,8 +135,12 @@ def _check_frame(frame: jn.Frame, fd0: int | None, ctx: Context) -> FrameOutcome
     if computed != hashes:
         for i in range(frame.count):
             if computed[32 * i : 32 * i + 32] != hashes[32 * i : 32 * i + 32]:
-                res.fails.append((f"entry {frame.first_index + i}",
-                                  "its bytes do not match its sealed leaf hash"))
+                res.fails.append(
+                    (
+                        f"entry {frame.first_index + i}",
+                        "its bytes do not match its sealed leaf hash",
+                    )
+                )
                 break
     res.decrypted = True
     if frame.kind == jn.KIND_ACTION:

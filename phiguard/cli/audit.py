@@ -60,7 +60,8 @@ def verify_cmd(
     fmt: FormatOpt = "text",
     home: HomeOpt = None,
 ) -> None:
-    """Re-check every entry, node and signed checkpoint (exit 1 and say where if anything is off)."""
+    """Re-check every entry, node and signed checkpoint (exit 1 and say where if anything is
+    off)."""
     if evidence is not None:
         from phiguard.audit.evidence import verify
 
@@ -231,7 +232,8 @@ def evidence_cmd(
     )
     out.print(
         f"wrote {path} with {len(indices):,} entries; check it with "
-        f"`python3 verify.py {path.name}` (inside the zip) or `phiguard audit verify --evidence {path}`",
+        f"`python3 verify.py {path.name}` (inside the zip) or "
+        f"`phiguard audit verify --evidence {path}`",
         markup=False,
     )
 

@@ -47,8 +47,12 @@ def csv_line(row: dict[str, Any], columns: tuple[str, ...] = COLUMNS) -> str:
     return ",".join(out)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], extra_lines: list[str] | None = None,
-              columns: tuple[str, ...] = COLUMNS) -> Path:
+def write_csv(
+    path: Path,
+    rows: list[dict[str, Any]],
+    extra_lines: list[str] | None = None,
+    columns: tuple[str, ...] = COLUMNS,
+) -> Path:
     lines = [",".join(columns), *[csv_line(r, columns) for r in rows], *(extra_lines or [])]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -62,11 +66,13 @@ def write_ndjson(path: Path, rows: list[dict[str, Any]]) -> Path:
 def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
     from phiguard.clock import parse_ts
 
-    table = pa.table({
-        **{c: [r.get(c) for r in rows] for c in COLUMNS if c not in ("seq", "ts")},
-        "seq": pa.array([int(r["seq"]) for r in rows], pa.int64()),
-        "ts": pa.array([parse_ts(r["ts"]) for r in rows], pa.timestamp("us", tz="UTC")),
-    }).select(list(COLUMNS))
+    table = pa.table(
+        {
+            **{c: [r.get(c) for r in rows] for c in COLUMNS if c not in ("seq", "ts")},
+            "seq": pa.array([int(r["seq"]) for r in rows], pa.int64()),
+            "ts": pa.array([parse_ts(r["ts"]) for r in rows], pa.timestamp("us", tz="UTC")),
+        }
+    ).select(list(COLUMNS))
     pq.write_table(table, path)
     return path
 
@@ -81,9 +87,14 @@ def write_fhir(path: Path, rows: list[dict[str, Any]]) -> Path:
 def bundle_bytes(rows: list[dict[str, Any]], indent: int | None = 2) -> bytes:
     from phiguard.audit.fhir import row_to_audit_event
 
-    doc = {"resourceType": "Bundle", "type": "batch",
-           "entry": [{"resource": row_to_audit_event(r),
-                      "request": {"method": "POST", "url": "AuditEvent"}} for r in rows]}
+    doc = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": row_to_audit_event(r), "request": {"method": "POST", "url": "AuditEvent"}}
+            for r in rows
+        ],
+    }
     return json.dumps(doc, indent=indent).encode()
 
 

@@ -51,13 +51,18 @@ def test_sources_are_counted_separately(sqlite_app: App) -> None:
     assert send(sqlite_app, [1, 2], source="ePR") == []
     assert kinds(send(sqlite_app, [4], source="ePR")) == [("gap", 3, 3)]
     assert {s.source: s.complete for s in completeness.status(sqlite_app)} == {
-        "CMS": True, "ePR": False}
+        "CMS": True,
+        "ePR": False,
+    }
 
 
 def test_alerts_are_written_to_the_audit_log(sqlite_app: App) -> None:
     send(sqlite_app, [1, 5])
-    actions = [json.loads(e.data) for e in sqlite_app.audit.records()
-               if e.kind == "action" and e.data.startswith(b"{")]
+    actions = [
+        json.loads(e.data)
+        for e in sqlite_app.audit.records()
+        if e.kind == "action" and e.data.startswith(b"{")
+    ]
     gaps = [a for a in actions if a.get("tag") == "audit:source:gap"]
     assert len(gaps) == 1
     assert gaps[0]["subject"] == "CMS" and gaps[0]["detail"]["first_seq"] == 2
@@ -134,24 +139,32 @@ def test_tracked_gaps_always_match_a_brute_force_recount(batches) -> None:  # ty
     from phiguard.storage.base import Base
 
     engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine, tables=[AuditSource.__table__, AuditSeqGap.__table__,
-                                             AuditAnomaly.__table__])
+    Base.metadata.create_all(
+        engine, tables=[AuditSource.__table__, AuditSeqGap.__table__, AuditAnomaly.__table__]
+    )
     now = parse_ts("2026-04-03T09:00:00+08:00")
     seen: list[int] = []
     leaf = 0
     for seqs in batches:
         rows = [event(s) for s in seqs]
-        table = pa.table({c: [r[c] if c != "ts" else parse_ts(r[c]) for r in rows]
-                          for c in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
+        table = pa.table(
+            {c: [r[c] if c != "ts" else parse_ts(r[c]) for r in rows] for c in EVENT_SCHEMA.names},
+            schema=EVENT_SCHEMA,
+        )
         with engine.begin() as conn:
             found = completeness.apply_batch(conn, table, np.arange(leaf, leaf + len(seqs)), now)
         leaf += len(seqs)
         seen.extend(seqs)
-        assert sum(a.count for a in found if a.kind == "duplicate") == \
-            sum(s in seen[: len(seen) - len(seqs)] or s in seqs[:i] for i, s in enumerate(seqs))
+        assert sum(a.count for a in found if a.kind == "duplicate") == sum(
+            s in seen[: len(seen) - len(seqs)] or s in seqs[:i] for i, s in enumerate(seqs)
+        )
     gaps, hi = _naive(seen)
     with engine.connect() as conn:
-        tracked = [tuple(r) for r in conn.execute(
-            select(AuditSeqGap.first_seq, AuditSeqGap.last_seq).order_by(AuditSeqGap.first_seq))]
+        tracked = [
+            tuple(r)
+            for r in conn.execute(
+                select(AuditSeqGap.first_seq, AuditSeqGap.last_seq).order_by(AuditSeqGap.first_seq)
+            )
+        ]
         high = conn.execute(select(AuditSource.high_seq)).scalar()
     assert tracked == gaps and high == hi

@@ -36,7 +36,11 @@ def test_ocsf_datastore_activity(loaded: App) -> None:
     assert len(docs) == 6
     first = docs[0]
     assert (first["class_uid"], first["category_uid"], first["activity_id"], first["type_uid"]) == (
-        6005, 6, 4, 600504)  # cms-1 is a search: Query
+        6005,
+        6,
+        4,
+        600504,
+    )  # cms-1 is a search: Query
     assert first["actor"]["user"]["uid"] == "dr-1"
     assert first["metadata"]["uid"] == "CMS:cms-1" and first["metadata"]["sequence"] == 1
     assert first["time"] == int(parse_ts("2026-04-03T01:01:00+08:00").timestamp() * 1000)
@@ -84,8 +88,11 @@ def test_fhir_ndjson_round_trips_into_another_home(loaded: App, tmp_path: Path, 
 
 def test_exports_are_recorded_and_bad_options_refused(loaded: App) -> None:
     _lines(loaded, fmt="ocsf")
-    tags = [json.loads(e.data).get("tag") for e in loaded.audit.records()
-            if e.kind == "action" and e.data.startswith(b"{")]
+    tags = [
+        json.loads(e.data).get("tag")
+        for e in loaded.audit.records()
+        if e.kind == "action" and e.data.startswith(b"{")
+    ]
     assert "audit:log:exported" in tags
     with pytest.raises(UsageError):
         _lines(loaded, fmt="csv")

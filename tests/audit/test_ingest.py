@@ -43,7 +43,7 @@ def test_csv_rows_are_sealed_byte_for_byte_and_stored(sqlite_app: App, tmp_path:
         assert entries[row["leaf_index"]] == line  # the exact bytes received
     header = entries[result.files[0].batches[0][0]]
     assert header.startswith(BATCH_MAGIC)
-    meta = json.loads(header[len(BATCH_MAGIC):])
+    meta = json.loads(header[len(BATCH_MAGIC) :])
     assert meta["header"] == HEADER and meta["count"] == 20 and meta["source"] == "CMS"
     assert meta["sha256"] == result.files[0].sha256
     assert verify_log(sqlite_app.audit).ok
@@ -85,8 +85,9 @@ def test_every_kind_of_bad_row_is_reported_with_its_line(sqlite_app: App, tmp_pa
     assert not any("eleven" in r or "yesterday" in r for r in reasons.values())
 
 
-def test_a_stray_quote_costs_one_row_and_a_truncated_file_its_last(sqlite_app: App,
-                                                                      tmp_path: Path) -> None:
+def test_a_stray_quote_costs_one_row_and_a_truncated_file_its_last(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     lines = [csv_line(r) for r in events(5)]
     lines[1] = lines[1].replace("dr-2", '"dr-2')  # line 3 opens a quote that never closes
     path = tmp_path / "quotes.csv"
@@ -97,8 +98,9 @@ def test_a_stray_quote_costs_one_row_and_a_truncated_file_its_last(sqlite_app: A
     assert any("not closed at the end of the file" in e.reason for e in res.errors)
 
 
-def test_extra_columns_are_kept_in_the_sealed_bytes_and_ignored(sqlite_app: App,
-                                                                tmp_path: Path) -> None:
+def test_extra_columns_are_kept_in_the_sealed_bytes_and_ignored(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     path = tmp_path / "extra.csv"
     cols = ("ward", *events(1)[0].keys())
     write_csv(path, [{**r, "ward": "7B"} for r in events(2)], columns=cols)  # type: ignore[arg-type]
@@ -108,16 +110,22 @@ def test_extra_columns_are_kept_in_the_sealed_bytes_and_ignored(sqlite_app: App,
     assert _entries(sqlite_app)[row["leaf_index"]].startswith(b"7B,cms-1,CMS,1,")
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"),
-    (b"event_id,source,seq,ts,account_id,action\ncms-1,CMS,1,2026-04-03T01:00:00,a,read\n",
-     "missing column(s): outcome"),
-    ("event_id,source\n".encode("utf-16"), "UTF-16"),
-    (b"event_id,source,source,seq\n", "twice"),
-    (HEADER.encode() + b"\n", "no events"),
-])
-def test_unreadable_files_are_refused_whole(sqlite_app: App, tmp_path: Path, content: bytes,
-                                            message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (
+            b"event_id,source,seq,ts,account_id,action\ncms-1,CMS,1,2026-04-03T01:00:00,a,read\n",
+            "missing column(s): outcome",
+        ),
+        ("event_id,source\n".encode("utf-16"), "UTF-16"),
+        (b"event_id,source,source,seq\n", "twice"),
+        (HEADER.encode() + b"\n", "no events"),
+    ],
+)
+def test_unreadable_files_are_refused_whole(
+    sqlite_app: App, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "broken.csv"
     path.write_bytes(content)
     before = sqlite_app.audit.size
@@ -143,14 +151,20 @@ def test_other_formats_store_the_same_rows_as_csv(tmp_path: Path, clock, writer)
 
     rows = events(12) + events(3, source="ePR")
     results = []
-    for name, write in (("a.csv", write_csv), ("b" + {"write_ndjson": ".ndjson",
-                         "write_parquet": ".parquet", "write_fhir": ".ndjson"}[writer.__name__],
-                         writer)):
+    for name, write in (
+        ("a.csv", write_csv),
+        (
+            "b"
+            + {"write_ndjson": ".ndjson", "write_parquet": ".parquet", "write_fhir": ".ndjson"}[
+                writer.__name__
+            ],
+            writer,
+        ),
+    ):
         app = App.init(Settings(home=tmp_path / f"home-{name}"), clock=clock)
         try:
             ingest_files(app, [write(tmp_path / name, rows)])
-            results.append([{k: v for k, v in r.items() if k != "leaf_index"}
-                            for r in stored(app)])
+            results.append([{k: v for k, v in r.items() if k != "leaf_index"} for r in stored(app)])
         finally:
             app.close()
     key = lambda r: (r["source"], r["seq"])  # noqa: E731 - batches are per source
@@ -159,12 +173,21 @@ def test_other_formats_store_the_same_rows_as_csv(tmp_path: Path, clock, writer)
 
 def test_ndjson_accepts_numbers_and_reports_bad_json(sqlite_app: App, tmp_path: Path) -> None:
     path = tmp_path / "e.ndjson"
-    path.write_text(json.dumps(event(1)) + "\n{not json\n[1,2]\n"
-                    + json.dumps({**event(2), "seq": {"n": 2}}) + "\n" + json.dumps(event(3)) + "\n")
+    path.write_text(
+        json.dumps(event(1))
+        + "\n{not json\n[1,2]\n"
+        + json.dumps({**event(2), "seq": {"n": 2}})
+        + "\n"
+        + json.dumps(event(3))
+        + "\n"
+    )
     res, _ = ingest_file(sqlite_app, path)
     assert res.accepted == 2
     assert [(e.line, e.reason.split(" (")[0]) for e in res.errors] == [
-        (2, "not valid JSON"), (3, "not a JSON object"), (4, "seq must be a string")]
+        (2, "not valid JSON"),
+        (3, "not a JSON object"),
+        (4, "seq must be a string"),
+    ]
 
 
 def test_gzip_and_parquet_headers_carry_the_file_digest(sqlite_app: App, tmp_path: Path) -> None:
@@ -175,7 +198,7 @@ def test_gzip_and_parquet_headers_carry_the_file_digest(sqlite_app: App, tmp_pat
     result = ingest_files(sqlite_app, [plain, gz, pq_path])
     assert result.accepted == 12
     entries = _entries(sqlite_app)
-    meta = json.loads(entries[result.files[2].batches[0][0]][len(BATCH_MAGIC):])
+    meta = json.loads(entries[result.files[2].batches[0][0]][len(BATCH_MAGIC) :])
     assert meta["origin"] == "parquet" and meta["sha256"] == result.files[2].sha256
     assert [r["seq"] for r in stored(sqlite_app)] == list(range(1, 13))
 
@@ -187,8 +210,9 @@ def test_truncated_gzip_is_an_input_error(sqlite_app: App, tmp_path: Path) -> No
         ingest_files(sqlite_app, [gz])
 
 
-def test_reingesting_a_file_skips_what_is_sealed_and_force_seals_again(sqlite_app: App,
-                                                                        tmp_path: Path) -> None:
+def test_reingesting_a_file_skips_what_is_sealed_and_force_seals_again(
+    sqlite_app: App, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path / "again.csv", events(6))
     ingest_files(sqlite_app, [path])
     again = ingest_files(sqlite_app, [path])
@@ -199,7 +223,8 @@ def test_reingesting_a_file_skips_what_is_sealed_and_force_seals_again(sqlite_ap
 
 
 def test_a_big_file_is_sealed_in_batches_and_an_interrupted_run_resumes(
-        sqlite_app: App, tmp_path: Path) -> None:
+    sqlite_app: App, tmp_path: Path
+) -> None:
     from phiguard.audit.ingest import FileResult, _sha256, ingest_chunks
 
     path = write_csv(tmp_path / "big.csv", events(10))
@@ -237,8 +262,11 @@ def test_ingest_body_ndjson_bundle_and_csv(sqlite_app: App) -> None:
 
 def test_ingest_is_recorded_in_the_log(sqlite_app: App, tmp_path: Path) -> None:
     ingest_files(sqlite_app, [write_csv(tmp_path / "r.csv", events(2))])
-    actions = [json.loads(e.data) for e in sqlite_app.audit.records() if e.kind == "action"
-               and e.data.startswith(b"{")]
+    actions = [
+        json.loads(e.data)
+        for e in sqlite_app.audit.records()
+        if e.kind == "action" and e.data.startswith(b"{")
+    ]
     done = [a for a in actions if a.get("tag") == "audit:events:ingested"]
     assert len(done) == 1 and done[0]["detail"]["events"] == 2
 
@@ -274,9 +302,21 @@ def test_a_source_name_longer_than_the_tables_allow_is_a_bad_row(sqlite_app, tmp
     from phiguard.audit.ingest import ingest_files
     from tests.factories import EVENT_HEADER, write_csv
 
-    row = {"event_id": "e1", "source": "S" * 65, "seq": "1", "ts": "2026-04-02T10:00:00+08:00",
-           "account_id": "a", "action": "read", "patient_id": "P1", "fields": "name",
-           "query_id": "", "client_ip": "", "device_id": "", "purpose": "", "outcome": "success"}
+    row = {
+        "event_id": "e1",
+        "source": "S" * 65,
+        "seq": "1",
+        "ts": "2026-04-02T10:00:00+08:00",
+        "account_id": "a",
+        "action": "read",
+        "patient_id": "P1",
+        "fields": "name",
+        "query_id": "",
+        "client_ip": "",
+        "device_id": "",
+        "purpose": "",
+        "outcome": "success",
+    }
     ok = dict(row, event_id="e2", source="CMS")
     result = ingest_files(sqlite_app, [write_csv(tmp_path / "e.csv", [row, ok], EVENT_HEADER)])
     assert (result.accepted, result.rejected) == (1, 1)

@@ -15,14 +15,16 @@ from tests.audit.eventfiles import events, stored, write_csv
 
 @pytest.mark.parametrize(("before", "after"), [(3, 4), (3, 2), (4, 100), (2, 7)])
 def test_resume_with_another_chunk_size_seals_each_event_once(
-        sqlite_app: App, tmp_path: Path, before: int, after: int) -> None:
+    sqlite_app: App, tmp_path: Path, before: int, after: int
+) -> None:
     rows = events(12) + events(5, start=1, source="ePR")
     rows = [r for pair in zip(rows[:12], rows[12:] + [None] * 7, strict=True) for r in pair if r]
     path = write_csv(tmp_path / "mixed.csv", rows)  # two sources, interleaved
     partial = FileResult(name=path.name, format="csv", sha256=_sha256(path))
     chunks = _chunks(path, "csv", before)
-    ingest_chunks(sqlite_app, [next(chunks), next(chunks)], partial, channel="file",
-                  actor="test")  # the earlier run died after two chunks
+    ingest_chunks(
+        sqlite_app, [next(chunks), next(chunks)], partial, channel="file", actor="test"
+    )  # the earlier run died after two chunks
     res, found = ingest_file(sqlite_app, path, batch_events=after)
     assert res.already == partial.accepted
     assert res.already + res.accepted == len(rows)
@@ -34,7 +36,8 @@ def test_resume_with_another_chunk_size_seals_each_event_once(
 
 
 def test_a_failure_while_sealing_stops_the_parsing_thread(
-        sqlite_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from phiguard.audit import ingest

@@ -29,7 +29,9 @@ def test_rotation_is_sealed_and_followed(sqlite_app: App, tmp_path: Path) -> Non
     report = verify_log(sqlite_app.audit)
     assert report.ok, [str(f) for f in report.findings]
     assert report.key_chain == [new_vkey]
-    actions = [e for e in sqlite_app.audit.records() if e.kind == "action" and b"signing:rotated" in e.data]
+    actions = [
+        e for e in sqlite_app.audit.records() if e.kind == "action" and b"signing:rotated" in e.data
+    ]
     assert len(actions) == 1 and new_vkey.encode() in actions[0].data
     # a reopened home signs with the new key and still verifies
     sqlite_app.close()

@@ -17,24 +17,28 @@ from phiguard.audit.syslog import SyslogListener, send, tls_context
 from phiguard.settings import Settings
 from tests.audit.eventfiles import event, stored
 
-DICOM = (b'<AuditMessage><EventIdentification EventActionCode="R" '
-         b'EventDateTime="2026-04-03T01:13:00+08:00" EventOutcomeIndicator="0">'
-         b'<EventID csd-code="110110" codeSystemName="DCM"/>'
-         b'<PurposeOfUse csd-code="TREAT"/></EventIdentification>'
-         b'<ActiveParticipant UserID="nurse-1" UserIsRequestor="true" '
-         b'NetworkAccessPointID="10.1.1.1" NetworkAccessPointTypeCode="2"/>'
-         b'<ActiveParticipant UserID="ws-9" UserIsRequestor="false"/>'
-         b'<AuditSourceIdentification AuditSourceID="ePR"/>'
-         b'<ParticipantObjectIdentification ParticipantObjectID="P0000077" '
-         b'ParticipantObjectTypeCode="1" ParticipantObjectTypeCodeRole="1">'
-         b'<ParticipantObjectDetail type="fields" value="bmFtZSxoa2lk"/>'
-         b'</ParticipantObjectIdentification></AuditMessage>')
+DICOM = (
+    b'<AuditMessage><EventIdentification EventActionCode="R" '
+    b'EventDateTime="2026-04-03T01:13:00+08:00" EventOutcomeIndicator="0">'
+    b'<EventID csd-code="110110" codeSystemName="DCM"/>'
+    b'<PurposeOfUse csd-code="TREAT"/></EventIdentification>'
+    b'<ActiveParticipant UserID="nurse-1" UserIsRequestor="true" '
+    b'NetworkAccessPointID="10.1.1.1" NetworkAccessPointTypeCode="2"/>'
+    b'<ActiveParticipant UserID="ws-9" UserIsRequestor="false"/>'
+    b'<AuditSourceIdentification AuditSourceID="ePR"/>'
+    b'<ParticipantObjectIdentification ParticipantObjectID="P0000077" '
+    b'ParticipantObjectTypeCode="1" ParticipantObjectTypeCodeRole="1">'
+    b'<ParticipantObjectDetail type="fields" value="bmFtZSxoa2lk"/>'
+    b"</ParticipantObjectIdentification></AuditMessage>"
+)
 
 
 def syslog(seq: int, body: bytes, app_name: str = "CMS") -> bytes:
-    return (b'<110>1 2026-04-03T01:12:00.000+08:00 cms01.kec %s 4711 AUDIT '
-            b'[meta sequenceId="%d"][origin ip="10.0.0.1" software="a \\"quoted\\" \\] name"] '
-            % (app_name.encode(), seq)) + body
+    return (
+        b"<110>1 2026-04-03T01:12:00.000+08:00 cms01.kec %s 4711 AUDIT "
+        b'[meta sequenceId="%d"][origin ip="10.0.0.1" software="a \\"quoted\\" \\] name"] '
+        % (app_name.encode(), seq)
+    ) + body
 
 
 def json_msg(i: int) -> bytes:
@@ -45,8 +49,13 @@ def json_msg(i: int) -> bytes:
 
 def test_rfc5424_header_and_structured_data() -> None:
     m = parse_message(syslog(7, b"\xef\xbb\xbf{}"))
-    assert (m.facility, m.severity, m.hostname, m.app_name, m.msgid) == (13, 6, "cms01.kec",
-                                                                         "CMS", "AUDIT")
+    assert (m.facility, m.severity, m.hostname, m.app_name, m.msgid) == (
+        13,
+        6,
+        "cms01.kec",
+        "CMS",
+        "AUDIT",
+    )
     assert m.sd["meta"] == {"sequenceId": "7"}
     assert m.sd["origin"]["software"] == 'a "quoted" ] name'
     assert m.msg == b"{}"  # the BOM is not part of the payload
@@ -59,21 +68,34 @@ def test_payloads_json_fhir_and_dicom() -> None:
     row = message_to_row(syslog(5, json.dumps(fhir).encode()))
     assert (row["seq"], row["patient_id"], row["action"]) == ("5", "P0000005", "read")
     d = message_to_row(syslog(9, DICOM))
-    assert d == {**d, "source": "ePR", "seq": "9", "account_id": "nurse-1", "action": "read",
-                 "patient_id": "P0000077", "fields": "name,hkid", "client_ip": "10.1.1.1",
-                 "device_id": "ws-9", "purpose": "TREAT", "outcome": "success",
-                 "event_id": "ePR-9"}
+    assert d == {
+        **d,
+        "source": "ePR",
+        "seq": "9",
+        "account_id": "nurse-1",
+        "action": "read",
+        "patient_id": "P0000077",
+        "fields": "name,hkid",
+        "client_ip": "10.1.1.1",
+        "device_id": "ws-9",
+        "purpose": "TREAT",
+        "outcome": "success",
+        "event_id": "ePR-9",
+    }
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"hello", "bad header"),
-    (b"<999>1 - - - - - -", "PRI out of range"),
-    (b'<110>1 - h a - - [meta sequenceId="1" ', "SD-PARAM"),
-    (b'<110>1 - h a - - [meta sequenceId="1', "unterminated"),
-    (b"<110>1 - h a - - - ", "empty MSG"),
-    (b"<110>1 - h a - - - plain words", "neither JSON nor"),
-    (b'<110>1 - h a - - - <!DOCTYPE x [<!ENTITY a "b">]><AuditMessage/>', "refused"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"hello", "bad header"),
+        (b"<999>1 - - - - - -", "PRI out of range"),
+        (b'<110>1 - h a - - [meta sequenceId="1" ', "SD-PARAM"),
+        (b'<110>1 - h a - - [meta sequenceId="1', "unterminated"),
+        (b"<110>1 - h a - - - ", "empty MSG"),
+        (b"<110>1 - h a - - - plain words", "neither JSON nor"),
+        (b'<110>1 - h a - - - <!DOCTYPE x [<!ENTITY a "b">]><AuditMessage/>', "refused"),
+    ],
+)
 def test_bad_messages_are_refused(raw: bytes, reason: str) -> None:
     with pytest.raises(SyslogError, match=reason):
         message_to_row(raw)
@@ -85,7 +107,9 @@ def test_listener_acks_only_what_is_durable(sqlite_app: App) -> None:
         replies = send("127.0.0.1", listener.port, msgs)
     assert replies[-1] == "ACK 7 6 1"
     got = stored(sqlite_app)
-    assert [(r["source"], r["seq"]) for r in got] == [("CMS", s) for s in range(1, 6)] + [("ePR", 6)]
+    assert [(r["source"], r["seq"]) for r in got] == [("CMS", s) for s in range(1, 6)] + [
+        ("ePR", 6)
+    ]
     # the exact message, header and structured data included, is what was sealed
     entries = dict(sqlite_app.audit.entries(0, sqlite_app.audit.size))
     assert entries[got[0]["leaf_index"]] == msgs[0]
@@ -101,7 +125,8 @@ def test_listener_acks_only_what_is_durable(sqlite_app: App) -> None:
 
 
 def test_a_framing_error_ends_the_connection_after_sealing_what_came_before(
-        sqlite_app: App) -> None:
+    sqlite_app: App,
+) -> None:
     with SyslogListener(sqlite_app, port=0) as listener:
         s = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
         good = json_msg(1)
@@ -137,17 +162,27 @@ def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -158,13 +193,24 @@ def test_tls_with_client_certificates(sqlite_app: App, tmp_path: Path) -> None:
     client = ssl.create_default_context(cafile=str(server_cert))
     client.load_cert_chain(str(client_cert), str(client_key))
     with SyslogListener(sqlite_app, port=0, ssl_context=ctx) as listener:
-        replies = send("127.0.0.1", listener.port, [json_msg(1), json_msg(2)],
-                       ssl_context=client, server_hostname="localhost")
+        replies = send(
+            "127.0.0.1",
+            listener.port,
+            [json_msg(1), json_msg(2)],
+            ssl_context=client,
+            server_hostname="localhost",
+        )
         assert replies[-1] == "ACK 2 2 0"
         anonymous = ssl.create_default_context(cafile=str(server_cert))
         try:  # TLS 1.3 reports the refused client certificate after the handshake
-            refused = send("127.0.0.1", listener.port, [json_msg(3)], ssl_context=anonymous,
-                           server_hostname="localhost", timeout=5)
+            refused = send(
+                "127.0.0.1",
+                listener.port,
+                [json_msg(3)],
+                ssl_context=anonymous,
+                server_hostname="localhost",
+                timeout=5,
+            )
         except (ssl.SSLError, OSError):
             refused = []
         assert not any(r.startswith("ACK") for r in refused)

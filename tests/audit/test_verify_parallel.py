@@ -34,7 +34,11 @@ def _same(home: Path) -> list[str]:
     two = _verify(home, 2)
     assert [str(f) for f in two.findings] == [str(f) for f in one.findings]
     assert (two.entries, two.actions, two.erased_entries, two.checkpoints) == (
-        one.entries, one.actions, one.erased_entries, one.checkpoints)
+        one.entries,
+        one.actions,
+        one.erased_entries,
+        one.checkpoints,
+    )
     return [str(f) for f in one.findings if f.error]
 
 
@@ -51,8 +55,9 @@ def test_an_intact_log_verifies_the_same_in_parallel(pristine: Path) -> None:  #
 
 def test_damage_is_reported_identically_in_parallel(pristine: Path, tmp_path: Path) -> None:  # noqa: F811
     rng = random.Random(5)
-    files = [p.relative_to(pristine) for p in _files(pristine)
-             if p.parts[-2] in ("journal", "tree")]
+    files = [
+        p.relative_to(pristine) for p in _files(pristine) if p.parts[-2] in ("journal", "tree")
+    ]
     for trial in range(24):
         home = tmp_path / f"copy{trial}"
         shutil.copytree(pristine, home)

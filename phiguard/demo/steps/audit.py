@@ -86,7 +86,8 @@ def run(story: Story) -> None:
         return
     cp = Checkpoint.parse_body(SignedNote.parse(note).text)
     story.say(
-        f"  the log holds {cp.size:,} entries; its latest signed checkpoint (C2SP tlog-checkpoint, Ed25519):"
+        f"  the log holds {cp.size:,} entries; its latest signed checkpoint "
+        "(C2SP tlog-checkpoint, Ed25519):"
     )
     for line in note.decode().rstrip("\n").split("\n"):
         story.out.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)

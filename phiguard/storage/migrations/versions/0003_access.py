@@ -2,7 +2,8 @@
 vendor assessments and findings, contractor training, and the access-state version counter.
 
 Rendered from phiguard/access/models.py with Alembic's renderer, then edited by hand;
-runs on SQLite (batch mode) and PostgreSQL. The foundation tables (vendors, contracts, accounts, grants) are unchanged.
+runs on SQLite (batch mode) and PostgreSQL. The foundation tables (vendors, contracts,
+accounts, grants) are unchanged.
 
 Revision ID: 0003
 Revises: 0002
