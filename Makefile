@@ -34,10 +34,10 @@ demo: install
 	$(BIN)/phiguard demo --home $(DEMO_HOME) --fresh
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
 
 test-fast: install
-	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m "not slow and not spark and not browser"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider -m "not slow and not spark and not browser"
 
 bench: install
 	$(BIN)/python -m bench

@@ -36,16 +36,16 @@ def child(code: str) -> tuple[float, float, dict[str, Any]]:
     """Run ``code`` in a fresh interpreter: (seconds, peak RSS MiB of that child, its JSON)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err,
-                                text=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=out, stderr=err, text=True, cwd=ROOT
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t
         out.seek(0)
         err.seek(0)
         if status != 0:
             raise RuntimeError(f"child failed: {err.read()[-2000:]}")
-        lines = [x[x.index("{"):] for x in out.read().replace("\r", "\n").splitlines()
-                 if "{" in x]
+        lines = [x[x.index("{") :] for x in out.read().replace("\r", "\n").splitlines() if "{" in x]
     return elapsed, usage.ru_maxrss / 1024, json.loads(lines[-1])
 
 
@@ -123,13 +123,19 @@ def generate(data: Path, args: argparse.Namespace) -> None:
         return
     from phiguard.demo.generator import generate as gen
 
-    print(f"generating {args.events:,} routine events, {args.patients:,} patients, "
-          f"{args.days} days into {data} …", flush=True)
+    print(
+        f"generating {args.events:,} routine events, {args.patients:,} patients, "
+        f"{args.days} days into {data} …",
+        flush=True,
+    )
     t = time.perf_counter()
-    s = gen(data, patients=args.patients, days=args.days, seed=11, events=args.events,
-            overwrite=True)
-    print(f"  {s.counts.get('events.parquet', 0):,} events in {time.perf_counter() - t:.0f} s",
-          flush=True)
+    s = gen(
+        data, patients=args.patients, days=args.days, seed=11, events=args.events, overwrite=True
+    )
+    print(
+        f"  {s.counts.get('events.parquet', 0):,} events in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
 
 
 def med(values: list[float]) -> float:
@@ -153,18 +159,30 @@ def bench_pack(data: Path, args: argparse.Namespace) -> dict[str, Any]:
             vol_pd.append(vp[2]["s"])
             pandas_mem = vp[1]
             assert vp[2]["hits"] == vd["hits"], (vp[2], vd)
-        print(f"  run {i + 1}: pack {pack_s[-1]:.1f} s (CPU {pack_cpu[-1]:.1f} s, "
-              f"{rss:,.0f} MiB), raw scan "
-              f"{raw_s[-1]:.2f} s, volume rule DuckDB {vol_duck[-1]:.2f} s"
-              + (f", pandas {vol_pd[-1]:.1f} s" if i < args.pandas_repeat else ""), flush=True)
+        print(
+            f"  run {i + 1}: pack {pack_s[-1]:.1f} s (CPU {pack_cpu[-1]:.1f} s, "
+            f"{rss:,.0f} MiB), raw scan "
+            f"{raw_s[-1]:.2f} s, volume rule DuckDB {vol_duck[-1]:.2f} s"
+            + (f", pandas {vol_pd[-1]:.1f} s" if i < args.pandas_repeat else ""),
+            flush=True,
+        )
     n = int(last["events"] or 0)
-    return {"events": n, "pack_s": med(pack_s), "pack_cpu_s": med(pack_cpu),
-            "pack_peak_mib": max(pack_mem), "pack_runs_s": [round(x, 1) for x in pack_s],
-            "raw_scan_s": med(raw_s), "volume_duckdb_s": med(vol_duck),
-            "volume_pandas_s": med(vol_pd), "volume_pandas_peak_mib": pandas_mem,
-            "hits": last["hits"], "explained": last["explained"],
-            "stage_timings": {k: round(v, 2) for k, v in sorted(
-                last["timings"].items(), key=lambda kv: -kv[1])[:8]}}
+    return {
+        "events": n,
+        "pack_s": med(pack_s),
+        "pack_cpu_s": med(pack_cpu),
+        "pack_peak_mib": max(pack_mem),
+        "pack_runs_s": [round(x, 1) for x in pack_s],
+        "raw_scan_s": med(raw_s),
+        "volume_duckdb_s": med(vol_duck),
+        "volume_pandas_s": med(vol_pd),
+        "volume_pandas_peak_mib": pandas_mem,
+        "hits": last["hits"],
+        "explained": last["explained"],
+        "stage_timings": {
+            k: round(v, 2) for k, v in sorted(last["timings"].items(), key=lambda kv: -kv[1])[:8]
+        },
+    }
 
 
 def bench_live(data: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -189,8 +207,14 @@ def bench_live(data: Path, args: argparse.Namespace) -> dict[str, Any]:
             app = App.init(Settings(home=Path(tmp) / mode))
             try:
                 t0 = time.perf_counter()
-                w = Watcher.start(app, p, sinks=[], ref=ref, baseline_before=start,
-                                  events_uri=str(data / "events.parquet"))
+                w = Watcher.start(
+                    app,
+                    p,
+                    sinks=[],
+                    ref=ref,
+                    baseline_before=start,
+                    events_uri=str(data / "events.parquet"),
+                )
                 results["baseline_load_s"] = time.perf_counter() - t0
                 batch = args.batch
                 t0 = time.perf_counter()
@@ -207,19 +231,26 @@ def bench_live(data: Path, args: argparse.Namespace) -> dict[str, Any]:
                     per_batch.append(time.monotonic() - arrived)
                 wall = time.perf_counter() - t0
                 lat = w.latencies
-                results[mode] = {"events_per_s": tail.num_rows / wall, "alerts": alerts,
-                                 "latency_p50_s": percentile(lat, 0.5),
-                                 "latency_p99_s": percentile(lat, 0.99),
-                                 "latency_max_s": max(lat, default=0.0), "wall_s": wall,
-                                 "batches": len(per_batch),
-                                 "batch_p99_s": percentile(per_batch, 0.99)}
+                results[mode] = {
+                    "events_per_s": tail.num_rows / wall,
+                    "alerts": alerts,
+                    "latency_p50_s": percentile(lat, 0.5),
+                    "latency_p99_s": percentile(lat, 0.99),
+                    "latency_max_s": max(lat, default=0.0),
+                    "wall_s": wall,
+                    "batches": len(per_batch),
+                    "batch_p99_s": percentile(per_batch, 0.99),
+                }
                 w.close()
             finally:
                 app.close()
-            print(f"  live {mode}: {results[mode]['events_per_s']:,.0f} events/s, "
-                  f"{results[mode]['alerts']} alerts, latency p99 "
-                  f"{results[mode]['latency_p99_s']:.2f} s; every {batch:,}-event batch "
-                  f"evaluated within {results[mode]['batch_p99_s']:.2f} s (p99)", flush=True)
+            print(
+                f"  live {mode}: {results[mode]['events_per_s']:,.0f} events/s, "
+                f"{results[mode]['alerts']} alerts, latency p99 "
+                f"{results[mode]['latency_p99_s']:.2f} s; every {batch:,}-event batch "
+                f"evaluated within {results[mode]['batch_p99_s']:.2f} s (p99)",
+                flush=True,
+            )
     return results
 
 
@@ -240,28 +271,37 @@ def bench_quality(data: Path) -> dict[str, Any]:
     window = Window(None, None, p.baseline_days)
     eng = open_engine("duckdb", settings=Settings(), detect=p)
     try:
-        res = run_pack(eng, from_spec_dir(data, BlindIndex(KEY)), p, window,
-                       events_uri=str(data / "events.parquet"))
+        res = run_pack(
+            eng,
+            from_spec_dir(data, BlindIndex(KEY)),
+            p,
+            window,
+            events_uri=str(data / "events.parquet"),
+        )
         benign = benign_report(eng, p, window, planted_spans(labels))
     finally:
         eng.close()
     q = evaluate(drafts_for(res, p, window), labels, p).as_dict()
     q["benign_explained"] = benign["explained_share"]
     q["benign_accesses_explained"] = benign["explained_access_share"]
-    print(f"  planted found {len(q['found'])}/{len(q['found']) + len(q['missed'])} "
-          f"(missed: {', '.join(q['missed']) or 'none'}); decoys without a high/critical "
-          f"alert {len(q['decoys_ok'])}/{len(q['decoys_ok']) + len(q['decoys_alerted'])}; "
-          f"benign events explained {benign['explained_share']:.2%} (distinct "
-          f"account-patient-days {benign['explained_access_share']:.2%}); alerts "
-          f"{q['alerts']}; high/critical alerts outside the labels "
-          f"{q['high_or_critical_unlabelled']}", flush=True)
+    print(
+        f"  planted found {len(q['found'])}/{len(q['found']) + len(q['missed'])} "
+        f"(missed: {', '.join(q['missed']) or 'none'}); decoys without a high/critical "
+        f"alert {len(q['decoys_ok'])}/{len(q['decoys_ok']) + len(q['decoys_alerted'])}; "
+        f"benign events explained {benign['explained_share']:.2%} (distinct "
+        f"account-patient-days {benign['explained_access_share']:.2%}); alerts "
+        f"{q['alerts']}; high/critical alerts outside the labels "
+        f"{q['high_or_critical_unlabelled']}",
+        flush=True,
+    )
     return q
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path,
-                    default=Path(tempfile.gettempdir()) / "phiguard-bench-detect")
+    ap.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "phiguard-bench-detect"
+    )
     ap.add_argument("--events", type=int, default=10_000_000, help="routine events to generate")
     ap.add_argument("--patients", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=30)
@@ -292,19 +332,27 @@ def batch_report(args: argparse.Namespace) -> dict[str, Any]:
     print("batch: full rule pack vs anchors (median of runs)", flush=True)
     batch = bench_pack(args.data, args)
     n = batch["events"]
-    print(f"\nfull rule pack over {n:,} events: {batch['pack_s']:.1f} s "
-          f"({n / batch['pack_s']:,.0f} events/s; CPU {batch['pack_cpu_s']:.1f} s), peak "
-          f"{batch['pack_peak_mib']:,.0f} MiB; "
-          f"{batch['hits']:,} hits, {batch['explained']:.1%} explained")
-    print(f"  anchor: DuckDB raw decoding scan {batch['raw_scan_s']:.2f} s "
-          f"(pack/scan {batch['pack_s'] / batch['raw_scan_s']:.1f}×)")
-    print(f"  anchor: daily-volume rule — pandas {batch['volume_pandas_s']:.1f} s, "
-          f"DuckDB {batch['volume_duckdb_s']:.2f} s (pandas/DuckDB "
-          f"{batch['volume_pandas_s'] / batch['volume_duckdb_s']:.1f}×); the whole pack costs "
-          f"{batch['pack_s'] / batch['volume_pandas_s']:.2f}× the naive single rule")
+    print(
+        f"\nfull rule pack over {n:,} events: {batch['pack_s']:.1f} s "
+        f"({n / batch['pack_s']:,.0f} events/s; CPU {batch['pack_cpu_s']:.1f} s), peak "
+        f"{batch['pack_peak_mib']:,.0f} MiB; "
+        f"{batch['hits']:,} hits, {batch['explained']:.1%} explained"
+    )
+    print(
+        f"  anchor: DuckDB raw decoding scan {batch['raw_scan_s']:.2f} s "
+        f"(pack/scan {batch['pack_s'] / batch['raw_scan_s']:.1f}×)"
+    )
+    print(
+        f"  anchor: daily-volume rule — pandas {batch['volume_pandas_s']:.1f} s, "
+        f"DuckDB {batch['volume_duckdb_s']:.2f} s (pandas/DuckDB "
+        f"{batch['volume_pandas_s'] / batch['volume_duckdb_s']:.1f}×); the whole pack costs "
+        f"{batch['pack_s'] / batch['volume_pandas_s']:.2f}× the naive single rule"
+    )
     scale = 100_000_000 / max(n, 1)
-    print(f"  linear extrapolation to 100 M events: ~{batch['pack_s'] * scale:.0f} s "
-          "(memory is bounded by the memory limit; DuckDB spills beyond it)")
+    print(
+        f"  linear extrapolation to 100 M events: ~{batch['pack_s'] * scale:.0f} s "
+        "(memory is bounded by the memory limit; DuckDB spills beyond it)"
+    )
     return batch
 
 

@@ -37,10 +37,26 @@ VERDICTS = ("true_positive", "false_positive", "benign")
 SUPPRESSING = frozenset({"false_positive", "benign"})
 # Which rule names an episode when several share its top severity: the most specific first.
 PRIORITY = (
-    "bulk_export", "after_contract_end", "suspended_vendor", "account_expired",
-    "unknown_account", "outside_grant", "slow_exfiltration", "vendor_volume", "daily_volume",
-    "vip_no_relationship", "family", "coworker", "self_access", "dormant_reactivated",
-    "two_places", "unexplained_access", "denied_burst", "source_gap", "rare_hour", "new_client",
+    "bulk_export",
+    "after_contract_end",
+    "suspended_vendor",
+    "account_expired",
+    "unknown_account",
+    "outside_grant",
+    "slow_exfiltration",
+    "vendor_volume",
+    "daily_volume",
+    "vip_no_relationship",
+    "family",
+    "coworker",
+    "self_access",
+    "dormant_reactivated",
+    "two_places",
+    "unexplained_access",
+    "denied_burst",
+    "source_gap",
+    "rare_hour",
+    "new_client",
     "anomaly",
 )
 ORDER: dict[str, int] = {}
@@ -75,9 +91,15 @@ class Draft:
         e = self.hits.get(h.rule)
         if e is None:
             self.hits[h.rule] = {
-                "severity": h.severity, "score": h.score, "patient_count": h.patient_count,
-                "metric": h.metric, "sample": list(h.sample[:n]), "reasons": list(h.reasons),
-                "standalone": h.standalone, "first_us": h.first_us, "last_us": h.last_us,
+                "severity": h.severity,
+                "score": h.score,
+                "patient_count": h.patient_count,
+                "metric": h.metric,
+                "sample": list(h.sample[:n]),
+                "reasons": list(h.reasons),
+                "standalone": h.standalone,
+                "first_us": h.first_us,
+                "last_us": h.last_us,
             }
             return
         if RANK[h.severity] > RANK[e["severity"]]:
@@ -91,11 +113,13 @@ class Draft:
         e["first_us"], e["last_us"] = min(e["first_us"], h.first_us), max(e["last_us"], h.last_us)
 
 
-def summarise(hits: dict[str, dict[str, Any]], anomaly: float, p: DetectionSettings
-              ) -> dict[str, Any]:
+def summarise(
+    hits: dict[str, dict[str, Any]], anomaly: float, p: DetectionSettings
+) -> dict[str, Any]:
     """Derive an alert's headline fields from its per-rule entries."""
-    ranked = sorted(hits.items(), key=lambda kv: (-RANK[kv[1]["severity"]],
-                                                  ORDER.get(kv[0], 99), kv[0]))
+    ranked = sorted(
+        hits.items(), key=lambda kv: (-RANK[kv[1]["severity"]], ORDER.get(kv[0], 99), kv[0])
+    )
     severity = ranked[0][1]["severity"]
     names = frozenset(hits)
     for combo, floor in ESCALATIONS:
@@ -117,8 +141,9 @@ def summarise(hits: dict[str, dict[str, Any]], anomaly: float, p: DetectionSetti
     }
 
 
-def episodes(hits: Iterable[Hit], days: dict[tuple[str, int], DayScore],
-             p: DetectionSettings) -> list[Draft]:
+def episodes(
+    hits: Iterable[Hit], days: dict[tuple[str, int], DayScore], p: DetectionSettings
+) -> list[Draft]:
     """Group hits into one draft per subject and episode; attach the anomaly score."""
     gap = int(p.merge_gap_hours * 3_600_000_000)
     repeat = int(p.repeat_merge_days * 86_400_000_000)
@@ -129,8 +154,10 @@ def episodes(hits: Iterable[Hit], days: dict[tuple[str, int], DayScore],
     for subject in sorted(by_subject):
         current: Draft | None = None
         for h in sorted(by_subject[subject], key=lambda h: (h.first_us, h.last_us, h.rule)):
-            if current is None or (h.first_us > current.last_us + gap and not (
-                    h.rule in current.hits and h.first_us <= current.last_us + repeat)):
+            if current is None or (
+                h.first_us > current.last_us + gap
+                and not (h.rule in current.hits and h.first_us <= current.last_us + repeat)
+            ):
                 current = Draft(subject, h.account_id, h.vendor_id, h.first_us, h.last_us)
                 drafts.append(current)
             current.add(h, p.sample_size)
@@ -150,18 +177,24 @@ def active_suppressions(s: Session, now: datetime) -> dict[tuple[str, str], floa
 
 
 def suppress(hits: list[Hit], sup: dict[tuple[str, str], float], growth: float) -> list[Hit]:
-    return [h for h in hits
-            if (h.subject, h.rule) not in sup or h.metric >= sup[(h.subject, h.rule)] * growth]
+    return [
+        h
+        for h in hits
+        if (h.subject, h.rule) not in sup or h.metric >= sup[(h.subject, h.rule)] * growth
+    ]
 
 
 # -- storage ---------------------------------------------------------------------------------
 def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    return (RANK[new["severity"]], new["patient_count"]) >= (RANK[old["severity"]],
-                                                             old["patient_count"])
+    return (RANK[new["severity"]], new["patient_count"]) >= (
+        RANK[old["severity"]],
+        old["patient_count"],
+    )
 
 
-def _apply(row: Alert, hits: dict[str, dict[str, Any]], anomaly: float,
-           p: DetectionSettings) -> None:
+def _apply(
+    row: Alert, hits: dict[str, dict[str, Any]], anomaly: float, p: DetectionSettings
+) -> None:
     summary = summarise(hits, anomaly, p)
     row.hits = hits
     row.anomaly = anomaly
@@ -170,8 +203,9 @@ def _apply(row: Alert, hits: dict[str, dict[str, Any]], anomaly: float,
     row.reasons, row.sample = summary["reasons"], summary["sample"]
 
 
-def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
-         actor: str) -> tuple[list[Alert], list[Alert]]:
+def save(
+    app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str, actor: str
+) -> tuple[list[Alert], list[Alert]]:
     """Store drafts, merging each into an overlapping alert of its subject if there is one.
 
     Returns (alerts touched by these drafts, alerts that are new or more severe than before)."""
@@ -183,17 +217,41 @@ def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
     with app.session() as s:
         for d in drafts:
             first, last = from_us(d.first_us), from_us(d.last_us)
-            near = s.execute(
-                select(Alert).where(Alert.subject == d.subject, Alert.first_ts <= last + repeat,
-                                    Alert.last_ts >= first - repeat).order_by(Alert.id)
-            ).scalars().all()
-            row = next((a for a in near if (a.first_ts <= last + gap and a.last_ts >= first - gap)
-                        or set(a.hits) & set(d.hits)), None)
+            near = (
+                s.execute(
+                    select(Alert)
+                    .where(
+                        Alert.subject == d.subject,
+                        Alert.first_ts <= last + repeat,
+                        Alert.last_ts >= first - repeat,
+                    )
+                    .order_by(Alert.id)
+                )
+                .scalars()
+                .all()
+            )
+            row = next(
+                (
+                    a
+                    for a in near
+                    if (a.first_ts <= last + gap and a.last_ts >= first - gap)
+                    or set(a.hits) & set(d.hits)
+                ),
+                None,
+            )
             if row is None:
-                row = Alert(alert_id=f"tmp-{id(d)}"[:16], subject=d.subject,
-                            account_id=d.account_id, vendor_id=d.vendor_id, first_ts=first,
-                            last_ts=last, status="open", origin=origin, created_at=now,
-                            updated_at=now)
+                row = Alert(
+                    alert_id=f"tmp-{id(d)}"[:16],
+                    subject=d.subject,
+                    account_id=d.account_id,
+                    vendor_id=d.vendor_id,
+                    first_ts=first,
+                    last_ts=last,
+                    status="open",
+                    origin=origin,
+                    created_at=now,
+                    updated_at=now,
+                )
                 _apply(row, {k: dict(v) for k, v in d.hits.items()}, d.anomaly, p)
                 s.add(row)
                 s.flush()
@@ -205,8 +263,12 @@ def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
                 for rule, entry in d.hits.items():
                     if rule not in merged or _better(entry, merged[rule]):
                         merged[rule] = dict(entry)
-                if merged == row.hits and d.anomaly <= row.anomaly and first >= row.first_ts \
-                        and last <= row.last_ts:
+                if (
+                    merged == row.hits
+                    and d.anomaly <= row.anomaly
+                    and first >= row.first_ts
+                    and last <= row.last_ts
+                ):
                     touched.append(row)
                     continue
                 row.first_ts, row.last_ts = min(row.first_ts, first), max(row.last_ts, last)
@@ -222,9 +284,18 @@ def save(app: App, drafts: list[Draft], p: DetectionSettings, *, origin: str,
         s.flush()
         s.expunge_all()
     for row, before in raised:
-        app.record(Tag.ALERT_RAISED, actor=actor, subject=row.alert_id, rule=row.rule,
-                   severity=row.severity, previous_severity=before, account_id=row.account_id,
-                   vendor_id=row.vendor_id, patient_count=row.patient_count, origin=origin)
+        app.record(
+            Tag.ALERT_RAISED,
+            actor=actor,
+            subject=row.alert_id,
+            rule=row.rule,
+            severity=row.severity,
+            previous_severity=before,
+            account_id=row.account_id,
+            vendor_id=row.vendor_id,
+            patient_count=row.patient_count,
+            origin=origin,
+        )
     return touched, [r for r, _ in raised]
 
 
@@ -249,8 +320,14 @@ def get(app: App, alert_id: str) -> Alert:
         return row
 
 
-def list_alerts(app: App, *, status: str | None = "open", severity: str | None = None,
-                account_id: str | None = None, limit: int | None = None) -> list[Alert]:
+def list_alerts(
+    app: App,
+    *,
+    status: str | None = "open",
+    severity: str | None = None,
+    account_id: str | None = None,
+    limit: int | None = None,
+) -> list[Alert]:
     if severity is not None and severity not in RANK:
         raise UsageError(f"unknown severity {severity!r} (low, medium, high, critical)")
     with app.session() as s:
@@ -289,8 +366,9 @@ def as_json(a: Alert, tz: str) -> dict[str, Any]:
 
 
 # -- verdicts and accuracy -------------------------------------------------------------------
-def resolve(app: App, alert_id: str, verdict: str, *, actor: str, note: str | None,
-            p: DetectionSettings) -> Alert:
+def resolve(
+    app: App, alert_id: str, verdict: str, *, actor: str, note: str | None, p: DetectionSettings
+) -> Alert:
     if verdict not in VERDICTS:
         raise UsageError(f"unknown verdict {verdict!r} (expected one of {', '.join(VERDICTS)})")
     now = app.clock.now()
@@ -304,14 +382,27 @@ def resolve(app: App, alert_id: str, verdict: str, *, actor: str, note: str | No
         row.resolved_by, row.resolved_at, row.updated_at = actor, now, now
         if verdict in SUPPRESSING and p.suppress_days > 0:
             for rule, entry in row.hits.items():
-                s.add(Suppression(subject=row.subject, rule=rule,
-                                  max_metric=float(entry.get("metric") or 0.0),
-                                  until=now + timedelta(days=p.suppress_days),
-                                  alert_id=alert_id, created_by=actor, created_at=now))
+                s.add(
+                    Suppression(
+                        subject=row.subject,
+                        rule=rule,
+                        max_metric=float(entry.get("metric") or 0.0),
+                        until=now + timedelta(days=p.suppress_days),
+                        alert_id=alert_id,
+                        created_by=actor,
+                        created_at=now,
+                    )
+                )
         s.flush()
         s.expunge(row)
-    app.record(Tag.ALERT_RESOLVED, actor=actor, subject=alert_id, verdict=verdict,
-               rule=row.rule, account_id=row.account_id)
+    app.record(
+        Tag.ALERT_RESOLVED,
+        actor=actor,
+        subject=alert_id,
+        verdict=verdict,
+        rule=row.rule,
+        account_id=row.account_id,
+    )
     return row
 
 
@@ -319,8 +410,9 @@ def accuracy(app: App) -> dict[str, Any]:
     """Precision per rule and overall, from the verdicts investigators gave."""
     with app.session() as s:
         rows = s.execute(select(Alert.hits, Alert.status, Alert.verdict, Alert.severity)).all()
-        open_n = s.execute(select(func.count()).select_from(Alert).where(
-            Alert.status == "open")).scalar_one()
+        open_n = s.execute(
+            select(func.count()).select_from(Alert).where(Alert.status == "open")
+        ).scalar_one()
     per_rule: dict[str, dict[str, int]] = {}
     totals = {v: 0 for v in VERDICTS}
     by_severity = {s: 0 for s in RANK}
@@ -337,11 +429,26 @@ def accuracy(app: App) -> dict[str, Any]:
         return round(c["true_positive"] / judged, 3) if judged else None
 
     return {
-        "alerts": len(rows), "open": open_n, "by_severity": by_severity,
-        "resolved": sum(totals.values()), **totals, "precision": precision(totals),
+        "alerts": len(rows),
+        "open": open_n,
+        "by_severity": by_severity,
+        "resolved": sum(totals.values()),
+        **totals,
+        "precision": precision(totals),
         "by_rule": {r: {**c, "precision": precision(c)} for r, c in sorted(per_rule.items())},
     }
 
 
-__all__ = ["VERDICTS", "Draft", "accuracy", "as_json", "episodes", "get", "list_alerts",
-           "resolve", "save", "summarise", "suppress"]
+__all__ = [
+    "VERDICTS",
+    "Draft",
+    "accuracy",
+    "as_json",
+    "episodes",
+    "get",
+    "list_alerts",
+    "resolve",
+    "save",
+    "summarise",
+    "suppress",
+]

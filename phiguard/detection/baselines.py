@@ -29,8 +29,15 @@ class Baselines:
     first_day: int | None = None
 
     @classmethod
-    def from_store(cls, events_uri: str | None, *, before_us: int, p: DetectionSettings,
-                   tz: str, ref: Reference) -> Baselines:
+    def from_store(
+        cls,
+        events_uri: str | None,
+        *,
+        before_us: int,
+        p: DetectionSettings,
+        tz: str,
+        ref: Reference,
+    ) -> Baselines:
         from phiguard.detection.engines.duckdb import _parquet_source
 
         b = cls()
@@ -41,13 +48,16 @@ class Baselines:
         try:
             eng.register("accounts", ref.tables["accounts"])
             lo = before_us - p.baseline_days * DAY_US
-            eng.view("h", f"""
+            eng.view(
+                "h",
+                f"""
                 SELECT account_id, NULLIF(patient_id, '') AS patient_id, client_ip,
                        lower(coalesce(outcome, 'success')) AS outcome,
                        date_diff('day', DATE '1970-01-01', CAST(ts AS DATE)) AS dayno,
                        hour(ts) AS hr
                 FROM {source}
-                WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {before_us}""")
+                WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {before_us}""",
+            )
             days = eng.query("""
                 SELECT account_id, dayno, count(DISTINCT patient_id) AS n FROM h
                 WHERE outcome = 'success' GROUP BY account_id, dayno""")
@@ -60,8 +70,10 @@ class Baselines:
             for r in eng.query("SELECT account_id, hr, count(*) AS n FROM h GROUP BY ALL"):
                 b.hours.setdefault(r["account_id"], np.zeros(24, np.int64))[int(r["hr"])] = r["n"]
                 b.hour_total[r["account_id"]] = b.hour_total.get(r["account_id"], 0) + int(r["n"])
-            for r in eng.query("SELECT DISTINCT account_id, client_ip FROM h "
-                               "WHERE client_ip IS NOT NULL AND client_ip <> ''"):
+            for r in eng.query(
+                "SELECT DISTINCT account_id, client_ip FROM h "
+                "WHERE client_ip IS NOT NULL AND client_ip <> ''"
+            ):
                 b.ips.setdefault(r["account_id"], set()).add(r["client_ip"])
             peer = eng.query("""
                 WITH d AS (SELECT h.account_id, a.role, a.department, h.dayno,
@@ -73,8 +85,11 @@ class Baselines:
                 SELECT m.role, m.department, m.med, m.k, median(abs(d.n - m.med)) AS mad
                 FROM d JOIN m USING (role, department) GROUP BY ALL""")
             for r in peer:
-                b.peer[(r["role"], r["department"])] = (float(r["med"]), float(r["mad"]),
-                                                        int(r["k"]))
+                b.peer[(r["role"], r["department"])] = (
+                    float(r["med"]),
+                    float(r["mad"]),
+                    int(r["k"]),
+                )
         finally:
             eng.close()
         return b

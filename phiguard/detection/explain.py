@@ -54,8 +54,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def benign_report(engine: Any, p: Any, w: Any,
-                  planted: list[tuple[str, int, int]]) -> dict[str, Any]:
+def benign_report(
+    engine: Any, p: Any, w: Any, planted: list[tuple[str, int, int]]
+) -> dict[str, Any]:
     """The explanation report without the planted accesses of a labelled data set: each
     ``(account_id, first_us, last_us)`` removes that account's accesses in that span. What
     is left is ordinary work, whose explained share is the quality figure (target ≥ 97 %)."""
@@ -64,7 +65,11 @@ def benign_report(engine: Any, p: Any, w: Any,
     def lit(v: str) -> str:
         return "'" + v.replace("'", "''") + "'"
 
-    where = " AND ".join(
-        f"NOT (account_id = {lit(a)} AND last_us >= {int(f)} AND first_us <= {int(to)})"
-        for a, f, to in planted) or "true"
+    where = (
+        " AND ".join(
+            f"NOT (account_id = {lit(a)} AND last_us >= {int(f)} AND first_us <= {int(to)})"
+            for a, f, to in planted
+        )
+        or "true"
+    )
     return summarise(engine.query(render(EXPLAIN_SQL, engine, p, w, where=where)))

@@ -9,8 +9,15 @@ how much of it fell outside its grants.
 from __future__ import annotations
 
 FEATURES = (
-    "n_events", "n_patients", "n_unexplained", "n_exported", "n_night", "n_ips",
-    "n_denied", "n_vip", "n_outside_grant",
+    "n_events",
+    "n_patients",
+    "n_unexplained",
+    "n_exported",
+    "n_night",
+    "n_ips",
+    "n_denied",
+    "n_vip",
+    "n_outside_grant",
 )
 
 # Plain-language names used in reasons ("… 40× its usual unexplained patients").
@@ -26,9 +33,13 @@ LABELS = {
     "n_outside_grant": "patients outside its grants",
 }
 
-FEATURES_SQL = """
+FEATURES_SQL = (
+    """
 SELECT ad.account_id, ad.dayno, ad.day, ad.first_us, ad.last_us,
        a.role, a.department, a.vendor_id,
-       """ + ", ".join(f"ad.{f}" for f in FEATURES) + """
+       """
+    + ", ".join(f"ad.{f}" for f in FEATURES)
+    + """
 FROM acct_day ad LEFT JOIN accounts a ON a.account_id = ad.account_id
 """
+)

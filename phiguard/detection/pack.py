@@ -84,8 +84,9 @@ def prepare(engine: Engine, ref: Reference, events_uri: str | None) -> None:
     engine.register_events(events_uri)
 
 
-def build_stages(engine: Engine, names: list[str], p: DetectionSettings, w: Window,
-                 timings: dict[str, float]) -> None:
+def build_stages(
+    engine: Engine, names: list[str], p: DetectionSettings, w: Window, timings: dict[str, float]
+) -> None:
     order = closure(names)
     built: set[str] = set()
     for name in order:
@@ -106,8 +107,9 @@ def build_stages(engine: Engine, names: list[str], p: DetectionSettings, w: Wind
                 built.discard(t)
 
 
-def run_rules(engine: Engine, rules: tuple[Rule, ...], ctx: Context, w: Window,
-              timings: dict[str, float]) -> list[Hit]:
+def run_rules(
+    engine: Engine, rules: tuple[Rule, ...], ctx: Context, w: Window, timings: dict[str, float]
+) -> list[Hit]:
     hits: list[Hit] = []
     for rule in rules:
         t0, c0 = time.perf_counter(), time.process_time()

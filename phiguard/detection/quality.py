@@ -34,10 +34,16 @@ class Quality:
         return len(self.found) / n if n else 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"found": self.found, "missed": self.missed, "decoys_ok": self.decoys_ok,
-                "decoys_alerted": self.decoys_alerted, "alerts": self.alerts,
-                "high_or_critical_unlabelled": self.high_or_critical_unlabelled,
-                "recall": round(self.recall, 4), "benign_explained": self.benign_explained}
+        return {
+            "found": self.found,
+            "missed": self.missed,
+            "decoys_ok": self.decoys_ok,
+            "decoys_alerted": self.decoys_alerted,
+            "alerts": self.alerts,
+            "high_or_critical_unlabelled": self.high_or_critical_unlabelled,
+            "recall": round(self.recall, 4),
+            "benign_explained": self.benign_explained,
+        }
 
 
 def span(s: dict[str, Any]) -> tuple[int, int]:
@@ -50,8 +56,11 @@ def evaluate(drafts: list[Draft], labels: dict[str, Any], p: DetectionSettings) 
     labelled: set[int] = set()
     for sc in labels.get("scenarios", []):
         f, to = span(sc)
-        near = [(i, d, s) for i, (d, s) in enumerate(summaries)
-                if d.subject == sc["account_id"] and d.first_us <= to and d.last_us >= f]
+        near = [
+            (i, d, s)
+            for i, (d, s) in enumerate(summaries)
+            if d.subject == sc["account_id"] and d.first_us <= to and d.last_us >= f
+        ]
         labelled |= {i for i, _, _ in near}
         if sc["decoy"]:
             bad = [s for _, _, s in near if RANK[s["severity"]] >= RANK["high"]]

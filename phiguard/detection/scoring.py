@@ -83,8 +83,9 @@ def iforest(df: pd.DataFrame) -> pd.Series:
     return pd.Series(np.clip((s - 0.5) * 2.0, 0.0, 1.0), index=df.index)
 
 
-def score_days(features: list[dict[str, Any]], p: DetectionSettings,
-               report_dayno: int) -> dict[tuple[str, int], DayScore]:
+def score_days(
+    features: list[dict[str, Any]], p: DetectionSettings, report_dayno: int
+) -> dict[tuple[str, int], DayScore]:
     """Anomaly scores for the account-days of the report window."""
     if not features:
         return {}
@@ -97,11 +98,18 @@ def score_days(features: list[dict[str, Any]], p: DetectionSettings,
         row = df.loc[i]
         f = top[i]
         value = int(row[f])
-        reason = (f"an unusual day for this account: {num(value)} {LABELS[f]} against a usual "
-                  f"{num(round(usual.at[i, f]))}")
+        reason = (
+            f"an unusual day for this account: {num(value)} {LABELS[f]} against a usual "
+            f"{num(round(usual.at[i, f]))}"
+        )
         out[(row["account_id"], int(row["dayno"]))] = DayScore(
-            row["account_id"], int(row["dayno"]), round(float(score[i]), 4), reason,
-            int(row["first_us"]), int(row["last_us"]), int(row["n_patients"]),
+            row["account_id"],
+            int(row["dayno"]),
+            round(float(score[i]), 4),
+            reason,
+            int(row["first_us"]),
+            int(row["last_us"]),
+            int(row["n_patients"]),
             None if pd.isna(row["vendor_id"]) else row["vendor_id"],
             int(row["n_unexplained"]) / max(int(row["n_patients"]), 1),
         )
@@ -117,9 +125,22 @@ def anomaly_hits(days: dict[tuple[str, int], DayScore], p: DetectionSettings) ->
         return []
     floor = 1.0 - p.explained_share_benign
     return [
-        Hit("anomaly", "low", d.account_id, d.first_us, d.last_us, d.n_patients, [d.reason],
-            [], d.account_id, d.vendor_id, score=d.score, dayno=d.dayno)
-        for d in days.values() if d.score >= p.anomaly_alert and d.unexplained_share > floor
+        Hit(
+            "anomaly",
+            "low",
+            d.account_id,
+            d.first_us,
+            d.last_us,
+            d.n_patients,
+            [d.reason],
+            [],
+            d.account_id,
+            d.vendor_id,
+            score=d.score,
+            dayno=d.dayno,
+        )
+        for d in days.values()
+        if d.score >= p.anomaly_alert and d.unexplained_share > floor
     ]
 
 

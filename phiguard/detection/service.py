@@ -38,8 +38,12 @@ def events_uri(app: App, p: DetectionSettings) -> str:
     return p.events_uri or str(app.home.events / "events")
 
 
-def drafts_for(result: PackResult, p: DetectionSettings, window: Window,
-               suppressions: dict[tuple[str, str], float] | None = None) -> list[store.Draft]:
+def drafts_for(
+    result: PackResult,
+    p: DetectionSettings,
+    window: Window,
+    suppressions: dict[tuple[str, str], float] | None = None,
+) -> list[store.Draft]:
     """Hits + anomaly scores → episodes (pure: the DuckDB/Spark equality test compares this)."""
     days = score_days(result.features, p, window.report_dayno)
     hits: list[Hit] = [*result.hits, *anomaly_hits(days, p)]
@@ -48,8 +52,16 @@ def drafts_for(result: PackResult, p: DetectionSettings, window: Window,
     return store.episodes(hits, days, p)
 
 
-def evaluate(ref: Reference, p: DetectionSettings, window: Window, *, engine: str,
-             settings: Any, events: str | None, home: Any = None) -> PackResult:
+def evaluate(
+    ref: Reference,
+    p: DetectionSettings,
+    window: Window,
+    *,
+    engine: str,
+    settings: Any,
+    events: str | None,
+    home: Any = None,
+) -> PackResult:
     eng = open_engine(engine, settings=settings, detect=p, home=home)
     try:
         return run_pack(eng, ref, p, window, events_uri=events)
@@ -57,9 +69,15 @@ def evaluate(ref: Reference, p: DetectionSettings, window: Window, *, engine: st
         eng.close()
 
 
-def detect(app: App, *, since: datetime | None = None, until: datetime | None = None,
-           engine: str | None = None, p: DetectionSettings | None = None,
-           actor: str = "phiguard:detect") -> Outcome:
+def detect(
+    app: App,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    engine: str | None = None,
+    p: DetectionSettings | None = None,
+    actor: str = "phiguard:detect",
+) -> Outcome:
     if since and until and until <= since:
         raise UsageError("--until must be after --since")
     p = p or DetectionSettings()
@@ -68,8 +86,15 @@ def detect(app: App, *, since: datetime | None = None, until: datetime | None = 
     started = app.clock.now()
     ref = from_app(app, p)
     window = Window(since, until, p.baseline_days, app.settings.timezone)
-    result = evaluate(ref, p, window, engine=name, settings=app.settings,
-                      events=events_uri(app, p), home=app.home.root)
+    result = evaluate(
+        ref,
+        p,
+        window,
+        engine=name,
+        settings=app.settings,
+        events=events_uri(app, p),
+        home=app.home.root,
+    )
     with app.session() as s:
         sup = store.active_suppressions(s, app.clock.now())
     drafts = drafts_for(result, p, window, sup)
@@ -80,9 +105,17 @@ def detect(app: App, *, since: datetime | None = None, until: datetime | None = 
         deliver(app, raised, p)
     seconds = time.perf_counter() - t0
     with app.session() as s:
-        s.add(DetectionRun(engine=name, since=since, until=until, started_at=started,
-                           seconds=round(seconds, 3), hits=len(result.hits),
-                           alerts=len(touched),
-                           explained_share=result.explain.get("explained_share")))
+        s.add(
+            DetectionRun(
+                engine=name,
+                since=since,
+                until=until,
+                started_at=started,
+                seconds=round(seconds, 3),
+                hits=len(result.hits),
+                alerts=len(touched),
+                explained_share=result.explain.get("explained_share"),
+            )
+        )
     touched = sorted({a.alert_id: a for a in touched}.values(), key=store.sort_key)
     return Outcome(touched, raised, result, drafts, name, seconds)

@@ -109,7 +109,8 @@ class DetectionSettings(BaseSettings):
 
     # -- volume --------------------------------------------------------------------------
     bulk_rows_min: int = Field(
-        500, description="A query or export returning at least this many patients is bulk.",
+        500,
+        description="A query or export returning at least this many patients is bulk.",
         ge=1,
     )
     bulk_rows_high: int = Field(
@@ -149,8 +150,9 @@ class DetectionSettings(BaseSettings):
         ge=1,
     )
     vendor_daily_factor: float = Field(
-        3.0, description="…and this multiple of the vendor's previous daily maximum, is an "
-        "outlier.", gt=1,
+        3.0,
+        description="…and this multiple of the vendor's previous daily maximum, is an outlier.",
+        gt=1,
     )
     slow_min_patients: int = Field(
         80,
@@ -158,12 +160,8 @@ class DetectionSettings(BaseSettings):
         "(unexplained, or outside every grant) accumulated by one account…",
         ge=1,
     )
-    slow_min_days: int = Field(
-        4, description="…over at least this many distinct days…", ge=2
-    )
-    slow_window_days: int = Field(
-        21, description="…within this many days.", ge=2
-    )
+    slow_min_days: int = Field(4, description="…over at least this many distinct days…", ge=2)
+    slow_window_days: int = Field(21, description="…within this many days.", ge=2)
     slow_min_unexplained_share: float = Field(
         0.5,
         description="…when out-of-scope patients are at least this share of everything the "
@@ -239,11 +237,13 @@ class DetectionSettings(BaseSettings):
         100, description="Denied attempts within the window that make the burst high.", ge=1
     )
     gap_min_missing: int = Field(
-        1, description="Missing sequence numbers in a source that raise a completeness alert.",
+        1,
+        description="Missing sequence numbers in a source that raise a completeness alert.",
         ge=1,
     )
     gap_high_missing: int = Field(
-        1000, description="Missing sequence numbers that make the completeness alert high.",
+        1000,
+        description="Missing sequence numbers that make the completeness alert high.",
         ge=1,
     )
 

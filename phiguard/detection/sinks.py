@@ -92,13 +92,18 @@ class EmailSink:
         msg = EmailMessage()
         msg["From"], msg["To"] = self.sender, ", ".join(self.to)
         who = alert.get("account_id") or "a log source"
-        msg["Subject"] = (f"[phiguard] {alert['severity']} alert {alert['alert_id']}: "
-                          f"{alert['rule']} — {who}")
-        lines = [f"{alert['severity'].upper()} alert {alert['alert_id']} (score {alert['score']})",
-                 f"account: {alert.get('account_id')}   vendor: {alert.get('vendor_id') or '-'}",
-                 f"from {alert['first_ts']} to {alert['last_ts']}, "
-                 f"{alert['patient_count']:,} patients", "", *[f"- {r}" for r in alert["reasons"]],
-                 "", f"Open it with: phiguard alerts show {alert['alert_id']}"]
+        msg["Subject"] = (
+            f"[phiguard] {alert['severity']} alert {alert['alert_id']}: {alert['rule']} — {who}"
+        )
+        lines = [
+            f"{alert['severity'].upper()} alert {alert['alert_id']} (score {alert['score']})",
+            f"account: {alert.get('account_id')}   vendor: {alert.get('vendor_id') or '-'}",
+            f"from {alert['first_ts']} to {alert['last_ts']}, {alert['patient_count']:,} patients",
+            "",
+            *[f"- {r}" for r in alert["reasons"]],
+            "",
+            f"Open it with: phiguard alerts show {alert['alert_id']}",
+        ]
         msg.set_content("\n".join(lines))
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
@@ -122,10 +127,22 @@ class SyslogSink:
         def esc(v: Any) -> str:
             return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
-        sd = ("[phiguard@32473 " + " ".join(
-            f'{k}="{esc(alert.get(k))}"' for k in
-            ("alert_id", "rule", "severity", "account_id", "vendor_id", "patient_count", "score")
-        ) + "]")
+        sd = (
+            "[phiguard@32473 "
+            + " ".join(
+                f'{k}="{esc(alert.get(k))}"'
+                for k in (
+                    "alert_id",
+                    "rule",
+                    "severity",
+                    "account_id",
+                    "vendor_id",
+                    "patient_count",
+                    "score",
+                )
+            )
+            + "]"
+        )
         msg = "; ".join(alert["reasons"])
         return f"<{pri}>1 {ts} {host} {self.app_name} - ALERT {sd} {msg}".encode()
 
@@ -153,9 +170,15 @@ def parse_sinks(spec: str, p: DetectionSettings) -> list[Sink]:
             q = parse_qs(u.query)
             if not u.hostname or not q.get("to"):
                 raise UsageError(f"email sink needs smtp://host:port?to=address: {item!r}")
-            sinks.append(EmailSink(u.hostname, u.port or 25, q["to"][0].split(";"),
-                                   q.get("from", ["phiguard@localhost"])[0],
-                                   starttls=u.scheme == "smtp+starttls"))
+            sinks.append(
+                EmailSink(
+                    u.hostname,
+                    u.port or 25,
+                    q["to"][0].split(";"),
+                    q.get("from", ["phiguard@localhost"])[0],
+                    starttls=u.scheme == "smtp+starttls",
+                )
+            )
         elif kind == "syslog" and target:
             u = urlsplit(target)
             if u.scheme not in {"udp", "tcp"} or not u.hostname:
@@ -166,8 +189,9 @@ def parse_sinks(spec: str, p: DetectionSettings) -> list[Sink]:
     return sinks
 
 
-def deliver(app: App, alerts: list[Alert], p: DetectionSettings,
-            sinks: list[Sink] | None = None) -> int:
+def deliver(
+    app: App, alerts: list[Alert], p: DetectionSettings, sinks: list[Sink] | None = None
+) -> int:
     """Send alerts at or above ``sink_min_severity`` that were not yet sent at this severity.
 
     Returns the number of (alert, sink) deliveries that succeeded."""

@@ -27,35 +27,71 @@ if TYPE_CHECKING:
     from phiguard.detection.settings import DetectionSettings
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "accounts": pa.schema([
-        ("account_id", pa.string()), ("vendor_id", pa.string()), ("role", pa.string()),
-        ("department", pa.string()), ("cluster", pa.string()),
-        ("active_from", pa.date32()), ("active_to", pa.date32()),
-        ("patient_id", pa.string()), ("surname_bidx", pa.string()),
-        ("address_bidx", pa.string()), ("status", pa.string()), ("needs_grant", pa.bool_()),
-    ]),
-    "vendors": pa.schema([
-        ("vendor_id", pa.string()), ("status", pa.string()),
-        ("contract_start", pa.date32()), ("contract_end", pa.date32()),
-        ("suspended_us", pa.int64()),
-    ]),
-    "grants": pa.schema([
-        ("grant_id", pa.string()), ("account_id", pa.string()), ("scope_cluster", pa.string()),
-        ("scope_fields", pa.string()), ("actions", pa.string()), ("max_rows", pa.int64()),
-        ("valid_from_us", pa.int64()), ("valid_to_us", pa.int64()), ("purpose", pa.string()),
-    ]),
-    "patients": pa.schema([
-        ("patient_id", pa.string()), ("cluster", pa.string()), ("vip", pa.bool_()),
-        ("surname_bidx", pa.string()), ("address_bidx", pa.string()),
-    ]),
-    "encounters": pa.schema([
-        ("patient_id", pa.string()), ("department", pa.string()), ("account_id", pa.string()),
-        ("start_us", pa.int64()), ("end_us", pa.int64()),
-    ]),
-    "gaps": pa.schema([
-        ("source", pa.string()), ("first_seq", pa.int64()), ("last_seq", pa.int64()),
-        ("missing", pa.int64()), ("detected_us", pa.int64()),
-    ]),
+    "accounts": pa.schema(
+        [
+            ("account_id", pa.string()),
+            ("vendor_id", pa.string()),
+            ("role", pa.string()),
+            ("department", pa.string()),
+            ("cluster", pa.string()),
+            ("active_from", pa.date32()),
+            ("active_to", pa.date32()),
+            ("patient_id", pa.string()),
+            ("surname_bidx", pa.string()),
+            ("address_bidx", pa.string()),
+            ("status", pa.string()),
+            ("needs_grant", pa.bool_()),
+        ]
+    ),
+    "vendors": pa.schema(
+        [
+            ("vendor_id", pa.string()),
+            ("status", pa.string()),
+            ("contract_start", pa.date32()),
+            ("contract_end", pa.date32()),
+            ("suspended_us", pa.int64()),
+        ]
+    ),
+    "grants": pa.schema(
+        [
+            ("grant_id", pa.string()),
+            ("account_id", pa.string()),
+            ("scope_cluster", pa.string()),
+            ("scope_fields", pa.string()),
+            ("actions", pa.string()),
+            ("max_rows", pa.int64()),
+            ("valid_from_us", pa.int64()),
+            ("valid_to_us", pa.int64()),
+            ("purpose", pa.string()),
+        ]
+    ),
+    "patients": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("cluster", pa.string()),
+            ("vip", pa.bool_()),
+            ("surname_bidx", pa.string()),
+            ("address_bidx", pa.string()),
+        ]
+    ),
+    "encounters": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("department", pa.string()),
+            ("account_id", pa.string()),
+            ("start_us", pa.int64()),
+            ("end_us", pa.int64()),
+        ]
+    ),
+    "gaps": pa.schema(
+        [
+            ("source", pa.string()),
+            ("first_seq", pa.int64()),
+            ("last_seq", pa.int64()),
+            ("missing", pa.int64()),
+            ("detected_us", pa.int64()),
+        ]
+    ),
 }
 
 # Grants that never became effective do not cover anything.
@@ -138,14 +174,22 @@ def from_app(app: App, settings: DetectionSettings) -> Reference:
         granted = {a for (a,) in s.execute(select(Grant.account_id).distinct())}
         for a in s.execute(select(Account)).scalars():
             vendor = None if a.employer == "HA" else a.employer
-            rows["accounts"].append({
-                "account_id": a.account_id, "vendor_id": vendor, "role": a.role,
-                "department": a.department, "cluster": a.cluster,
-                "active_from": a.active_from, "active_to": a.active_to,
-                "patient_id": a.patient_id, "surname_bidx": _hex(a.surname_bidx),
-                "address_bidx": _hex(a.address_bidx), "status": a.status,
-                "needs_grant": vendor is not None or a.role in roles or a.account_id in granted,
-            })
+            rows["accounts"].append(
+                {
+                    "account_id": a.account_id,
+                    "vendor_id": vendor,
+                    "role": a.role,
+                    "department": a.department,
+                    "cluster": a.cluster,
+                    "active_from": a.active_from,
+                    "active_to": a.active_to,
+                    "patient_id": a.patient_id,
+                    "surname_bidx": _hex(a.surname_bidx),
+                    "address_bidx": _hex(a.address_bidx),
+                    "status": a.status,
+                    "needs_grant": vendor is not None or a.role in roles or a.account_id in granted,
+                }
+            )
         contracts: dict[str, list[tuple[date, date | None]]] = {}
         for c in s.execute(select(Contract)).scalars():
             contracts.setdefault(c.vendor_id, []).append((c.start, c.end))
@@ -155,11 +199,15 @@ def from_app(app: App, settings: DetectionSettings) -> Reference:
             start = min((st for st, _ in spans), default=None)
             ends = [e for _, e in spans]
             end = None if not ends or any(e is None for e in ends) else max(ends)  # type: ignore[type-var]
-            rows["vendors"].append({
-                "vendor_id": v.vendor_id, "status": v.status, "contract_start": start,
-                "contract_end": end,
-                "suspended_us": suspended.get(v.vendor_id) if v.status == "suspended" else None,
-            })
+            rows["vendors"].append(
+                {
+                    "vendor_id": v.vendor_id,
+                    "status": v.status,
+                    "contract_start": start,
+                    "contract_end": end,
+                    "suspended_us": suspended.get(v.vendor_id) if v.status == "suspended" else None,
+                }
+            )
         ended = _grant_end_times(app, s)
         for g in s.execute(select(Grant)).scalars():
             if g.status in INEFFECTIVE_GRANT:
@@ -167,23 +215,43 @@ def from_app(app: App, settings: DetectionSettings) -> Reference:
             valid_to = to_us(g.valid_to)
             if g.grant_id in ended and ended[g.grant_id] is not None:
                 valid_to = min(valid_to or ended[g.grant_id], ended[g.grant_id])  # type: ignore[type-var]
-            rows["grants"].append({
-                "grant_id": g.grant_id, "account_id": g.account_id,
-                "scope_cluster": g.scope_cluster, "scope_fields": g.scope_fields,
-                "actions": g.actions, "max_rows": g.max_rows,
-                "valid_from_us": to_us(g.valid_from), "valid_to_us": valid_to,
-                "purpose": g.purpose,
-            })
+            rows["grants"].append(
+                {
+                    "grant_id": g.grant_id,
+                    "account_id": g.account_id,
+                    "scope_cluster": g.scope_cluster,
+                    "scope_fields": g.scope_fields,
+                    "actions": g.actions,
+                    "max_rows": g.max_rows,
+                    "valid_from_us": to_us(g.valid_from),
+                    "valid_to_us": valid_to,
+                    "purpose": g.purpose,
+                }
+            )
         pt = Patient.__table__
         q = select(pt.c.patient_id, pt.c.cluster, pt.c.vip, pt.c.surname_bidx, pt.c.address_bidx)
         for pid, cluster, vip, sb, ab in s.execute(q.execution_options(yield_per=50_000)):
-            rows["patients"].append({"patient_id": pid, "cluster": cluster, "vip": bool(vip),
-                                     "surname_bidx": _hex(sb), "address_bidx": _hex(ab)})
+            rows["patients"].append(
+                {
+                    "patient_id": pid,
+                    "cluster": cluster,
+                    "vip": bool(vip),
+                    "surname_bidx": _hex(sb),
+                    "address_bidx": _hex(ab),
+                }
+            )
         et = Encounter.__table__
         q = select(et.c.patient_id, et.c.department, et.c.account_id, et.c.start, et.c["end"])
         for pid, dept, acc, start, end in s.execute(q.execution_options(yield_per=50_000)):
-            rows["encounters"].append({"patient_id": pid, "department": dept, "account_id": acc,
-                                       "start_us": to_us(start), "end_us": to_us(end)})
+            rows["encounters"].append(
+                {
+                    "patient_id": pid,
+                    "department": dept,
+                    "account_id": acc,
+                    "start_us": to_us(start),
+                    "end_us": to_us(end),
+                }
+            )
     rows["gaps"] = load_gaps(app)
     return Reference.from_rows(**rows)
 
@@ -198,8 +266,9 @@ def _suspension_times(app: App, s: Any) -> dict[str, int]:
 
     conv = UTCDateTime()
     for vendor_id, ts in s.execute(q):
-        when = conv.process_result_value(ts if not isinstance(ts, str) else
-                                         datetime.fromisoformat(ts), app.engine.dialect)
+        when = conv.process_result_value(
+            ts if not isinstance(ts, str) else datetime.fromisoformat(ts), app.engine.dialect
+        )
         us = to_us(when)
         if us is not None:
             out[vendor_id] = max(out.get(vendor_id, 0), us)
@@ -216,8 +285,9 @@ def _grant_end_times(app: App, s: Any) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     q = text("SELECT grant_id, ended_at FROM access_grant_terms WHERE ended_at IS NOT NULL")
     for grant_id, ts in s.execute(q):
-        when = conv.process_result_value(ts if not isinstance(ts, str) else
-                                         datetime.fromisoformat(ts), app.engine.dialect)
+        when = conv.process_result_value(
+            ts if not isinstance(ts, str) else datetime.fromisoformat(ts), app.engine.dialect
+        )
         out[grant_id] = to_us(when)
     return out
 
@@ -234,14 +304,22 @@ def load_gaps(app: App) -> list[dict[str, Any]]:
     out = []
     for g in reader(app):
         get = g.get if isinstance(g, Mapping) else (lambda k, _g=g: getattr(_g, k, None))
-        first, last = get("first_missing") or get("first_seq"), get("last_missing") or get(
-            "last_seq")
+        first, last = (
+            get("first_missing") or get("first_seq"),
+            get("last_missing") or get("last_seq"),
+        )
         if first is None or last is None:
             continue
         detected = get("detected_at") or get("ts")
-        out.append({"source": get("source"), "first_seq": int(first), "last_seq": int(last),
-                    "missing": int(get("missing") or (int(last) - int(first) + 1)),
-                    "detected_us": to_us(detected) if isinstance(detected, datetime) else None})
+        out.append(
+            {
+                "source": get("source"),
+                "first_seq": int(first),
+                "last_seq": int(last),
+                "missing": int(get("missing") or (int(last) - int(first) + 1)),
+                "detected_us": to_us(detected) if isinstance(detected, datetime) else None,
+            }
+        )
     return out
 
 
@@ -277,53 +355,76 @@ def from_spec_rows(
 
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in SCHEMAS}
     for p in patients:
-        rows["patients"].append({
-            "patient_id": p["patient_id"], "cluster": p["cluster"], "vip": b(p.get("vip")),
-            "surname_bidx": bidx("surname", n.surname(p.get("name_en") or None)),
-            "address_bidx": bidx("address", n.address_key(p.get("address") or None)),
-        })
+        rows["patients"].append(
+            {
+                "patient_id": p["patient_id"],
+                "cluster": p["cluster"],
+                "vip": b(p.get("vip")),
+                "surname_bidx": bidx("surname", n.surname(p.get("name_en") or None)),
+                "address_bidx": bidx("address", n.address_key(p.get("address") or None)),
+            }
+        )
     grant_list = list(grants)
     granted = {g["account_id"] for g in grant_list}
     for a in accounts:
         vendor = None if a["employer"] == "HA" else a["employer"]
         role = str(a["role"]).lower()
-        rows["accounts"].append({
-            "account_id": a["account_id"], "vendor_id": vendor, "role": role,
-            "department": str(a.get("department") or "").upper(), "cluster": a["cluster"],
-            "active_from": d(a.get("active_from")), "active_to": d(a.get("active_to")),
-            "patient_id": a.get("patient_id") or None,
-            "surname_bidx": bidx("surname", n.surname(a.get("person_name") or None)),
-            "address_bidx": bidx("address", n.address_key(a.get("home_address") or None)),
-            "status": "active",
-            "needs_grant": vendor is not None or role in roles or a["account_id"] in granted,
-        })
+        rows["accounts"].append(
+            {
+                "account_id": a["account_id"],
+                "vendor_id": vendor,
+                "role": role,
+                "department": str(a.get("department") or "").upper(),
+                "cluster": a["cluster"],
+                "active_from": d(a.get("active_from")),
+                "active_to": d(a.get("active_to")),
+                "patient_id": a.get("patient_id") or None,
+                "surname_bidx": bidx("surname", n.surname(a.get("person_name") or None)),
+                "address_bidx": bidx("address", n.address_key(a.get("home_address") or None)),
+                "status": "active",
+                "needs_grant": vendor is not None or role in roles or a["account_id"] in granted,
+            }
+        )
     spans: dict[str, list[tuple[date | None, date | None]]] = {}
     for v in vendors:
-        spans.setdefault(v["vendor_id"], []).append((d(v.get("contract_start")),
-                                                     d(v.get("contract_end"))))
+        spans.setdefault(v["vendor_id"], []).append(
+            (d(v.get("contract_start")), d(v.get("contract_end")))
+        )
     for vid, ss in spans.items():
         ends = [e for _, e in ss]
-        rows["vendors"].append({
-            "vendor_id": vid, "status": "active",
-            "contract_start": min((s for s, _ in ss if s), default=None),
-            "contract_end": None if any(e is None for e in ends) else max(ends),  # type: ignore[type-var]
-            "suspended_us": None,
-        })
+        rows["vendors"].append(
+            {
+                "vendor_id": vid,
+                "status": "active",
+                "contract_start": min((s for s, _ in ss if s), default=None),
+                "contract_end": None if any(e is None for e in ends) else max(ends),  # type: ignore[type-var]
+                "suspended_us": None,
+            }
+        )
     for g in grant_list:
-        rows["grants"].append({
-            "grant_id": g["grant_id"], "account_id": g["account_id"],
-            "scope_cluster": g["scope_cluster"],
-            "scope_fields": n.csv_list(g.get("scope_fields"), "scope_fields"),
-            "actions": n.csv_list(g.get("actions"), "actions"), "max_rows": int(g["max_rows"]),
-            "valid_from_us": ts(g["valid_from"]), "valid_to_us": ts(g["valid_to"]),
-            "purpose": g.get("purpose"),
-        })
+        rows["grants"].append(
+            {
+                "grant_id": g["grant_id"],
+                "account_id": g["account_id"],
+                "scope_cluster": g["scope_cluster"],
+                "scope_fields": n.csv_list(g.get("scope_fields"), "scope_fields"),
+                "actions": n.csv_list(g.get("actions"), "actions"),
+                "max_rows": int(g["max_rows"]),
+                "valid_from_us": ts(g["valid_from"]),
+                "valid_to_us": ts(g["valid_to"]),
+                "purpose": g.get("purpose"),
+            }
+        )
     for e in encounters:
-        rows["encounters"].append({
-            "patient_id": e["patient_id"], "department": str(e["department"]).upper(),
-            "account_id": e.get("account_id") or None, "start_us": ts(e["start"]),
-            "end_us": ts(e.get("end")),
-        })
+        rows["encounters"].append(
+            {
+                "patient_id": e["patient_id"],
+                "department": str(e["department"]).upper(),
+                "account_id": e.get("account_id") or None,
+                "start_us": ts(e["start"]),
+                "end_us": ts(e.get("end")),
+            }
+        )
     return Reference.from_rows(**rows)
 
 
@@ -341,6 +442,11 @@ def from_spec_dir(folder: Any, blind: Any) -> Reference:
         with path.open(newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f))
 
-    return from_spec_rows(patients=read("patients"), accounts=read("accounts"),
-                          vendors=read("vendors"), grants=read("grants"),
-                          encounters=read("encounters"), blind=blind)
+    return from_spec_rows(
+        patients=read("patients"),
+        accounts=read("accounts"),
+        vendors=read("vendors"),
+        grants=read("grants"),
+        encounters=read("encounters"),
+        blind=blind,
+    )

@@ -53,9 +53,12 @@ def contain(app: App, alert: Alert, p: DetectionSettings, *, actor: str = ACTOR)
         from phiguard.access.vendors import suspend
 
         res = suspend(app, alert.vendor_id, reason=reason, actor=actor)
-        done = (f"vendor {alert.vendor_id} already suspended" if res.already_suspended else
-                f"vendor {alert.vendor_id} suspended: {len(res.accounts_disabled)} account(s) "
-                f"disabled, {len(res.grants_revoked)} grant(s) revoked")
+        done = (
+            f"vendor {alert.vendor_id} already suspended"
+            if res.already_suspended
+            else f"vendor {alert.vendor_id} suspended: {len(res.accounts_disabled)} account(s) "
+            f"disabled, {len(res.grants_revoked)} grant(s) revoked"
+        )
     else:
         done = disable_account(app, alert.account_id, reason=reason, actor=actor)
     store.mark(app, alert.alert_id, contained=done[:80])
@@ -112,9 +115,16 @@ class Watcher:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def start(cls, app: App, p: DetectionSettings | None = None, *,
-              sinks: list[Sink] | None = None, ref: Reference | None = None,
-              baseline_before: Any = None, events_uri: str | None = None) -> Watcher:
+    def start(
+        cls,
+        app: App,
+        p: DetectionSettings | None = None,
+        *,
+        sinks: list[Sink] | None = None,
+        ref: Reference | None = None,
+        baseline_before: Any = None,
+        events_uri: str | None = None,
+    ) -> Watcher:
         """Load the reference snapshot and the baselines (history before ``baseline_before``,
         default now) and get ready to be fed."""
         from phiguard.detection.service import events_uri as default_uri
@@ -122,8 +132,13 @@ class Watcher:
         p = p or DetectionSettings()
         ref = ref or from_app(app, p)
         before = to_us(baseline_before or app.clock.now()) or 0
-        baselines = Baselines.from_store(events_uri or default_uri(app, p), before_us=before,
-                                         p=p, tz=app.settings.timezone, ref=ref)
+        baselines = Baselines.from_store(
+            events_uri or default_uri(app, p),
+            before_us=before,
+            p=p,
+            tz=app.settings.timezone,
+            ref=ref,
+        )
         live = LiveEvaluator(ref, baselines, p, app.settings.timezone)
         return cls(app, p, live, parse_sinks(p.sinks, p) if sinks is None else sinks)
 
@@ -142,12 +157,12 @@ class Watcher:
         received = time.monotonic() if received is None else received
         with self._lock:
             self.events += table.num_rows
-            hits = store.suppress(self.live.feed(table), self._suppressed(),
-                                  self.p.suppress_growth)
+            hits = store.suppress(self.live.feed(table), self._suppressed(), self.p.suppress_growth)
             if not hits:
                 return []
             horizon = max(h.last_us for h in hits) - int(
-                max(self.p.merge_gap_hours * 3600, self.p.repeat_merge_days * 86400) * 1e6)
+                max(self.p.merge_gap_hours * 3600, self.p.repeat_merge_days * 86400) * 1e6
+            )
             for h in hits:
                 # a later hit about the same thing (the same query, grown) replaces the earlier
                 kept = [x for x in self.recent.get(h.subject, []) if x.identity() != h.identity()]
@@ -186,10 +201,22 @@ class Watcher:
                 continue
             at = to_us(a.detected_at) or 0
             sev = "high" if a.count >= self.p.gap_high_missing else "medium"
-            hits.append(Hit("source_gap", sev, f"source:{a.source}", at, at, 0,
-                            [f"the audit ingest recorded {a.count:,} missing event(s) from "
-                             f"source {a.source} (sequence numbers {a.first_seq:,} to "
-                             f"{a.last_seq:,})"], metric=float(a.count)))
+            hits.append(
+                Hit(
+                    "source_gap",
+                    sev,
+                    f"source:{a.source}",
+                    at,
+                    at,
+                    0,
+                    [
+                        f"the audit ingest recorded {a.count:,} missing event(s) from "
+                        f"source {a.source} (sequence numbers {a.first_seq:,} to "
+                        f"{a.last_seq:,})"
+                    ],
+                    metric=float(a.count),
+                )
+            )
         if not hits:
             return [], top
         drafts = store.episodes(hits, {}, self.p)
@@ -226,10 +253,16 @@ class StoreTail:
         return table.sort_by([("leaf_index", "ascending")])
 
 
-def run(app: App, p: DetectionSettings | None = None, *, from_start: bool = False,
-        duration: float | None = None, sinks: list[Sink] | None = None,
-        on_alert: Callable[[Raised], None] | None = None,
-        stop: threading.Event | None = None) -> Watcher:
+def run(
+    app: App,
+    p: DetectionSettings | None = None,
+    *,
+    from_start: bool = False,
+    duration: float | None = None,
+    sinks: list[Sink] | None = None,
+    on_alert: Callable[[Raised], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Watcher:
     """Tail the event store until ``duration`` seconds pass or ``stop`` is set."""
     p = p or DetectionSettings()
     from phiguard.detection.snapshot import EPOCH
@@ -267,13 +300,15 @@ def _anomalies(app: App) -> list[Any]:
     return anomalies(app, limit=200)
 
 
-def start_background(app: App, p: DetectionSettings | None = None,
-                     **kw: Any) -> tuple[threading.Thread, threading.Event]:
+def start_background(
+    app: App, p: DetectionSettings | None = None, **kw: Any
+) -> tuple[threading.Thread, threading.Event]:
     """Run the watcher in a daemon thread (``phiguard serve`` does this). Set the returned
     event to stop it."""
     stop = threading.Event()
-    thread = threading.Thread(target=run, args=(app, p), kwargs={**kw, "stop": stop},
-                              name="phiguard-watch", daemon=True)
+    thread = threading.Thread(
+        target=run, args=(app, p), kwargs={**kw, "stop": stop}, name="phiguard-watch", daemon=True
+    )
     thread.start()
     return thread, stop
 
@@ -285,5 +320,13 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-__all__ = ["RANK", "Raised", "StoreTail", "Watcher", "contain", "percentile", "run",
-           "start_background"]
+__all__ = [
+    "RANK",
+    "Raised",
+    "StoreTail",
+    "Watcher",
+    "contain",
+    "percentile",
+    "run",
+    "start_background",
+]

@@ -37,13 +37,19 @@ def reference(hospital: W.World) -> Reference:
     return from_spec_rows(**hospital.spec(), blind=BlindIndex(b"\x01" * 32))
 
 
-def run_world(engine: str, world_dir: Path, reference: Reference, since: datetime = SINCE,
-              **extra: Any) -> PackResult:
+def run_world(
+    engine: str, world_dir: Path, reference: Reference, since: datetime = SINCE, **extra: Any
+) -> PackResult:
     p = W.settings(**extra)
     eng = open_engine(engine, settings=Settings(), detect=p)
     try:
-        return run_pack(eng, reference, p, Window(since, None, p.baseline_days),
-                        events_uri=str(world_dir / "events.parquet"))
+        return run_pack(
+            eng,
+            reference,
+            p,
+            Window(since, None, p.baseline_days),
+            events_uri=str(world_dir / "events.parquet"),
+        )
     finally:
         eng.close()
 

@@ -18,11 +18,23 @@ from tests.detection.world import at
 P = DetectionSettings()
 
 
-def hit(rule: str, sev: str, acc: str, day: int, hour: int, n: int = 10,
-        text: str | None = None, **kw) -> Hit:  # type: ignore[no-untyped-def]
+def hit(
+    rule: str, sev: str, acc: str, day: int, hour: int, n: int = 10, text: str | None = None, **kw
+) -> Hit:  # type: ignore[no-untyped-def]
     t = to_us(at(day, hour)) or 0
-    return Hit(rule, sev, acc, t, t + 60_000_000, n, [text or f"{rule} {n}"],
-               [f"P{i:05d}" for i in range(min(n, 7))], acc, kw.pop("vendor", None), **kw)
+    return Hit(
+        rule,
+        sev,
+        acc,
+        t,
+        t + 60_000_000,
+        n,
+        [text or f"{rule} {n}"],
+        [f"P{i:05d}" for i in range(min(n, 7))],
+        acc,
+        kw.pop("vendor", None),
+        **kw,
+    )
 
 
 def save(app: App, hits: list[Hit], origin: str = "batch"):  # type: ignore[no-untyped-def]
@@ -30,13 +42,16 @@ def save(app: App, hits: list[Hit], origin: str = "batch"):  # type: ignore[no-u
 
 
 def test_one_alert_per_episode_with_sequential_ids(app: App) -> None:
-    _, raised = save(app, [
-        hit("bulk_export", "critical", "vx", 33, 1, 1500, vendor="V012"),
-        hit("rare_hour", "low", "vx", 33, 1, standalone=False),
-        hit("outside_grant", "critical", "vx", 33, 2, 1500),
-        hit("vip_no_relationship", "high", "n02", 33, 10, 1),
-        hit("rare_hour", "low", "n05", 33, 3, standalone=False),  # supporting only: no alert
-    ])
+    _, raised = save(
+        app,
+        [
+            hit("bulk_export", "critical", "vx", 33, 1, 1500, vendor="V012"),
+            hit("rare_hour", "low", "vx", 33, 1, standalone=False),
+            hit("outside_grant", "critical", "vx", 33, 2, 1500),
+            hit("vip_no_relationship", "high", "n02", 33, 10, 1),
+            hit("rare_hour", "low", "n05", 33, 3, standalone=False),  # supporting only: no alert
+        ],
+    )
     assert sorted(a.alert_id for a in raised) == ["a-0001", "a-0002"]
     vx = alerts.list_alerts(app, account_id="vx")[0]
     assert vx.severity == "critical" and vx.rule == "bulk_export" and vx.vendor_id == "V012"
@@ -46,15 +61,20 @@ def test_one_alert_per_episode_with_sequential_ids(app: App) -> None:
 
 
 def test_later_hits_merge_and_escalate_instead_of_repeating(app: App) -> None:
-    save(app, [hit("bulk_export", "high", "vx", 33, 1, 600, text="exported 600 so far")],
-         origin="live")
-    _, raised = save(app, [hit("bulk_export", "critical", "vx", 33, 1, 1500,
-                               text="exported 1,500")])
+    save(
+        app,
+        [hit("bulk_export", "high", "vx", 33, 1, 600, text="exported 600 so far")],
+        origin="live",
+    )
+    _, raised = save(
+        app, [hit("bulk_export", "critical", "vx", 33, 1, 1500, text="exported 1,500")]
+    )
     rows = alerts.list_alerts(app, status="all")
     assert len(rows) == 1 and rows[0].severity == "critical" and raised
     assert rows[0].reasons == ["exported 1,500"]  # the fuller hit replaces the partial one
-    _, raised = save(app, [hit("bulk_export", "critical", "vx", 33, 1, 1500,
-                               text="exported 1,500")])
+    _, raised = save(
+        app, [hit("bulk_export", "critical", "vx", 33, 1, 1500, text="exported 1,500")]
+    )
     assert raised == [] and len(alerts.list_alerts(app, status="all")) == 1
     # a separate night is a separate episode
     save(app, [hit("vip_no_relationship", "high", "vx", 20, 14, 1)])
@@ -80,9 +100,14 @@ def test_false_positive_suppresses_until_it_grows(app: App) -> None:
 
 
 def test_verdicts_give_precision_and_are_audited(app: App) -> None:
-    save(app, [hit("bulk_export", "critical", "vx", 33, 1, 1500),
-               hit("coworker", "high", "n04", 30, 10, 1),
-               hit("family", "high", "d02", 30, 10, 1)])
+    save(
+        app,
+        [
+            hit("bulk_export", "critical", "vx", 33, 1, 1500),
+            hit("coworker", "high", "n04", 30, 10, 1),
+            hit("family", "high", "d02", 30, 10, 1),
+        ],
+    )
     ids = {a.account_id: a.alert_id for a in alerts.list_alerts(app)}
     alerts.resolve(app, ids["vx"], "true_positive", actor="officer", note=None, p=P)
     alerts.resolve(app, ids["n04"], "false_positive", actor="officer", note=None, p=P)
@@ -95,7 +120,7 @@ def test_verdicts_give_precision_and_are_audited(app: App) -> None:
         alerts.resolve(app, ids["d02"], "probably", actor="officer", note=None, p=P)
     with pytest.raises(NotFound):
         alerts.resolve(app, "a-0404", "benign", actor="officer", note=None, p=P)
-    log = (app.home.audit / "actions.interim.jsonl")
+    log = app.home.audit / "actions.interim.jsonl"
     text = log.read_text() if log.exists() else ""
     if text:  # the interim log; the sealed log is checked by the audit part's tests
         tags = [json.loads(x)["tag"] for x in text.splitlines()]

@@ -10,8 +10,19 @@ import pytest
 
 from tests.conftest import Cli
 
-SPEC_KEYS = ["alert_id", "rule", "severity", "account_id", "vendor_id", "first_ts", "last_ts",
-             "patient_count", "score", "reasons", "patient_ids_sample"]
+SPEC_KEYS = [
+    "alert_id",
+    "rule",
+    "severity",
+    "account_id",
+    "vendor_id",
+    "first_ts",
+    "last_ts",
+    "patient_count",
+    "score",
+    "reasons",
+    "patient_ids_sample",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +81,15 @@ def test_resolve_feeds_suppression_and_accuracy(home: Cli) -> None:
     alerts = json.loads(home("detect", "--since", "2026-03-15", "--format", "json").stdout)
     cow = next(a for a in alerts if a["rule"] == "coworker")
     seed = alerts[0]
-    r = home("alerts", "resolve", cow["alert_id"], "--verdict", "false_positive",
-             "--note", "ward colleague, asked to")
+    r = home(
+        "alerts",
+        "resolve",
+        cow["alert_id"],
+        "--verdict",
+        "false_positive",
+        "--note",
+        "ward colleague, asked to",
+    )
     assert r.exit_code == 0 and "false_positive" in r.stdout
     assert home("alerts", "resolve", seed["alert_id"], "--verdict", "true_positive").exit_code == 0
     again = json.loads(home("detect", "--since", "2026-03-15", "--format", "json").stdout)

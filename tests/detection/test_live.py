@@ -36,8 +36,13 @@ def _watcher(app: App, world_dir: Path, clock) -> Watcher:  # type: ignore[no-un
     clock.at = W.at(W.LAST, 1, 30)  # the night of the export: containment happens "now"
     _load(app, world_dir)
     sink = MockSink()
-    w = Watcher.start(app, W.settings(contain="account", sink_min_severity="high"), sinks=[sink],
-                      baseline_before=NIGHT, events_uri=str(world_dir / "events.parquet"))
+    w = Watcher.start(
+        app,
+        W.settings(contain="account", sink_min_severity="high"),
+        sinks=[sink],
+        baseline_before=NIGHT,
+        events_uri=str(world_dir / "events.parquet"),
+    )
     return w
 
 
@@ -56,8 +61,9 @@ def sqlite_watcher(sqlite_app: App, world_dir: Path, clock) -> Watcher:  # type:
     w.close()
 
 
-def test_export_is_caught_while_it_runs_and_contained(app: App, watcher: Watcher,
-                                                      hospital: W.World) -> None:
+def test_export_is_caught_while_it_runs_and_contained(
+    app: App, watcher: Watcher, hospital: W.World
+) -> None:
     night = _night(hospital)
     export = night.filter(pc.equal(night["account_id"], "vx-eng-07"))
     critical_at = None
@@ -86,15 +92,22 @@ def test_relationship_rules_fire_live(sqlite_watcher: Watcher, hospital: W.World
     for i in range(0, night.num_rows, 500):
         raised += watcher.feed(night.slice(i, 500))
     found = {(r.alert.account_id, rule) for r in raised for rule in r.alert.hits}
-    for rule in ("vip_no_relationship", "self_access", "coworker", "family", "denied_burst",
-                 "dormant_reactivated"):
+    for rule in (
+        "vip_no_relationship",
+        "self_access",
+        "coworker",
+        "family",
+        "denied_burst",
+        "dormant_reactivated",
+    ):
         assert (W.PLANTED[rule], rule) in found, rule
     # the ordinary staff of that morning raised nothing
     assert not {a for a, _ in found} & {"d01", "d03", "d04", "e01", "svc-nightly"}
 
 
-def test_batch_run_completes_the_live_alert(sqlite_app: App, sqlite_watcher: Watcher,
-                                            hospital: W.World, world_dir: Path) -> None:
+def test_batch_run_completes_the_live_alert(
+    sqlite_app: App, sqlite_watcher: Watcher, hospital: W.World, world_dir: Path
+) -> None:
     from phiguard.detection import service
 
     app, watcher = sqlite_app, sqlite_watcher

@@ -30,8 +30,11 @@ def test_decoys_raise_nothing_high(duck_result: PackResult) -> None:
 
 
 def test_seed_export_is_one_critical_alert_with_readable_reasons(duck_result: PackResult) -> None:
-    seed = [(d, s) for d, s in _drafts(duck_result) if d.subject == "vx-eng-07"
-            and s["severity"] == "critical"]
+    seed = [
+        (d, s)
+        for d, s in _drafts(duck_result)
+        if d.subject == "vx-eng-07" and s["severity"] == "critical"
+    ]
     assert len(seed) == 1
     d, s = seed[0]
     assert {"bulk_export", "outside_grant", "daily_volume", "rare_hour"} <= set(d.hits)
@@ -65,12 +68,20 @@ def test_explanations_cover_ordinary_work(duck_result: PackResult) -> None:
     assert ex["events"] > 10_000
     # everything but the planted accesses is explained in this hospital
     assert ex["explained_share"] > 0.85
-    assert abs(ex["by_account_encounter"] + ex["by_department_encounter"] + ex["by_grant"]
-               - ex["explained_share"]) < 1e-3
+    assert (
+        abs(
+            ex["by_account_encounter"]
+            + ex["by_department_encounter"]
+            + ex["by_grant"]
+            - ex["explained_share"]
+        )
+        < 1e-3
+    )
 
 
 def test_since_reports_only_later_hits_but_reads_history_for_baselines(
-        world_dir, reference) -> None:  # type: ignore[no-untyped-def]
+    world_dir, reference
+) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime
 
     from phiguard.clock import HKT

@@ -41,9 +41,17 @@ def test_generated_hospital_quality(generated: Path) -> None:
         eng.close()
     q = evaluate(drafts_for(result, p, window), labels, p)
     kinds = {s["kind"] for s in labels["scenarios"] if not s["decoy"]}
-    assert {"bulk_export", "vip_snooping", "coworker_snooping", "family_snooping",
-            "self_access", "after_contract_end", "after_grant_expiry", "dormant_reactivated",
-            "slow_exfiltration"} <= kinds
+    assert {
+        "bulk_export",
+        "vip_snooping",
+        "coworker_snooping",
+        "family_snooping",
+        "self_access",
+        "after_contract_end",
+        "after_grant_expiry",
+        "dormant_reactivated",
+        "slow_exfiltration",
+    } <= kinds
     assert q.missed == [], q.as_dict()
     assert q.decoys_alerted == [], q.as_dict()
     assert len(q.decoys_ok) == sum(1 for s in labels["scenarios"] if s["decoy"])

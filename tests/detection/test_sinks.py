@@ -29,12 +29,19 @@ from phiguard.detection.sinks import (
 from phiguard.errors import UsageError
 from tests.detection.test_alerts import hit
 
-ALERT = {"alert_id": "a-0007", "rule": "bulk_export", "severity": "critical",
-         "account_id": "vx-eng-07", "vendor_id": "V012",
-         "first_ts": "2026-04-03T01:12:00+08:00", "last_ts": "2026-04-03T01:40:11+08:00",
-         "patient_count": 56012, "score": 0.99,
-         "reasons": ["exported 56,012 patient records from KEC"],
-         "patient_ids_sample": ["P0001234"]}
+ALERT = {
+    "alert_id": "a-0007",
+    "rule": "bulk_export",
+    "severity": "critical",
+    "account_id": "vx-eng-07",
+    "vendor_id": "V012",
+    "first_ts": "2026-04-03T01:12:00+08:00",
+    "last_ts": "2026-04-03T01:40:11+08:00",
+    "patient_count": 56012,
+    "score": 0.99,
+    "reasons": ["exported 56,012 patient records from KEC"],
+    "patient_ids_sample": ["P0001234"],
+}
 
 
 @pytest.fixture
@@ -113,7 +120,8 @@ def test_email_goes_through_smtp() -> None:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         EmailSink("127.0.0.1", srv.server_address[1], ["soc@hospital.example"]).send(
-            {k: v for k, v in ALERT.items() if k != "patient_ids_sample"})
+            {k: v for k, v in ALERT.items() if k != "patient_ids_sample"}
+        )
     finally:
         srv.shutdown()
     msg = received[0]
@@ -123,9 +131,14 @@ def test_email_goes_through_smtp() -> None:
 
 def test_sink_settings_are_parsed_or_refused() -> None:
     p = DetectionSettings()
-    kinds = [s.name for s in parse_sinks(
-        "webhook:http://127.0.0.1:9/x, email:smtp://127.0.0.1:25?to=a@b, "
-        "syslog:udp://127.0.0.1:514, mock", p)]
+    kinds = [
+        s.name
+        for s in parse_sinks(
+            "webhook:http://127.0.0.1:9/x, email:smtp://127.0.0.1:25?to=a@b, "
+            "syslog:udp://127.0.0.1:514, mock",
+            p,
+        )
+    ]
     assert kinds == ["webhook", "email", "syslog", "mock"]
     for bad in ("pager:123", "email:smtp://host", "syslog:http://x"):
         with pytest.raises(UsageError):
@@ -135,16 +148,29 @@ def test_sink_settings_are_parsed_or_refused() -> None:
 def test_deliver_sends_once_per_severity_and_survives_a_broken_sink(sqlite_app: App) -> None:
     p = DetectionSettings(sink_min_severity="high")
     good, broken = MockSink(), MockSink(fail=True)
-    _, raised = alerts.save(sqlite_app, alerts.episodes(
-        [hit("bulk_export", "high", "vx", 33, 1, 600),
-         hit("dormant_reactivated", "low", "d06", 33, 13, 5)], {}, p), p, origin="live",
-        actor="t")
+    _, raised = alerts.save(
+        sqlite_app,
+        alerts.episodes(
+            [
+                hit("bulk_export", "high", "vx", 33, 1, 600),
+                hit("dormant_reactivated", "low", "d06", 33, 13, 5),
+            ],
+            {},
+            p,
+        ),
+        p,
+        origin="live",
+        actor="t",
+    )
     assert deliver(sqlite_app, raised, p, [broken, good]) == 1
     assert [a["account_id"] for a in good.sent] == ["vx"]  # the low one stays in phiguard
-    assert deliver(sqlite_app, [alerts.get(sqlite_app, a.alert_id) for a in raised], p,
-                   [good]) == 0
-    _, raised = alerts.save(sqlite_app, alerts.episodes(
-        [hit("bulk_export", "critical", "vx", 33, 1, 1500)], {}, p), p, origin="live",
-        actor="t")
+    assert deliver(sqlite_app, [alerts.get(sqlite_app, a.alert_id) for a in raised], p, [good]) == 0
+    _, raised = alerts.save(
+        sqlite_app,
+        alerts.episodes([hit("bulk_export", "critical", "vx", 33, 1, 1500)], {}, p),
+        p,
+        origin="live",
+        actor="t",
+    )
     deliver(sqlite_app, raised, p, [good])
     assert [a["severity"] for a in good.sent] == ["high", "critical"]

@@ -17,8 +17,10 @@ from tests.detection import world as W
 from tests.detection.conftest import SINCE, run_world
 
 # Small data: Spark's code generation and adaptive planning cost more than they save.
-LOCAL_SMALL = ("spark.sql.shuffle.partitions=1;spark.sql.codegen.wholeStage=false;"
-               "spark.sql.adaptive.enabled=false;spark.sql.codegen.factoryMode=NO_CODEGEN")
+LOCAL_SMALL = (
+    "spark.sql.shuffle.partitions=1;spark.sql.codegen.wholeStage=false;"
+    "spark.sql.adaptive.enabled=false;spark.sql.codegen.factoryMode=NO_CODEGEN"
+)
 
 
 def _alerts(result: PackResult) -> list[dict[str, Any]]:
@@ -26,15 +28,25 @@ def _alerts(result: PackResult) -> list[dict[str, Any]]:
     out = []
     for d in drafts_for(result, p, Window(SINCE, None, p.baseline_days)):
         s = summarise(d.hits, d.anomaly, p)
-        out.append({"subject": d.subject, "first_us": d.first_us, "last_us": d.last_us,
-                    "rules": sorted(d.hits), **{k: s[k] for k in (
-                        "rule", "severity", "score", "patient_count", "reasons", "sample")}})
+        out.append(
+            {
+                "subject": d.subject,
+                "first_us": d.first_us,
+                "last_us": d.last_us,
+                "rules": sorted(d.hits),
+                **{
+                    k: s[k]
+                    for k in ("rule", "severity", "score", "patient_count", "reasons", "sample")
+                },
+            }
+        )
     return out
 
 
 @pytest.mark.spark
-def test_spark_and_duckdb_raise_identical_alerts(world_dir: Path, reference: Reference,
-                                                 duck_result: PackResult) -> None:
+def test_spark_and_duckdb_raise_identical_alerts(
+    world_dir: Path, reference: Reference, duck_result: PackResult
+) -> None:
     spark = run_world("spark", world_dir, reference, spark_conf=LOCAL_SMALL)
     assert spark.explain == duck_result.explain
     assert spark.features == duck_result.features

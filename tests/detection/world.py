@@ -27,9 +27,13 @@ MED_STAFF = ["d01", "d02", "d03", "d04", "d05", "n01", "n02", "n03", "n04"]
 
 # Thresholds scaled to a hospital of 1,200 patients.
 SETTINGS = dict(
-    bulk_rows_min=100, bulk_rows_high=500, bulk_rows_critical=1000,
-    grant_violation_rows_critical=1000, rare_hour_min_history_events=100,
-    slow_min_patients=80, baseline_days=45,
+    bulk_rows_min=100,
+    bulk_rows_high=500,
+    bulk_rows_critical=1000,
+    grant_violation_rows_critical=1000,
+    rare_hour_min_history_events=100,
+    slow_min_patients=80,
+    baseline_days=45,
 )
 
 # What must be found: rule -> account (or subject).
@@ -72,8 +76,13 @@ class World:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def spec(self) -> dict[str, list[dict[str, str]]]:
-        return {"patients": self.patients, "accounts": self.accounts, "vendors": self.vendors,
-                "grants": self.grants, "encounters": self.encounters}
+        return {
+            "patients": self.patients,
+            "accounts": self.accounts,
+            "vendors": self.vendors,
+            "grants": self.grants,
+            "encounters": self.encounters,
+        }
 
     def event_table(self) -> pa.Table:
         return pa.Table.from_pylist(self.events, schema=EVENT_SCHEMA)
@@ -92,24 +101,50 @@ class World:
         return folder / "events.parquet"
 
 
-def _patient(i: int, surname: str | None = None, address: str | None = None,
-             vip: bool = False) -> dict[str, str]:
+def _patient(
+    i: int, surname: str | None = None, address: str | None = None, vip: bool = False
+) -> dict[str, str]:
     return {
-        "patient_id": f"P{i:05d}", "hkid": "", "hospital_no": "",
-        "name_en": f"{surname or SURNAMES[i % 8]} Tai Man", "name_zh": "", "sex": "MF"[i % 2],
-        "dob": "1970-01-01", "cluster": ["KEC", "HKWC", "KCC"][i % 3], "phone": "",
+        "patient_id": f"P{i:05d}",
+        "hkid": "",
+        "hospital_no": "",
+        "name_en": f"{surname or SURNAMES[i % 8]} Tai Man",
+        "name_zh": "",
+        "sex": "MF"[i % 2],
+        "dob": "1970-01-01",
+        "cluster": ["KEC", "HKWC", "KCC"][i % 3],
+        "phone": "",
         "address": address or f"Flat {i}, Block A, Sau Mau Ping Estate",
-        "app_registered": "false", "vip": "true" if vip else "false",
+        "app_registered": "false",
+        "vip": "true" if vip else "false",
     }
 
 
-def _account(aid: str, role: str, dept: str, *, employer: str = "HA", name: str = "",
-             address: str = "", patient_id: str = "", cluster: str = "KEC",
-             active_from: str = "2020-01-01", active_to: str = "") -> dict[str, str]:
-    return {"account_id": aid, "person_name": name or f"CHAN {aid.upper()}",
-            "employer": employer, "role": role, "department": dept, "cluster": cluster,
-            "active_from": active_from, "active_to": active_to, "patient_id": patient_id,
-            "home_address": address or f"Staff Quarters {aid}"}
+def _account(
+    aid: str,
+    role: str,
+    dept: str,
+    *,
+    employer: str = "HA",
+    name: str = "",
+    address: str = "",
+    patient_id: str = "",
+    cluster: str = "KEC",
+    active_from: str = "2020-01-01",
+    active_to: str = "",
+) -> dict[str, str]:
+    return {
+        "account_id": aid,
+        "person_name": name or f"CHAN {aid.upper()}",
+        "employer": employer,
+        "role": role,
+        "department": dept,
+        "cluster": cluster,
+        "active_from": active_from,
+        "active_to": active_to,
+        "patient_id": patient_id,
+        "home_address": address or f"Staff Quarters {aid}",
+    }
 
 
 def build(seed: int = 7) -> World:
@@ -141,45 +176,136 @@ def build(seed: int = 7) -> World:
         _account("svc-nightly", "service", "IT", name="", address="", cluster="ALL"),
     ]
     w.vendors = [
-        {"vendor_id": "V012", "name": "Vendor Twelve", "contract_id": "C-12",
-         "contract_start": "2025-01-01", "contract_end": "2026-12-31", "dpa_signed": "true",
-         "last_assessment": ""},
-        {"vendor_id": "V013", "name": "Vendor Thirteen", "contract_id": "C-13",
-         "contract_start": "2025-01-01", "contract_end": "2026-03-20", "dpa_signed": "true",
-         "last_assessment": ""},
+        {
+            "vendor_id": "V012",
+            "name": "Vendor Twelve",
+            "contract_id": "C-12",
+            "contract_start": "2025-01-01",
+            "contract_end": "2026-12-31",
+            "dpa_signed": "true",
+            "last_assessment": "",
+        },
+        {
+            "vendor_id": "V013",
+            "name": "Vendor Thirteen",
+            "contract_id": "C-13",
+            "contract_start": "2025-01-01",
+            "contract_end": "2026-03-20",
+            "dpa_signed": "true",
+            "last_assessment": "",
+        },
     ]
 
-    def grant(gid: str, acc: str, cluster: str, fields: str, actions: str, rows: int,
-              start: str, end: str, purpose: str) -> dict[str, str]:
-        return {"grant_id": gid, "account_id": acc, "scope_cluster": cluster,
-                "scope_fields": fields, "actions": actions, "max_rows": str(rows),
-                "valid_from": start, "valid_to": end, "purpose": purpose, "approved_by": "d01"}
+    def grant(
+        gid: str,
+        acc: str,
+        cluster: str,
+        fields: str,
+        actions: str,
+        rows: int,
+        start: str,
+        end: str,
+        purpose: str,
+    ) -> dict[str, str]:
+        return {
+            "grant_id": gid,
+            "account_id": acc,
+            "scope_cluster": cluster,
+            "scope_fields": fields,
+            "actions": actions,
+            "max_rows": str(rows),
+            "valid_from": start,
+            "valid_to": end,
+            "purpose": purpose,
+            "approved_by": "d01",
+        }
 
     w.grants = [
-        grant("G1", "vx-eng-07", "HKWC", "name,sex,hospital_no", "read,search,export", 50,
-              "2026-02-01T00:00:00+08:00", "2026-05-01T00:00:00+08:00", "HOPERAT"),
-        grant("G2", "svc-nightly", "ALL", "*", "export", 5000,
-              "2026-01-01T00:00:00+08:00", "2026-12-31T00:00:00+08:00", "SYSADMIN"),
-        grant("G3", "vy-01", "HKWC", "name,sex", "read", 50,
-              "2026-01-01T00:00:00+08:00", "2026-06-30T00:00:00+08:00", "HOPERAT"),
+        grant(
+            "G1",
+            "vx-eng-07",
+            "HKWC",
+            "name,sex,hospital_no",
+            "read,search,export",
+            50,
+            "2026-02-01T00:00:00+08:00",
+            "2026-05-01T00:00:00+08:00",
+            "HOPERAT",
+        ),
+        grant(
+            "G2",
+            "svc-nightly",
+            "ALL",
+            "*",
+            "export",
+            5000,
+            "2026-01-01T00:00:00+08:00",
+            "2026-12-31T00:00:00+08:00",
+            "SYSADMIN",
+        ),
+        grant(
+            "G3",
+            "vy-01",
+            "HKWC",
+            "name,sex",
+            "read",
+            50,
+            "2026-01-01T00:00:00+08:00",
+            "2026-06-30T00:00:00+08:00",
+            "HOPERAT",
+        ),
     ]
     start = (D0 - timedelta(days=60)).isoformat()
     for i in range(900):  # MED in-patients, each with a named clinician; department explains
-        w.encounters.append({"patient_id": f"P{i:05d}", "department": "MED",
-                             "account_id": MED_STAFF[i % 4], "start": start, "end": ""})
+        w.encounters.append(
+            {
+                "patient_id": f"P{i:05d}",
+                "department": "MED",
+                "account_id": MED_STAFF[i % 4],
+                "start": start,
+                "end": "",
+            }
+        )
     for i in range(1000, 1200):  # AED attendances
-        w.encounters.append({"patient_id": f"P{i:05d}", "department": "AED",
-                             "account_id": "", "start": start, "end": ""})
+        w.encounters.append(
+            {
+                "patient_id": f"P{i:05d}",
+                "department": "AED",
+                "account_id": "",
+                "start": start,
+                "end": "",
+            }
+        )
 
     ev: list[dict[str, Any]] = []
 
-    def add(acc: str, ts: datetime, pid: str | None, *, action: str = "read",
-            fields: str = "name,sex,hospital_no", query: str | None = None,
-            ip: str | None = None, outcome: str = "success", source: str = "CMS") -> None:
-        ev.append({"source": source, "ts": ts, "account_id": acc, "action": action,
-                   "patient_id": pid, "fields": fields, "query_id": query,
-                   "client_ip": ip or "10.1.0.1",
-                   "device_id": f"ws-{acc}", "purpose": "TREAT", "outcome": outcome})
+    def add(
+        acc: str,
+        ts: datetime,
+        pid: str | None,
+        *,
+        action: str = "read",
+        fields: str = "name,sex,hospital_no",
+        query: str | None = None,
+        ip: str | None = None,
+        outcome: str = "success",
+        source: str = "CMS",
+    ) -> None:
+        ev.append(
+            {
+                "source": source,
+                "ts": ts,
+                "account_id": acc,
+                "action": action,
+                "patient_id": pid,
+                "fields": fields,
+                "query_id": query,
+                "client_ip": ip or "10.1.0.1",
+                "device_id": f"ws-{acc}",
+                "purpose": "TREAT",
+                "outcome": outcome,
+            }
+        )
 
     med = [f"P{i:05d}" for i in range(900)]
     aed = [f"P{i:05d}" for i in range(1000, 1200)]
@@ -193,12 +319,24 @@ def build(seed: int = 7) -> World:
             add("c01", at(day, 10, rnd.randrange(0, 300)), rnd.choice(med), ip="10.1.3.1")
         if day < LAST:
             for k in range(5):
-                add("vx-eng-07", at(day, 14, rnd.randrange(0, 120)),
-                    f"P{3 * rnd.randrange(0, 300) + 1:05d}", ip="10.7.0.7")
+                add(
+                    "vx-eng-07",
+                    at(day, 14, rnd.randrange(0, 120)),
+                    f"P{3 * rnd.randrange(0, 300) + 1:05d}",
+                    ip="10.7.0.7",
+                )
         qid = f"q-nightly-{day}"
         for k in range(400):  # nightly export under a valid grant (decoy)
-            add("svc-nightly", at(day, 2, 0, k), f"P{(day * 37 + k) % 1200:05d}",
-                action="export", fields="name,sex", query=qid, ip="10.0.0.2", source="REPORTS")
+            add(
+                "svc-nightly",
+                at(day, 2, 0, k),
+                f"P{(day * 37 + k) % 1200:05d}",
+                action="export",
+                fields="name,sex",
+                query=qid,
+                ip="10.0.0.2",
+                source="REPORTS",
+            )
         if day <= 2:
             for k in range(25):
                 add("d06", at(day, 9, rnd.randrange(0, 480)), rnd.choice(med), ip=ip_of("d06"))
@@ -219,9 +357,15 @@ def build(seed: int = 7) -> World:
     kec = [f"P{i:05d}" for i in range(0, 1200, 3)]  # 400 KEC patients
     kec = (kec * 4)[:1500]
     for k, pid in enumerate(kec):
-        add("vx-eng-07", at(LAST, 1, 12, k), pid if k < 400 else f"P{(k * 3) % 1200:05d}",
-            action="export", fields="name,sex,hkid,hospital_no,procedure", query="q-88812",
-            ip="10.7.0.7")
+        add(
+            "vx-eng-07",
+            at(LAST, 1, 12, k),
+            pid if k < 400 else f"P{(k * 3) % 1200:05d}",
+            action="export",
+            fields="name,sex,hkid,hospital_no,procedure",
+            query="q-88812",
+            ip="10.7.0.7",
+        )
     add("n02", at(LAST, 10, 5), "P01107", ip=ip_of("n02"))  # VIP, no care relationship
     add("n03", at(LAST, 10, 6), "P00901", ip=ip_of("n03"))  # own record
     add("n04", at(LAST, 10, 7), "P00900", ip=ip_of("n04"))  # co-worker d01's record

@@ -62,13 +62,23 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-EVENT_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("source", pa.string()), ("seq", pa.int64()),
-    ("ts", pa.timestamp("us", tz="UTC")), ("account_id", pa.string()), ("action", pa.string()),
-    ("patient_id", pa.string()), ("fields", pa.string()), ("query_id", pa.string()),
-    ("client_ip", pa.string()), ("device_id", pa.string()), ("purpose", pa.string()),
-    ("outcome", pa.string()),
-])
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("source", pa.string()),
+        ("seq", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("account_id", pa.string()),
+        ("action", pa.string()),
+        ("patient_id", pa.string()),
+        ("fields", pa.string()),
+        ("query_id", pa.string()),
+        ("client_ip", pa.string()),
+        ("device_id", pa.string()),
+        ("purpose", pa.string()),
+        ("outcome", pa.string()),
+    ]
+)
 
 
 def open_engine(name: str, *, settings: Any, detect: Any, home: Any = None) -> Engine:

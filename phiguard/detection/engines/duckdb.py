@@ -38,8 +38,10 @@ class DuckDBDialect:
         return "row_number() OVER ()"
 
     def sample(self, col: str, n: int, where: str = "true") -> str:
-        return (f"array_slice(list_sort(list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL "
-                f"AND ({where}))), 1, {int(n)})")
+        return (
+            f"array_slice(list_sort(list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL "
+            f"AND ({where}))), 1, {int(n)})"
+        )
 
     def sorted_set(self, col: str, where: str = "true") -> str:
         return f"list_sort(list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL AND ({where})))"
@@ -109,8 +111,9 @@ class DuckDBEngine:
                 select.append(f"CAST({f.name} AS VARCHAR) AS {f.name}")
             else:
                 select.append(f"CAST(NULL AS VARCHAR) AS {f.name}")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW events_raw AS SELECT {', '.join(select)} "
-                         f"FROM {source}")
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW events_raw AS SELECT {', '.join(select)} FROM {source}"
+        )
 
     def materialise(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
@@ -143,8 +146,10 @@ def _parquet_source(uri: str | None) -> str | None:
     if path.is_dir():
         if not any(p.suffix == ".parquet" for _, _, fs in os.walk(path) for p in map(Path, fs)):
             return None
-        return (f"read_parquet('{_q(path)}/**/*.parquet', hive_partitioning = true, "
-                "union_by_name = true)")
+        return (
+            f"read_parquet('{_q(path)}/**/*.parquet', hive_partitioning = true, "
+            "union_by_name = true)"
+        )
     return None
 
 

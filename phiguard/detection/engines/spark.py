@@ -46,8 +46,10 @@ class SparkDialect:
         return "monotonically_increasing_id()"
 
     def sample(self, col: str, n: int, where: str = "true") -> str:
-        return (f"slice(array_sort(collect_set({col}) FILTER (WHERE {col} IS NOT NULL "
-                f"AND ({where}))), 1, {int(n)})")
+        return (
+            f"slice(array_sort(collect_set({col}) FILTER (WHERE {col} IS NOT NULL "
+            f"AND ({where}))), 1, {int(n)})"
+        )
 
     def sorted_set(self, col: str, where: str = "true") -> str:
         return f"array_sort(collect_set({col}) FILTER (WHERE {col} IS NOT NULL AND ({where})))"
@@ -148,14 +150,18 @@ class SparkEngine:
             if f.name == "ts":
                 select.append(f"{ts} AS ts")
             elif f.name == "seq":
-                select.append("CAST(seq AS BIGINT) AS seq" if "seq" in names else
-                              "CAST(NULL AS BIGINT) AS seq")
+                select.append(
+                    "CAST(seq AS BIGINT) AS seq"
+                    if "seq" in names
+                    else "CAST(NULL AS BIGINT) AS seq"
+                )
             elif f.name in names:
                 select.append(f"CAST({f.name} AS STRING) AS {f.name}")
             else:
                 select.append(f"CAST(NULL AS STRING) AS {f.name}")
         self.spark.sql(f"SELECT {', '.join(select)} FROM events_src").createOrReplaceTempView(
-            "events_raw")
+            "events_raw"
+        )
 
     def materialise(self, name: str, sql: str) -> None:
         df = self.spark.sql(sql).cache()

@@ -11,7 +11,11 @@ from phiguard.detection.rules import grant, integrity, relations, timeplace, vol
 from phiguard.detection.rules.base import RANK, SEVERITIES, Context, Hit, Rule
 
 PACK: tuple[Rule, ...] = (
-    *grant.RULES, *volume.RULES, *timeplace.RULES, *relations.RULES, *integrity.RULES,
+    *grant.RULES,
+    *volume.RULES,
+    *timeplace.RULES,
+    *relations.RULES,
+    *integrity.RULES,
 )
 
 # Every rule name an alert can carry, with its family (for docs, settings and suppression).

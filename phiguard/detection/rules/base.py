@@ -14,8 +14,13 @@ from phiguard.detection.snapshot import EPOCH, Reference
 
 SEVERITIES = ("low", "medium", "high", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
-VERBS = {"export": "exported", "print": "printed", "search": "searched and returned",
-         "read": "read", "update": "updated"}
+VERBS = {
+    "export": "exported",
+    "print": "printed",
+    "search": "searched and returned",
+    "read": "read",
+    "update": "updated",
+}
 BASE_SCORE = {"low": 0.3, "medium": 0.55, "high": 0.8, "critical": 0.95}
 
 

@@ -39,8 +39,10 @@ GROUP BY account_id, dayno
 def _grant_text(g: dict[str, Any]) -> str:
     scope = "all clusters" if g["scope_cluster"] == "ALL" else f"{g['scope_cluster']} only"
     fields = "all fields" if g["scope_fields"] == "*" else g["scope_fields"].replace(",", ", ")
-    return (f"the grant covers {scope}, {num(g['max_rows'])} rows at most, "
-            f"for {g['actions'].replace(',', '/')} of {fields}")
+    return (
+        f"the grant covers {scope}, {num(g['max_rows'])} rows at most, "
+        f"for {g['actions'].replace(',', '/')} of {fields}"
+    )
 
 
 def assess_outside_grant(r: dict[str, Any], c: Context) -> list[Hit]:
@@ -49,8 +51,10 @@ def assess_outside_grant(r: dict[str, Any], c: Context) -> list[Hit]:
     clusters = sorted(set(r["clusters_lo"] or []) | set(r["clusters_hi"] or []))
     where = f" from {'/'.join(clusters)}" if clusters else ""
     verbs = "/".join(VERBS.get(a, a) for a in r["actions"] or []) or "touched"
-    lead = (f"{verbs} {plural(rows, 'patient record')}{where} "
-            f"{c.span(r['first_us'], r['last_us'])} outside any grant")
+    lead = (
+        f"{verbs} {plural(rows, 'patient record')}{where} "
+        f"{c.span(r['first_us'], r['last_us'])} outside any grant"
+    )
     why: list[str] = []
     grants = {g["grant_id"]: g for g in c.grants.get(acc, [])}
     if r["n_no_grant"]:
@@ -78,8 +82,21 @@ def assess_outside_grant(r: dict[str, Any], c: Context) -> list[Hit]:
         text += " — " + ", ".join(problems)
     overrun = int(r["overrun_export_rows"] or 0) >= c.p.bulk_rows_min
     severity = "critical" if rows >= c.p.grant_violation_rows_critical or overrun else "high"
-    return [Hit("outside_grant", severity, acc, r["first_us"], r["last_us"], rows, [text],
-                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
+    return [
+        Hit(
+            "outside_grant",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            rows,
+            [text],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 # Day-level conditions, read from the account-day summary instead of the raw events; only a
@@ -134,36 +151,92 @@ def assess_account_status(r: dict[str, Any], c: Context) -> list[Hit]:
     vendor = a.get("vendor_id")
     v = c.ref.vendors_by_id().get(vendor) if vendor else None
     pts, span = int(r["n_patients"]), c.span(r["first_us"], r["last_us"])
-    common = dict(sample=samples(r["sample"]), account_id=acc, vendor_id=vendor,
-                  dayno=r["dayno"])
+    common = dict(sample=samples(r["sample"]), account_id=acc, vendor_id=vendor, dayno=r["dayno"])
     hits = []
     if r["n_unknown"]:
-        hits.append(Hit("unknown_account", "high", acc, r["first_us"], r["last_us"], pts,
-                        [f"an account that is not in the account register touched "
-                         f"{plural(pts, 'patient')} {span}"], **common))
+        hits.append(
+            Hit(
+                "unknown_account",
+                "high",
+                acc,
+                r["first_us"],
+                r["last_us"],
+                pts,
+                [
+                    f"an account that is not in the account register touched "
+                    f"{plural(pts, 'patient')} {span}"
+                ],
+                **common,
+            )
+        )
     if r["n_after_contract"] and v:
-        hits.append(Hit("after_contract_end", "critical" if pts >= 50 else "high", acc,
-                        r["first_us"], r["last_us"], pts,
-                        [f"worked {span} for vendor {vendor}, whose contract ended on "
-                         f"{v['contract_end']}; touched {plural(pts, 'patient')}"],
-                        **common))
+        hits.append(
+            Hit(
+                "after_contract_end",
+                "critical" if pts >= 50 else "high",
+                acc,
+                r["first_us"],
+                r["last_us"],
+                pts,
+                [
+                    f"worked {span} for vendor {vendor}, whose contract ended on "
+                    f"{v['contract_end']}; touched {plural(pts, 'patient')}"
+                ],
+                **common,
+            )
+        )
     if r["n_expired"]:
         window = f"valid {a.get('active_from') or '…'} to {a.get('active_to') or '…'}"
-        hits.append(Hit("account_expired", "high", acc, r["first_us"], r["last_us"], pts,
-                        [f"used {span} outside the account's validity ({window}); touched "
-                         f"{plural(pts, 'patient')}"], **common))
+        hits.append(
+            Hit(
+                "account_expired",
+                "high",
+                acc,
+                r["first_us"],
+                r["last_us"],
+                pts,
+                [
+                    f"used {span} outside the account's validity ({window}); touched "
+                    f"{plural(pts, 'patient')}"
+                ],
+                **common,
+            )
+        )
     if r["n_suspended"] and v:
-        hits.append(Hit("suspended_vendor", "critical", acc, r["first_us"], r["last_us"], pts,
-                        [f"used {span} although vendor {vendor} is suspended; "
-                         f"accesses to {plural(pts, 'patient')} succeeded that day"],
-                        **common))
+        hits.append(
+            Hit(
+                "suspended_vendor",
+                "critical",
+                acc,
+                r["first_us"],
+                r["last_us"],
+                pts,
+                [
+                    f"used {span} although vendor {vendor} is suspended; "
+                    f"accesses to {plural(pts, 'patient')} succeeded that day"
+                ],
+                **common,
+            )
+        )
     return hits
 
 
 RULES = [
-    Rule("outside_grant", "grant", "Access outside every grant of the account",
-         OUTSIDE_GRANT, assess_outside_grant, needs=("gcheck",)),
-    Rule("account_status", "grant", "Account used after its contract, validity or vendor ended",
-         ACCOUNT_STATUS, assess_account_status, needs=("acct_day", "acct", "access_x"),
-         emits=("unknown_account", "after_contract_end", "account_expired", "suspended_vendor")),
+    Rule(
+        "outside_grant",
+        "grant",
+        "Access outside every grant of the account",
+        OUTSIDE_GRANT,
+        assess_outside_grant,
+        needs=("gcheck",),
+    ),
+    Rule(
+        "account_status",
+        "grant",
+        "Account used after its contract, validity or vendor ended",
+        ACCOUNT_STATUS,
+        assess_account_status,
+        needs=("acct_day", "acct", "access_x"),
+        emits=("unknown_account", "after_contract_end", "account_expired", "suspended_vendor"),
+    ),
 ]

@@ -41,13 +41,25 @@ def assess_gap(r: dict[str, Any], c: Context) -> list[Hit]:
     missing = int(r["missing"])
     if missing < c.p.gap_min_missing:
         return []
-    text = (f"source {r['source']} is missing {plural(missing, 'event')} (sequence numbers "
-            f"{num(r['first_missing'])} to {num(r['last_missing'])}) between "
-            f"{c.local(r['first_us']):%Y-%m-%d %H:%M} and {c.local(r['last_us']):%H:%M}: "
-            "accesses in that span cannot be checked")
+    text = (
+        f"source {r['source']} is missing {plural(missing, 'event')} (sequence numbers "
+        f"{num(r['first_missing'])} to {num(r['last_missing'])}) between "
+        f"{c.local(r['first_us']):%Y-%m-%d %H:%M} and {c.local(r['last_us']):%H:%M}: "
+        "accesses in that span cannot be checked"
+    )
     severity = "high" if missing >= c.p.gap_high_missing else "medium"
-    return [Hit("source_gap", severity, f"source:{r['source']}", r["first_us"], r["last_us"], 0,
-                [text], metric=float(missing))]
+    return [
+        Hit(
+            "source_gap",
+            severity,
+            f"source:{r['source']}",
+            r["first_us"],
+            r["last_us"],
+            0,
+            [text],
+            metric=float(missing),
+        )
+    ]
 
 
 RECORDED_GAP = """
@@ -61,11 +73,23 @@ def assess_recorded_gap(r: dict[str, Any], c: Context) -> list[Hit]:
     missing = int(r["missing"])
     if missing < c.p.gap_min_missing:
         return []
-    text = (f"the audit ingest recorded {plural(missing, 'missing event')} from source "
-            f"{r['source']} (sequence numbers {num(r['first_seq'])} to {num(r['last_seq'])})")
+    text = (
+        f"the audit ingest recorded {plural(missing, 'missing event')} from source "
+        f"{r['source']} (sequence numbers {num(r['first_seq'])} to {num(r['last_seq'])})"
+    )
     severity = "high" if missing >= c.p.gap_high_missing else "medium"
-    return [Hit("source_gap", severity, f"source:{r['source']}", r["detected_us"],
-                r["detected_us"], 0, [text], metric=float(missing))]
+    return [
+        Hit(
+            "source_gap",
+            severity,
+            f"source:{r['source']}",
+            r["detected_us"],
+            r["detected_us"],
+            0,
+            [text],
+            metric=float(missing),
+        )
+    ]
 
 
 DENIED = """
@@ -89,19 +113,52 @@ HAVING max(n_win) >= {{ p.denied_min }}
 def assess_denied(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     refused = plural(int(r["n_denied"]), "time")
-    text = (f"was refused {refused} {c.span(r['first_us'], r['last_us'])}"
-            f", up to {num(r['peak'])} within {c.p.denied_window_minutes} minutes")
+    text = (
+        f"was refused {refused} {c.span(r['first_us'], r['last_us'])}"
+        f", up to {num(r['peak'])} within {c.p.denied_window_minutes} minutes"
+    )
     severity = "high" if int(r["peak"]) >= c.p.denied_high else "medium"
-    return [Hit("denied_burst", severity, acc, r["first_us"], r["last_us"],
-                int(r["n_patients"]), [text], samples(r["sample"]), acc, c.vendor_of(acc),
-                dayno=r["dayno"], metric=float(r["n_denied"]))]
+    return [
+        Hit(
+            "denied_burst",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            int(r["n_patients"]),
+            [text],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+            metric=float(r["n_denied"]),
+        )
+    ]
 
 
 RULES = [
-    Rule("source_gap", "integrity", "Events missing from a source", SOURCE_GAP, assess_gap,
-         needs=("ev_all",)),
-    Rule("recorded_gap", "integrity", "Gaps the audit ingest recorded", RECORDED_GAP,
-         assess_recorded_gap, emits=("source_gap",)),
-    Rule("denied_burst", "integrity", "Burst of denied attempts", DENIED, assess_denied,
-         needs=("ev",)),
+    Rule(
+        "source_gap",
+        "integrity",
+        "Events missing from a source",
+        SOURCE_GAP,
+        assess_gap,
+        needs=("ev_all",),
+    ),
+    Rule(
+        "recorded_gap",
+        "integrity",
+        "Gaps the audit ingest recorded",
+        RECORDED_GAP,
+        assess_recorded_gap,
+        emits=("source_gap",),
+    ),
+    Rule(
+        "denied_burst",
+        "integrity",
+        "Burst of denied attempts",
+        DENIED,
+        assess_denied,
+        needs=("ev",),
+    ),
 ]

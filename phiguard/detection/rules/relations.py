@@ -40,23 +40,28 @@ def _relations_sql() -> str:
 
 RELATIONS = _relations_sql()
 
-RULE_OF = {"vip": "vip_no_relationship", "self": "self_access", "coworker": "coworker",
-           "family": "family", "family_treated": "family"}
+RULE_OF = {
+    "vip": "vip_no_relationship",
+    "self": "self_access",
+    "coworker": "coworker",
+    "family": "family",
+    "family_treated": "family",
+}
 
 
 def _text(kind: str, n: int, c: Context, first: int, last: int) -> str:
     span = c.span(first, last)
     return {
         "vip": f"opened the records of {plural(n, 'VIP/restricted patient')} {span} with no "
-               "encounter of the account or its department",
+        "encounter of the account or its department",
         "self": f"opened the account holder's own patient record {span}",
         "coworker": f"opened the records of {plural(n, 'co-worker')} (patients who are also "
-                    f"account holders) {span} with no care relationship",
+        f"account holders) {span} with no care relationship",
         "family": f"opened the records of {plural(n, 'patient')} with the account holder's "
-                  f"surname and home address {span}, without being their clinician",
+        f"surname and home address {span}, without being their clinician",
         "family_treated": f"treated {plural(n, 'patient')} with the account holder's surname "
-                          f"and home address {span} (own encounter; a conflict of interest "
-                          "to review)",
+        f"and home address {span} (own encounter; a conflict of interest "
+        "to review)",
     }[kind]
 
 
@@ -68,9 +73,21 @@ def assess_relations(r: dict[str, Any], c: Context) -> list[Hit]:
         if not n:
             continue
         first, last = r[f"f_{kind}"], r[f"l_{kind}"]
-        hits.append(Hit(RULE_OF[kind], sev_many if n >= many else sev, acc, first, last, n,
-                        [_text(kind, n, c, first, last)], samples(r[f"s_{kind}"]), acc,
-                        c.vendor_of(acc), dayno=r["dayno"]))
+        hits.append(
+            Hit(
+                RULE_OF[kind],
+                sev_many if n >= many else sev,
+                acc,
+                first,
+                last,
+                n,
+                [_text(kind, n, c, first, last)],
+                samples(r[f"s_{kind}"]),
+                acc,
+                c.vendor_of(acc),
+                dayno=r["dayno"],
+            )
+        )
     return hits
 
 
@@ -94,17 +111,44 @@ GROUP BY hits.account_id, hits.dayno, hits.day, hits.n_patients, hits.n_unexplai
 
 def assess_unexplained(r: dict[str, Any], c: Context) -> list[Hit]:
     acc, n, total = r["account_id"], int(r["n_unexplained"]), int(r["n_patients"])
-    text = (f"opened {plural(n, 'patient record')} on {r['day']} that no encounter of the "
-            f"account or its department explains ({n / total:.0%} of the {total} it opened)")
+    text = (
+        f"opened {plural(n, 'patient record')} on {r['day']} that no encounter of the "
+        f"account or its department explains ({n / total:.0%} of the {total} it opened)"
+    )
     severity = "high" if n >= c.p.unexplained_high_patients else "medium"
-    return [Hit("unexplained_access", severity, acc, r["first_us"], r["last_us"], n, [text],
-                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
+    return [
+        Hit(
+            "unexplained_access",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            n,
+            [text],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 RULES = [
-    Rule("relationships", "relationship", "VIP, self, co-worker and family access",
-         RELATIONS, assess_relations, needs=("access_x",),
-         emits=("vip_no_relationship", "self_access", "coworker", "family")),
-    Rule("unexplained_access", "relationship", "Access no encounter or department explains",
-         UNEXPLAINED, assess_unexplained, needs=("acct_day", "access_x")),
+    Rule(
+        "relationships",
+        "relationship",
+        "VIP, self, co-worker and family access",
+        RELATIONS,
+        assess_relations,
+        needs=("access_x",),
+        emits=("vip_no_relationship", "self_access", "coworker", "family"),
+    ),
+    Rule(
+        "unexplained_access",
+        "relationship",
+        "Access no encounter or department explains",
+        UNEXPLAINED,
+        assess_unexplained,
+        needs=("acct_day", "access_x"),
+    ),
 ]

@@ -269,21 +269,24 @@ SELECT account_id, qkey, action, fields, n_rows, first_us, last_us, dayno, cl_mi
 FROM ranked WHERE rk = 1
 """
 
-STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("ev", EV, "view"),
-    Stage("ev_all", EV_ALL, "view"),
-    Stage("acct", ACCT, "view"),
-    Stage("access", ACCESS, "table", ("ev",), transient=True),
-    Stage("access_x", ACCESS_X, "table", ("access", "gev", "gcheck")),
-    Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
-    Stage("acct_day", ACCT_DAY, "table", ("ev", "access_x", "acct_client")),
-    Stage("acct_hour", ACCT_HOUR, "table", ("ev",)),
-    Stage("queries", QUERIES, "table", ("ev",)),
-    Stage("gev", GEV, "table", ("ev",)),
-    Stage("gunits", GUNITS, "table", ("gev",)),
-    Stage("gscope", GSCOPE, "table", ("gev",)),
-    Stage("gcheck", GCHECK, "table", ("gunits", "gscope")),
-]}
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in [
+        Stage("ev", EV, "view"),
+        Stage("ev_all", EV_ALL, "view"),
+        Stage("acct", ACCT, "view"),
+        Stage("access", ACCESS, "table", ("ev",), transient=True),
+        Stage("access_x", ACCESS_X, "table", ("access", "gev", "gcheck")),
+        Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
+        Stage("acct_day", ACCT_DAY, "table", ("ev", "access_x", "acct_client")),
+        Stage("acct_hour", ACCT_HOUR, "table", ("ev",)),
+        Stage("queries", QUERIES, "table", ("ev",)),
+        Stage("gev", GEV, "table", ("ev",)),
+        Stage("gunits", GUNITS, "table", ("gev",)),
+        Stage("gscope", GSCOPE, "table", ("gev",)),
+        Stage("gcheck", GCHECK, "table", ("gunits", "gscope")),
+    ]
+}
 
 
 def closure(names: tuple[str, ...] | list[str]) -> list[str]:

@@ -46,18 +46,36 @@ GROUP BY rare.account_id, rare.dayno
 def assess_rare_hour(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     hours = ", ".join(f"{h:02d}:00–{(h + 1) % 24:02d}:00" for h in r["hours"] or [])
-    text = (f"worked {hours} on {c.day(r['first_us'])} ({plural(int(r['n']), 'event')}), "
-            f"hours in which it did {num(r['h_n'])} of its {num(r['t_n'])} events over the "
-            f"previous {r['t_days']} active days")
-    return [Hit("rare_hour", "low", acc, r["first_us"], r["last_us"], int(r["n_patients"]),
-                [text], [], acc, c.vendor_of(acc), standalone=False, dayno=r["dayno"])]
+    text = (
+        f"worked {hours} on {c.day(r['first_us'])} ({plural(int(r['n']), 'event')}), "
+        f"hours in which it did {num(r['h_n'])} of its {num(r['t_n'])} events over the "
+        f"previous {r['t_days']} active days"
+    )
+    return [
+        Hit(
+            "rare_hour",
+            "low",
+            acc,
+            r["first_us"],
+            r["last_us"],
+            int(r["n_patients"]),
+            [text],
+            [],
+            acc,
+            c.vendor_of(acc),
+            standalone=False,
+            dayno=r["dayno"],
+        )
+    ]
 
 
 # A "place" is the network a client address sits in (the first two octets of an IPv4
 # address, e.g. one hospital's 10.14.x.x): two workstations on one ward are one place, a
 # ward and a home broadband line are two.
-PLACE = ("CASE WHEN regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) = '' THEN {ip} "
-         "ELSE regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) END")
+PLACE = (
+    "CASE WHEN regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) = '' THEN {ip} "
+    "ELSE regexp_extract({ip}, '^([0-9]+[.][0-9]+)[.]', 1) END"
+)
 
 DORMANT = """
 WITH g AS (
@@ -100,27 +118,49 @@ SELECT hits.*, fresh.new_ips FROM hits
 LEFT JOIN fresh ON fresh.account_id = hits.account_id AND fresh.dayno = hits.dayno
 """
 DORMANT = DORMANT.replace("{place_c}", PLACE.format(ip="c.client_ip")).replace(
-    "{place}", PLACE.format(ip="client_ip"))
+    "{place}", PLACE.format(ip="client_ip")
+)
+
+
 def assess_dormant(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     if r["prev_dayno"] is not None:
         gap = int(r["dayno"]) - int(r["prev_dayno"])
-        text = (f"active again on {r['day']} after {gap} days without any activity (last "
-                f"active {r['prev_day']})")
+        text = (
+            f"active again on {r['day']} after {gap} days without any activity (last "
+            f"active {r['prev_day']})"
+        )
     else:
-        text = (f"active on {r['day']} for the first time since at least {r['day_min']} "
-                "(no earlier activity on record)")
+        text = (
+            f"active on {r['day']} for the first time since at least {r['day_min']} "
+            "(no earlier activity on record)"
+        )
     text += f"; touched {plural(int(r['n_patients']), 'patient')}"
     new_ips = r["new_ips"] or []
     if new_ips:
-        text += (f", from {'a network' if len(new_ips) == 1 else 'networks'} never seen "
-                 f"{'for this account' if r['prev_dayno'] is not None else 'in the hospital'} "
-                 f"({', '.join(new_ips[:3])})")
+        text += (
+            f", from {'a network' if len(new_ips) == 1 else 'networks'} never seen "
+            f"{'for this account' if r['prev_dayno'] is not None else 'in the hospital'} "
+            f"({', '.join(new_ips[:3])})"
+        )
     # Idle spells alone are common (leave, part-time staff): low, unless the account also
     # came back from somewhere new, or other hits join it in the same episode.
     severity = "high" if new_ips else "low"
-    return [Hit("dormant_reactivated", severity, acc, r["first_us"], r["last_us"],
-                int(r["n_patients"]), [text], [], acc, c.vendor_of(acc), dayno=r["dayno"])]
+    return [
+        Hit(
+            "dormant_reactivated",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            int(r["n_patients"]),
+            [text],
+            [],
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 NEW_CLIENT = """
@@ -155,21 +195,44 @@ def assess_new_client(r: dict[str, Any], c: Context) -> list[Hit]:
         parts.append(f"client address {', '.join(r['ips'][:3])}")
     if r["devices"]:
         parts.append(f"device {', '.join(r['devices'][:3])}")
-    text = (f"used {' and '.join(parts)} for the first time on {c.day(r['first_us'])}, "
-            f"never seen in its previous {r['prev_days']} active days")
-    return [Hit("new_client", "low", acc, r["first_us"], r["last_us"], int(r["n_patients"]),
-                [text], [], acc, c.vendor_of(acc), standalone=False, dayno=r["dayno"])]
+    text = (
+        f"used {' and '.join(parts)} for the first time on {c.day(r['first_us'])}, "
+        f"never seen in its previous {r['prev_days']} active days"
+    )
+    return [
+        Hit(
+            "new_client",
+            "low",
+            acc,
+            r["first_us"],
+            r["last_us"],
+            int(r["n_patients"]),
+            [text],
+            [],
+            acc,
+            c.vendor_of(acc),
+            standalone=False,
+            dayno=r["dayno"],
+        )
+    ]
 
 
-TWO_PLACES = """
+TWO_PLACES = (
+    """
 WITH c AS (
   SELECT account_id, dayno FROM acct_client WHERE client_ip IS NOT NULL
   GROUP BY account_id, dayno
-  HAVING count(DISTINCT """ + PLACE.format(ip="client_ip") + """) >= 2
+  HAVING count(DISTINCT """
+    + PLACE.format(ip="client_ip")
+    + """) >= 2
 ), e AS (
   SELECT e.account_id, e.dayno, e.ts_us, e.client_ip,
-         """ + PLACE.format(ip="e.client_ip") + """ AS place,
-         lag(""" + PLACE.format(ip="e.client_ip") + """) OVER (PARTITION BY e.account_id, e.dayno
+         """
+    + PLACE.format(ip="e.client_ip")
+    + """ AS place,
+         lag("""
+    + PLACE.format(ip="e.client_ip")
+    + """) OVER (PARTITION BY e.account_id, e.dayno
                                 ORDER BY e.ts_us, e.event_id) AS prev_place,
          lag(e.ts_us) OVER (PARTITION BY e.account_id, e.dayno
                             ORDER BY e.ts_us, e.event_id) AS prev_us
@@ -187,26 +250,66 @@ SELECT s.*, ad.n_patients FROM s
 JOIN acct_day ad ON ad.account_id = s.account_id AND ad.dayno = s.dayno
 WHERE s.last_us >= {{ w.report_us }}
 """
+)
 
 
 def assess_two_places(r: dict[str, Any], c: Context) -> list[Hit]:
     acc = r["account_id"]
     ips = r["ips"] or []
-    text = (f"worked from {len(ips)} networks at once on {c.day(r['first_us'])}: "
-            f"switched between them {r['n_switches']} times, each within "
-            f"{c.p.two_places_seconds} s "
-            f"({', '.join(ips[:4])}) — the account looks shared")
-    return [Hit("two_places", "medium", acc, r["first_us"], r["last_us"],
-                int(r["n_patients"]), [text], [], acc, c.vendor_of(acc), dayno=r["dayno"])]
+    text = (
+        f"worked from {len(ips)} networks at once on {c.day(r['first_us'])}: "
+        f"switched between them {r['n_switches']} times, each within "
+        f"{c.p.two_places_seconds} s "
+        f"({', '.join(ips[:4])}) — the account looks shared"
+    )
+    return [
+        Hit(
+            "two_places",
+            "medium",
+            acc,
+            r["first_us"],
+            r["last_us"],
+            int(r["n_patients"]),
+            [text],
+            [],
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 RULES = [
-    Rule("rare_hour", "time_place", "Activity at an hour rare for the account", RARE_HOUR,
-         assess_rare_hour, needs=("acct_day", "acct_hour")),
-    Rule("dormant_reactivated", "time_place", "Dormant account reactivated", DORMANT,
-         assess_dormant, needs=("acct_day", "acct_client")),
-    Rule("new_client", "time_place", "New client address or device", NEW_CLIENT,
-         assess_new_client, needs=("acct_day", "acct_client")),
-    Rule("two_places", "time_place", "One account active from two places at once", TWO_PLACES,
-         assess_two_places, needs=("acct_day", "acct_client", "ev")),
+    Rule(
+        "rare_hour",
+        "time_place",
+        "Activity at an hour rare for the account",
+        RARE_HOUR,
+        assess_rare_hour,
+        needs=("acct_day", "acct_hour"),
+    ),
+    Rule(
+        "dormant_reactivated",
+        "time_place",
+        "Dormant account reactivated",
+        DORMANT,
+        assess_dormant,
+        needs=("acct_day", "acct_client"),
+    ),
+    Rule(
+        "new_client",
+        "time_place",
+        "New client address or device",
+        NEW_CLIENT,
+        assess_new_client,
+        needs=("acct_day", "acct_client"),
+    ),
+    Rule(
+        "two_places",
+        "time_place",
+        "One account active from two places at once",
+        TWO_PLACES,
+        assess_two_places,
+        needs=("acct_day", "acct_client", "ev"),
+    ),
 ]

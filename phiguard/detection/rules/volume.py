@@ -100,9 +100,12 @@ def assess_bulk(r: dict[str, Any], c: Context) -> list[Hit]:
     acc, rows = r["account_id"], int(r["n_rows"])
     clusters = _clusters(r["clusters"])
     verb = VERBS.get(r["action"], r["action"] or "returned")
-    text = (f"{verb} {plural(rows, 'patient record')}{_where(clusters)} "
-            f"{c.span(r['first_us'], r['last_us'])} in one query"
-            + _grant_clause(c, acc, r["first_us"]) + _history(r["prev_days"], r["prev_max"]))
+    text = (
+        f"{verb} {plural(rows, 'patient record')}{_where(clusters)} "
+        f"{c.span(r['first_us'], r['last_us'])} in one query"
+        + _grant_clause(c, acc, r["first_us"])
+        + _history(r["prev_days"], r["prev_max"])
+    )
     explained = int(r["n_explained"]) / rows if rows else 0.0
     if explained >= c.p.explained_share_benign:
         severity = "low"
@@ -113,9 +116,22 @@ def assess_bulk(r: dict[str, Any], c: Context) -> list[Hit]:
         severity = "high"
     else:
         severity = "medium"
-    return [Hit("bulk_export", severity, acc, r["first_us"], r["last_us"], rows, [text],
-                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"],
-                ref=str(r["query_id"]))]
+    return [
+        Hit(
+            "bulk_export",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            rows,
+            [text],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+            ref=str(r["query_id"]),
+        )
+    ]
 
 
 DAILY = """
@@ -162,11 +178,15 @@ def assess_daily(r: dict[str, Any], c: Context) -> list[Hit]:
     acc, n, unexplained = r["account_id"], int(r["n_patients"]), int(r["n_unexplained"])
     parts = [f"touched {plural(n, 'patient')} on {r['day']}"]
     if r["prev_days"] and r["prev_max"]:
-        parts.append(f"{ratio(n, r['prev_max'])} this account's previous daily maximum of "
-                     f"{num(r['prev_max'])}")
+        parts.append(
+            f"{ratio(n, r['prev_max'])} this account's previous daily maximum of "
+            f"{num(r['prev_max'])}"
+        )
     if r["med"] is not None and r["n_peers"] and r["n_peers"] >= 3:
-        parts.append(f"its peers ({r['role']}, {r['department']}) touch a median of "
-                     f"{num(round(r['med']))} a day")
+        parts.append(
+            f"its peers ({r['role']}, {r['department']}) touch a median of "
+            f"{num(round(r['med']))} a day"
+        )
     parts.append(f"{num(unexplained)} of them unexplained by any encounter or grant")
     share = 1 - unexplained / n if n else 1.0
     if share >= c.p.explained_share_benign:
@@ -175,9 +195,21 @@ def assess_daily(r: dict[str, Any], c: Context) -> list[Hit]:
         severity = "high"
     else:
         severity = "medium"
-    return [Hit("daily_volume", severity, acc, r["first_us"], r["last_us"], n,
-                ["; ".join(parts)], samples(r["sample"]), acc, c.vendor_of(acc),
-                dayno=r["dayno"])]
+    return [
+        Hit(
+            "daily_volume",
+            severity,
+            acc,
+            r["first_us"],
+            r["last_us"],
+            n,
+            ["; ".join(parts)],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 VENDOR = """
@@ -222,19 +254,38 @@ LEFT JOIN smp ON smp.vendor_id = hits.vendor_id AND smp.dayno = hits.dayno
 
 def assess_vendor(r: dict[str, Any], c: Context) -> list[Hit]:
     n, unexplained = int(r["n_patients"]), int(r["n_unexplained"])
-    text = (f"vendor {r['vendor_id']}'s {r['n_accounts']} accounts together touched "
-            f"{plural(n, 'patient')} on {r['day']}")
+    text = (
+        f"vendor {r['vendor_id']}'s {r['n_accounts']} accounts together touched "
+        f"{plural(n, 'patient')} on {r['day']}"
+    )
     if r["prev_days"] and r["prev_max"]:
-        text += f", {ratio(n, r['prev_max'])} the vendor's previous daily maximum of " \
-                f"{num(r['prev_max'])}"
+        text += (
+            f", {ratio(n, r['prev_max'])} the vendor's previous daily maximum of "
+            f"{num(r['prev_max'])}"
+        )
     text += f"; the busiest account, {r['account_id']}, touched {num(r['top_n'])}"
     text += f"; {num(unexplained)} unexplained by any encounter or grant"
     share = 1 - unexplained / n if n else 1.0
-    severity = "low" if share >= c.p.explained_share_benign else (
-        "high" if unexplained >= c.p.bulk_rows_min else "medium")
-    return [Hit("vendor_volume", severity, r["account_id"], r["first_us"], r["last_us"], n,
-                [text], samples(r["sample"]), r["account_id"], r["vendor_id"],
-                dayno=r["dayno"])]
+    severity = (
+        "low"
+        if share >= c.p.explained_share_benign
+        else ("high" if unexplained >= c.p.bulk_rows_min else "medium")
+    )
+    return [
+        Hit(
+            "vendor_volume",
+            severity,
+            r["account_id"],
+            r["first_us"],
+            r["last_us"],
+            n,
+            [text],
+            samples(r["sample"]),
+            r["account_id"],
+            r["vendor_id"],
+            dayno=r["dayno"],
+        )
+    ]
 
 
 SLOW = """
@@ -278,21 +329,60 @@ WHERE b.n_win >= {{ p.slow_min_unexplained_share }} * tot.n_all
 
 def assess_slow(r: dict[str, Any], c: Context) -> list[Hit]:
     acc, n = r["account_id"], int(r["n_win"])
-    text = (f"touched {plural(n, 'patient')} that no encounter, department or grant explains, "
-            f"spread over {r['days_win']} days between {c.day(r['first_us'])} and "
-            f"{c.day(r['last_us'])} (at most {num(r['peak'])} new in one day) — "
-            f"{n / max(int(r['n_all']), 1):.0%} of everyone it touched in that time")
-    return [Hit("slow_exfiltration", "high", acc, r["first_us"], r["last_us"], n, [text],
-                samples(r["sample"]), acc, c.vendor_of(acc), dayno=r["dayno"])]
+    text = (
+        f"touched {plural(n, 'patient')} that no encounter, department or grant explains, "
+        f"spread over {r['days_win']} days between {c.day(r['first_us'])} and "
+        f"{c.day(r['last_us'])} (at most {num(r['peak'])} new in one day) — "
+        f"{n / max(int(r['n_all']), 1):.0%} of everyone it touched in that time"
+    )
+    return [
+        Hit(
+            "slow_exfiltration",
+            "high",
+            acc,
+            r["first_us"],
+            r["last_us"],
+            n,
+            [text],
+            samples(r["sample"]),
+            acc,
+            c.vendor_of(acc),
+            dayno=r["dayno"],
+        )
+    ]
 
 
 RULES = [
-    Rule("bulk_export", "volume", "Bulk query or export", BULK, assess_bulk,
-         needs=("queries", "access_x", "acct_day", "gcheck")),
-    Rule("daily_volume", "volume", "Busy day against own history and peers", DAILY,
-         assess_daily, needs=("acct_day", "access_x")),
-    Rule("vendor_volume", "volume", "Vendor-wide volume across its accounts", VENDOR,
-         assess_vendor, needs=("access_x",)),
-    Rule("slow_exfiltration", "volume", "Out-of-scope patients accumulated over days", SLOW,
-         assess_slow, needs=("access_x",)),
+    Rule(
+        "bulk_export",
+        "volume",
+        "Bulk query or export",
+        BULK,
+        assess_bulk,
+        needs=("queries", "access_x", "acct_day", "gcheck"),
+    ),
+    Rule(
+        "daily_volume",
+        "volume",
+        "Busy day against own history and peers",
+        DAILY,
+        assess_daily,
+        needs=("acct_day", "access_x"),
+    ),
+    Rule(
+        "vendor_volume",
+        "volume",
+        "Vendor-wide volume across its accounts",
+        VENDOR,
+        assess_vendor,
+        needs=("access_x",),
+    ),
+    Rule(
+        "slow_exfiltration",
+        "volume",
+        "Out-of-scope patients accumulated over days",
+        SLOW,
+        assess_slow,
+        needs=("access_x",),
+    ),
 ]
