@@ -35,35 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from phiguard.identifiers import HospitalNumberFormat, hkid_check_char  # noqa: E402
+from phiguard.leaks.canaries import GIVEN_NAMES, HKID_PREFIXES  # noqa: E402
 from phiguard.leaks.fastscan import scan_chunks  # noqa: E402
 
-PREFIXES = "ACDEGHKMPRVYZ"
-GIVEN = [
-    "Tai",
-    "Man",
-    "Siu",
-    "Ming",
-    "Ka",
-    "Yan",
-    "Wing",
-    "Sze",
-    "Chi",
-    "Keung",
-    "Mei",
-    "Ling",
-    "Kwok",
-    "Wai",
-    "Hoi",
-    "Yee",
-    "Chun",
-    "Kit",
-    "Pui",
-    "Shan",
-    "Hung",
-    "Fai",
-    "Lok",
-    "Tung",
-]
+PREFIXES, GIVEN = HKID_PREFIXES, GIVEN_NAMES  # the canary generator's tables
 PROCS = [
     "Laparoscopic cholecystectomy",
     "Total knee replacement",
@@ -125,7 +100,7 @@ def make_dump(path: Path, mb: int, seed: int = 1) -> dict[str, int]:
                 serial = int(rng.integers(10**8))
                 n_hn += 1
                 lines.append(
-                    f"CHAN {GIVEN[rng.integers(24)]} {GIVEN[rng.integers(24)]},"
+                    f"CHAN {GIVEN[rng.integers(len(GIVEN))]} {GIVEN[rng.integers(len(GIVEN))]},"
                     f"{'MF'[rng.integers(2)]},{h},{hn.make(serial)},{PROCS[rng.integers(7)]}\n"
                 )
             block = "".join(lines)

@@ -28,7 +28,7 @@ from phiguard.leaks.detectors import surname_table
 from phiguard.leaks.models import LeakCanary
 from phiguard.storage.models import Patient
 
-_GIVEN = [
+GIVEN_NAMES = [
     "Tai",
     "Man",
     "Siu",
@@ -55,7 +55,7 @@ _GIVEN = [
     "Tung",
 ]
 _GIVEN_ZH = "大文小明家欣詠詩志強美玲國偉凱儀俊傑佩珊雄輝樂東"
-_PREFIXES = "ACDEGHKMPRVYZ"
+HKID_PREFIXES = "ACDEGHKMPRVYZ"
 _rng = secrets.SystemRandom()
 
 
@@ -105,7 +105,7 @@ def plant(
         for _ in range(count):
             for _attempt in range(50):
                 pid = prefix + "".join(_rng.choice("0123456789") for _ in range(width))
-                p = _rng.choice(_PREFIXES)
+                p = _rng.choice(HKID_PREFIXES)
                 digits = f"{_rng.randrange(10**6):06d}"
                 hkid = f"{p}{digits}{hkid_check_char(p, digits)}"
                 hn = app.hospital_no_format.make(_rng.randrange(90_000_000, 99_999_999))
@@ -124,13 +124,13 @@ def plant(
             else:  # pragma: no cover - 50 collisions in a row would need an almost full space
                 raise UsageError("could not find a free identity for a canary")
             zh, sur = _rng.choice(surnames)
-            g = _rng.sample(range(len(_GIVEN)), 2)
+            g = _rng.sample(range(len(GIVEN_NAMES)), 2)
             sex = _rng.choice("MF")
             dob = date(_rng.randrange(1940, 2005), _rng.randrange(1, 13), _rng.randrange(1, 29))
             pii = {
                 "hkid": hkid,
                 "hospital_no": hn,
-                "name_en": f"{sur} {_GIVEN[g[0]]} {_GIVEN[g[1]]}",
+                "name_en": f"{sur} {GIVEN_NAMES[g[0]]} {GIVEN_NAMES[g[1]]}",
                 "name_zh": zh + _GIVEN_ZH[g[0]] + _GIVEN_ZH[g[1]],
                 "dob": dob.isoformat(),
                 "phone": f"6{_rng.randrange(10**7):07d}",
