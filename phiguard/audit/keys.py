@@ -19,6 +19,11 @@ from phiguard.crypto.keyring import KeyProvider
 from phiguard.errors import Conflict, CryptoError
 
 
+def wrap_context(label: str) -> bytes:
+    """What a period key (``YYYY-MM``) is bound to when wrapped by the key provider."""
+    return b"audit-period:" + label.encode()
+
+
 class PeriodKeys:
     def __init__(self, folder: Path, provider: KeyProvider, fsync: Fsync = os.fsync) -> None:
         self.folder = folder
@@ -28,7 +33,7 @@ class PeriodKeys:
 
     @staticmethod
     def _context(period: int) -> bytes:
-        return b"audit-period:" + period_label(period).encode()
+        return wrap_context(period_label(period))
 
     def key_path(self, period: int) -> Path:
         return self.folder / f"{period_label(period)}.key"

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 
 from phiguard.app import App
+from phiguard.audit.keys import wrap_context
 from phiguard.audit.tags import Tag
 from phiguard.crypto.fields import FieldCipher
 from phiguard.crypto.keyring import KEYRING_FILE, LocalKeyProvider, write_private
@@ -146,7 +147,7 @@ def rotate_kek(app: App, *, actor: str = "cli") -> str:
         new_id = provider.add_kek()
         ring.save(app.home.keys)
         for path in period_keys:
-            ctx = b"audit-period:" + path.stem.encode()
+            ctx = wrap_context(path.stem)
             write_private(path, provider.wrap(provider.unwrap(path.read_bytes(), ctx), ctx))
         provider.drop_other_keks()
         label = f"local-kek-{new_id}"
