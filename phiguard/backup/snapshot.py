@@ -80,11 +80,8 @@ def _copy_events(app: App, dst: Path) -> None:
     applied = store.applied()  # read first: every part below it is complete and immutable
     dst.mkdir(parents=True, exist_ok=True)
     for part in store.parts():
-        try:
-            first = int(part.stem.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if first < applied:
+        first = store.first_index(part)
+        if first is not None and first < applied:
             target = dst / part.relative_to(store.root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(part, target)

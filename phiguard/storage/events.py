@@ -110,6 +110,14 @@ class EventStore:
         self.root.mkdir(parents=True, exist_ok=True)
         _write_durable(self.root / STATE_FILE, json.dumps({"applied": value}).encode())
 
+    @staticmethod
+    def first_index(part: Path) -> int | None:
+        """The first log index a part holds (its name: ``part-<index>.parquet``), or None."""
+        try:
+            return int(part.stem.split("-")[1])
+        except (IndexError, ValueError):
+            return None
+
     def discard_unapplied(self) -> int:
         """Delete parts left by a write that never reached ``store.json``; returns how many."""
         applied = self.applied()
@@ -117,9 +125,8 @@ class EventStore:
         for part in self.parts():
             if part.name.endswith(".tmp"):
                 continue
-            try:
-                first = int(part.stem.split("-")[1])
-            except (IndexError, ValueError):
+            first = self.first_index(part)
+            if first is None:
                 continue
             if first >= applied:
                 part.unlink()
