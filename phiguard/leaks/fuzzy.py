@@ -1,4 +1,4 @@
-"""Probabilistic linkage of records without a full identifier (Splink on DuckDB).
+"""Probabilistic linkage of records without a full identifier (Splink on DuckDB or Spark).
 
 A masked HKID (``A123***(3)``), a romanised or Chinese name, sex and date of birth together
 usually point to one patient, but no single field does. This is the Fellegi-Sunter model as
@@ -18,9 +18,10 @@ Splink implements it, with three phiguard-specific choices:
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -34,6 +35,7 @@ from phiguard.leaks.detectors import (
 )
 from phiguard.leaks.linkage import Candidate, decrypt_rows
 from phiguard.leaks.models import LeakLinkKey
+from phiguard.leaks.splink_db import JARO_WINKLER, backend, check_engine
 from phiguard.storage.models import Patient
 
 ACCEPT = 0.90  # link when the best candidate is at least this probable …
@@ -153,14 +155,15 @@ def _null(sql: str) -> dict[str, Any]:
     return {"sql_condition": sql, "label_for_charts": "null", "is_null_level": True}
 
 
-def _comparisons() -> list[Any]:
-    hk_compat = '("hkid_l" LIKE "hkid_r" OR "hkid_r" LIKE "hkid_l")'
-    known = 'least("hkid_known_l", "hkid_known_r")'
+def _comparisons(engine: str = "duckdb") -> list[Any]:
+    jw = JARO_WINKLER[engine]
+    hk_compat = "(hkid_l LIKE hkid_r OR hkid_r LIKE hkid_l)"
+    known = "least(hkid_known_l, hkid_known_r)"
     return [
         {
             "output_column_name": "hkid",
             "comparison_levels": [
-                _null('"hkid_l" IS NULL OR "hkid_r" IS NULL'),
+                _null("hkid_l IS NULL OR hkid_r IS NULL"),
                 _lvl(
                     f"{hk_compat} AND {known} >= 4", "masked HKID fits, 4+ digits shown", 0.99, 1e-6
                 ),
@@ -177,15 +180,13 @@ def _comparisons() -> list[Any]:
         {
             "output_column_name": "name_en",
             "comparison_levels": [
-                _null('"given_l" IS NULL OR "given_r" IS NULL'),
-                _lvl('"surname_l" = "surname_r" AND "given_l" = "given_r"', "exact", 0.80, 4e-5),
-                _lvl('"given_l" = "given_r"', "surname variant, same given name", 0.08, 1e-5),
-                _lvl('"anagram_l" = "anagram_r"', "same letters, other order", 0.04, 1e-5),
+                _null("given_l IS NULL OR given_r IS NULL"),
+                _lvl("surname_l = surname_r AND given_l = given_r", "exact", 0.80, 4e-5),
+                _lvl("given_l = given_r", "surname variant, same given name", 0.08, 1e-5),
+                _lvl("anagram_l = anagram_r", "same letters, other order", 0.04, 1e-5),
+                _lvl(f"{jw}(given_l, given_r) >= 0.9", "given ~0.9", 0.05, 1e-4),
                 _lvl(
-                    'jaro_winkler_similarity("given_l", "given_r") >= 0.9', "given ~0.9", 0.05, 1e-4
-                ),
-                _lvl(
-                    'jaro_winkler_similarity("given_l", "given_r") >= 0.75',
+                    f"{jw}(given_l, given_r) >= 0.75",
                     "given ~0.75",
                     0.02,
                     6e-4,
@@ -196,10 +197,10 @@ def _comparisons() -> list[Any]:
         {
             "output_column_name": "name_zh",
             "comparison_levels": [
-                _null('"name_zh_l" IS NULL OR "name_zh_r" IS NULL'),
-                _lvl('"name_zh_l" = "name_zh_r"', "exact", 0.90, 5e-5),
+                _null("name_zh_l IS NULL OR name_zh_r IS NULL"),
+                _lvl("name_zh_l = name_zh_r", "exact", 0.90, 5e-5),
                 _lvl(
-                    'levenshtein("name_zh_l", "name_zh_r") <= 1',
+                    "levenshtein(name_zh_l, name_zh_r) <= 1",
                     "one character differs",
                     0.07,
                     2e-3,
@@ -210,34 +211,34 @@ def _comparisons() -> list[Any]:
         {
             "output_column_name": "sex",
             "comparison_levels": [
-                _null('"sex_l" IS NULL OR "sex_r" IS NULL'),
-                _lvl('"sex_l" = "sex_r"', "same", 0.98, 0.5),
+                _null("sex_l IS NULL OR sex_r IS NULL"),
+                _lvl("sex_l = sex_r", "same", 0.98, 0.5),
                 _lvl("ELSE", "different", 0.02, 0.5),
             ],
         },
         {
             "output_column_name": "dob",
             "comparison_levels": [
-                _null('"dob_l" IS NULL OR "dob_r" IS NULL'),
-                _lvl('"dob_l" = "dob_r"', "exact", 0.88, 3e-5),
+                _null("dob_l IS NULL OR dob_r IS NULL"),
+                _lvl("dob_l = dob_r", "exact", 0.88, 3e-5),
                 _lvl(
-                    'substr("dob_l",1,4) = substr("dob_r",1,4) '
-                    'AND substr("dob_l",6,2) = substr("dob_r",9,2) '
-                    'AND substr("dob_l",9,2) = substr("dob_r",6,2)',
+                    "substr(dob_l,1,4) = substr(dob_r,1,4) "
+                    "AND substr(dob_l,6,2) = substr(dob_r,9,2) "
+                    "AND substr(dob_l,9,2) = substr(dob_r,6,2)",
                     "day and month swapped",
                     0.02,
                     3e-5,
                 ),
-                _lvl('levenshtein("dob_l", "dob_r") <= 1', "one digit differs", 0.05, 6e-4),
-                _lvl('substr("dob_l",1,4) = substr("dob_r",1,4)', "same year", 0.02, 0.011),
+                _lvl("levenshtein(dob_l, dob_r) <= 1", "one digit differs", 0.05, 6e-4),
+                _lvl("substr(dob_l,1,4) = substr(dob_r,1,4)", "same year", 0.02, 0.011),
                 _lvl("ELSE", "different", 0.03, 0.988),
             ],
         },
         {
             "output_column_name": "phone",
             "comparison_levels": [
-                _null('"phone_l" IS NULL OR "phone_r" IS NULL'),
-                _lvl('"phone_l" = "phone_r"', "exact", 0.70, 1e-6),
+                _null("phone_l IS NULL OR phone_r IS NULL"),
+                _lvl("phone_l = phone_r", "exact", 0.70, 1e-6),
                 _lvl("ELSE", "different", 0.30, 1.0),
             ],
         },
@@ -251,21 +252,6 @@ _BLOCKING = [
     "l.root = r.root AND l.given = r.given",
     "l.root = r.root AND l.name_zh = r.name_zh",
 ]
-_FIELDS = (
-    "uid",
-    "root",
-    "hkid",
-    "hkid_known",
-    "hkid_pc",
-    "surname",
-    "given",
-    "anagram",
-    "name_zh",
-    "sex",
-    "birth_year",
-    "dob",
-    "phone",
-)
 
 
 def _hkid_fields(pattern: str | None) -> tuple[str | None, int, str | None]:
@@ -334,36 +320,34 @@ def _candidate_rows(cands: list[Candidate]) -> list[dict[str, Any]]:
 
 
 def score_pairs(
-    left: list[dict[str, Any]], right: list[dict[str, Any]], n_pmi: int
+    left: list[dict[str, Any]],
+    right: list[dict[str, Any]],
+    n_pmi: int,
+    *,
+    engine: str = "duckdb",
+    settings: Any = None,
 ) -> list[dict[str, Any]]:
-    """Splink predictions (match_probability and the comparison levels) above 1%."""
-    import duckdb
-    import pandas as pd
+    """Splink predictions (match_probability and the comparison levels) above 1%, computed
+    on ``engine`` ('duckdb' in process, or 'spark')."""
     from splink import Linker, SettingsCreator
-    from splink.backends.duckdb import DuckDBAPI
 
-    logging.getLogger("splink").setLevel(logging.ERROR)
-    con = duckdb.connect(":memory:")
-    try:
-        db = DuckDBAPI(connection=con)
-        lt = db.register(pd.DataFrame(left, columns=list(_FIELDS)), dataset_display_name="leak")
-        rt = db.register(pd.DataFrame(right, columns=list(_FIELDS)), dataset_display_name="pmi")
-        settings = SettingsCreator(
+    with backend(engine, settings) as register:
+        lt = register(left, "leak")
+        rt = register(right, "pmi")
+        model = SettingsCreator(
             link_type="link_only",
             unique_id_column_name="uid",
-            comparisons=_comparisons(),
+            comparisons=_comparisons(engine),
             blocking_rules_to_generate_predictions=[{"blocking_rule": b} for b in _BLOCKING],
             probability_two_random_records_match=1.0 / max(n_pmi, 1),
             retain_matching_columns=False,
             retain_intermediate_calculation_columns=True,
         )
-        linker = Linker([lt, rt], settings, log_level=None)
+        linker = Linker([lt, rt], model, log_level=None)
         df = linker.inference.predict(threshold_match_probability=0.01)
         out = df.as_pandas_dataframe().to_dict("records")
         df.drop_table_from_database_and_remove_from_cache()
         return out
-    finally:
-        con.close()
 
 
 # A comparison counts as "matched on" when its match weight (log2 Bayes factor) is at least
@@ -379,10 +363,15 @@ _ON = {
 
 
 def fuzzy_link(
-    app: App, records: list[LeakRecord], *, trace: list[tuple[int, str, float]] | None = None
+    app: App,
+    records: list[LeakRecord],
+    *,
+    trace: list[tuple[int, str, float]] | None = None,
+    engine: str | None = None,
 ) -> list[FuzzyMatch]:
     """Links for the records that one candidate explains; ``trace`` (if given) receives every
-    scored pair ``(record index, patient id, probability)`` for calibration checks.
+    scored pair ``(record index, patient id, probability)`` for calibration checks. Splink
+    runs on ``engine`` (default: the ``engine`` setting, as for detection).
 
     Round 1 compares each record with the patients of its surname group and date of birth
     (a few each, found through blind indexes); round 2 takes the records still unsettled and
@@ -390,19 +379,20 @@ def fuzzy_link(
     """
     if not records:
         return []
+    name = check_engine(engine or app.settings.engine)
     from phiguard.leaks.linkindex import refresh
 
     refresh(app, full=False)
-    n_pmi = pmi_size(app)
+    score = partial(score_pairs, n_pmi=pmi_size(app), engine=name, settings=app.settings)
     matched: dict[int, FuzzyMatch] = {}
     ambiguous: set[int] = set()
     first = fetch_by_dob(app, records)
-    matched.update(_round(records, list(range(len(records))), first, n_pmi, trace, ambiguous))
+    matched.update(_round(records, list(range(len(records))), first, score, trace, ambiguous))
     # a wider search cannot settle a record that already has two good candidates
     rest = [i for i in range(len(records)) if i not in matched and i not in ambiguous]
     if rest:
         second, _skipped = fetch_by_year(app, [records[i] for i in rest])
-        matched.update(_round(records, rest, second, n_pmi, trace, ambiguous))
+        matched.update(_round(records, rest, second, score, trace, ambiguous))
     return [matched[i] for i in sorted(matched)]
 
 
@@ -410,7 +400,7 @@ def _round(
     records: list[LeakRecord],
     indices: list[int],
     cands: list[Candidate],
-    n_pmi: int,
+    score: Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]],
     trace: list[tuple[int, str, float]] | None,
     ambiguous: set[int],
 ) -> dict[int, FuzzyMatch]:
@@ -422,7 +412,7 @@ def _round(
         return {}
     by_id = {c.patient_id: c for c in cands}
     best: dict[int, dict[str, tuple[float, list[str]]]] = defaultdict(dict)
-    for p in score_pairs(left, right, n_pmi):
+    for p in score(left, right):
         a, b = str(p["uid_l"]), str(p["uid_r"])
         leak, pmi = (a, b) if a.startswith("L") and not b.startswith("L") else (b, a)
         if not leak.startswith("L"):

@@ -166,10 +166,16 @@ def agreement(rec: LeakRecord, c: Candidate) -> tuple[list[str], list[str]]:
 
 class Linker:
     def __init__(
-        self, app: App, *, fuzzy: bool = True, trace: list[tuple[int, str, float]] | None = None
+        self,
+        app: App,
+        *,
+        fuzzy: bool = True,
+        trace: list[tuple[int, str, float]] | None = None,
+        engine: str | None = None,
     ) -> None:
         self.app = app
         self.fuzzy = fuzzy
+        self.engine = engine  # where Splink runs; None: the engine setting
         self.trace = trace  # scored fuzzy pairs, for calibration checks (bench, tests)
 
     def link(self, records: list[LeakRecord]) -> LinkResult:
@@ -207,7 +213,7 @@ class Linker:
 
             usable = [r for r in rest if (r.name_en or r.name_zh)]
             result.fuzzy_tried = len(usable)
-            matches = fuzzy_link(self.app, usable, trace=self.trace)
+            matches = fuzzy_link(self.app, usable, trace=self.trace, engine=self.engine)
             for m in matches:
                 self._add(
                     result,

@@ -49,8 +49,10 @@ def scan(
     since: datetime | None = None,
     until: datetime | None = None,
     record: bool = True,
+    engine: str | None = None,
 ) -> dict[str, Any]:
-    """Scan ``paths`` and return the spec §3.2 result (also stored, and logged)."""
+    """Scan ``paths`` and return the spec §3.2 result (also stored, and logged). Fuzzy
+    linkage runs on ``engine`` ('duckdb' or 'spark'; default: the ``engine`` setting)."""
     if not paths:
         raise InputError("no file to scan")
     started = app.clock.now()
@@ -60,7 +62,7 @@ def scan(
     top = [i for i in reader.infos if "!" not in i.path]
     _refuse_if_nothing_read(reader.infos, top, collected.records)
 
-    links = Linker(app, fuzzy=fuzzy).link(collected.records)
+    links = Linker(app, fuzzy=fuzzy, engine=engine).link(collected.records)
     affected = links.affected()
     found_canaries = canaries.found(app, links.canaries)
     attribution = rank_sources(
