@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from phiguard.leaks.fastscan import Hits, scan_chunks
+from phiguard.leaks.fastscan import CHUNK, Hits, scan_chunks
 from phiguard.leaks.formats import (
     HtmlTables,
     delimiter,
@@ -340,7 +340,7 @@ class Reader:
                 "binary data in no format phiguard reads: only searched byte by byte for HKIDs "
                 "and hospital numbers"
             )
-            hits = scan_chunks(iter(lambda: stream.read(1 << 22), b""))
+            hits = scan_chunks(iter(lambda: stream.read(CHUNK), b""))
             yield RawHits(info, info.path, hits)
             return
         if kind == "ndjson":
