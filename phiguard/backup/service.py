@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from phiguard.app import App
 from phiguard.audit.tags import Tag
 from phiguard.backup import archive, snapshot
 from phiguard.crypto.keyring import write_private
-from phiguard.errors import HomeError, IntegrityError, UsageError
+from phiguard.errors import HomeError, InputError, IntegrityError, UsageError
 from phiguard.settings import Settings
 
 RECIPIENTS_FILE = "backup-recipients.txt"
@@ -54,8 +55,7 @@ def keygen(app: App, identity_out: Path, *, actor: str = "cli") -> str:
     write_private(
         identity_out,
         (
-            f"# phiguard backup identity, created {created}\n"
-            f"# recipient: {recipient}\n{identity}\n"
+            f"# phiguard backup identity, created {created}\n# recipient: {recipient}\n{identity}\n"
         ).encode(),
     )
     path = recipients_path(app)
@@ -86,16 +86,37 @@ class BackupSummary:
 
 
 def create(
-    app: App, out: Path, *, extra_recipients: list[str] = (), actor: str = "cli"
-) -> BackupSummary:  # type: ignore[assignment]
+    app: App, out: Path, *, extra_recipients: Sequence[str] = (), actor: str = "cli"
+) -> BackupSummary:
+    """Back the home up into ``out`` and record it in the audit log."""
     recipients = home_recipients(app) + [archive.parse_recipient(r) for r in extra_recipients]
+    summary = write(app, out, recipients)
+    app.record(
+        Tag.BACKUP_CREATED,
+        actor=actor,
+        subject=out.name,
+        bytes=summary.bytes,
+        tree_size=summary.tree_size,
+        files=summary.files,
+    )
+    return summary
+
+
+def write(
+    app: App, out: Path, recipients: list[x25519.Recipient], *, work_dir: Path | None = None
+) -> BackupSummary:
+    """Snapshot the home and archive it into ``out``; writes nothing into the home but the
+    database copy, in a private work folder (``work_dir``, default: inside the home, so it is
+    on the same disk and as protected), deleted afterwards."""
+    if not recipients:
+        raise InputError("no backup recipients: add one with `phiguard backup keygen`")
     if out.exists():
         raise UsageError(f"{out} exists; choose a new file name")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent} is not a folder")
-    work = Path(tempfile.mkdtemp(prefix=".backup-", dir=app.home.root))
+    work = Path(tempfile.mkdtemp(prefix=".backup-", dir=work_dir or app.home.root))
     try:
-        snap = snapshot.take(app, work / "home")
+        snap = snapshot.take(app, work)
         meta = {
             "created": app.clock.now().isoformat(timespec="seconds"),
             "phiguard": phiguard.__version__,
@@ -103,21 +124,15 @@ def create(
             "checkpoint": snap.checkpoint,
             "tree_size": snap.tree_size,
         }
-        manifest = archive.write_backup(snap.folder, out, recipients, meta)
+        try:
+            manifest = archive.write_backup(snap, out, recipients, meta)
+        finally:
+            snap.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = BackupSummary(
+    return BackupSummary(
         out, out.stat().st_size, len(manifest["files"]), snap.tree_size, snap.checkpoint
     )
-    app.record(
-        Tag.BACKUP_CREATED,
-        actor=actor,
-        subject=out.name,
-        bytes=summary.bytes,
-        tree_size=snap.tree_size,
-        files=summary.files,
-    )
-    return summary
 
 
 def verify(path: Path, identity_file: Path) -> dict[str, Any]:
@@ -171,7 +186,7 @@ def restore(
         app.audit.publish()
         report = verify_log(app.audit)
         if not report.ok:
-            raise IntegrityError(f"restored audit log does not verify: {report.findings[0]}")  # type: ignore[attr-defined]
+            raise IntegrityError(f"restored audit log does not verify: {report.findings[0]}")
         expected = m.get("checkpoint")
         if expected:
             size = int(expected.splitlines()[1])
@@ -249,4 +264,4 @@ class BackupScheduler:
             self._thread.join()
 
 
-__all__ = ["BackupScheduler", "create", "keygen", "prune", "restore", "verify"]
+__all__ = ["BackupScheduler", "create", "keygen", "prune", "restore", "verify", "write"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from pathlib import Path
 
+import pyrage
 import pytest
 
 from phiguard.app import App
-from phiguard.backup import service
+from phiguard.backup import archive, service, snapshot
 from phiguard.errors import CryptoError, HomeError, IntegrityError
 from phiguard.storage.importer import import_file
 from tests.factories import patient_rows, write_csv, write_events
@@ -124,3 +127,46 @@ def test_no_recipient_is_a_clear_error(sqlite_cli, tmp_path: Path) -> None:  # t
     assert sqlite_cli("init").exit_code == 0
     res = sqlite_cli("backup", "create", str(tmp_path / "x.phgbak"))
     assert res.exit_code == 2 and "no backup recipients" in res.stderr
+
+
+def test_backup_streams_from_the_home_and_leaves_nothing_behind(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, _, _ = populated
+    work = tmp_path / "work"
+    work.mkdir()
+    snap = snapshot.take(app, work)
+    snap.wait_for_database()
+    # only the database is copied; everything else is read from the home while archiving
+    assert [p.name for p in work.iterdir()] == ["phiguard.db"]
+    streamed = [m for m in snap.members if m.path is not None and m.name != "phiguard.db"]
+    assert streamed and all(m.path.is_relative_to(app.home.root) for m in streamed)
+    snap.close()
+    service.create(app, tmp_path / "b.phgbak")
+    assert not list(app.home.root.glob(".backup-*"))
+
+
+def test_a_file_cut_while_it_is_archived_fails_cleanly(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, _, _ = populated
+    work = tmp_path / "work"
+    work.mkdir()
+    snap = snapshot.take(app, work)
+    seg = next(m for m in snap.members if m.name.startswith("audit/journal/"))
+    assert seg.path is not None
+    os.truncate(seg.path, seg.size // 2)  # as if another process cut it during the backup
+    out = tmp_path / "b.phgbak"
+    with pytest.raises(HomeError, match="became shorter"):
+        archive.write_backup(snap, out, service.home_recipients(app), {})
+    snap.close()
+    assert list(tmp_path.glob("b.phgbak*")) == []
+
+
+def test_standard_tools_can_read_a_backup(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """age -d | zstd -d | tar x recovers a home without phiguard (here: rage via pyrage)."""
+    app, _, identity = populated
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    plain = pyrage.decrypt(out.read_bytes(), archive.load_identities(identity))
+    listing = subprocess.run(
+        "zstd -dc | tar -tvf -", input=plain, shell=True, capture_output=True, check=True
+    ).stdout.decode()
+    assert "home/phiguard.db" in listing and "home/audit/journal/" in listing
+    assert listing.rstrip().endswith("MANIFEST.json")
