@@ -310,49 +310,95 @@ def build_pmi(home: Path, n: int, seed: int = 3) -> None:
     app.close()
 
 
-def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, Any]:
-    """Runs in a child process so that its peak memory is its own."""
-    from phiguard.app import App
-    from phiguard.leaks.detectors import LeakRecord, parse_english_name
-    from phiguard.leaks.linkage import Linker, load_patients
-    from phiguard.settings import Settings
+def _sample_patients(app: Any, n: int, rng: random.Random) -> dict[str, Any]:
+    """``n`` random patients of the PMI, decrypted (to write dumps from; not timed). Patient
+    ids are ``P`` + 7 digits both in the homes built here and in the generator's."""
+    from phiguard.leaks.fuzzy import pmi_size
+    from phiguard.leaks.linkage import load_patients
 
-    app = App.open(Settings(home=home))
-    rng = random.Random(5)
-    ids = [f"P{i:07d}" for i in rng.sample(range(n_pmi), n_exact + n_fuzzy)]
-    t = time.perf_counter()
-    pmi = load_patients(app, ids)  # to write the dumps (not timed as linkage)
-    build_s = time.perf_counter() - t
-    exact = [
-        LeakRecord(
-            "x",
-            hkid=pmi[i].hkid,
-            hospital_no=pmi[i].hospital_no,
-            name_en=parse_english_name(pmi[i].name_en or ""),
-            sex=pmi[i].sex,
-            fields={"hkid", "hospital_no", "name_en", "sex"},
-        )
-        for i in ids[:n_exact]
-    ]
+    size = pmi_size(app)
+    out: dict[str, Any] = {}
+    while len(out) < n:
+        ids = [f"P{i:07d}" for i in rng.sample(range(size + 1), min(size, 2 * n))]
+        got = load_patients(app, [i for i in ids if i not in out])
+        out.update({k: v for k, v in got.items() if not v.is_canary})
+    return dict(list(out.items())[:n])
+
+
+def _read_dump(app: Any, path: Path) -> list[Any]:
+    from phiguard.leaks.detectors import Detector
+    from phiguard.leaks.readers import Reader
+    from phiguard.leaks.records import RecordBuilder
+
+    return RecordBuilder(Detector(app.hospital_no_format)).feed(Reader().read_paths([path])).records
+
+
+def _masked_records(pmi: dict[str, Any], rng: random.Random) -> list[Any]:
+    """Masked-HKID records (3 digits hidden), 30% with a variant surname spelling."""
+    from phiguard.leaks.detectors import LeakRecord, parse_english_name
+
     variant = {"CHAN": "CHEN", "WONG": "WANG", "LEE": "LI", "CHEUNG": "ZHANG", "LAU": "LIU"}
-    fuzzy = []
-    for i in ids[n_exact:]:
-        c = pmi[i]
+    out = []
+    for c in pmi.values():
         name = parse_english_name(c.name_en or "")
         assert name is not None and c.hkid is not None
         if rng.random() < 0.3 and name.surname in variant:
             name = type(name)(variant[name.surname], name.given)
-        masked = c.hkid[:-7] + c.hkid[-7:-4] + "___" + c.hkid[-1]
-        fuzzy.append(
+        out.append(
             LeakRecord(
                 "x",
-                hkid_masked=masked,
+                hkid_masked=c.hkid[:-7] + c.hkid[-7:-4] + "___" + c.hkid[-1],
                 name_en=name,
                 sex=c.sex,
                 dob=c.dob,
                 fields={"hkid", "name_en", "sex", "dob"},
             )
         )
+    return out
+
+
+def link_stage(home: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Runs in a child process so that its peak memory is its own. With ``args.dump`` the
+    exact step links that file's records (the generator's leaked dump) and, with
+    ``args.labels``, checks them against its labels; otherwise it links ``args.exact``
+    records made from random PMI patients. The home is only read, except for the
+    date-of-birth blind index, which the first fuzzy run builds (``phiguard leaks index``)."""
+    from phiguard.app import App
+    from phiguard.leaks.detectors import LeakRecord, parse_english_name
+    from phiguard.leaks.fuzzy import pmi_size
+    from phiguard.leaks.linkage import Linker
+    from phiguard.settings import Settings
+
+    app = App.open(Settings(home=home))
+    rng = random.Random(5)
+    t = time.perf_counter()
+    n_pmi = pmi_size(app)
+    sample = _sample_patients(app, args.fuzzy + (0 if args.dump else args.exact), rng)
+    ids = list(sample)
+    truth_exact: set[str] | None = None
+    if args.dump:
+        t_read = time.perf_counter()
+        exact = _read_dump(app, Path(args.dump))
+        read_s = time.perf_counter() - t_read
+        if args.labels:
+            truth_exact = set(json.loads(Path(args.labels).read_text())["leak"]["patient_ids"])
+    else:
+        read_s = 0.0
+        exact = [
+            LeakRecord(
+                "x",
+                hkid=sample[i].hkid,
+                hospital_no=sample[i].hospital_no,
+                name_en=parse_english_name(sample[i].name_en or ""),
+                sex=sample[i].sex,
+                fields={"hkid", "hospital_no", "name_en", "sex"},
+            )
+            for i in ids[args.fuzzy :]
+        ]
+        truth_exact = set(ids[args.fuzzy :])
+    fuzzy_ids = ids[: args.fuzzy]
+    fuzzy = _masked_records({i: sample[i] for i in fuzzy_ids}, rng)
+    setup_s = time.perf_counter() - t
 
     def cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)
@@ -361,39 +407,75 @@ def link_stage(home: Path, n_pmi: int, n_exact: int, n_fuzzy: int) -> dict[str, 
     t, c = time.perf_counter(), cpu()
     res_exact = Linker(app, fuzzy=False).link(exact)
     exact_s, exact_cpu = time.perf_counter() - t, cpu() - c
+    linked = set(res_exact.links)
+    exact_q = _quality(linked, truth_exact)
     from phiguard.leaks.linkindex import refresh
 
     t, c = time.perf_counter(), cpu()
-    refresh(app)  # the date-of-birth blind index: built once, then kept up to date
+    keyed = refresh(app, full=False)  # the date-of-birth blind index: once, then new rows only
     index_s, index_cpu = time.perf_counter() - t, cpu() - c
     t, c = time.perf_counter(), cpu()
     trace: list[tuple[int, str, float]] = []
-    res_fuzzy = Linker(app, trace=trace).link(fuzzy)
+    res_fuzzy = Linker(app, trace=trace, engine=args.engine).link(fuzzy)
     fuzzy_s, fuzzy_cpu = time.perf_counter() - t, cpu() - c
     # calibration: of the scored pairs in each probability band, how many are true matches
     bands = [(0.01, 0.5), (0.5, 0.9), (0.9, 0.99), (0.99, 1.01)]
     calib = []
     for lo, hi in bands:
         pairs = [(i, pid) for i, pid, p in trace if lo <= p < hi]
-        true = sum(1 for i, pid in pairs if ids[n_exact + i] == pid)
+        true = sum(1 for i, pid in pairs if fuzzy_ids[i] == pid)
         calib.append({"band": f"{lo:.2f}-{min(hi, 1.0):.2f}", "pairs": len(pairs), "true": true})
-    truth = set(ids[n_exact:])
-    found = set(res_fuzzy.links)
-    tp = len(found & truth)
-    return {
+    out = {
+        "n_pmi": n_pmi,
+        "exact_records": len(exact),
         "exact_s": exact_s,
-        "exact_linked": len(res_exact.links),
-        "fuzzy_s": fuzzy_s,
-        "fuzzy_tp": tp,
-        "fuzzy_fp": len(found - truth),
-        "fuzzy_truth": len(truth),
-        "setup_s": build_s,
         "exact_cpu": exact_cpu,
+        "exact_linked": len(linked),
+        "exact_decoys": res_exact.decoys,
+        "exact_quality": exact_q,
+        "read_s": read_s,
+        "fuzzy_s": fuzzy_s,
         "fuzzy_cpu": fuzzy_cpu,
+        "fuzzy_quality": _quality(set(res_fuzzy.links), set(fuzzy_ids)),
+        "setup_s": setup_s,
         "index_s": index_s,
         "index_cpu": index_cpu,
+        "index_keyed": keyed,
         "calibration": calib,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if args.attribution_days:
+        out["attribution"] = _home_attribution(app, sorted(linked), args.attribution_days)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _quality(found: set[str], truth: set[str] | None) -> dict[str, Any] | None:
+    if truth is None:
+        return None
+    tp = len(found & truth)
+    f1 = 2 * tp / (len(found) + len(truth)) if found or truth else 1.0
+    return {"tp": tp, "wrong": len(found - truth), "missed": len(truth - found), "f1": f1}
+
+
+def _home_attribution(app: Any, leaked: list[str], days: int) -> dict[str, Any]:
+    """Ranked sources over the last ``days`` days of the home's own event store."""
+    from phiguard.leaks.attribution import rank_sources
+    from phiguard.storage.events import EventStore
+
+    store = EventStore.of(app)
+    con = store.connect()
+    last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    since = last - timedelta(days=days)
+    n_events = con.execute("SELECT count(*) FROM events WHERE ts >= ?", [since]).fetchone()[0]
+    dt, ranked = median_time(lambda: rank_sources(app, leaked, con=con, since=since), 3)
+    top = ranked[0] if ranked else {}
+    return {
+        "days": days,
+        "events": n_events,
+        "s": dt,
+        "top": top.get("query_id") or top.get("account_id"),
+        "top_account": top.get("account_id"),
+        "coverage": top.get("coverage"),
     }
 
 
@@ -506,19 +588,91 @@ def bench_quality(tmp: Path) -> list[dict[str, Any]]:
     return out
 
 
+def run_link(tmp: Path, args: argparse.Namespace) -> None:
+    if args.home:
+        home = args.home
+        print(f"== linkage against the existing home {home}")
+    else:
+        home = tmp / "home"
+        t = time.perf_counter()
+        build_pmi(home, args.pmi)
+        print(f"== linkage: PMI of {args.pmi:,} patients built in {time.perf_counter() - t:.0f} s")
+    cmd = [sys.executable, "-m", "bench.bench_leaks", "--link-stage", str(home)]
+    for flag in ("exact", "fuzzy", "engine", "dump", "labels"):
+        if getattr(args, flag):
+            cmd += [f"--{flag}", str(getattr(args, flag))]
+    cmd += ["--attribution-days", str(args.attribution_days if args.home else 0)]
+    child = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    if child.returncode:
+        sys.exit(f"link stage failed:\n{child.stderr[-3000:]}")
+    r = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"PMI: {r['n_pmi']:,} patients; loads: {uptime()}")
+    q = r["exact_quality"]
+    source = f"rows of {args.dump}" if args.dump else "rows made from random PMI patients"
+    print(
+        f"exact: {r['exact_records']:,} {source} (read in {r['read_s']:.1f} s), "
+        f"{r['exact_linked']:,} patients linked, {r['exact_decoys']} identifiers of nobody, "
+        f"in {r['exact_s']:.2f} s wall, {r['exact_cpu']:.2f} s CPU  (target ≤ 10 s)"
+    )
+    if q:
+        print(f"  vs truth: F1 {q['f1']:.4f}, {q['wrong']} wrong, {q['missed']} missed")
+    print(
+        f"date-of-birth blind index: {r['index_keyed']:,} patients keyed in {r['index_s']:.1f} s "
+        f"wall, {r['index_cpu']:.1f} s CPU (once; later scans only key new or changed rows)"
+    )
+    q = r["fuzzy_quality"]
+    print(
+        f"fuzzy ({args.engine}): {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s wall, "
+        f"{r['fuzzy_cpu']:.1f} s CPU, F1 {q['f1']:.4f} ({q['wrong']} wrong links, "
+        f"{q['missed']} missed)  (target ≤ 60 s)"
+    )
+    for b in r["calibration"]:
+        share = b["true"] / b["pairs"] if b["pairs"] else float("nan")
+        print(f"  calibration: p in {b['band']}: {b['pairs']:,} pairs, {share:.3f} true")
+    if "attribution" in r:
+        a = r["attribution"]
+        print(
+            f"== attribution over the home's last {a['days']} days ({a['events']:,} events): "
+            f"{a['s']:.2f} s (median of 3); top = {a['top']} ({a['top_account']}), "
+            f"coverage {a['coverage']}  (target ≤ 60 s)"
+        )
+    print(f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)")
+
+
+def uptime() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dump-mb", type=int, default=100)
-    ap.add_argument("--pmi", type=int, default=1_000_000)
+    ap.add_argument("--pmi", type=int, default=1_000_000, help="size of the PMI built")
     ap.add_argument("--exact", type=int, default=56_000)
     ap.add_argument("--fuzzy", type=int, default=3_000)
     ap.add_argument("--events-per-day", type=int, default=2_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=["extract", "link", "attribution", "quality"], default=None)
+    ap.add_argument(
+        "--home",
+        type=Path,
+        help="link (and attribute) against this existing home instead of building a PMI; "
+        "read only, except that the date-of-birth blind index is built there once",
+    )
+    ap.add_argument(
+        "--dump", help="with --home: the leaked dump to link exactly (e.g. leak/dump.csv)"
+    )
+    ap.add_argument("--labels", help="with --dump: the generator's labels.json, to check the links")
+    ap.add_argument("--engine", default="duckdb", help="where Splink runs: duckdb or spark")
+    ap.add_argument(
+        "--attribution-days",
+        type=int,
+        default=7,
+        help="with --home: rank sources over this many days of the home's events (0: skip)",
+    )
     ap.add_argument("--link-stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.link_stage:  # child process
-        print(json.dumps(link_stage(Path(args.link_stage), args.pmi, args.exact, args.fuzzy)))
+        print(json.dumps(link_stage(Path(args.link_stage), args), default=str))
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-leaks-"))
     try:
@@ -564,57 +718,8 @@ def main() -> None:
             else:
                 print(r["ripgrep_note"])
         if args.only in (None, "link"):
-            home = tmp / "home"
-            t = time.perf_counter()
-            build_pmi(home, args.pmi)
-            print(
-                f"== linkage: PMI of {args.pmi:,} patients built in {time.perf_counter() - t:.0f} s"
-            )
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.bench_leaks",
-                    "--link-stage",
-                    str(home),
-                    "--pmi",
-                    str(args.pmi),
-                    "--exact",
-                    str(args.exact),
-                    "--fuzzy",
-                    str(args.fuzzy),
-                ],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                check=True,
-            )
-            r = json.loads(child.stdout.strip().splitlines()[-1])
-            f1 = (
-                2
-                * r["fuzzy_tp"]
-                / (2 * r["fuzzy_tp"] + r["fuzzy_fp"] + (r["fuzzy_truth"] - r["fuzzy_tp"]))
-            )
-            print(
-                f"exact: {args.exact:,} rows linked ({r['exact_linked']:,}) in "
-                f"{r['exact_s']:.2f} s wall, {r['exact_cpu']:.2f} s CPU  (target ≤ 10 s)"
-            )
-            print(
-                f"date-of-birth blind index built over the PMI in {r['index_s']:.1f} s wall, "
-                f"{r['index_cpu']:.1f} s CPU (once; later scans only key new or changed rows)"
-            )
-            print(
-                f"fuzzy: {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s wall, "
-                f"{r['fuzzy_cpu']:.1f} s CPU, F1 {f1:.4f} ({r['fuzzy_fp']} wrong links)  "
-                "(target ≤ 60 s)"
-            )
-            print(
-                f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)"
-            )
-            for b in r["calibration"]:
-                share = b["true"] / b["pairs"] if b["pairs"] else float("nan")
-                print(f"  calibration: p in {b['band']}: {b['pairs']:,} pairs, {share:.3f} true")
-        if args.only in (None, "attribution"):
+            run_link(tmp, args)
+        if args.only in (None, "attribution") and not args.home:
             r = bench_attribution(
                 tmp, args.events_per_day, args.pmi, min(args.exact, args.pmi // 2)
             )
