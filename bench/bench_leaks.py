@@ -311,7 +311,8 @@ def build_pmi(home: Path, n: int, seed: int = 3) -> None:
 
 
 def _sample_patients(app: Any, n: int, rng: random.Random) -> dict[str, Any]:
-    """``n`` random patients of the PMI, decrypted (to write dumps from; not timed). Patient
+    """``n`` random patients of the PMI with an HKID, an English name and a date of birth,
+    decrypted (to write dumps from; not timed). Patient
     ids are ``P`` + 7 digits both in the homes built here and in the generator's."""
     from phiguard.leaks.fuzzy import pmi_size
     from phiguard.leaks.linkage import load_patients
@@ -321,7 +322,9 @@ def _sample_patients(app: Any, n: int, rng: random.Random) -> dict[str, Any]:
     while len(out) < n:
         ids = [f"P{i:07d}" for i in rng.sample(range(size + 1), min(size, 2 * n))]
         got = load_patients(app, [i for i in ids if i not in out])
-        out.update({k: v for k, v in got.items() if not v.is_canary})
+        # a masked record needs an HKID, a name and a date of birth to be made from
+        out.update({k: v for k, v in got.items() if v.hkid and v.name_en and v.dob})
+        out = {k: v for k, v in out.items() if not v.is_canary}
     return dict(list(out.items())[:n])
 
 
@@ -464,9 +467,9 @@ def _home_attribution(app: Any, leaked: list[str], days: int) -> dict[str, Any]:
 
     store = EventStore.of(app)
     con = store.connect()
-    last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    last = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
     since = last - timedelta(days=days)
-    n_events = con.execute("SELECT count(*) FROM events WHERE ts >= ?", [since]).fetchone()[0]
+    n_events = con.execute("SELECT count(*) FROM events WHERE ts >= ?", [since]).fetchall()[0][0]
     dt, ranked = median_time(lambda: rank_sources(app, leaked, con=con, since=since), 3)
     top = ranked[0] if ranked else {}
     return {
@@ -616,10 +619,14 @@ def run_link(tmp: Path, args: argparse.Namespace) -> None:
     )
     if q:
         print(f"  vs truth: F1 {q['f1']:.4f}, {q['wrong']} wrong, {q['missed']} missed")
-    print(
-        f"date-of-birth blind index: {r['index_keyed']:,} patients keyed in {r['index_s']:.1f} s "
-        f"wall, {r['index_cpu']:.1f} s CPU (once; later scans only key new or changed rows)"
-    )
+    if r["index_keyed"]:
+        print(
+            f"date-of-birth blind index: {r['index_keyed']:,} patients keyed in "
+            f"{r['index_s']:.1f} s wall, {r['index_cpu']:.1f} s CPU (once; later scans only "
+            "key new or changed rows)"
+        )
+    else:
+        print(f"date-of-birth blind index: already up to date ({r['index_s']:.2f} s to check)")
     q = r["fuzzy_quality"]
     print(
         f"fuzzy ({args.engine}): {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s wall, "
