@@ -1,20 +1,26 @@
 """Backup and restore of a populated home vs ``tar | zstd -3 -T0`` of the same folder.
 
 Quick (default): builds a home of 100,000 patients and 7 days of events in a scratch folder.
-``--home PATH`` measures an existing home instead (read only: the backup reads it, nothing is
-recorded in it, the restore goes to a scratch folder that is deleted afterwards); this is how
-the full-size home (7.5 M patients, 100 M events) is measured. ``--build PATH`` only builds the
-quick home at PATH, for repeated runs with ``--home``.
+``--home PATH`` measures an existing home instead, read only: the backup reads it (the
+database copy goes to the scratch folder, nothing is recorded in the home), the restore goes
+to the scratch folder, which is deleted afterwards. This is how the full-size home (7.5 M
+patients, 100 M events) is measured. ``--build PATH`` only builds the quick home at PATH.
 
 The anchor archives the same folder without a consistent snapshot and without encryption, so
 it is the floor for the same bytes through the same compressor. Backup and anchor alternate,
-``--repeat`` times each; medians are reported. Restore plus full audit verification runs in a
-child process so its peak memory can be reported.
+``--repeat`` times each; medians are reported. ``--sink null`` sends both to /dev/null (a
+home too big for the free disk; ours still does all its work but the final fsync).
+
+Restore modes: ``file`` restores the last backup file into a new home; ``stream`` (for homes
+too big to hold a backup *and* a restored copy) restores from a pipe fed by a fresh backup
+running at the same time, so the figure is an upper bound (both share the cores); ``none``.
+Each backup and restore runs in a child process that reports its own time and peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -23,10 +29,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from pyrage import x25519
-
-from bench.common import FULL, run_child
+from bench.common import FULL
 
 
 def build(home: Path, patients: int, days: int) -> None:
@@ -48,30 +53,59 @@ def build(home: Path, patients: int, days: int) -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def tree_bytes(home: Path) -> int:
-    return sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
+BACKUP = """
+import json, resource, time
+from pathlib import Path
+from pyrage import x25519
+from phiguard.app import App
+from phiguard.backup import service
+from phiguard.settings import Settings
+app = App.open(Settings(home=Path({home!r})), migrate=False)
+t = time.perf_counter()
+s = service.write(app, Path({out!r}), [x25519.Recipient.from_str({recipient!r})],
+                  work_dir=Path({work!r}))
+secs = time.perf_counter() - t
+app.close()
+print(json.dumps({{"seconds": secs, "files": s.files, "tree_size": s.tree_size,
+    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
 
-
-def backup_once(home: Path, out: Path, recipient: str, work: Path) -> float:
-    """Snapshot and archive ``home`` to ``out`` without writing anything into the home (the
-    database copy goes to ``work``; no audit entry is recorded)."""
-    from phiguard.app import App
-    from phiguard.backup import service
-    from phiguard.settings import Settings
-
-    app = App.open(Settings(home=home), migrate=False)
-    try:
-        t = time.perf_counter()
-        service.write(app, out, [x25519.Recipient.from_str(recipient)], work_dir=work)
-        return time.perf_counter() - t
-    finally:
-        app.close()
-
-
-def anchor_once(home: Path, out: Path) -> float:
+RESTORE = """
+import json, resource, time
+from pathlib import Path
+import phiguard.audit.verify as v
+from phiguard.backup import service
+spent = []
+inner = v.verify_log
+def timed(*a, **k):
     t = time.perf_counter()
-    subprocess.run(f"tar -C {home} -cf - . | zstd -3 -q -T0 -o {out}", shell=True, check=True)
-    return time.perf_counter() - t
+    try:
+        return inner(*a, **k)
+    finally:
+        spent.append(time.perf_counter() - t)
+v.verify_log = timed
+t = time.perf_counter()
+r = service.restore(Path({backup!r}), Path({key!r}), Path({to!r}))
+secs = time.perf_counter() - t
+rss = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF,
+          resource.RUSAGE_CHILDREN)) / 1024
+print(json.dumps({{"seconds": secs, "verify": sum(spent), "rss": rss, **r}}))
+"""
+
+
+def child(code: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
+def result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"child failed with exit code {proc.returncode}")
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def main() -> None:
@@ -79,15 +113,18 @@ def main() -> None:
     ap.add_argument("--home", type=Path, help="measure this existing home (read only)")
     ap.add_argument("--build", type=Path, help="only build the quick home at this path")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--no-restore", action="store_true")
-    ap.add_argument(
-        "--scratch", type=Path, default=None, help="folder for backups and the restored home"
-    )
+    ap.add_argument("--sink", choices=("file", "null"), default="file")
+    ap.add_argument("--restore", choices=("file", "stream", "none"), default="file")
+    ap.add_argument("--scratch", type=Path, help="parent folder of the scratch folder")
     args = ap.parse_args()
+    if args.restore == "file" and args.sink == "null":
+        ap.error("--restore file needs --sink file (use --restore stream)")
     patients, days = (7_500_000, 30) if FULL else (100_000, 7)
     if args.build:
         build(args.build, patients, days)
         return
+    from pyrage import x25519
+
     tmp = Path(tempfile.mkdtemp(prefix="phg-bench-backup-", dir=args.scratch))
     try:
         home = args.home
@@ -98,43 +135,57 @@ def main() -> None:
         key = tmp / "id.key"
         key.write_text(f"{identity}\n")
         os.chmod(key, 0o600)
-        size = tree_bytes(home)
-        print(f"home: {home} ({size / 1e6:,.0f} MB); load {os.getloadavg()[0]:.2f}", flush=True)
-
-        ours, anchor = [], []
+        files = [p for p in home.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        print(f"home: {home}, {len(files):,} files, {size / 1e9:,.2f} GB; load {load()}")
+        out = Path("/dev/null") if args.sink == "null" else tmp / "b.phgbak"
+        anchor_out = "/dev/null" if args.sink == "null" else str(tmp / "anchor.tar.zst")
+        backup = {"home": str(home), "recipient": str(identity.to_public()), "work": str(tmp)}
+        ours, anchor, written, anchor_written = [], [], 0, 0
         for i in range(args.repeat):
-            out = tmp / "b.phgbak"
-            out.unlink(missing_ok=True)
-            ours.append(backup_once(home, out, str(identity.to_public()), tmp))
-            a = tmp / "anchor.tar.zst"
-            a.unlink(missing_ok=True)
-            anchor.append(anchor_once(home, a))
+            if out != Path("/dev/null"):
+                out.unlink(missing_ok=True)
+            r = result(child(BACKUP.format(out=str(out), **backup)))
+            ours.append(r["seconds"])
+            written = out.stat().st_size if out.is_file() else 0
+            t = time.perf_counter()
+            subprocess.run(
+                f"tar -C {home} -cf - . | zstd -3 -q -T0 -c > {anchor_out}", shell=True, check=True
+            )
+            anchor.append(time.perf_counter() - t)
+            if anchor_out != "/dev/null":
+                anchor_written = os.path.getsize(anchor_out)
+                os.unlink(anchor_out)
             print(
-                f"  run {i + 1}: phiguard {ours[-1]:.2f} s, tar | zstd {anchor[-1]:.2f} s, "
-                f"load {os.getloadavg()[0]:.2f}",
+                f"  run {i + 1}: phiguard {ours[-1]:.2f} s (peak RSS {r['rss']:,.0f} MiB), "
+                f"tar | zstd {anchor[-1]:.2f} s; load {load()}",
                 flush=True,
             )
         mo, ma = statistics.median(ours), statistics.median(anchor)
+        sizes = f", {written / 1e9:.2f} GB vs {anchor_written / 1e9:.2f} GB" if written else ""
         print(
-            f"backup create: phiguard {mo:.2f} s ({size / mo / 1e6:,.0f} MB/s, "
-            f"{out.stat().st_size / 1e6:,.0f} MB written); tar | zstd -3 -T0 {ma:.2f} s "
-            f"({a.stat().st_size / 1e6:,.0f} MB); ratio {mo / ma:.2f}× the anchor's time "
-            f"(target ≤ 2×); load {os.getloadavg()[0]:.2f}",
+            f"backup create ({args.sink}): phiguard {mo:.2f} s ({size / mo / 1e6:,.0f} MB/s); "
+            f"tar | zstd -3 -T0 {ma:.2f} s ({size / ma / 1e6:,.0f} MB/s); "
+            f"ratio {mo / ma:.2f}× the anchor's time (target ≤ 2×){sizes}; load {load()}",
             flush=True,
         )
-        a.unlink()
-        if args.no_restore:
+        if args.restore == "none":
             return
         restored = tmp / "restored"
-        code = (
-            "import json; from pathlib import Path; from phiguard.backup import service; "
-            f"print(json.dumps(service.restore(Path({str(out)!r}), Path({str(key)!r}), "
-            f"Path({str(restored)!r}))))"
-        )
-        secs, peak, stdout = run_child(code)
+        src = out
+        if args.restore == "stream":
+            src = tmp / "pipe"
+            os.mkfifo(src)
+        rest = child(RESTORE.format(backup=str(src), key=str(key), to=str(restored)))
+        if args.restore == "stream":
+            result(child(BACKUP.format(out=str(src), **backup)))
+        r = result(rest)
+        note = " (upper bound: a backup ran at the same time)" if args.restore == "stream" else ""
         print(
-            f"restore + full audit verification: {secs:.1f} s, peak RSS {peak:,.0f} MiB "
-            f"(target ≤ 15 min at full size); {stdout.strip()}; load {os.getloadavg()[0]:.2f}",
+            f"restore + full audit verification ({args.restore}): {r['seconds']:.1f} s, of "
+            f"which audit verify {r['verify']:.1f} s{note}; peak RSS {r['rss']:,.0f} MiB; "
+            f"{r['tree_size']:,} entries (manifest {r['manifest_tree_size']:,}), "
+            f"verified {r['verified']} (target ≤ 15 min at full size); load {load()}",
             flush=True,
         )
     finally:

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import queue
+import stat
 import struct
 import tarfile
 import threading
@@ -78,43 +79,33 @@ def load_identities(path: Path) -> list[x25519.Identity]:
     return ids
 
 
+def is_stream(path: Path) -> bool:
+    """A pipe or a character device (``/dev/null``): written or read in one go, in place."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def write_backup(
     snap: Snapshot, out: Path, recipients: list[x25519.Recipient], meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """Archive the snapshot's members into ``out`` (written to a temporary name, fsynced,
-    then renamed). This thread reads, hashes and frames the files; zstd's workers compress;
-    a sealer thread encrypts and writes. All of them spend most of their time outside the
-    GIL (file I/O, hashlib, zstd), so a 2-core machine runs them side by side."""
+    """Archive the snapshot's members into ``out``: a new file (written to a temporary name,
+    fsynced, then renamed), or a pipe (:func:`is_stream`, written in place)."""
     if not recipients:
         raise InputError("no backup recipients: add one with `phiguard backup keygen`")
     keys = [age.recipient_key(str(r)) for r in recipients]
     files: dict[str, dict[str, Any]] = {}
     manifest = {"format": FORMAT, **meta, "files": files}
+    if is_stream(out):
+        with out.open("wb") as dst:
+            _write_stream(snap, dst, keys, manifest)
+        return manifest
     tmp = out.with_name(out.name + ".partial")
     try:
         with tmp.open("wb") as dst:
-            sealer = _Sealer(dst, keys)
-            tar = None
-            try:
-                cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS)
-                with cctx.stream_writer(
-                    cast(BinaryIO, sealer), closefd=False, write_size=BLOCK
-                ) as z:
-                    tar = _TarWriter(z, sealer)
-                    for member in snap.members:
-                        if member.name == "phiguard.db":
-                            snap.wait_for_database()
-                        tar.add(snapshot.resolve(member))
-                    files.update(tar.digests())
-                    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-                    tar.add(snapshot.Member(MANIFEST, 0o600, 0.0, data=data), prefix="")
-                    tar.finish()
-            except BaseException:
-                if tar is not None:
-                    tar.abort()
-                sealer.stage.abort()
-                raise
-            sealer.stage.finish()
+            _write_stream(snap, dst, keys, manifest)
         os.replace(tmp, out)
         dfd = os.open(out.parent, os.O_RDONLY)
         try:
@@ -125,6 +116,34 @@ def write_backup(
         tmp.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def _write_stream(
+    snap: Snapshot, dst: BinaryIO, keys: list[bytes], manifest: dict[str, Any]
+) -> None:
+    """This thread reads, hashes and frames the files; zstd's workers compress; a sealer
+    thread encrypts, writes and fsyncs. All of them spend most of their time outside the GIL
+    (file I/O, hashlib, zstd), so a 2-core machine runs them side by side."""
+    sealer = _Sealer(dst, keys)
+    tar = None
+    try:
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS)
+        with cctx.stream_writer(cast(BinaryIO, sealer), closefd=False, write_size=BLOCK) as z:
+            tar = _TarWriter(z, sealer)
+            for member in snap.members:
+                if member.name == "phiguard.db":
+                    snap.wait_for_database()
+                tar.add(snapshot.resolve(member))
+            manifest["files"].update(tar.digests())
+            data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            tar.add(snapshot.Member(MANIFEST, 0o600, 0.0, data=data), prefix="")
+            tar.finish()
+    except BaseException:
+        if tar is not None:
+            tar.abort()
+        sealer.stage.abort()
+        raise
+    sealer.stage.finish()
 
 
 class _Stage:
@@ -182,7 +201,8 @@ class _Sealer(io.RawIOBase):
         def done() -> None:
             sealed.close()
             dst.flush()
-            os.fsync(dst.fileno())
+            if stat.S_ISREG(os.fstat(dst.fileno()).st_mode):
+                os.fsync(dst.fileno())
 
         self.stage = _Stage("backup-sealer", sealed.write, done)
 
@@ -309,7 +329,7 @@ def read_backup(
     the backup does not decrypt (wrong key, tampering, truncation) and :class:`IntegrityError`
     when its contents disagree with the manifest.
     """
-    if not path.is_file():
+    if not path.is_file() and not is_stream(path):
         raise InputError(f"{path}: no such backup file")
     seen: dict[str, dict[str, Any]] = {}
     manifest: dict[str, Any] | None = None

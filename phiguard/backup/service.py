@@ -90,6 +90,8 @@ def create(
 ) -> BackupSummary:
     """Back the home up into ``out`` and record it in the audit log."""
     recipients = home_recipients(app) + [archive.parse_recipient(r) for r in extra_recipients]
+    if out.exists():
+        raise UsageError(f"{out} exists; choose a new file name")
     summary = write(app, out, recipients)
     app.record(
         Tag.BACKUP_CREATED,
@@ -105,12 +107,13 @@ def create(
 def write(
     app: App, out: Path, recipients: list[x25519.Recipient], *, work_dir: Path | None = None
 ) -> BackupSummary:
-    """Snapshot the home and archive it into ``out``; writes nothing into the home but the
-    database copy, in a private work folder (``work_dir``, default: inside the home, so it is
-    on the same disk and as protected), deleted afterwards."""
+    """Snapshot the home and archive it into ``out`` (a new file, or a pipe to stream it
+    elsewhere); writes nothing into the home but the database copy, in a private work folder
+    (``work_dir``, default: inside the home, so it is on the same disk and as protected),
+    deleted afterwards. Records nothing: :func:`create` is the user-facing call."""
     if not recipients:
         raise InputError("no backup recipients: add one with `phiguard backup keygen`")
-    if out.exists():
+    if out.exists() and not archive.is_stream(out):
         raise UsageError(f"{out} exists; choose a new file name")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent} is not a folder")
@@ -130,9 +133,8 @@ def write(
             snap.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return BackupSummary(
-        out, out.stat().st_size, len(manifest["files"]), snap.tree_size, snap.checkpoint
-    )
+    size = 0 if archive.is_stream(out) else out.stat().st_size
+    return BackupSummary(out, size, len(manifest["files"]), snap.tree_size, snap.checkpoint)
 
 
 def verify(path: Path, identity_file: Path) -> dict[str, Any]:

@@ -170,3 +170,15 @@ def test_standard_tools_can_read_a_backup(populated, tmp_path: Path) -> None:  #
     ).stdout.decode()
     assert "home/phiguard.db" in listing and "home/audit/journal/" in listing
     assert listing.rstrip().endswith("MANIFEST.json")
+
+
+def test_a_backup_can_stream_through_a_pipe(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app, _, identity = populated
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    recipients = service.home_recipients(app)
+    writer = threading.Thread(target=service.write, args=(app, fifo, recipients))
+    writer.start()
+    restored = service.restore(fifo, identity, tmp_path / "restored")
+    writer.join()
+    assert restored["verified"] and restored["tree_size"] >= restored["manifest_tree_size"] > 0
