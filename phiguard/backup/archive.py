@@ -19,6 +19,7 @@ large the home is.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -320,6 +321,52 @@ class ReadResult:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class _ReadAhead(io.RawIOBase):
+    """Reads ``src`` in a thread, a few blocks ahead of the consumer (there: decryption,
+    which holds the GIL, overlaps with decompression, hashing and writing, which do not)."""
+
+    def __init__(self, src: Any) -> None:
+        self.src = src
+        self.queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.block = memoryview(b"")
+        self.eof = False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="restore-reader", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                block = self.src.read(BLOCK)
+                self.queue.put(block)
+                if not block:
+                    return
+        except BaseException as exc:  # re-raised in the consumer's thread
+            self.queue.put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self.block and not self.eof:
+            item = self.queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            self.eof = not item
+            self.block = memoryview(item)
+        n = min(len(b), len(self.block))
+        b[:n] = self.block[:n]
+        self.block = self.block[n:]
+        return n
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():  # unblock a reader waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.05)
+        super().close()
+
+
 def read_backup(
     path: Path, identities: list[x25519.Identity], extract_to: Path | None = None
 ) -> ReadResult:
@@ -327,58 +374,74 @@ def read_backup(
 
     With ``extract_to`` the ``home/`` tree is written there. Raises :class:`CryptoError` when
     the backup does not decrypt (wrong key, tampering, truncation) and :class:`IntegrityError`
-    when its contents disagree with the manifest.
+    when its contents disagree with the manifest. Three threads: reading and decrypting;
+    decompressing and untarring (this one); hashing and writing.
     """
     if not path.is_file() and not is_stream(path):
         raise InputError(f"{path}: no such backup file")
     seen: dict[str, dict[str, Any]] = {}
+    hashes: dict[str, Any] = {}
     manifest: dict[str, Any] | None = None
-
     keys = [age.identity_key(str(i)) for i in identities]
+    opened: set[int] = set()
+
+    def consume(item: tuple[Any, int | None, bytes | None]) -> None:
+        sha, fd, chunk = item
+        if chunk is None:
+            if fd is not None:
+                os.close(fd)
+                opened.discard(fd)
+            return
+        sha.update(chunk)
+        if fd is not None:
+            _write_all(fd, chunk)
+
+    writer = _Stage("restore-writer", consume)
     try:
-        with path.open("rb", buffering=1 << 20) as src:
-            # age authenticates every chunk: a flipped byte, a cut-off tail or the wrong
-            # identity all raise CryptoError before any altered byte could be used
-            stream = age.AgeReader(src, keys)
-            dctx = zstandard.ZstdDecompressor()
-            with (
-                dctx.stream_reader(
-                    cast(BinaryIO, stream), read_size=BLOCK, read_across_frames=True
-                ) as z,
-                tarfile.open(fileobj=z, mode="r|", bufsize=BLOCK) as tar,
-            ):
-                for info in tar:
-                    if info.name == MANIFEST:
-                        f = tar.extractfile(info)
-                        assert f is not None
-                        manifest = json.loads(f.read())
-                        continue
-                    if manifest is not None:
-                        raise IntegrityError("backup has files after its manifest")
-                    if not info.isfile() or not info.name.startswith(PREFIX) or ".." in info.name:
-                        raise IntegrityError(f"unexpected member in backup: {info.name!r}")
-                    rel = info.name[len(PREFIX) :]
+        # age authenticates every chunk: a flipped byte, a cut-off tail or the wrong
+        # identity all raise CryptoError before any altered byte could be used
+        with (
+            path.open("rb", buffering=1 << 20) as src,
+            _ReadAhead(age.AgeReader(src, keys)) as stream,
+            zstandard.ZstdDecompressor().stream_reader(
+                cast(BinaryIO, stream), read_size=BLOCK, read_across_frames=True
+            ) as z,
+            tarfile.open(fileobj=z, mode="r|", bufsize=BLOCK) as tar,
+        ):
+            for info in tar:
+                if info.name == MANIFEST:
                     f = tar.extractfile(info)
                     assert f is not None
-                    sha = hashlib.sha256()
-                    dst = None
-                    if extract_to is not None:
-                        target = extract_to / rel
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        dst = os.open(
-                            target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, info.mode & 0o700 or 0o600
-                        )
-                    try:
-                        for chunk in iter(functools.partial(f.read, BLOCK), b""):
-                            sha.update(chunk)
-                            if dst is not None:
-                                _write_all(dst, chunk)
-                    finally:
-                        if dst is not None:
-                            os.close(dst)
-                    seen[rel] = {"sha256": sha.hexdigest(), "size": info.size}
+                    manifest = json.loads(f.read())
+                    continue
+                if manifest is not None:
+                    raise IntegrityError("backup has files after its manifest")
+                if not info.isfile() or not info.name.startswith(PREFIX) or ".." in info.name:
+                    raise IntegrityError(f"unexpected member in backup: {info.name!r}")
+                rel = info.name[len(PREFIX) :]
+                f = tar.extractfile(info)
+                assert f is not None
+                sha = hashes[rel] = hashlib.sha256()
+                seen[rel] = {"size": info.size}
+                fd = None
+                if extract_to is not None:
+                    target = extract_to / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                    fd = os.open(target, flags, info.mode & 0o700 or 0o600)
+                    opened.add(fd)
+                for chunk in iter(functools.partial(f.read, BLOCK), b""):
+                    writer.put((sha, fd, chunk))
+                writer.put((sha, fd, None))
+        writer.finish()
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
         raise IntegrityError(f"backup is truncated or damaged: {exc}") from exc
+    finally:
+        writer.abort()  # a no-op after finish()
+        for fd in opened:
+            os.close(fd)
+    for rel, sha in hashes.items():
+        seen[rel]["sha256"] = sha.hexdigest()
     if manifest is None:
         raise IntegrityError("backup is truncated: its manifest is missing")
     if manifest.get("format") != FORMAT:
