@@ -30,7 +30,7 @@ import stat
 import struct
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -137,7 +137,7 @@ def _write_stream(
                 tar.add(snapshot.resolve(member))
             manifest["files"].update(tar.digests())
             data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-            tar.add(snapshot.Member(MANIFEST, 0o600, 0.0, data=data), prefix="")
+            tar.add(snapshot.Member(MANIFEST, 0o600, 0.0, data=data), prefix="", listed=False)
             tar.finish()
     except BaseException:
         if tar is not None:
@@ -243,34 +243,40 @@ class _TarWriter:
             self.open_frame = False
         return lambda data: self.raw.write(raw_frame(data))
 
-    def add(self, m: snapshot.Member, prefix: str = PREFIX) -> None:
+    def add(self, m: snapshot.Member, prefix: str = PREFIX, listed: bool = True) -> None:
+        """Append one member; ``listed`` ones are hashed for the manifest."""
         write = self._sink(m.compress)
         info = tarfile.TarInfo(prefix + m.name)
         info.size, info.mode, info.mtime = m.length, m.mode, int(m.mtime)
         write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         sha = hashlib.sha256()
-        doc = self.files[m.name] = {"size": m.length, "mode": m.mode}
-        self._shas.append((doc, sha))
-        if m.data is not None:
-            self.hasher.put((sha, m.data))
-            write(m.data)
-        else:
-            assert m.path is not None
-            with m.path.open("rb", buffering=0) as f:
-                left = m.size
-                while left:
-                    chunk = f.read(min(left, BLOCK))
-                    if not chunk:
-                        raise HomeError(
-                            f"{m.path.name} became shorter while being backed up; "
-                            "take the backup again"
-                        )
-                    self.hasher.put((sha, chunk))
-                    write(chunk)
-                    left -= len(chunk)
+        if listed:
+            self.files[m.name] = {"size": m.length, "mode": m.mode}
+            self._shas.append((self.files[m.name], sha))
+        for chunk in self._chunks(m):
+            if listed:
+                self.hasher.put((sha, chunk))
+            write(chunk)
         pad = -m.length % tarfile.BLOCKSIZE
         if pad:
             write(b"\0" * pad)
+
+    @staticmethod
+    def _chunks(m: snapshot.Member) -> Iterator[bytes]:
+        if m.data is not None:
+            yield m.data
+            return
+        assert m.path is not None
+        with m.path.open("rb", buffering=0) as f:
+            left = m.size
+            while left:
+                chunk = f.read(min(left, BLOCK))
+                if not chunk:
+                    raise HomeError(
+                        f"{m.path.name} became shorter while being backed up; take the backup again"
+                    )
+                yield chunk
+                left -= len(chunk)
 
     def digests(self) -> dict[str, dict[str, Any]]:
         """Wait for the hashing stage; the manifest's ``files``."""
