@@ -11,9 +11,13 @@ it is the floor for the same bytes through the same compressor. Backup and ancho
 ``--repeat`` times each; medians are reported. ``--sink null`` sends both to /dev/null (a
 home too big for the free disk; ours still does all its work but the final fsync).
 
-Restore modes: ``file`` restores the last backup file into a new home; ``stream`` (for homes
-too big to hold a backup *and* a restored copy) restores from a pipe fed by a fresh backup
-running at the same time, so the figure is an upper bound (both share the cores); ``none``.
+Restore modes: ``file`` restores the last backup file into a new home; ``stream`` restores
+from a pipe fed by a fresh backup running at the same time (no backup file on disk; an upper
+bound, both share the cores); ``parts`` for a home the free disk cannot hold a second time:
+times each part of a restore separately — ``backup verify`` from a pipe (decrypt,
+decompress, untar, hash: all but the writes), the disk's write rate (dd with fdatasync) for
+the bytes a restore writes, and ``verify_log`` (what restore runs last) on the home itself;
+``none``.
 Each backup and restore runs in a child process that reports its own time and peak memory.
 """
 
@@ -93,6 +97,69 @@ print(json.dumps({{"seconds": secs, "verify": sum(spent), "rss": rss, **r}}))
 """
 
 
+VERIFY = """
+import json, resource, time
+from pathlib import Path
+from phiguard.backup import service
+t = time.perf_counter()
+r = service.verify(Path({backup!r}), Path({key!r}))
+print(json.dumps({{"seconds": time.perf_counter() - t, "files": r["files"],
+    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+AUDIT = """
+import json, resource, time
+from pathlib import Path
+from phiguard.app import App
+from phiguard.audit.verify import verify_log
+from phiguard.settings import Settings
+app = App.open(Settings(home=Path({home!r})), migrate=False)
+t = time.perf_counter()
+report = verify_log(app.audit)
+secs = time.perf_counter() - t
+rss = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF,
+          resource.RUSAGE_CHILDREN)) / 1024
+print(json.dumps({{"seconds": secs, "ok": report.ok, "entries": report.entries, "rss": rss}}))
+app.close()
+"""
+
+
+def write_rate(folder: Path, size: int = 4 << 30) -> float:
+    """Bytes per second this disk takes, written and flushed (dd, 1 MiB blocks)."""
+    target = folder / "dd.bin"
+    t = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size >> 20}", "conv=fdatasync"],
+        check=True,
+        capture_output=True,
+    )
+    rate = size / (time.perf_counter() - t)
+    target.unlink()
+    return rate
+
+
+def restore_parts(home: Path, size: int, backup: dict[str, str], key: Path, tmp: Path) -> None:
+    pipe = tmp / "pipe"
+    os.mkfifo(pipe)
+    reader = child(VERIFY.format(backup=str(pipe), key=str(key)))
+    result(child(BACKUP.format(out=str(pipe), **backup)))
+    extract = result(reader)
+    rate = write_rate(tmp, min(4 << 30, max(256 << 20, size)))
+    audit = result(child(AUDIT.format(home=str(home))))
+    writes = size / rate
+    low = max(extract["seconds"], writes) + audit["seconds"]
+    high = extract["seconds"] + writes + audit["seconds"]
+    print(
+        f"restore parts: backup verify from a pipe {extract['seconds']:.1f} s (peak RSS "
+        f"{extract['rss']:,.0f} MiB; a backup ran at the same time); writing "
+        f"{size / 1e9:.1f} GB at {rate / 1e6:,.0f} MB/s (dd) {writes:.1f} s; audit verify of "
+        f"{audit['entries']:,} entries {audit['seconds']:.1f} s (ok {audit['ok']}, peak RSS "
+        f"{audit['rss']:,.0f} MiB); restore + verification ≈ {low:,.0f}–{high:,.0f} s "
+        f"(target ≤ 15 min = 900 s); load {load()}",
+        flush=True,
+    )
+
+
 def child(code: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
@@ -114,7 +181,7 @@ def main() -> None:
     ap.add_argument("--build", type=Path, help="only build the quick home at this path")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sink", choices=("file", "null"), default="file")
-    ap.add_argument("--restore", choices=("file", "stream", "none"), default="file")
+    ap.add_argument("--restore", choices=("file", "stream", "parts", "none"), default="file")
     ap.add_argument("--scratch", type=Path, help="parent folder of the scratch folder")
     args = ap.parse_args()
     if args.restore == "file" and args.sink == "null":
@@ -170,6 +237,9 @@ def main() -> None:
             flush=True,
         )
         if args.restore == "none":
+            return
+        if args.restore == "parts":
+            restore_parts(home, size, backup, key, tmp)
             return
         restored = tmp / "restored"
         src = out
