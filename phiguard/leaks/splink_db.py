@@ -7,10 +7,11 @@ candidates), so they give the same links (``tests/leaks/test_spark.py``).
 The candidate rows hold *decrypted* names and dates of birth. On DuckDB they stay in the
 scanning process. On Spark they reach the executors' memory, so:
 
-* Splink's default way of cutting long query plans on Spark writes intermediate tables
-  (comparison vectors, with names) as Parquet to the checkpoint folder. phiguard uses
-  ``persist`` instead: cached blocks in executor memory, unpersisted when the prediction has
-  been collected.
+* Splink's default way of cutting long query plans on Spark writes intermediate tables as
+  Parquet to the checkpoint folder: the blocked pairs and predictions (patient ids with their
+  scores, i.e. who is in the leak), and with other settings the input columns themselves.
+  phiguard uses ``persist`` instead: cached blocks in executor memory, unpersisted when the
+  prediction has been collected.
 * ``spark.io.encryption.enabled`` is on, so a cached block or shuffle file that spills to an
   executor's local disk is encrypted with a per-application key.
 * On a cluster, transport between driver and executors must be protected by the cluster's

@@ -34,3 +34,35 @@ def test_spark_and_duckdb_link_the_masked_dump_to_the_same_patients(wapp, world)
 def test_an_unknown_engine_is_refused_with_a_clear_error(wapp, world):
     with pytest.raises(UsageError, match="unknown linkage engine 'hive'"):
         scan(wapp, [world.dumps["masked"].path], actor="test", engine="hive")
+
+
+@pytest.mark.spark
+def test_spark_linkage_leaves_nothing_on_disk(sqlite_app, tmp_path):
+    """Splink's default on Spark checkpoints its tables as Parquet (pairs of patient ids and
+    their scores: who is in the leak); phiguard keeps them in executor memory, and no name or
+    date of birth lands in the home."""
+    import csv
+    import random
+
+    from phiguard.leaks.splink_db import spark_session
+    from tests.leaks.pmi import import_pmi, make_people, mask
+
+    people = make_people(30)
+    import_pmi(sqlite_app, tmp_path, people)
+    rng = random.Random(8)
+    dump = tmp_path / "masked.csv"
+    with dump.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "sex", "hkid", "dob"])
+        for p in people[:10]:
+            w.writerow([p.name_en, p.sex, mask(p.hkid, rng), p.dob])
+    checkpoints = tmp_path / "checkpoints"
+    spark_session(sqlite_app.settings).sparkContext.setCheckpointDir(str(checkpoints))
+    result = scan(sqlite_app, [dump], actor="t", engine="spark")
+    assert result["affected_count"] == 10
+    assert [f for f in checkpoints.rglob("*") if f.is_file()] == []
+    needles = [n.encode() for p in people[:10] for n in (p.name_en, p.dob)]
+    for f in sqlite_app.home.root.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not any(n in data for n in needles), f"plaintext in {f}"
