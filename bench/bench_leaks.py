@@ -10,7 +10,10 @@
 3. Attribution over 7 days of access events (DuckDB over Parquet).
 
 Run: ``.venv/bin/python -m bench.bench_leaks`` (defaults sized for a busy 2-core machine;
-``--dump-mb 204 --pmi 7500000 --events-per-day 3000000`` for the issue's full sizes).
+``BENCH_SCALE=full`` or ``--dump-mb 204 --pmi 7500000 --events-per-day 3000000`` for the issue's
+full sizes). ``--only link --home HOME --dump DATA/leak/dump.csv --labels DATA/labels.json``
+links against an existing home (e.g. the generator's 7.5 M-patient hospital, imported and
+ingested) and ranks sources over its last 7 days of events.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import FULL  # noqa: E402
 from phiguard.identifiers import HospitalNumberFormat, hkid_check_char  # noqa: E402
 from phiguard.leaks.canaries import GIVEN_NAMES, HKID_PREFIXES  # noqa: E402
 from phiguard.leaks.fastscan import CHUNK, scan_chunks  # noqa: E402
@@ -652,11 +656,14 @@ def uptime() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dump-mb", type=int, default=100)
-    ap.add_argument("--pmi", type=int, default=1_000_000, help="size of the PMI built")
+    # BENCH_SCALE=full: the issue's sizes (a 7.5 M PMI takes long to build; --home reuses one)
+    ap.add_argument("--dump-mb", type=int, default=204 if FULL else 100)
+    ap.add_argument(
+        "--pmi", type=int, default=7_500_000 if FULL else 1_000_000, help="size of the PMI built"
+    )
     ap.add_argument("--exact", type=int, default=56_000)
     ap.add_argument("--fuzzy", type=int, default=3_000)
-    ap.add_argument("--events-per-day", type=int, default=2_000_000)
+    ap.add_argument("--events-per-day", type=int, default=3_000_000 if FULL else 2_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=["extract", "link", "attribution", "quality"], default=None)
     ap.add_argument(
