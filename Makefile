@@ -21,7 +21,8 @@ $(SYSTEM): .ci/apt-packages
 	fi
 	@mkdir -p $(VENV) && touch $(SYSTEM)
 
-$(STAMP): pyproject.toml
+# the C extension (phiguard/crypto/_batch.c) builds against libssl-dev, hence $(SYSTEM) first
+$(STAMP): pyproject.toml setup.py phiguard/crypto/_batch.c $(SYSTEM)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,spark,bench]'

@@ -10,6 +10,8 @@
       audit/          the tamper-evident log, checkpoints
       exports/        files a user explicitly asked phiguard to write with identifiers
       logs/           phiguard's own operational logs (never identifiers or secrets)
+      tmp/            scratch files of a running job (e.g. a PMI bulk load's staging
+                      files: tokens and blind indexes only), deleted when the job ends
 """
 
 from __future__ import annotations

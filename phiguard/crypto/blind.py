@@ -16,6 +16,10 @@ try:  # OpenSSL's HMAC object: copy() clones the keyed state in C
     from _hashlib import hmac_new as _hmac_new
 except ImportError:  # pragma: no cover - CPython without OpenSSL
     _hmac_new = None
+try:  # the optional C extension: a whole column per call (phiguard/crypto/_batch.c)
+    from phiguard.crypto import _batch
+except ImportError:  # pragma: no cover - built without a C compiler or OpenSSL headers
+    _batch = None  # type: ignore[assignment]
 
 DIGEST_BYTES = 16
 
@@ -41,6 +45,32 @@ class BlindIndex:
             return h.digest()[:DIGEST_BYTES]
 
         return digest
+
+    def many(self, kind: str) -> Callable[[list[bytes | None]], list[bytes | None]]:
+        """``digest`` of one kind over a list of UTF-8 values (``None`` stays ``None``), for
+        bulk loads: the keyed state is prepared once and copied per value."""
+        prefix = kind.encode() + b"\x00"
+        if _batch is not None:
+            key = self._key
+            return lambda values: _batch.hmac_many(key, prefix, values, DIGEST_BYTES)  # type: ignore[no-any-return]
+        if _hmac_new is None:  # pragma: no cover
+            one = self.prepared(kind)
+            return lambda values: [None if v is None else one(v.decode()) for v in values]
+        base = _hmac_new(self._key, prefix, "sha256")
+
+        def run(values: list[bytes | None]) -> list[bytes | None]:
+            out: list[bytes | None] = []
+            append, copy = out.append, base.copy
+            for v in values:
+                if v is None:
+                    append(None)
+                else:
+                    h = copy()
+                    h.update(v)
+                    append(h.digest()[:DIGEST_BYTES])
+            return out
+
+        return run
 
     def hexdigest(self, kind: str, value: str) -> str:
         return self.digest(kind, value).hex()

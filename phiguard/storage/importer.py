@@ -19,11 +19,14 @@ How an import runs:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import itertools
 import multiprocessing as mp
 import os
+import shutil
+import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from phiguard.app import App
 from phiguard.errors import InputError, UsageError
@@ -261,34 +265,88 @@ def import_file(
         raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     spec = converters.spec_for(kind, app)
     tab = open_tabular(path)
-    report = ImportReport(kind=kind, file=path.name, strict=strict)
-    started = app.clock.now()
-    batch_rows = app.settings.import_batch_rows
-    seen_keys: dict[Any, int] = {}
-    seen_unique: dict[str, dict[bytes, int]] = {u: {} for u in spec.unique}
-
     layout = None
     if kind == "patients" and tab.format == "csv":
         layout = csv_layout(path, required=spec.required)
+    digest = _sha256(path)
+    started = app.clock.now()
+    report = ImportReport(kind=kind, file=path.name, strict=strict)
+    try:
+        _load(app, spec, tab, layout, report, started, digest, progress, staged=True)
+    except _Conflict:
+        # the file repeats a key or a unique identifier: the staged load cannot say which
+        # line, so nothing of it was kept; the row-by-row load reports every duplicate
+        report = ImportReport(kind=kind, file=path.name, strict=strict)
+        _load(app, spec, open_tabular(path), layout, report, started, digest, progress)
+    if progress is not None:
+        progress(tab.size, tab.size)
+    app.record(
+        spec.tag,
+        actor=actor,
+        subject=path.name,
+        rows=report.rows_total,
+        bad=report.rows_bad,
+        inserted=report.inserted,
+        updated=report.updated,
+        committed=report.committed,
+        sha256=digest,
+    )
+    return report
+
+
+class _Conflict(Exception):
+    """A staged load met a duplicate key or unique blind index (rolled back)."""
+
+
+def _load(
+    app: App,
+    spec: converters.KindSpec,
+    tab: Any,
+    layout: CsvLayout | None,
+    report: ImportReport,
+    started: Any,
+    digest: str,
+    progress: Progress | None,
+    *,
+    staged: bool = False,
+) -> None:
+    """Convert and write the whole file in one transaction (see the module docstring)."""
+    path: Path = tab.path
+    batch_rows = app.settings.import_batch_rows
+    seen_keys: dict[Any, int] = {}
+    seen_unique: dict[str, dict[bytes, int]] = {u: {} for u in spec.unique}
     columns = bulk.PATIENT_COLUMNS if layout is not None else None
     pos = {c: i for i, c in enumerate(columns or ())}
     unique_at = [(pos[u], spec.unique[u], seen_unique[u]) for u in spec.unique if u in pos]
     parallel = tab.size >= PARALLEL_BYTES
-    digest = _sha256(path)
 
     # millions of short-lived tuples would trigger full collections over the growing
     # duplicate maps again and again; nothing here forms reference cycles
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    stage = None
     with app.engine.connect() as conn:
         tx = conn.begin()
+        if conn.dialect.name == "sqlite":
+            # Python's sqlite3 opens a transaction only before DML, so the index drops below
+            # would commit on their own: a rolled-back import (--strict) lost the PMI's
+            # unique indexes. BEGIN now makes the DDL part of the import's transaction.
+            conn.exec_driver_sql("BEGIN")
         cache_before = None
         try:
             writer = _Writer(conn, spec, report, columns)
             if columns is not None:
                 cache_before = writer.cache(-BULK_CACHE_KIB)
+            staged = staged and layout is not None and _can_stage(conn, writer)
             batch: list[tuple[int, Any]] = []
-            if layout is not None:
+            if staged:
+                assert layout is not None
+                stage = _Stage(app.home.root)
+                _load_staged(app, spec, tab, layout, parallel, progress, report, stage)
+                if not (report.strict and report.rows_bad):
+                    stage.insert_into(conn)
+                report.inserted = report.rows_ok
+            elif layout is not None:
                 for lines, values in _bulk_blocks(app, spec, tab, layout, parallel, progress):
                     _accept_block(spec, lines, values, report, seen_keys, unique_at, batch)
                     if len(batch) >= batch_rows:
@@ -318,10 +376,15 @@ def import_file(
                 if progress is not None and n % 4096 == 0:
                     progress(tab.bytes_read, tab.size)
             writer.write(batch)
-            writer.finish()
+            try:
+                writer.finish()
+            except IntegrityError as exc:
+                if staged:
+                    raise _Conflict from exc
+                raise
             if report.rows_total == 0:
                 raise InputError(f"{path.name}: no data rows")
-            if strict and report.rows_bad:
+            if report.strict and report.rows_bad:
                 tx.rollback()
             else:
                 conn.execute(
@@ -339,20 +402,114 @@ def import_file(
                 gc.enable()
             if cache_before is not None and not conn.closed:
                 conn.exec_driver_sql(f"PRAGMA cache_size={cache_before}")
-    if progress is not None:
-        progress(tab.size, tab.size)
-    app.record(
-        spec.tag,
-        actor=actor,
-        subject=path.name,
-        rows=report.rows_total,
-        bad=report.rows_bad,
-        inserted=report.inserted,
-        updated=report.updated,
-        committed=report.committed,
-        sha256=digest,
-    )
-    return report
+            if stage is not None:
+                stage.close(conn)
+
+
+def _can_stage(conn: Connection, writer: _Writer) -> bool:
+    """The staged load applies to a first load of a SQLite PMI (no rows to compare with)."""
+    if conn.dialect.name != "sqlite" or not writer.empty_at_start:
+        return False
+    try:
+        import adbc_driver_sqlite.dbapi  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency; kept optional for odd platforms
+        return False
+    return True
+
+
+class _Stage:
+    """Staging files of a bulk load: one SQLite file per worker, in a private folder of the
+    home, attached to the import's connection and copied in by ``INSERT … SELECT`` inside
+    the import's transaction, then deleted. They hold tokens and blind indexes only."""
+
+    def __init__(self, home: Path) -> None:
+        root = home / "tmp"
+        root.mkdir(mode=0o700, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="import-", dir=root))
+        self.files: list[str] = []
+        self.attached: list[str] = []
+
+    def add(self, file: str | None) -> None:
+        if file is not None and file not in self.files:
+            self.files.append(file)
+
+    def insert_into(self, conn: Connection) -> None:
+        names = ", ".join(bulk.PATIENT_COLUMNS)
+        for i, file in enumerate(self.files):
+            alias = f"stage{i}"
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
+            self.attached.append(alias)
+            try:
+                conn.exec_driver_sql(
+                    f"INSERT INTO patients ({names}) SELECT {names} FROM {alias}.{bulk.STAGE_TABLE}"
+                )
+            except IntegrityError as exc:  # a patient_id twice in the file
+                raise _Conflict from exc
+
+    def close(self, conn: Connection) -> None:
+        """Detach (after the transaction ended) and delete the staging files."""
+        for alias in self.attached:
+            if not conn.closed:
+                with contextlib.suppress(DBAPIError):
+                    conn.exec_driver_sql(f"DETACH DATABASE {alias}")
+        self.attached = []
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _load_staged(
+    app: App,
+    spec: converters.KindSpec,
+    tab: Any,
+    layout: CsvLayout,
+    parallel: bool,
+    progress: Progress | None,
+    report: ImportReport,
+    stage: _Stage,
+) -> None:
+    """Blocks converted (in forked workers for a large file) straight into staging files;
+    the bad rows come back with their reasons, in file order."""
+    conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
+    for result, end in _blockwise(conv, "stage", tab, layout, parallel, stage.folder):
+        report.rows_total += result.rows
+        for line, reason in result.bad:
+            report.bad(line, reason)
+        stage.add(result.file)
+        if progress is not None:
+            progress(end, tab.size)
+
+
+def _blockwise(
+    conv: bulk.PatientBlocks, method: str, tab: Any, layout: CsvLayout, parallel: bool, *args: Any
+) -> Iterator[tuple[Any, int]]:
+    """``conv.<method>(block, *args)`` for every block of the file, in file order, with the
+    block's end offset. Large files are spread over forked workers that read their own byte
+    ranges; the keys stay in the converter the workers inherit and never cross a pipe."""
+    global _worker_blocks
+    workers = min(os.cpu_count() or 1, 4)
+    if not parallel or workers < 2 or "fork" not in mp.get_all_start_methods():
+        for block in bulk.blocks(tab.path, layout):
+            yield getattr(conv, method)(block, *args), block.offset + block.length
+        return
+    _worker_blocks = conv
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            pending: deque[tuple[Future[Any], int]] = deque()
+            for block in bulk.blocks(tab.path, layout):
+                fut = pool.submit(_on_block, method, block, *args)
+                pending.append((fut, block.offset + block.length))
+                if len(pending) > 2 * workers:
+                    fut, end = pending.popleft()
+                    yield fut.result(), end
+            while pending:
+                fut, end = pending.popleft()
+                yield fut.result(), end
+    finally:
+        _worker_blocks = None  # the converter holds keyed state: keep no reference around
+
+
+def _on_block(method: str, block: bulk.Block, *args: Any) -> Any:
+    assert _worker_blocks is not None
+    return getattr(_worker_blocks, method)(block, *args)
 
 
 BULK_CACHE_KIB = 256 << 10  # SQLite page cache while bulk-loading (restored afterwards)
@@ -421,37 +578,12 @@ def _bulk_blocks(
     progress: Progress | None,
 ) -> Iterator[tuple[Iterable[int], list[Any]]]:
     """Blocks of a plain CSV file through :mod:`phiguard.storage.bulk`, in file order, as
-    (line numbers, values or reasons). Large files are converted by forked workers that read
-    their own byte ranges and send back ready tuples; the keys stay in the converter the
-    workers inherit and never cross a pipe."""
-    global _worker_blocks
+    (line numbers, values or reasons)."""
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
-    workers = min(os.cpu_count() or 1, 4)
-
-    def emit(result: bulk.Result, end: int) -> tuple[Iterable[int], list[Any]]:
-        first, lines, values = result
+    for (first, lines, values), end in _blockwise(conv, "__call__", tab, layout, parallel):
         if progress is not None:
             progress(end, tab.size)
-        return (itertools.count(first) if lines is None else lines), values
-
-    if not parallel or workers < 2 or "fork" not in mp.get_all_start_methods():
-        for block in bulk.blocks(tab.path, layout):
-            yield emit(conv(block), block.offset + block.length)
-        return
-    _worker_blocks = conv
-    try:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            pending: deque[tuple[Future[bulk.Result], int]] = deque()
-            for block in bulk.blocks(tab.path, layout):
-                pending.append((pool.submit(_convert_block, block), block.offset + block.length))
-                if len(pending) > 2 * workers:
-                    fut, end = pending.popleft()
-                    yield emit(fut.result(), end)
-            while pending:
-                fut, end = pending.popleft()
-                yield emit(fut.result(), end)
-    finally:
-        _worker_blocks = None  # the converter holds keyed state: keep no reference around
+        yield (itertools.count(first) if lines is None else lines), values
 
 
 def _accept_block(
@@ -494,11 +626,6 @@ def _accept_block(
 
 
 _worker_blocks: bulk.PatientBlocks | None = None
-
-
-def _convert_block(block: bulk.Block) -> bulk.Result:
-    assert _worker_blocks is not None
-    return _worker_blocks(block)
 
 
 def _duplicate_unique(

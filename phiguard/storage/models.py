@@ -22,16 +22,18 @@ Bidx = LargeBinary(16)
 
 class Patient(Base):
     __tablename__ = "patients"
+    # one household index serves surname look-ups and the surname-and-address join
+    __table_args__ = (Index("ix_patients_surname_address", "surname_bidx", "address_bidx"),)
 
     patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     pii: Mapped[bytes] = mapped_column(LargeBinary)
     hkid_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True, index=True)
     hospital_no_bidx: Mapped[bytes | None] = mapped_column(Bidx, unique=True, index=True)
-    surname_bidx: Mapped[bytes | None] = mapped_column(Bidx, index=True)
-    address_bidx: Mapped[bytes | None] = mapped_column(Bidx, index=True)
+    surname_bidx: Mapped[bytes | None] = mapped_column(Bidx)
+    address_bidx: Mapped[bytes | None] = mapped_column(Bidx)
     sex: Mapped[str] = mapped_column(String(1))
     birth_year: Mapped[int | None] = mapped_column(Integer)
-    cluster: Mapped[str] = mapped_column(String(8), index=True)
+    cluster: Mapped[str] = mapped_column(String(8))
     has_phone: Mapped[bool] = mapped_column(Boolean, default=False)
     has_address: Mapped[bool] = mapped_column(Boolean, default=False)
     app_registered: Mapped[bool] = mapped_column(Boolean, default=False)

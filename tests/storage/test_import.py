@@ -87,6 +87,64 @@ def test_strict_imports_nothing_when_any_row_is_bad(app: App, tmp_path: Path) ->
     assert count(app, Patient) == 0
 
 
+def test_a_rolled_back_import_keeps_the_unique_indexes(app: App, tmp_path: Path) -> None:
+    """A first load drops and rebuilds the PMI's indexes; rolled back (--strict), the drop
+    must be rolled back too, or HKIDs would no longer be unique."""
+    rows = patient_rows(4)
+    rows[3]["sex"] = "Q"
+    report = import_file(app, "patients", write_csv(tmp_path / "a.csv", rows), strict=True)
+    assert not report.committed
+    import_file(app, "patients", write_csv(tmp_path / "b.csv", patient_rows(2)))
+    other = patient_rows(1, start=50)
+    other[0]["hkid"] = patient_rows(1)[0]["hkid"]
+    report = import_file(app, "patients", write_csv(tmp_path / "c.csv", other))
+    assert report.rows_bad == 1 and "HKID already belongs" in report.errors[0].reason
+    with app.engine.connect() as conn:
+        from sqlalchemy import inspect
+
+        names = {i["name"] for i in inspect(conn).get_indexes("patients")}
+    assert {"ix_patients_hkid_bidx", "ix_patients_hospital_no_bidx"} <= names
+
+
+def test_large_file_loads_through_workers_and_staging(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file big enough for the worker pool (made small here): many blocks, bad rows with
+    their line numbers, duplicates found across blocks, nothing left in the home's tmp/."""
+    from phiguard.storage import bulk, importer
+
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(bulk, "BLOCK_BYTES", 8192)
+    rows = patient_rows(1500)
+    rows[700]["dob"] = "1990-02-30"  # line 702
+    clean = [r for i, r in enumerate(rows) if i != 700]
+    report = import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
+    assert (report.rows_total, report.rows_bad, report.inserted) == (1500, 1, 1499)
+    assert report.errors[0].line == 702 and "dob" in report.errors[0].reason
+    assert count(app, Patient) == 1499
+    assert not any((app.home.root / "tmp").rglob("*"))
+    with app.session() as s:
+        p = s.get(Patient, clean[1234]["patient_id"])
+        assert p is not None
+        assert app.cipher.decrypt_json(p.pii, b"patient:pii")["name_en"] == clean[1234]["name_en"]
+
+
+def test_a_duplicate_far_apart_in_a_large_file_is_reported_with_both_lines(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phiguard.storage import bulk, importer
+
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(bulk, "BLOCK_BYTES", 8192)
+    rows = patient_rows(1500)
+    rows[1400]["hkid"] = rows[10]["hkid"]  # line 1402 repeats line 12
+    report = import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
+    assert (report.rows_bad, report.inserted, report.committed) == (1, 1499, True)
+    assert report.errors[0].line == 1402 and "line 12" in report.errors[0].reason
+    assert count(app, Patient) == 1499
+    assert not any((app.home.root / "tmp").rglob("*"))
+
+
 def test_reimport_is_idempotent_and_changes_are_applied(app: App, tmp_path: Path) -> None:
     rows = patient_rows(10)
     path = write_csv(tmp_path / "p.csv", rows)
@@ -293,6 +351,11 @@ def test_bulk_path_gives_the_row_by_row_results(app: App, tmp_path: Path) -> Non
         ("name_en", " chan tai man\u3000"),
         ("patient_id", ""),
         ("name_en", "AB CD ef"),
+        ("name_en", "CHAN Tai\\Man"),
+        ("address", "Flat 1\u00a0Block 2 "),
+        ("name_zh", "\u200b陳大文"),
+        ("name_zh", "陳大文\u2028"),
+        ("patient_id", " P-odd "),
     ]
     for i, (column, value) in enumerate(odd):
         rows[i * 7 + 3][column] = value
