@@ -450,9 +450,12 @@ def link_stage(home: Path, args: argparse.Namespace) -> dict[str, Any]:
         "index_keyed": keyed,
         "calibration": calib,
     }
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.attribution_days:
         out["attribution"] = _home_attribution(app, sorted(linked), args.attribution_days)
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["attribution"]["peak_rss_mib"] = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
     return out
 
 
@@ -645,7 +648,8 @@ def run_link(tmp: Path, args: argparse.Namespace) -> None:
         print(
             f"== attribution over the home's last {a['days']} days ({a['events']:,} events): "
             f"{a['s']:.2f} s (median of 3); top = {a['top']} ({a['top_account']}), "
-            f"coverage {a['coverage']}  (target ≤ 60 s)"
+            f"coverage {a['coverage']}  (target ≤ 60 s); peak memory with it "
+            f"{a['peak_rss_mib']:.0f} MiB"
         )
     print(f"peak memory of the linking process: {r['peak_rss_mib']:.0f} MiB  (target ≤ 8 GiB)")
 
