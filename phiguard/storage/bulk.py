@@ -153,7 +153,26 @@ class PatientBlocks:
             if was_enabled:
                 gc.enable()
 
-    def stage(self, block: Block, folder: Path) -> Staged:
+    def stage_segment(
+        self,
+        segment: tuple[int, list[Block]],
+        folder: Path,
+        on_block: Callable[[Block], None] | None = None,
+    ) -> Staged:
+        """:meth:`stage` for a run of blocks into one staging file of its own (the
+        segment's number names it); ``on_block`` hears of each block done."""
+        number, run = segment
+        target = folder / f"segment-{number:03d}.db"
+        rows, staged, bad = 0, 0, []
+        for block in run:
+            result = self.stage(block, folder, target)
+            rows, staged = rows + result.rows, staged + result.staged
+            bad.extend(result.bad)
+            if on_block is not None:
+                on_block(block)
+        return Staged(rows, staged, bad, str(target) if staged else None)
+
+    def stage(self, block: Block, folder: Path, target: Path | None = None) -> Staged:
         """Convert ``block`` and append its good rows to this process's staging file in
         ``folder`` (one SQLite file per worker, written through ADBC straight from Arrow
         buffers); only counts and bad rows travel back."""
@@ -170,7 +189,7 @@ class PatientBlocks:
                 numbered = [(block.first_line + pos, v) for pos, v in slow]
             bad = [(line, v) for line, v in numbered if v.__class__ is str]
             good = [v for _, v in numbered if v.__class__ is not str]
-            target = folder / f"stage-{os.getpid()}.db"
+            target = target or folder / f"stage-{os.getpid()}.db"
             staged = stage_rows(target, fast, good)
             rows = len(numbered) + (0 if fast is None else fast.num_rows)
             return Staged(rows, staged, bad, str(target) if staged else None)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,9 +343,7 @@ def _load(
             if staged:
                 assert layout is not None
                 stage = _Stage(app.home.root)
-                _load_staged(app, spec, tab, layout, parallel, progress, report, stage)
-                if not (report.strict and report.rows_bad):
-                    stage.insert_into(conn)
+                _load_staged(app, conn, spec, tab, layout, parallel, progress, report, stage)
                 report.inserted = report.rows_ok
             elif layout is not None:
                 for lines, values in _bulk_blocks(app, spec, tab, layout, parallel, progress):
@@ -418,33 +417,30 @@ def _can_stage(conn: Connection, writer: _Writer) -> bool:
 
 
 class _Stage:
-    """Staging files of a bulk load: one SQLite file per worker, in a private folder of the
-    home, attached to the import's connection and copied in by ``INSERT … SELECT`` inside
-    the import's transaction, then deleted. They hold tokens and blind indexes only."""
+    """Staging files of a bulk load, in a private folder of the home: each segment of the
+    file (a run of blocks) is converted by one worker into its own SQLite file, which this
+    process attaches and copies in by ``INSERT … SELECT`` inside the import's transaction
+    while the workers convert the next segments. Deleted at the end; they hold tokens and
+    blind indexes only."""
 
     def __init__(self, home: Path) -> None:
         root = home / "tmp"
         root.mkdir(mode=0o700, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix="import-", dir=root))
-        self.files: list[str] = []
         self.attached: list[str] = []
 
-    def add(self, file: str | None) -> None:
-        if file is not None and file not in self.files:
-            self.files.append(file)
-
-    def insert_into(self, conn: Connection) -> None:
+    def insert(self, conn: Connection, file: str) -> None:
         names = ", ".join(bulk.PATIENT_COLUMNS)
-        for i, file in enumerate(self.files):
-            alias = f"stage{i}"
-            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
-            self.attached.append(alias)
-            try:
-                conn.exec_driver_sql(
-                    f"INSERT INTO patients ({names}) SELECT {names} FROM {alias}.{bulk.STAGE_TABLE}"
-                )
-            except IntegrityError as exc:  # a patient_id twice in the file
-                raise _Conflict from exc
+        alias = f"stage{len(self.attached)}"
+        # attached for the rest of the transaction: SQLite detaches only outside one
+        conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file,))
+        self.attached.append(alias)
+        try:
+            conn.exec_driver_sql(
+                f"INSERT INTO patients ({names}) SELECT {names} FROM {alias}.{bulk.STAGE_TABLE}"
+            )
+        except IntegrityError as exc:  # a patient_id twice in the file
+            raise _Conflict from exc
 
     def close(self, conn: Connection) -> None:
         """Detach (after the transaction ended) and delete the staging files."""
@@ -456,8 +452,12 @@ class _Stage:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+MAX_SEGMENTS = 8  # SQLite attaches at most 10 databases to a connection
+
+
 def _load_staged(
     app: App,
+    conn: Connection,
     spec: converters.KindSpec,
     tab: Any,
     layout: CsvLayout,
@@ -466,50 +466,92 @@ def _load_staged(
     report: ImportReport,
     stage: _Stage,
 ) -> None:
-    """Blocks converted (in forked workers for a large file) straight into staging files;
-    the bad rows come back with their reasons, in file order."""
+    """Segments converted (by forked workers for a large file) straight into staging files
+    and copied in as each completes, in file order; bad rows come back with their reasons.
+    Under --strict the copying stops at the first bad row (the import will roll back)."""
+    global _done_bytes
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
-    for result, end in _blockwise(conv, "stage", tab, layout, parallel, stage.folder):
-        report.rows_total += result.rows
-        for line, reason in result.bad:
-            report.bad(line, reason)
-        stage.add(result.file)
+    blocks = list(bulk.blocks(tab.path, layout))
+    n = min(MAX_SEGMENTS, len(blocks)) if parallel else 1
+    size = -(-len(blocks) // max(n, 1))
+    segments = [blocks[i : i + size] for i in range(0, len(blocks), size)]
+    _done_bytes = mp.get_context("fork").Value("q", 0) if parallel else None
+
+    def tick() -> None:
+        if progress is not None and _done_bytes is not None:
+            progress(_done_bytes.value, tab.size)
+
+    def on_block(block: bulk.Block) -> None:
         if progress is not None:
-            progress(end, tab.size)
+            progress(block.offset + block.length, tab.size)
+
+    try:
+        work = enumerate(segments)
+        args = (stage.folder,) if parallel else (stage.folder, on_block)
+        for result in _ordered(conv, "stage_segment", work, parallel, *args, wait=tick):
+            report.rows_total += result.rows
+            for line, reason in result.bad:
+                report.bad(line, reason)
+            if result.file is not None and not (report.strict and report.rows_bad):
+                stage.insert(conn, result.file)
+    finally:
+        _done_bytes = None
 
 
-def _blockwise(
-    conv: bulk.PatientBlocks, method: str, tab: Any, layout: CsvLayout, parallel: bool, *args: Any
-) -> Iterator[tuple[Any, int]]:
-    """``conv.<method>(block, *args)`` for every block of the file, in file order, with the
-    block's end offset. Large files are spread over forked workers that read their own byte
-    ranges; the keys stay in the converter the workers inherit and never cross a pipe."""
+_done_bytes: Any = None  # bytes converted so far, shared with forked workers
+
+
+def _count_block(block: bulk.Block) -> None:
+    if _done_bytes is not None:
+        with _done_bytes.get_lock():
+            _done_bytes.value += block.length
+
+
+def _ordered(
+    conv: bulk.PatientBlocks,
+    method: str,
+    items: Iterable[Any],
+    parallel: bool,
+    *args: Any,
+    wait: Callable[[], None] | None = None,
+) -> Iterator[Any]:
+    """``conv.<method>(item, *args)`` for every item, in order. For a large file the items
+    go to forked workers that read their own byte ranges; the keys stay in the converter
+    the workers inherit and never cross a pipe. ``wait`` is called while a result is due."""
     global _worker_blocks
     workers = min(os.cpu_count() or 1, 4)
     if not parallel or workers < 2 or "fork" not in mp.get_all_start_methods():
-        for block in bulk.blocks(tab.path, layout):
-            yield getattr(conv, method)(block, *args), block.offset + block.length
+        for item in items:
+            yield getattr(conv, method)(item, *args)
         return
     _worker_blocks = conv
+
+    def result(fut: Future[Any]) -> Any:
+        while wait is not None:
+            try:
+                return fut.result(timeout=0.5)
+            except FutureTimeout:
+                wait()
+        return fut.result()
+
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            pending: deque[tuple[Future[Any], int]] = deque()
-            for block in bulk.blocks(tab.path, layout):
-                fut = pool.submit(_on_block, method, block, *args)
-                pending.append((fut, block.offset + block.length))
+            pending: deque[Future[Any]] = deque()
+            for item in items:
+                pending.append(pool.submit(_on_item, method, item, *args))
                 if len(pending) > 2 * workers:
-                    fut, end = pending.popleft()
-                    yield fut.result(), end
+                    yield result(pending.popleft())
             while pending:
-                fut, end = pending.popleft()
-                yield fut.result(), end
+                yield result(pending.popleft())
     finally:
         _worker_blocks = None  # the converter holds keyed state: keep no reference around
 
 
-def _on_block(method: str, block: bulk.Block, *args: Any) -> Any:
+def _on_item(method: str, item: Any, *args: Any) -> Any:
     assert _worker_blocks is not None
-    return getattr(_worker_blocks, method)(block, *args)
+    if method == "stage_segment":
+        args = (*args, _count_block)
+    return getattr(_worker_blocks, method)(item, *args)
 
 
 BULK_CACHE_KIB = 256 << 10  # SQLite page cache while bulk-loading (restored afterwards)
@@ -580,9 +622,12 @@ def _bulk_blocks(
     """Blocks of a plain CSV file through :mod:`phiguard.storage.bulk`, in file order, as
     (line numbers, values or reasons)."""
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
-    for (first, lines, values), end in _blockwise(conv, "__call__", tab, layout, parallel):
+    blocks = list(bulk.blocks(tab.path, layout))
+    for block, (first, lines, values) in zip(
+        blocks, _ordered(conv, "__call__", blocks, parallel), strict=True
+    ):
         if progress is not None:
-            progress(end, tab.size)
+            progress(block.offset + block.length, tab.size)
         yield (itertools.count(first) if lines is None else lines), values
 
 

@@ -118,8 +118,12 @@ def test_large_file_loads_through_workers_and_staging(
     rows = patient_rows(1500)
     rows[700]["dob"] = "1990-02-30"  # line 702
     clean = [r for i, r in enumerate(rows) if i != 700]
-    report = import_file(app, "patients", write_csv(tmp_path / "p.csv", rows))
+    seen: list[tuple[int, int]] = []
+    path = write_csv(tmp_path / "p.csv", rows)
+    report = import_file(app, "patients", path, progress=lambda d, t: seen.append((d, t)))
     assert (report.rows_total, report.rows_bad, report.inserted) == (1500, 1, 1499)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (path.stat().st_size, path.stat().st_size)
     assert report.errors[0].line == 702 and "dob" in report.errors[0].reason
     assert count(app, Patient) == 1499
     assert not any((app.home.root / "tmp").rglob("*"))
