@@ -108,11 +108,7 @@ def write_backup(
         with tmp.open("wb") as dst:
             _write_stream(snap, dst, keys, manifest)
         os.replace(tmp, out)
-        dfd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(out.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -315,6 +311,14 @@ def raw_frame(data: Any) -> bytes:
     return b"".join(parts)
 
 
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -395,6 +399,7 @@ def read_backup(
         sha, fd, chunk = item
         if chunk is None:
             if fd is not None:
+                os.fsync(fd)  # the restored home is durable before it is renamed into place
                 os.close(fd)
                 opened.discard(fd)
             return
@@ -440,6 +445,9 @@ def read_backup(
                     writer.put((sha, fd, chunk))
                 writer.put((sha, fd, None))
         writer.finish()
+        if extract_to is not None:
+            for folder in [extract_to, *(p for p in extract_to.rglob("*") if p.is_dir())]:
+                fsync_dir(folder)
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
         raise IntegrityError(f"backup is truncated or damaged: {exc}") from exc
     finally:

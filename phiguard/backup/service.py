@@ -167,7 +167,8 @@ def restore(
         os.chmod(partial / "keys", 0o700)
         if new_home.exists():
             new_home.rmdir()
-        partial.rename(new_home)
+        partial.rename(new_home)  # its files and folders were fsynced by read_backup
+        archive.fsync_dir(new_home.parent)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
