@@ -1,12 +1,14 @@
-"""A streaming writer of the age file format (X25519 recipients), on pyca/cryptography.
+"""Streaming writer and reader of the age file format (X25519), on pyca/cryptography.
 
-Why not ``pyrage.encrypt_io``: it pulls its input through Python file calls while holding the
-GIL and encrypts at ~500 MB/s, which made it the slowest stage of a backup; it also needs an
-OS pipe and a second thread to sit behind the compressor. This writer is a plain file object
-the compressor writes into; ChaCha20-Poly1305 from OpenSSL runs at several GB/s.
+Why not pyrage's ``encrypt_io``/``decrypt_io``: they move data through Python file calls
+while holding the GIL, so a backup needed an OS pipe and a thread behind the compressor, and
+a restore the same in reverse; they also cost 1.5–4× the CPU of ChaCha20-Poly1305 from
+OpenSSL (docs/dev/backup.md, ADR 2). :class:`AgeWriter` is a file object the compressor
+writes into; :class:`AgeReader` one the decompressor reads from.
 
 Format (https://age-encryption.org/v1, C2SP age), exactly as the reference implementations
-write it, and checked against one (pyrage, the Rust ``rage``) in ``tests/backup/test_age.py``:
+write it, and checked against one (pyrage, i.e. the Rust ``rage``) in both directions in
+``tests/backup/test_age.py``:
 
 * a fresh random 16-byte file key; per recipient an ephemeral X25519 key ``e``, the stanza
   ``-> X25519 base64(e·G)`` and the file key sealed with ChaCha20-Poly1305 under
@@ -14,9 +16,6 @@ write it, and checked against one (pyrage, the Rust ``rage``) in ``tests/backup/
 * the header ends with ``--- base64(HMAC-SHA-256(HKDF(file key, "", "header"), header))``;
 * then a 16-byte nonce and the payload in 64 KiB chunks, each sealed with
   ``HKDF(file key, nonce, "payload")`` and the nonce ``counter(11 bytes) ‖ last-flag``.
-
-Decryption stays with pyrage (the reference code reads every backup we write, so a mistake
-here cannot go unnoticed: restore and verify would fail).
 """
 
 from __future__ import annotations
