@@ -135,13 +135,12 @@ class PatientBlocks:
         self, app: App, path: Path, layout: CsvLayout, convert: Callable[..., dict[str, Any]]
     ) -> None:
         self.path, self.layout, self.convert = path, layout, convert
-        self.encrypt_many = app.cipher.encrypt_many
-        self.h_hkid = app.blind.many("hkid")
-        self.h_hn = app.blind.many("hospital_no")
-        self.h_surname = app.blind.many("surname")
-        self.h_address = app.blind.many("address")
-        self.h_row = app.blind.many("row:patients")
-        self.surname_cache: dict[str, bytes] = {}
+        self.encrypt_column = app.cipher.encrypt_column
+        self.h_hkid = app.blind.column("hkid")
+        self.h_hn = app.blind.column("hospital_no")
+        self.h_surname_list = app.blind.many("surname")
+        self.h_address = app.blind.column("address")
+        self.h_row = app.blind.column("row:patients")
         self.hn = app.hospital_no_format
 
     def __call__(self, block: Block) -> Result:
@@ -377,37 +376,32 @@ class PatientBlocks:
         # whatever follows (see normalise.surname); other spellings are worked out per row
         first = pc.struct_field(pc.extract_regex(name_en, _CAPS_FIRST), [0])
         caps = pc.fill_null(pc.greater_equal(pc.utf8_length(first), 2), False)
-        surnames = [
-            s if s is not None else n.surname(name)
-            for s, name in zip(
-                pc.if_else(caps, first, None).to_pylist(), name_en.to_pylist(), strict=True
-            )
-        ]
-        ascii_addr = pc.fill_null(pc.string_is_ascii(address), True)
-        akeys = pc.utf8_trim(
+        surname = pc.if_else(caps, first, None)
+        if not pc.all(caps).as_py():
+            names = name_en.to_pylist()
+            others = [None if c else n.surname(names[i]) for i, c in enumerate(caps.to_pylist())]
+            surname = pc.if_else(caps, surname, pa.array(others, pa.string()))
+        # the address key: ASCII addresses column-wise, others (NFKC) per row
+        plain = pc.fill_null(pc.string_is_ascii(address), True)
+        akey = pc.utf8_trim(
             pc.replace_substring_regex(pc.ascii_upper(address), "[^A-Z0-9]+", " "), " "
         )
-        akeys = [
-            (k or None) if plain else n.address_key(a)
-            for k, plain, a in zip(
-                akeys.to_pylist(), ascii_addr.to_pylist(), address.to_pylist(), strict=True
-            )
-        ]
+        if not pc.all(plain).as_py():
+            addresses = address.to_pylist()
+            others = [
+                None if p else n.address_key(addresses[i]) for i, p in enumerate(plain.to_pylist())
+            ]
+            akey = pc.if_else(plain, akey, pa.array(others, pa.string()))
+        akey = pc.if_else(pc.equal(akey, ""), None, akey)
 
-        def raw(arr: Any) -> list[bytes | None]:
-            return pc.cast(arr, pa.binary()).to_pylist()  # type: ignore[no-any-return]
-
-        binary = pa.binary()
         fast = pa.Table.from_arrays(
             [
                 pid,
-                pa.array(self.encrypt_many(raw(pii), PII_CONTEXT), binary),
-                pa.array(self.h_hkid(raw(hkid)), binary),
-                pa.array(self.h_hn(raw(hn)), binary),
-                pa.array(self._surnames(surnames), binary),
-                pa.array(
-                    self.h_address([None if k is None else k.encode() for k in akeys]), binary
-                ),
+                self.encrypt_column(pii, PII_CONTEXT),
+                self.h_hkid(hkid),
+                self.h_hn(hn),
+                self._surnames(surname),
+                self.h_address(akey),
                 sex,
                 pc.if_else(f(pa.array(dob_empty)), None, f(pa.array(years, pa.int64()))),
                 cluster,
@@ -416,19 +410,20 @@ class PatientBlocks:
                 app_reg,
                 vip,
                 pa.array(np.zeros(len(positions), dtype=bool)),
-                pa.array(self.h_row(raw(mac_input)), binary),
+                self.h_row(mac_input),
             ],
             names=list(PATIENT_COLUMNS),
         )
         return fast, positions.tolist(), slow
 
-    def _surnames(self, surnames: list[str | None]) -> list[bytes | None]:
+    def _surnames(self, surname: Any) -> Any:
         """Surname blind indexes, each distinct surname keyed once (a PMI has few)."""
-        cache = self.surname_cache
-        missing = list({s for s in surnames if s is not None and s not in cache})
-        for s, d in zip(missing, self.h_surname([s.encode() for s in missing]), strict=True):
-            cache[s] = d  # type: ignore[assignment]
-        return [None if s is None else cache[s] for s in surnames]
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        coded = pc.dictionary_encode(surname)
+        keys = self.h_surname_list([s.encode() for s in coded.dictionary.to_pylist()])
+        return pc.take(pa.array(keys, pa.binary()), coded.indices)
 
     def _one(self, table: Any, i: int) -> Values | str:
         """Row ``i`` through the ordinary converter (for the precise reason, or a spelling
@@ -512,12 +507,10 @@ def _maybe_special(data: bytes) -> bool:
     """Whether a block may hold a character of :data:`_SPECIAL` (then every text column is
     checked with the regular expression; otherwise none needs to be). Byte-level and
     conservative: a UTF-8 lead sequence of any such character counts."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if (np.count_nonzero(raw < 0x20) != data.count(b"\n") + data.count(b"\r")) or (
-        b"\\" in data or b"\x7f" in data or b"\xc2" in data
-    ):
+    counts = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+    if counts[:0x20].sum() != counts[0x0A] + counts[0x0D] or counts[[0x5C, 0x7F, 0xC2]].any():
         return True
-    return any(seq in data for seq in _SPECIAL_UTF8)
+    return any(counts[seq[0]] and seq in data for seq in _SPECIAL_UTF8)
 
 
 _SPECIAL_UTF8 = (b"\xe1\x9a\x80", b"\xe2\x80", b"\xe2\x81\x9f", b"\xe3\x80\x80", b"\xef\xbb\xbf")
@@ -526,14 +519,18 @@ _SPECIAL_UTF8 = (b"\xe1\x9a\x80", b"\xe2\x80", b"\xe2\x81\x9f", b"\xe3\x80\x80",
 def _mod11(arr: Any, width: int, start: int, weights: tuple[int, ...]) -> np.ndarray:
     """HKID-style check characters over fixed-width ASCII strings (space = 36, A-Z = 10-35):
     the weighted sum of ``weights`` from ``start``, then ``0``/``A``/``11 - r``."""
-    chars = _ascii_matrix(arr, width)
-    v = chars.astype(np.int64)
-    v = np.where(v == 32, 36, np.where(v >= 65, v - 55, v - 48))
-    total = v[:, start : start + len(weights)] @ np.array(weights, dtype=np.int64)
+    v = _CHAR_VALUE[_ascii_matrix(arr, width)]
+    total = v[:, start : start + len(weights)] @ np.array(weights, dtype=np.int32)
     r = total % 11
     expected = np.where(r == 0, 0, np.where(r == 1, 10, 11 - r))
     result: np.ndarray = v[:, start + len(weights)] == expected
     return result
+
+
+_BYTES = np.arange(256, dtype=np.int32)
+# the value of a character in a check-character sum (only space, digits and A-Z pass the
+# shape checks before this is used)
+_CHAR_VALUE = np.where(_BYTES == 32, 36, np.where(_BYTES >= 65, _BYTES - 55, _BYTES - 48))
 
 
 def _ascii_matrix(arr: Any, width: int) -> np.ndarray:

@@ -78,3 +78,44 @@ def test_blind_index_and_cipher_give_the_same_results_with_and_without_the_exten
     assert [cipher.decrypt(t, b"ctx") for t in tokens] == plain
     monkeypatch.setattr(fields, "_batch", None)
     assert [cipher.decrypt(t, b"ctx") for t in cipher.encrypt_many(plain, b"ctx")] == plain
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=40),
+    start=st.integers(0, 5),
+)
+def test_blind_index_column_equals_digest_per_value_even_on_slices(
+    values: list[str | None], start: int
+) -> None:
+    import pyarrow as pa
+
+    index = BlindIndex(b"x" * 32)
+    arr = pa.array(values, pa.string())[start:]
+    want = [None if v is None else index.digest("address", v) for v in arr.to_pylist()]
+    assert index.column("address")(arr).to_pylist() == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.binary(max_size=120), max_size=30), start=st.integers(0, 3))
+def test_encrypt_column_tokens_decrypt_to_the_values(values: list[bytes], start: int) -> None:
+    import pyarrow as pa
+
+    ring = Keyring(None, {2: b"d" * 32}, 2, b"i" * 32, b"s" * 32)  # type: ignore[arg-type]
+    cipher = FieldCipher(ring)
+    arr = pa.array(values, pa.binary())[start:]
+    tokens = cipher.encrypt_column(arr, b"patient:pii").to_pylist()
+    assert [cipher.decrypt(t, b"patient:pii") for t in tokens] == arr.to_pylist()
+    assert len({t[2:14] for t in tokens}) == len(tokens)  # a fresh nonce each
+
+
+def test_arrow_buffers_out_of_range_are_refused() -> None:
+    offsets = bytes(4) + (100).to_bytes(4, "little")  # one value of 100 bytes
+    with pytest.raises(ValueError, match="offsets"):
+        _batch.hmac_arrow(b"k", b"", None, offsets, b"short", 0, 1, 16)
+    with pytest.raises(ValueError, match="offsets"):
+        _batch.hmac_arrow(b"k", b"", None, offsets, b"x" * 100, 0, 2, 16)
+    with pytest.raises(ValueError, match="validity"):
+        _batch.hmac_arrow(b"k", b"", b"", offsets, b"x" * 100, 0, 1, 16)
+    with pytest.raises(ValueError, match="offsets"):
+        _batch.gcm_arrow(b"k" * 32, b"", b"n" * 12, offsets, b"short", 0, 1, b"")
