@@ -28,15 +28,56 @@
 
 #define BLOCK 64
 
+/* The keyed inner and outer SHA-256 states of HMAC (RFC 2104), the inner one having also
+ * absorbed `prefix`; computed once per call and copied per value. */
+typedef struct {
+    SHA256_CTX inner, outer;
+} hmac_states;
+
+static void
+hmac_prepare(hmac_states *st, const Py_buffer *key, const Py_buffer *prefix)
+{
+    unsigned char k[BLOCK] = {0}, pad[BLOCK];
+    if (key->len > BLOCK)
+        SHA256(key->buf, (size_t)key->len, k);
+    else
+        memcpy(k, key->buf, (size_t)key->len);
+    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x36;
+    SHA256_Init(&st->inner);
+    SHA256_Update(&st->inner, pad, BLOCK);
+    SHA256_Update(&st->inner, prefix->buf, (size_t)prefix->len);
+    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x5c;
+    SHA256_Init(&st->outer);
+    SHA256_Update(&st->outer, pad, BLOCK);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+}
+
+/* HMAC(key, prefix || msg), truncated to out_len bytes, into out. */
+static void
+hmac_one(const hmac_states *st, const void *msg, size_t len, unsigned char *out, size_t out_len)
+{
+    SHA256_CTX ctx = st->inner;
+    unsigned char mid[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
+    SHA256_Update(&ctx, msg, len);
+    SHA256_Final(mid, &ctx);
+    ctx = st->outer;
+    SHA256_Update(&ctx, mid, sizeof mid);
+    SHA256_Final(mac, &ctx);
+    memcpy(out, mac, out_len);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
+    OPENSSL_cleanse(mid, sizeof mid);
+    OPENSSL_cleanse(mac, sizeof mac);
+}
+
 static PyObject *
 hmac_many(PyObject *self, PyObject *args)
 {
     Py_buffer key, prefix;
     PyObject *values, *result = NULL;
     Py_ssize_t out_len;
-    unsigned char k[BLOCK] = {0}, pad[BLOCK] = {0};
-    unsigned char mid[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
-    SHA256_CTX inner, outer, ctx;
+    hmac_states st;
+    unsigned char mac[SHA256_DIGEST_LENGTH];
     if (!PyArg_ParseTuple(args, "y*y*On", &key, &prefix, &values, &out_len))
         return NULL;
     if (!PyList_Check(values)) {
@@ -47,53 +88,25 @@ hmac_many(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "out_len must be 1..32");
         goto done;
     }
-    if (key.len > BLOCK)
-        SHA256(key.buf, (size_t)key.len, k);
-    else
-        memcpy(k, key.buf, (size_t)key.len);
-    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x36;
-    SHA256_Init(&inner);
-    SHA256_Update(&inner, pad, BLOCK);
-    SHA256_Update(&inner, prefix.buf, (size_t)prefix.len);
-    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x5c;
-    SHA256_Init(&outer);
-    SHA256_Update(&outer, pad, BLOCK);
-
+    hmac_prepare(&st, &key, &prefix);
     Py_ssize_t n = PyList_GET_SIZE(values);
     result = PyList_New(n);
-    if (result == NULL)
-        goto cleanse;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = PyList_GET_ITEM(values, i);
-        PyObject *item;
+    for (Py_ssize_t i = 0; result != NULL && i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i), *item = NULL;
         if (v == Py_None) {
             item = Py_NewRef(Py_None);
         } else if (PyBytes_Check(v)) {
-            ctx = inner;
-            SHA256_Update(&ctx, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
-            SHA256_Final(mid, &ctx);
-            ctx = outer;
-            SHA256_Update(&ctx, mid, sizeof mid);
-            SHA256_Final(mac, &ctx);
+            hmac_one(&st, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v), mac, (size_t)out_len);
             item = PyBytes_FromStringAndSize((const char *)mac, out_len);
-            if (item == NULL) {
-                Py_CLEAR(result);
-                goto cleanse;
-            }
         } else {
             PyErr_Format(PyExc_TypeError, "values[%zd] is not bytes or None", i);
-            Py_CLEAR(result);
-            goto cleanse;
         }
-        PyList_SET_ITEM(result, i, item);
+        if (item == NULL)
+            Py_CLEAR(result);
+        else
+            PyList_SET_ITEM(result, i, item);
     }
-cleanse:
-    OPENSSL_cleanse(k, sizeof k);
-    OPENSSL_cleanse(pad, sizeof pad);
-    OPENSSL_cleanse(&inner, sizeof inner);
-    OPENSSL_cleanse(&outer, sizeof outer);
-    OPENSSL_cleanse(&ctx, sizeof ctx);
-    OPENSSL_cleanse(mid, sizeof mid);
+    OPENSSL_cleanse(&st, sizeof st);
     OPENSSL_cleanse(mac, sizeof mac);
 done:
     PyBuffer_Release(&key);
@@ -222,9 +235,7 @@ hmac_arrow(PyObject *self, PyObject *args)
     Py_buffer key, prefix, offsets, data, bits = {0};
     PyObject *validity, *out = NULL;
     Py_ssize_t offset, length, out_len;
-    unsigned char k[BLOCK] = {0}, pad[BLOCK] = {0};
-    unsigned char mid[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
-    SHA256_CTX inner, outer, ctx;
+    hmac_states st;
     if (!PyArg_ParseTuple(args, "y*y*Oy*y*nnn", &key, &prefix, &validity, &offsets, &data,
                           &offset, &length, &out_len))
         return NULL;
@@ -240,37 +251,14 @@ hmac_arrow(PyObject *self, PyObject *args)
         goto done;
     unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
     memset(dst, 0, (size_t)(length * out_len));
-    if (key.len > BLOCK)
-        SHA256(key.buf, (size_t)key.len, k);
-    else
-        memcpy(k, key.buf, (size_t)key.len);
-    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x36;
-    SHA256_Init(&inner);
-    SHA256_Update(&inner, pad, BLOCK);
-    SHA256_Update(&inner, prefix.buf, (size_t)prefix.len);
-    for (int i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x5c;
-    SHA256_Init(&outer);
-    SHA256_Update(&outer, pad, BLOCK);
+    hmac_prepare(&st, &key, &prefix);
     const int32_t *o = (const int32_t *)offsets.buf + offset;
     const unsigned char *src = data.buf;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        if (!IS_VALID(bits, i))
-            continue;
-        ctx = inner;
-        SHA256_Update(&ctx, src + o[i], (size_t)(o[i + 1] - o[i]));
-        SHA256_Final(mid, &ctx);
-        ctx = outer;
-        SHA256_Update(&ctx, mid, sizeof mid);
-        SHA256_Final(mac, &ctx);
-        memcpy(dst + i * out_len, mac, (size_t)out_len);
-    }
-    OPENSSL_cleanse(k, sizeof k);
-    OPENSSL_cleanse(pad, sizeof pad);
-    OPENSSL_cleanse(&inner, sizeof inner);
-    OPENSSL_cleanse(&outer, sizeof outer);
-    OPENSSL_cleanse(&ctx, sizeof ctx);
-    OPENSSL_cleanse(mid, sizeof mid);
-    OPENSSL_cleanse(mac, sizeof mac);
+    for (Py_ssize_t i = 0; i < length; i++)
+        if (IS_VALID(bits, i))
+            hmac_one(&st, src + o[i], (size_t)(o[i + 1] - o[i]), dst + i * out_len,
+                     (size_t)out_len);
+    OPENSSL_cleanse(&st, sizeof st);
 done:
     if (bits.buf != NULL)
         PyBuffer_Release(&bits);
