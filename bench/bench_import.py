@@ -1,7 +1,8 @@
 """PMI import with encryption and blind indexes vs pandas ``read_csv`` + ``to_sql`` (no encryption).
 
 Quick: 200,000 patients, median of 3. ``BENCH_SCALE=full``: 7,500,000 patients, once, with
-peak memory of the importing process.
+peak memory of the importing process. ``--file PATH`` imports an existing patients CSV instead
+(e.g. the generator's ``patients.csv``); ``--repeat N`` sets the runs.
 """
 
 from __future__ import annotations
@@ -37,11 +38,22 @@ def make_file(path: Path, n: int) -> None:
 
 
 def main() -> None:
-    n = 7_500_000 if FULL else 200_000
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--file", type=Path, help="an existing patients CSV to import")
+    parser.add_argument("--repeat", type=int, default=1 if FULL else 3)
+    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="phg-bench-import-"))
     try:
-        src = tmp / "patients.csv"
-        make_file(src, n)
+        if args.file:
+            src = args.file
+            with src.open("rb") as f:
+                n = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
+        else:
+            n = 7_500_000 if FULL else 200_000
+            src = tmp / "patients.csv"
+            make_file(src, n)
         print(f"{n:,} patients, {src.stat().st_size / 1e6:.0f} MB CSV")
         home = tmp / "home"
 
@@ -60,7 +72,7 @@ def main() -> None:
             "print(time.perf_counter() - t, r.inserted, cpu)\n"
         )
         times, peaks, cpus = [], [], []
-        for _ in range(1 if FULL else 3):
+        for _ in range(args.repeat):
             shutil.rmtree(home, ignore_errors=True)
             from phiguard.app import App
             from phiguard.settings import Settings
@@ -85,9 +97,7 @@ def main() -> None:
             con.commit()
             con.close()
 
-        anchor_t = median_time(
-            anchor, repeat=1 if FULL else 3, setup=lambda: db.unlink(missing_ok=True)
-        )
+        anchor_t = median_time(anchor, repeat=args.repeat, setup=lambda: db.unlink(missing_ok=True))
         report(
             "PMI import",
             n / ours,
