@@ -8,18 +8,20 @@ already hits, so the same pack gives the same hits on DuckDB and on Spark.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 from jinja2 import Environment, StrictUndefined
 
 from phiguard.detection.engines import Engine
 from phiguard.detection.rules import PACK, Context, Hit, Rule
 from phiguard.detection.rules.stages import STAGES, closure
 from phiguard.detection.settings import DetectionSettings
-from phiguard.detection.snapshot import Reference, to_us
+from phiguard.detection.snapshot import Reference, from_us, to_us
 
 _JINJA = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)  # noqa: S701 - SQL, not HTML
 
@@ -67,15 +69,22 @@ class Window:
 
 
 def render(sql: str, engine: Engine, p: DetectionSettings, w: Window, **extra: Any) -> str:
-    return _JINJA.from_string(sql).render(d=engine.dialect, p=p, w=w, n=p.sample_size, **extra)
+    ctx: dict[str, Any] = {"d": engine.dialect, "p": p, "w": w, "n": p.sample_size, "chunk": None}
+    return _JINJA.from_string(sql).render(**{**ctx, **extra})
 
 
 @dataclass
 class PackResult:
     hits: list[Hit]
-    features: list[dict[str, Any]] = field(default_factory=list)
+    feature_table: pa.Table | None = None  # one row per account-day, by account and day
     explain: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        """The account-day features as plain rows (a million account-days are a million
+        dicts: scoring reads :attr:`feature_table` instead)."""
+        return [] if self.feature_table is None else self.feature_table.to_pylist()
 
 
 def prepare(engine: Engine, ref: Reference, events_uri: str | None) -> None:
@@ -87,24 +96,97 @@ def prepare(engine: Engine, ref: Reference, events_uri: str | None) -> None:
 def build_stages(
     engine: Engine, names: list[str], p: DetectionSettings, w: Window, timings: dict[str, float]
 ) -> None:
+    """Build the stages ``names`` need, dependencies first.
+
+    Daily stages (``Stage.daily``) read the events one local day at a time on engines that
+    chunk (DuckDB): the ``ev`` view is narrowed to the day, each daily stage is computed for
+    it and appended, and the day's scratch tables are replaced by the next day's. Their
+    queries group by day and join only reference-sized tables, so the days' results together
+    are exactly the one-pass result that Spark computes; what changes is that a day's accesses
+    fit in memory where a hundred million events' do not."""
     order = closure(names)
+    daily = [n for n in order if STAGES[n].daily]
+    after_daily = {n for n in order if not STAGES[n].daily and set(closure([n])) & set(daily)}
+    chunks = day_chunks(engine, p, w) if daily and getattr(engine, "chunked", False) else None
     built: set[str] = set()
-    for name in order:
-        stage = STAGES[name]
+
+    def timed(name: str, run: Callable[[], None]) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
-        sql = render(stage.sql, engine, p, w)
+        run()
+        timings[f"stage:{name}"] = timings.get(f"stage:{name}", 0.0) + time.perf_counter() - t0
+        timings[f"cpu:stage:{name}"] = (
+            timings.get(f"cpu:stage:{name}", 0.0) + time.process_time() - c0
+        )
+
+    def build(name: str, **extra: Any) -> None:
+        stage = STAGES[name]
+        sql = render(stage.sql, engine, p, w, **extra)
         if stage.kind == "view":
-            engine.view(name, sql)
+            timed(name, lambda: engine.view(name, sql))
         else:
-            engine.materialise(name, sql)
-        timings[f"stage:{name}"] = time.perf_counter() - t0
-        timings[f"cpu:stage:{name}"] = time.process_time() - c0
-        built.add(name)
+            timed(name, lambda: engine.materialise(name, sql))
+
+    def forget() -> None:
         for t in [t for t in built if STAGES[t].transient and t not in names]:
             readers = [s for s in order if t in STAGES[s].needs]
             if all(r in built for r in readers):
                 engine.drop(t)
                 built.discard(t)
+
+    for name in [n for n in order if n not in after_daily and n not in daily]:
+        build(name)
+        built.add(name)
+    if chunks is None:
+        for name in daily:
+            build(name)
+            built.add(name)
+            forget()
+    else:
+        for i, chunk in enumerate(chunks):
+            engine.view("ev", render(STAGES["ev"].sql, engine, p, w, chunk=chunk))
+            for name in daily:
+                stage = STAGES[name]
+                if stage.scratch or i == 0:
+                    build(name)
+                else:
+                    sql = render(stage.sql, engine, p, w)
+                    timed(name, lambda n=name, q=sql: engine.append(n, q))
+        built.update(daily)
+        build("ev")
+        forget()
+    for name in [n for n in order if n in after_daily]:
+        build(name)
+        built.add(name)
+        forget()
+
+
+DAY_US = 86_400_000_000
+
+
+def day_chunks(
+    engine: Engine, p: DetectionSettings, w: Window
+) -> list[tuple[datetime, datetime]] | None:
+    """The local days the events of the window fall on, as [start, end) UTC instants; None
+    when the zone's offset is not fixed (the stages then run in one pass)."""
+    off = w.offset_us
+    if off is None:
+        return None
+    sql = "SELECT {{ d.ts_us('min(ts)') }} AS lo, {{ d.ts_us('max(ts)') }} AS hi FROM events_raw"
+    row = engine.query(render(sql, engine, p, w))[0]
+    if row["lo"] is None:
+        return None
+    lo, hi = int(row["lo"]), int(row["hi"])
+    if w.load_from is not None:
+        lo = max(lo, int(to_us(w.load_from) or 0))
+    if w.until_us is not None:
+        hi = min(hi, w.until_us - 1)
+    if hi < lo:
+        return None
+    first, last = (lo + off) // DAY_US, (hi + off) // DAY_US
+    return [
+        (from_us(day * DAY_US - off), from_us((day + 1) * DAY_US - off))
+        for day in range(first, last + 1)
+    ]
 
 
 def run_rules(
@@ -143,15 +225,15 @@ def run_pack(
     prepare(engine, ref, events_uri)
     needs = [s for r in rules for s in r.needs]
     if features or explain:
-        needs += ["acct_day", "access_x"]
+        needs += ["acct_day", "acct_day_x"]
     build_stages(engine, needs, p, window, timings)
     ctx = Context.build(p, ref, window.tz)
     hits = run_rules(engine, rules, ctx, window, timings)
     result = PackResult(hits=hits, timings=timings)
     if features:
         t1 = time.perf_counter()
-        result.features = engine.query(render(FEATURES_SQL, engine, p, window))
-        result.features.sort(key=lambda r: (r["account_id"], r["dayno"]))
+        table = engine.arrow(render(FEATURES_SQL, engine, p, window))
+        result.feature_table = table.sort_by([("account_id", "ascending"), ("dayno", "ascending")])
         timings["features"] = time.perf_counter() - t1
     if explain:
         t1 = time.perf_counter()

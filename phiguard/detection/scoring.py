@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from phiguard.detection.features import FEATURES, LABELS
 from phiguard.detection.rules.base import Hit, num
@@ -84,12 +85,12 @@ def iforest(df: pd.DataFrame) -> pd.Series:
 
 
 def score_days(
-    features: list[dict[str, Any]], p: DetectionSettings, report_dayno: int
+    features: pa.Table | list[dict[str, Any]] | None, p: DetectionSettings, report_dayno: int
 ) -> dict[tuple[str, int], DayScore]:
     """Anomaly scores for the account-days of the report window."""
-    if not features:
+    if features is None or len(features) == 0:
         return {}
-    df = pd.DataFrame(features)
+    df = features.to_pandas() if isinstance(features, pa.Table) else pd.DataFrame(features)
     score, top, usual = robust(df, p)
     if p.anomaly_method == "iforest":
         score = iforest(df)

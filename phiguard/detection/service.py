@@ -45,7 +45,7 @@ def drafts_for(
     suppressions: dict[tuple[str, str], float] | None = None,
 ) -> list[store.Draft]:
     """Hits + anomaly scores → episodes (pure: the DuckDB/Spark equality test compares this)."""
-    days = score_days(result.features, p, window.report_dayno)
+    days = score_days(result.feature_table, p, window.report_dayno)
     hits: list[Hit] = [*result.hits, *anomaly_hits(days, p)]
     if suppressions:
         hits = store.suppress(hits, suppressions, p.suppress_growth)

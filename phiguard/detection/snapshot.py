@@ -12,7 +12,7 @@ whose timestamp types differ, compare exactly the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -354,16 +354,14 @@ def from_spec_rows(
         return blind.digest(kind, value).hex() if value else None
 
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in SCHEMAS}
+    # Patients are the one big table (millions of rows): built column by column.
+    cols: dict[str, list[Any]] = {f.name: [] for f in SCHEMAS["patients"]}
     for p in patients:
-        rows["patients"].append(
-            {
-                "patient_id": p["patient_id"],
-                "cluster": p["cluster"],
-                "vip": b(p.get("vip")),
-                "surname_bidx": bidx("surname", n.surname(p.get("name_en") or None)),
-                "address_bidx": bidx("address", n.address_key(p.get("address") or None)),
-            }
-        )
+        cols["patient_id"].append(p["patient_id"])
+        cols["cluster"].append(p["cluster"])
+        cols["vip"].append(b(p.get("vip")))
+        cols["surname_bidx"].append(bidx("surname", n.surname(p.get("name_en") or None)))
+        cols["address_bidx"].append(bidx("address", n.address_key(p.get("address") or None)))
     grant_list = list(grants)
     granted = {g["account_id"] for g in grant_list}
     for a in accounts:
@@ -425,7 +423,12 @@ def from_spec_rows(
                 "end_us": ts(e.get("end")),
             }
         )
-    return Reference.from_rows(**rows)
+    ref = Reference.from_rows(**rows)
+    ref.tables["patients"] = pa.table(
+        {f.name: pa.array(cols[f.name], f.type) for f in SCHEMAS["patients"]},
+        schema=SCHEMAS["patients"],
+    )
+    return ref
 
 
 def from_spec_dir(folder: Any, blind: Any) -> Reference:
@@ -435,12 +438,12 @@ def from_spec_dir(folder: Any, blind: Any) -> Reference:
 
     folder = Path(folder)
 
-    def read(name: str) -> list[dict[str, str]]:
+    def read(name: str) -> Iterator[dict[str, str]]:
         path = folder / f"{name}.csv"
         if not path.exists():
-            return []
+            return
         with path.open(newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            yield from csv.DictReader(f)
 
     return from_spec_rows(
         patients=read("patients"),

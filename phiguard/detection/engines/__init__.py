@@ -37,6 +37,7 @@ class Engine(Protocol):
     tests run the same pack on each (no mocks)."""
 
     name: str
+    chunked: bool  # True: daily stages run one day at a time (bounded memory, one machine)
 
     @property
     def dialect(self) -> Dialect: ...
@@ -50,6 +51,9 @@ class Engine(Protocol):
     def materialise(self, name: str, sql: str) -> None:
         """Compute ``sql`` once and keep it as a table named ``name``."""
 
+    def append(self, name: str, sql: str) -> None:
+        """Add the rows of ``sql`` to the materialised relation ``name``."""
+
     def view(self, name: str, sql: str) -> None:
         """Name ``sql`` without computing it."""
 
@@ -58,6 +62,9 @@ class Engine(Protocol):
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as plain Python values."""
+
+    def arrow(self, sql: str) -> pa.Table:
+        """Run ``sql`` and return its rows as an Arrow table."""
 
     def close(self) -> None: ...
 

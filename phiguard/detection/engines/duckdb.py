@@ -64,6 +64,7 @@ class DuckDBEngine:
     con: duckdb.DuckDBPyConnection
     timezone: str
     name: str = "duckdb"
+    chunked: bool = True
     dialect: DuckDBDialect = field(default_factory=DuckDBDialect)
     _arrow: dict[str, pa.Table] = field(default_factory=dict)
 
@@ -117,6 +118,9 @@ class DuckDBEngine:
 
     def materialise(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def append(self, name: str, sql: str) -> None:
+        self.con.execute(f"INSERT INTO {name} {sql}")
 
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")

@@ -99,6 +99,7 @@ class SparkEngine:
     spark: Any
     snapshot_dir: str
     name: str = "spark"
+    chunked: bool = False  # Spark partitions the work itself
     dialect: SparkDialect = field(default_factory=SparkDialect)
     _cached: list[Any] = field(default_factory=list)
     eager: bool = False  # True: compute each cached stage as it is declared (per-stage timings)
@@ -170,6 +171,11 @@ class SparkEngine:
         if self.eager:
             df.count()
 
+    def append(self, name: str, sql: str) -> None:
+        df = self.spark.table(name).unionByName(self.spark.sql(sql)).cache()
+        self._cached.append(df)
+        df.createOrReplaceTempView(name)
+
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)
 
@@ -180,6 +186,9 @@ class SparkEngine:
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         return [r.asDict(recursive=True) for r in self.spark.sql(sql).collect()]
+
+    def arrow(self, sql: str) -> pa.Table:
+        return pa.Table.from_pylist(self.query(sql))
 
     def close(self) -> None:
         for df in self._cached:

@@ -23,6 +23,8 @@ class Stage:
     kind: str = "table"  # table | view
     needs: tuple[str, ...] = ()
     transient: bool = False  # dropped once every stage that reads it is built (memory)
+    daily: bool = False  # computed one local day at a time on engines that chunk (see below)
+    scratch: bool = False  # daily: holds only the current day (read by the day's other stages)
 
 
 EV = """
@@ -46,6 +48,7 @@ FROM events_raw
 WHERE account_id IS NOT NULL
 {% if w.load_from %}  AND ts >= {{ d.ts_lit(w.load_from) }}{% endif %}
 {% if w.until %}  AND ts < {{ d.ts_lit(w.until) }}{% endif %}
+{% if chunk %}  AND ts >= {{ d.ts_lit(chunk[0]) }} AND ts < {{ d.ts_lit(chunk[1]) }}{% endif %}
 """
 
 EV_ALL = """
@@ -64,6 +67,8 @@ WHERE true
 ACCT = """
 SELECT a.account_id, a.vendor_id, a.role, a.department, a.cluster, a.active_from, a.active_to,
        a.patient_id, a.surname_bidx, a.address_bidx, a.status, a.needs_grant,
+       CASE WHEN a.surname_bidx IS NOT NULL AND a.address_bidx IS NOT NULL
+            THEN concat(a.surname_bidx, ':', a.address_bidx) END AS household,
        v.status AS vendor_status, v.contract_start, v.contract_end, v.suspended_us,
        coalesce(g.n_grants, 0) AS n_grants
 FROM accounts a
@@ -72,83 +77,203 @@ LEFT JOIN (SELECT account_id, count(*) AS n_grants FROM grants GROUP BY account_
        ON g.account_id = a.account_id
 """
 
-# One row per account, patient and day: the grain of explanation-based auditing.
-ACCESS = """
-SELECT g.*, {{ d.row_id() }} AS aid FROM (
+# What explains an access, prepared once from the reference tables so that the per-access
+# pass is a handful of joins on small tables instead of a join with every encounter of the
+# patient followed by a regrouping of all accesses.
+#
+# An encounter explains an access of its account (or of an account of its department) whose
+# span [first_us, last_us] meets the encounter's window [start - before, end + after] (an open
+# encounter never ends). A patient's windows for one account (or one department) are merged
+# into disjoint islands; the access meets one of the encounters exactly when it meets one of
+# the islands. Each island carries the start of the next one, so the join can keep only the
+# last island the access meets: at most one row per access, no regrouping, same answer.
+ISLANDS = """
+WITH w AS (
+  SELECT patient_id, {{ key }} AS k,
+         start_us - {{ (p.explain_before_days * 86400000000) | int }} AS s,
+         CASE WHEN end_us IS NULL THEN {{ open_end }}
+              ELSE end_us + {{ (p.explain_after_days * 86400000000) | int }} END AS e
+  FROM encounters
+  WHERE patient_id IS NOT NULL AND {{ key }} IS NOT NULL AND start_us IS NOT NULL
+), o AS (
+  SELECT patient_id, k, s, e,
+         max(e) OVER (PARTITION BY patient_id, k ORDER BY s, e
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_e
+  FROM w
+), g AS (
+  SELECT patient_id, k, s, e,
+         sum(CASE WHEN prev_e IS NULL OR s > prev_e THEN 1 ELSE 0 END) OVER (
+             PARTITION BY patient_id, k ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS isl
+  FROM o
+), i AS (
+  SELECT patient_id, k, min(s) AS s, max(e) AS e FROM g GROUP BY patient_id, k, isl
+)
+SELECT patient_id, k AS {{ key }}, s, e,
+       lead(s) OVER (PARTITION BY patient_id, k ORDER BY s) AS next_s
+FROM i
+"""
+OPEN_END = 4611686018427387904  # 2^62 µs: later than any access
+
+# Who a patient may be to an account, as one small table keyed by patient: a VIP, an account
+# holder (a co-worker), or someone sharing surname and home address with some account (the
+# blind indexes joined as one household key; family when it is this account's).
+PFLAGS = """
+WITH h AS (
+  SELECT patient_id, min(account_id) AS holder
+  FROM accounts WHERE patient_id IS NOT NULL GROUP BY patient_id
+), k AS (
+  SELECT DISTINCT concat(surname_bidx, ':', address_bidx) AS household FROM accounts
+  WHERE surname_bidx IS NOT NULL AND address_bidx IS NOT NULL
+), pt AS (
+  SELECT p.patient_id, max(CASE WHEN p.vip THEN 1 ELSE 0 END) = 1 AS vip,
+         max(k.household) AS household
+  FROM patients p
+  LEFT JOIN k ON k.household = concat(p.surname_bidx, ':', p.address_bidx)
+  WHERE p.patient_id IS NOT NULL AND (p.vip OR k.household IS NOT NULL)
+  GROUP BY p.patient_id
+)
+SELECT coalesce(pt.patient_id, h.patient_id) AS patient_id, coalesce(pt.vip, false) AS vip,
+       h.holder, pt.household
+FROM pt FULL OUTER JOIN h ON h.patient_id = pt.patient_id
+"""
+
+# One row per account, patient and day is the grain of explanation-based auditing: what
+# explains the access — an encounter of the account or of its department (a grant is added
+# later, for the accounts that need one) — who the patient is to the account, and whether
+# the account was allowed to work that day at all. A hospital's history holds tens of
+# millions of accesses, ~98 % of them explained routine that no rule reads one by one; so
+# ACCESS_DAY keeps the others row by row (patient_id set) and folds the routine ones into a
+# few counting rows per account and day (patient_id NULL, n_acc accesses). On DuckDB it runs
+# one day at a time, which keeps each day's accesses in memory.
+#
+# Kept row by row: what encounters leave unexplained, every VIP, self, co-worker and family
+# access, everything of accounts that need a grant or belong to a vendor, and everything of
+# an account on a day it should not have worked (account_status reads all of those).
+# ``all_rows`` keeps every access row by row (the quality report's per-span sums).
+ACCESS_DAY = """
+WITH g AS (
   SELECT account_id, patient_id, dayno, count(*) AS n,
          min(ts_us) AS first_us, max(ts_us) AS last_us
   FROM ev
   WHERE outcome = 'success' AND patient_id IS NOT NULL
   GROUP BY account_id, patient_id, dayno
-) g
+), j AS (
+  SELECT g.account_id, g.patient_id, g.dayno, g.n, g.first_us, g.last_us,
+         a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant,
+         coalesce(f.vip, false) AS vip,
+         (a.patient_id IS NOT NULL AND a.patient_id = g.patient_id) AS is_self,
+         (f.holder IS NOT NULL AND (a.patient_id IS NULL OR a.patient_id <> g.patient_id))
+             AS is_coworker,
+         (f.household IS NOT NULL AND f.household = a.household
+          AND (a.patient_id IS NULL OR a.patient_id <> g.patient_id)) AS is_family,
+         (a.account_id IS NOT NULL AND ia.s IS NOT NULL) AS by_account,
+         (id.s IS NOT NULL) AS by_department,
+         (a.account_id IS NULL
+          OR (a.vendor_id IS NOT NULL AND a.contract_end IS NOT NULL
+              AND {{ d.date_of('g.dayno') }} > a.contract_end)
+          OR (a.active_to IS NOT NULL AND {{ d.date_of('g.dayno') }} > a.active_to)
+          OR (a.active_from IS NOT NULL AND {{ d.date_of('g.dayno') }} < a.active_from)
+          OR (a.suspended_us IS NOT NULL AND g.last_us >= a.suspended_us)) AS barred
+  FROM g
+  LEFT JOIN acct a ON a.account_id = g.account_id
+  LEFT JOIN isl_account ia ON ia.patient_id = g.patient_id AND ia.account_id = g.account_id
+       AND g.last_us >= ia.s AND g.first_us <= ia.e
+       AND (ia.next_s IS NULL OR ia.next_s > g.last_us)
+  LEFT JOIN isl_department id ON id.patient_id = g.patient_id AND id.department = a.department
+       AND g.last_us >= id.s AND g.first_us <= id.e
+       AND (id.next_s IS NULL OR id.next_s > g.last_us)
+  LEFT JOIN pflags f ON f.patient_id = g.patient_id
+), k AS (
+  SELECT j.*,
+{% if all_rows is defined and all_rows %}
+         true AS keep,
+{% else %}
+         (NOT (by_account OR by_department) OR vip OR is_self OR is_coworker OR is_family
+          OR needs_grant OR vendor_id IS NOT NULL OR barred) AS keep,
+{% endif %}
+         (dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }}) AS rep
+  FROM j
+)
+SELECT account_id, dayno, CASE WHEN keep THEN patient_id END AS patient_id,
+       by_account, by_department, rep, count(*) AS n_acc, CAST(sum(n) AS BIGINT) AS n,
+       min(first_us) AS first_us, max(last_us) AS last_us, max(vendor_id) AS vendor_id,
+       bool_or(needs_grant) AS needs_grant, bool_or(vip) AS vip, bool_or(is_self) AS is_self,
+       bool_or(is_coworker) AS is_coworker, bool_or(is_family) AS is_family
+FROM k
+GROUP BY account_id, dayno, CASE WHEN keep THEN patient_id END, by_account, by_department, rep
 """
 
-# Each access with what explains it (an encounter of the account, one of its department, a
-# grant covering the patient's cluster at the time) and who the patient is to the account.
+# The accesses a rule may look at one by one (see ACCESS_DAY).
+ACCESS_SUB = """
+SELECT account_id, patient_id, dayno, n, first_us, last_us, vendor_id, needs_grant,
+       vip, is_self, is_coworker, is_family, by_account, by_department
+FROM access_day
+WHERE patient_id IS NOT NULL
+"""
+
+# Per account and day: how many patients, how many unexplained, and the explanation report's
+# sums (restricted to the report window). Accounts that need a grant are counted from
+# access_x once the grants are checked (ACCT_DAY_X).
+_X_SUMS = """
+CAST(sum({k}) AS BIGINT) AS n_patients,
+CAST(sum(CASE WHEN {ex} THEN 0 ELSE {k} END) AS BIGINT) AS n_unexplained,
+CAST(sum(CASE WHEN vip AND NOT ({ex}) THEN {k} ELSE 0 END) AS BIGINT) AS n_vip,
+CAST(sum(CASE WHEN needs_grant AND NOT ({gr}) THEN {k} ELSE 0 END) AS BIGINT) AS n_outside_grant,
+CAST(sum(CASE WHEN {rep} THEN {k} ELSE 0 END) AS BIGINT) AS r_accesses,
+CAST(sum(CASE WHEN {rep} THEN n ELSE 0 END) AS BIGINT) AS r_events,
+CAST(sum(CASE WHEN {rep} AND by_account THEN n ELSE 0 END) AS BIGINT) AS r_ev_account,
+CAST(sum(CASE WHEN {rep} AND NOT by_account AND by_department THEN n ELSE 0 END) AS BIGINT)
+    AS r_ev_department,
+CAST(sum(CASE WHEN {rep} AND NOT by_account AND NOT by_department AND {gr} THEN n ELSE 0 END)
+    AS BIGINT) AS r_ev_grant,
+CAST(sum(CASE WHEN {rep} AND {ex} THEN n ELSE 0 END) AS BIGINT) AS r_ev_explained,
+CAST(sum(CASE WHEN {rep} AND {ex} THEN {k} ELSE 0 END) AS BIGINT) AS r_acc_explained
+"""
+_REP = "(dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }})"
+
+ACCT_DAY_XD = (
+    "SELECT account_id, dayno,"
+    + _X_SUMS.format(k="n_acc", ex="(by_account OR by_department)", gr="false", rep="rep")
+    + "FROM access_day WHERE NOT needs_grant GROUP BY account_id, dayno\n"
+)
+
+# The accesses of access_sub with the grant explanation: explained by a grant when the access
+# belongs to a unit of work that a grant fully covers. An access absent from access_x is
+# explained by an encounter and is nobody special to the account.
 ACCESS_X = """
-WITH m AS (
-  -- the accesses some encounter explains, keyed by the access's row id: a join and a
-  -- GROUP BY on one integer (a patient's several encounters must not multiply the access)
-  SELECT x.aid,
-         max(CASE WHEN e.account_id = x.account_id THEN 1 ELSE 0 END) AS by_account,
-         max(CASE WHEN e.department = a.department THEN 1 ELSE 0 END) AS by_department
-  FROM access x
-  JOIN accounts a ON a.account_id = x.account_id
-  JOIN encounters e ON e.patient_id = x.patient_id
-  WHERE (e.account_id = x.account_id OR e.department = a.department)
-    AND x.last_us >= e.start_us - {{ (p.explain_before_days * 86400000000) | int }}
-    AND (e.end_us IS NULL
-         OR x.first_us <= e.end_us + {{ (p.explain_after_days * 86400000000) | int }})
-  GROUP BY x.aid
-), gr AS (
-  -- explained by a grant: the access belongs to a unit of work that a grant fully covers
+WITH gr AS (
   SELECT DISTINCT v.account_id, v.patient_id, v.dayno, 1 AS by_grant
   FROM gev v JOIN gcheck c ON c.account_id = v.account_id AND c.qkey = v.qkey
                            AND c.action = v.action AND c.fields = v.fields
   WHERE c.covered AND v.patient_id IS NOT NULL
-), holders AS (
-  SELECT patient_id, min(account_id) AS holder
-  FROM accounts WHERE patient_id IS NOT NULL GROUP BY patient_id
 )
-SELECT x.account_id, x.patient_id, x.dayno, x.n, x.first_us, x.last_us,
-       a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant,
-       coalesce(pt.vip, false) AS vip,
-       (a.patient_id IS NOT NULL AND a.patient_id = x.patient_id) AS is_self,
-       (h.holder IS NOT NULL AND (a.patient_id IS NULL OR a.patient_id <> x.patient_id))
-           AS is_coworker,
-       (a.surname_bidx IS NOT NULL AND pt.surname_bidx = a.surname_bidx
-        AND a.address_bidx IS NOT NULL AND pt.address_bidx = a.address_bidx
-        AND (a.patient_id IS NULL OR a.patient_id <> x.patient_id)) AS is_family,
-       coalesce(m.by_account, 0) = 1 AS by_account,
-       coalesce(m.by_department, 0) = 1 AS by_department,
-       coalesce(gr.by_grant, 0) = 1 AS by_grant,
-       (coalesce(m.by_account, 0) = 1 OR coalesce(m.by_department, 0) = 1
-        OR coalesce(gr.by_grant, 0) = 1) AS explained
-FROM access x
-LEFT JOIN m ON m.aid = x.aid
-LEFT JOIN accounts a ON a.account_id = x.account_id
-LEFT JOIN patients pt ON pt.patient_id = x.patient_id
-LEFT JOIN holders h ON h.patient_id = x.patient_id
+SELECT x.account_id, x.patient_id, x.dayno, x.n, x.first_us, x.last_us, x.vendor_id,
+       x.needs_grant, x.vip, x.is_self, x.is_coworker, x.is_family, x.by_account,
+       x.by_department, coalesce(gr.by_grant, 0) = 1 AS by_grant,
+       (x.by_account OR x.by_department OR coalesce(gr.by_grant, 0) = 1) AS explained
+FROM access_sub x
 LEFT JOIN gr ON gr.account_id = x.account_id AND gr.patient_id = x.patient_id
             AND gr.dayno = x.dayno
 """
 
+ACCT_DAY_X = (
+    "SELECT * FROM acct_day_xd\nUNION ALL\nSELECT account_id, dayno,"
+    + _X_SUMS.format(k="1", ex="explained", gr="by_grant", rep=_REP)
+    + "FROM access_x WHERE needs_grant GROUP BY account_id, dayno\n"
+)
+
 # One row per account and day: volumes, denials, night work, and how much was explained.
 ACCT_DAY = """
 WITH e AS (
-  SELECT account_id, dayno, min(day) AS day, count(*) AS n_events,
-         sum(CASE WHEN outcome = 'denied' THEN 1 ELSE 0 END) AS n_denied,
-         sum(CASE WHEN outcome = 'success' AND action IN ('export', 'print') THEN 1 ELSE 0 END)
-             AS n_exported,
-         sum(CASE WHEN hr < 7 OR hr >= 22 THEN 1 ELSE 0 END) AS n_night,
-         min(ts_us) AS first_us, max(ts_us) AS last_us
-  FROM ev GROUP BY account_id, dayno
+  SELECT account_id, dayno, {{ d.date_of('dayno') }} AS day,
+         CAST(sum(n) AS BIGINT) AS n_events, CAST(sum(n_denied) AS BIGINT) AS n_denied,
+         CAST(sum(n_exported) AS BIGINT) AS n_exported,
+         CAST(sum(CASE WHEN hr < 7 OR hr >= 22 THEN n ELSE 0 END) AS BIGINT) AS n_night,
+         min(first_us) AS first_us, max(last_us) AS last_us
+  FROM acct_hour GROUP BY account_id, dayno
 ), x AS (
-  SELECT account_id, dayno, count(*) AS n_patients,
-         sum(CASE WHEN explained THEN 0 ELSE 1 END) AS n_unexplained,
-         sum(CASE WHEN vip AND NOT explained THEN 1 ELSE 0 END) AS n_vip,
-         sum(CASE WHEN needs_grant AND NOT by_grant THEN 1 ELSE 0 END) AS n_outside_grant
-  FROM access_x GROUP BY account_id, dayno
+  SELECT account_id, dayno, n_patients, n_unexplained, n_vip, n_outside_grant
+  FROM acct_day_x
 ), c AS (
   SELECT account_id, dayno, count(DISTINCT client_ip) AS n_ips,
          count(DISTINCT device_id) AS n_devices
@@ -170,29 +295,47 @@ SELECT account_id, dayno, client_ip, device_id, count(*) AS n,
 FROM ev GROUP BY account_id, dayno, client_ip, device_id
 """
 
+# One row per account, day and hour (the account-day's volumes are summed from it).
 ACCT_HOUR = """
-SELECT account_id, dayno, hr, count(*) AS n, min(ts_us) AS first_us, max(ts_us) AS last_us
+SELECT account_id, dayno, hr, count(*) AS n,
+       CAST(sum(CASE WHEN outcome = 'denied' THEN 1 ELSE 0 END) AS BIGINT) AS n_denied,
+       CAST(sum(CASE WHEN outcome = 'success' AND action IN ('export', 'print')
+                     THEN 1 ELSE 0 END) AS BIGINT) AS n_exported,
+       min(ts_us) AS first_us, max(ts_us) AS last_us
 FROM ev GROUP BY account_id, dayno, hr
 """
 
-# One row per query or export (rows sharing a query_id).
+# The events of queries and exports (rows sharing a query_id): few, read by the bulk rule.
+QEV = """
+SELECT account_id, query_id, action, fields, patient_id, ts_us, dayno
+FROM ev
+WHERE query_id IS NOT NULL AND outcome = 'success'
+"""
+
+# One row per query or export.
 QUERIES = """
 SELECT account_id, query_id, min(action) AS action, max(fields) AS fields,
        count(patient_id) AS n_rows, min(ts_us) AS first_us, max(ts_us) AS last_us,
        min(dayno) AS dayno
-FROM ev
-WHERE query_id IS NOT NULL AND outcome = 'success'
+FROM qev
 GROUP BY account_id, query_id
 """
 
 # Events of accounts that need a grant (contractors, IT support, service accounts): few.
-GEV = """
+GEV0 = """
 SELECT e.account_id, coalesce(e.query_id, e.event_id) AS qkey, e.action, e.fields,
-       e.patient_id, e.ts_us, e.dayno, pt.cluster AS p_cluster
+       e.patient_id, e.ts_us, e.dayno
 FROM ev e
 JOIN accounts a ON a.account_id = e.account_id AND a.needs_grant
-LEFT JOIN patients pt ON pt.patient_id = e.patient_id
 WHERE e.outcome = 'success'
+"""
+
+# …with the patient's cluster (a second step: the engine then knows these events are far
+# fewer than the patients, and looks the patients up in a table of the events, not the
+# other way round).
+GEV = """
+SELECT e.*, pt.cluster AS p_cluster
+FROM gev0 e LEFT JOIN patients pt ON pt.patient_id = e.patient_id
 """
 
 # Units of work of those accounts: a query, or a lone event.
@@ -269,19 +412,40 @@ SELECT account_id, qkey, action, fields, n_rows, first_us, last_us, dayno, cl_mi
 FROM ranked WHERE rk = 1
 """
 
+
+def _islands(key: str) -> str:
+    return ISLANDS.replace("{{ key }}", key).replace("{{ open_end }}", str(OPEN_END))
+
+
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
         Stage("ev", EV, "view"),
         Stage("ev_all", EV_ALL, "view"),
-        Stage("acct", ACCT, "view"),
-        Stage("access", ACCESS, "table", ("ev",), transient=True),
-        Stage("access_x", ACCESS_X, "table", ("access", "gev", "gcheck")),
+        Stage("acct", ACCT, "table"),
+        Stage("isl_account", _islands("account_id"), "table"),
+        Stage("isl_department", _islands("department"), "table"),
+        Stage("pflags", PFLAGS, "table"),
+        Stage(
+            "access_day",
+            ACCESS_DAY,
+            "table",
+            ("ev", "acct", "isl_account", "isl_department", "pflags"),
+            transient=True,
+            daily=True,
+            scratch=True,
+        ),
+        Stage("access_sub", ACCESS_SUB, "table", ("access_day",), transient=True, daily=True),
+        Stage("acct_day_xd", ACCT_DAY_XD, "table", ("access_day",), transient=True, daily=True),
+        Stage("access_x", ACCESS_X, "table", ("access_sub", "gev", "gcheck")),
+        Stage("acct_day_x", ACCT_DAY_X, "table", ("acct_day_xd", "access_x")),
         Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
-        Stage("acct_day", ACCT_DAY, "table", ("ev", "access_x", "acct_client")),
+        Stage("acct_day", ACCT_DAY, "table", ("acct_hour", "acct_day_x", "acct_client")),
         Stage("acct_hour", ACCT_HOUR, "table", ("ev",)),
-        Stage("queries", QUERIES, "table", ("ev",)),
-        Stage("gev", GEV, "table", ("ev",)),
+        Stage("qev", QEV, "table", ("ev",)),
+        Stage("queries", QUERIES, "table", ("qev",)),
+        Stage("gev0", GEV0, "table", ("ev",), transient=True),
+        Stage("gev", GEV, "table", ("gev0",)),
         Stage("gunits", GUNITS, "table", ("gev",)),
         Stage("gscope", GSCOPE, "table", ("gev",)),
         Stage("gcheck", GCHECK, "table", ("gunits", "gscope")),

@@ -20,11 +20,12 @@ WITH b AS (
     AND dayno >= {{ w.report_dayno }}
 ), r AS (
   SELECT e.account_id, e.query_id, e.patient_id, e.dayno
-  FROM ev e JOIN b ON e.account_id = b.account_id AND e.query_id = b.query_id
-  WHERE e.outcome = 'success' AND e.patient_id IS NOT NULL
+  FROM qev e JOIN b ON e.account_id = b.account_id AND e.query_id = b.query_id
+  WHERE e.patient_id IS NOT NULL
 ), cl AS (
   SELECT r.account_id, r.query_id, coalesce(pt.cluster, '?') AS cluster, count(*) AS n,
-         sum(CASE WHEN x.explained THEN 1 ELSE 0 END) AS n_explained
+         -- access_x holds every access an encounter leaves unexplained: one it lacks is explained
+         sum(CASE WHEN coalesce(x.explained, true) THEN 1 ELSE 0 END) AS n_explained
   FROM r
   LEFT JOIN patients pt ON pt.patient_id = r.patient_id
   LEFT JOIN access_x x ON x.account_id = r.account_id AND x.patient_id = r.patient_id
@@ -313,15 +314,23 @@ WITH o AS (
       AND days_win >= {{ p.slow_min_days }}
   ) t WHERE rk = 1
 ), tot AS (
-  SELECT b.account_id, count(DISTINCT x.patient_id) AS n_all,
-         min(x.first_us) AS first_us, max(x.last_us) AS last_us,
-         {{ d.sample('x.patient_id', n, 'NOT x.explained') }} AS sample
+  -- everyone the account touched in those days, explained or not: read from the events
+  -- (access_x keeps only the accesses that need a second look)
+  SELECT b.account_id, count(DISTINCT e.patient_id) AS n_all,
+         min(e.ts_us) AS first_us, max(e.ts_us) AS last_us
+  FROM best b JOIN ev e ON e.account_id = b.account_id
+   AND e.dayno >= b.start_day AND e.dayno <= b.dayno
+  WHERE e.outcome = 'success' AND e.patient_id IS NOT NULL
+  GROUP BY b.account_id
+), smp AS (
+  SELECT b.account_id, {{ d.sample('x.patient_id', n, 'NOT x.explained') }} AS sample
   FROM best b JOIN access_x x ON x.account_id = b.account_id
    AND x.dayno >= b.start_day AND x.dayno <= b.dayno
   GROUP BY b.account_id
 )
-SELECT b.*, tot.n_all, tot.first_us, tot.last_us, tot.sample
+SELECT b.*, tot.n_all, tot.first_us, tot.last_us, smp.sample
 FROM best b JOIN tot ON tot.account_id = b.account_id
+LEFT JOIN smp ON smp.account_id = b.account_id
 WHERE b.n_win >= {{ p.slow_min_unexplained_share }} * tot.n_all
   AND tot.last_us >= {{ w.report_us }}
 """
@@ -359,7 +368,7 @@ RULES = [
         "Bulk query or export",
         BULK,
         assess_bulk,
-        needs=("queries", "access_x", "acct_day", "gcheck"),
+        needs=("queries", "qev", "access_x", "acct_day", "gcheck"),
     ),
     Rule(
         "daily_volume",
@@ -383,6 +392,6 @@ RULES = [
         "Out-of-scope patients accumulated over days",
         SLOW,
         assess_slow,
-        needs=("access_x",),
+        needs=("access_x", "ev"),
     ),
 ]
