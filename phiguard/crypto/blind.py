@@ -16,7 +16,7 @@ from typing import Any
 try:  # OpenSSL's HMAC object: copy() clones the keyed state in C
     from _hashlib import hmac_new as _hmac_new
 except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _hmac_new = None
+    _hmac_new = None  # type: ignore[assignment]
 try:  # the optional C extension: a whole column per call (phiguard/crypto/_batch.c)
     from phiguard.crypto import _batch
 except ImportError:  # pragma: no cover - built without a C compiler or OpenSSL headers
@@ -53,7 +53,7 @@ class BlindIndex:
         prefix = kind.encode() + b"\x00"
         if _batch is not None:
             key = self._key
-            return lambda values: _batch.hmac_many(key, prefix, values, DIGEST_BYTES)  # type: ignore[no-any-return]
+            return lambda values: _batch.hmac_many(key, prefix, values, DIGEST_BYTES)
         if _hmac_new is None:  # pragma: no cover
             one = self.prepared(kind)
             return lambda values: [None if v is None else one(v.decode()) for v in values]

@@ -186,12 +186,12 @@ class PatientBlocks:
             else:
                 fast, _, slow = self._columns(table, _maybe_special(data))
                 numbered = [(block.first_line + pos, v) for pos, v in slow]
-            bad = [(line, v) for line, v in numbered if v.__class__ is str]
-            good = [v for _, v in numbered if v.__class__ is not str]
+            bad = [(line, v) for line, v in numbered if isinstance(v, str)]
+            good = [v for _, v in numbered if not isinstance(v, str)]
             target = target or folder / f"stage-{os.getpid()}.db"
             staged = stage_rows(target, fast, good)
             rows = len(numbered) + (0 if fast is None else fast.num_rows)
-            return Staged(rows, staged, bad, str(target) if staged else None)  # type: ignore[arg-type]
+            return Staged(rows, staged, bad, str(target) if staged else None)
         finally:
             if was_enabled:
                 gc.enable()

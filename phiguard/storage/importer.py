@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -120,7 +120,7 @@ class _Writer:
         self.columns = columns
         self.index = {c: i for i, c in enumerate(columns or ())}
         self.spec = spec
-        self.table: Table = spec.model.__table__  # type: ignore[assignment]
+        self.table: Table = spec.model.__table__  # type: ignore[attr-defined]
         self.report = report
         self.key = self.table.c[spec.key]
         self.column_names = frozenset(self.table.c.keys())
@@ -387,7 +387,7 @@ def _load(
                 tx.rollback()
             else:
                 conn.execute(
-                    ImportRun.__table__.insert(),
+                    insert(ImportRun),
                     [_run_row(report, path, started, app.clock.now(), digest)],
                 )
                 tx.commit()
