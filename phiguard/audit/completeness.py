@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pyarrow as pa
@@ -107,7 +107,7 @@ class _Gaps:
         """Remove ``s`` if it is missing; returns the range's anomaly id (or True), else False."""
         import bisect
 
-        i = bisect.bisect_right(self.ranges, (s, float("inf"), None)) - 1  # type: ignore[arg-type]
+        i = bisect.bisect_right(self.ranges, (s, float("inf"), None)) - 1
         if i < 0:
             return False
         a, b, aid = self.ranges[i]
@@ -283,6 +283,12 @@ def _apply_source(
     return anomalies
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+@overload
+def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """Core rows bypass the ORM's type decorator on some paths; make datetimes aware UTC."""
     from datetime import UTC
@@ -406,12 +412,12 @@ def status(app: App) -> list[SourceStatus]:
     out = []
     with app.engine.connect() as conn:
         gaps: dict[str, list[tuple[int, int]]] = {}
-        for g in conn.execute(
+        for source, first, last in conn.execute(
             select(AuditSeqGap.source, AuditSeqGap.first_seq, AuditSeqGap.last_seq).order_by(
                 AuditSeqGap.first_seq
             )
         ):
-            gaps.setdefault(g[0], []).append((g[1], g[2]))
+            gaps.setdefault(source, []).append((first, last))
         for s in conn.execute(select(_SOURCES).order_by(_SOURCES.c.source)).all():
             g = gaps.get(s.source, [])
             out.append(
@@ -441,7 +447,9 @@ def anomalies(app: App, *, open_only: bool = False, limit: int = 1000) -> list[A
                 a.kind,
                 a.first_seq,
                 a.last_seq,
-                a.count,
+                # ``a.count`` is typed as tuple.count; only SQLAlchemy's special-name
+                # accessor makes it the column, so read the column by name
+                a._mapping["count"],
                 a.leaf_index,
                 a.detected_at,
                 a.id,

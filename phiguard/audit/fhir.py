@@ -168,9 +168,11 @@ def audit_event_to_row(obj: Any) -> dict[str, str | None]:
     for ent in obj.get("entity") or []:
         if not isinstance(ent, dict):
             continue
-        what = ent.get("what") if isinstance(ent.get("what"), dict) else {}
+        what_raw = ent.get("what")
+        what: dict[str, Any] = what_raw if isinstance(what_raw, dict) else {}
         roles = {c for _, c in _codes(ent.get("role"))}
-        ref = what.get("reference") if isinstance(what.get("reference"), str) else ""
+        ref_raw = what.get("reference")
+        ref = ref_raw if isinstance(ref_raw, str) else ""
         if "1" in roles or ref.startswith("Patient/") or what.get("type") == "Patient":
             pid = _who(what)
             if pid:
@@ -226,9 +228,9 @@ def _action(obj: dict[str, Any]) -> str:
     for system, code in [*_codes(obj.get("type")), *subtype]:
         if system == DCM and code == "110106":
             return "export"
-    code = obj.get("action")
-    if isinstance(code, str) and code in _ACTION_CODE:
-        return _ACTION_CODE[code]
+    action_code = obj.get("action")
+    if isinstance(action_code, str) and action_code in _ACTION_CODE:
+        return _ACTION_CODE[action_code]
     raise FhirError("cannot tell the action (no known subtype and no action code)")
 
 

@@ -145,13 +145,12 @@ class SyslogListener:
     @classmethod
     def from_settings(cls, app: App) -> SyslogListener | None:
         s = app.settings
-        port = getattr(s, "syslog_port", None)
-        if port is None:
+        if s.syslog_port is None:
             return None
         ctx = None
-        if getattr(s, "syslog_tls_cert", None):
+        if s.syslog_tls_cert is not None:
             ctx = tls_context(s.syslog_tls_cert, s.syslog_tls_key, s.syslog_tls_client_ca)
-        return cls(app, s.syslog_host, int(port), ssl_context=ctx)
+        return cls(app, s.syslog_host, s.syslog_port, ssl_context=ctx)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> int:

@@ -168,3 +168,11 @@ def test_tracked_gaps_always_match_a_brute_force_recount(batches) -> None:  # ty
         ]
         high = conn.execute(select(AuditSource.high_seq)).scalar()
     assert tracked == gaps and high == hi
+
+
+def test_stored_anomalies_read_back_with_their_count(sqlite_app: App) -> None:
+    send(sqlite_app, [1, 2, 6])
+    (gap,) = [a for a in completeness.anomalies(sqlite_app) if a.kind == "gap"]
+    assert gap.count == 3
+    assert gap.describe() == "CMS: 3 event(s) missing (seq 3–5)"
+    assert gap.as_dict()["count"] == 3
