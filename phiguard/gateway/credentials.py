@@ -16,7 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from sqlalchemy import select, update
@@ -29,6 +29,9 @@ from phiguard.gateway.models import GatewayCredential, GatewayTerms
 from phiguard.storage.models import Account, Grant, Vendor
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.orm import Session
+
     from phiguard.app import App
 
 ITERATIONS = 4096
@@ -72,13 +75,7 @@ def issue(app: App, grant_id: str, *, actor: str, iterations: int = ITERATIONS) 
         problem = standing_problem(s, grant, now)
         if problem:
             raise Conflict(problem)
-        replaced = s.execute(
-            update(GatewayCredential)
-            .where(
-                GatewayCredential.grant_id == grant.grant_id, GatewayCredential.revoked_at.is_(None)
-            )
-            .values(revoked_at=now)
-        ).rowcount
+        replaced = _revoke_live(s, grant.grant_id, now)
         secret = secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
         stored, server = scram_keys(secret, salt, iterations)
@@ -110,14 +107,25 @@ def issue(app: App, grant_id: str, *, actor: str, iterations: int = ITERATIONS) 
 def revoke_credentials(app: App, grant_id: str, *, actor: str) -> int:
     now = app.clock.now()
     with app.session() as s:
-        n = s.execute(
+        n = _revoke_live(s, grant_id, now)
+        if n:
+            app.record(Tag.GATEWAY_CREDENTIAL_REVOKED, actor=actor, subject=grant_id, count=n)
+        return n
+
+
+def _revoke_live(s: Session, grant_id: str, now: datetime) -> int:
+    """Revoke the grant's credentials not yet revoked; returns how many there were."""
+    # A bulk UPDATE through a Session returns a CursorResult; Session.execute is typed
+    # with the plain Result, which has no rowcount.
+    result = cast(
+        "CursorResult[Any]",
+        s.execute(
             update(GatewayCredential)
             .where(GatewayCredential.grant_id == grant_id, GatewayCredential.revoked_at.is_(None))
             .values(revoked_at=now)
-        ).rowcount
-        if n:
-            app.record(Tag.GATEWAY_CREDENTIAL_REVOKED, actor=actor, subject=grant_id, count=n)
-        return int(n or 0)
+        ),
+    )
+    return int(result.rowcount or 0)
 
 
 def standing_problem(s: Any, grant: Grant, now: datetime) -> str | None:

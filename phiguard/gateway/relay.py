@@ -45,7 +45,8 @@ class Target:
     __slots__ = ("delivered", "j", "pid_idx", "sql")
 
     def __init__(self, j: Judgement, sql: str) -> None:
-        self.j, self.sql, self.delivered, self.pid_idx = j, sql, 0, None
+        self.j, self.sql, self.delivered = j, sql, 0
+        self.pid_idx: int | None = None  # the patient-key column, once the rows are described
 
 
 class Run:
@@ -667,7 +668,7 @@ class Relay:
             out += buf[s:e]
             return
         if kind == _Z:
-            self.on_ready(buf[s + 5 : e], out)
+            self.on_ready(bytes(buf[s + 5 : e]), out)
             return
         if self.suppress:
             return
