@@ -101,14 +101,21 @@ def _lines(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
-def blocks(path: Path, layout: CsvLayout, size: int | None = None) -> Iterator[Block]:
-    """Cut the data part of ``path`` into blocks at line ends outside quoted fields."""
+def blocks(
+    path: Path, layout: CsvLayout, size: int | None = None, hasher: Any = None
+) -> Iterator[Block]:
+    """Cut the data part of ``path`` into blocks at line ends outside quoted fields. The
+    whole file is read once; ``hasher`` (e.g. ``hashlib.sha256()``) is fed all of it."""
     size = size or BLOCK_BYTES
     with path.open("rb") as f:
+        if hasher is not None:
+            hasher.update(f.read(layout.data_offset))
         f.seek(layout.data_offset)
         offset, line, carry = layout.data_offset, 2, b""
         while True:
             chunk = f.read(size)
+            if hasher is not None:
+                hasher.update(chunk)
             data = carry + chunk
             if not chunk:
                 if data:

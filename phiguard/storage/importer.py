@@ -269,7 +269,7 @@ def import_file(
     layout = None
     if kind == "patients" and tab.format == "csv":
         layout = csv_layout(path, required=spec.required)
-    digest = _sha256(path)
+    digest = _FileDigest(path)
     started = app.clock.now()
     report = ImportReport(kind=kind, file=path.name, strict=strict)
     try:
@@ -290,9 +290,23 @@ def import_file(
         inserted=report.inserted,
         updated=report.updated,
         committed=report.committed,
-        sha256=digest,
+        sha256=digest(),
     )
     return report
+
+
+class _FileDigest:
+    """The file's SHA-256, computed on first use, or handed over by a load that read the
+    whole file anyway (the staged load hashes while it cuts blocks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value: str | None = None
+
+    def __call__(self) -> str:
+        if self.value is None:
+            self.value = _sha256(self.path)
+        return self.value
 
 
 class _Conflict(Exception):
@@ -306,7 +320,7 @@ def _load(
     layout: CsvLayout | None,
     report: ImportReport,
     started: Any,
-    digest: str,
+    digest: _FileDigest,
     progress: Progress | None,
     *,
     staged: bool = False,
@@ -343,7 +357,9 @@ def _load(
             if staged:
                 assert layout is not None
                 stage = _Stage(app.home.root)
-                _load_staged(app, conn, spec, tab, layout, parallel, progress, report, stage)
+                _load_staged(
+                    app, conn, spec, tab, layout, parallel, progress, report, stage, digest
+                )
                 report.inserted = report.rows_ok
             elif layout is not None:
                 for lines, values in _bulk_blocks(app, spec, tab, layout, parallel, progress):
@@ -388,7 +404,7 @@ def _load(
             else:
                 conn.execute(
                     insert(ImportRun),
-                    [_run_row(report, path, started, app.clock.now(), digest)],
+                    [_run_row(report, path, started, app.clock.now(), digest())],
                 )
                 tx.commit()
                 report.committed = True
@@ -465,13 +481,16 @@ def _load_staged(
     progress: Progress | None,
     report: ImportReport,
     stage: _Stage,
+    digest: _FileDigest,
 ) -> None:
     """Segments converted (by forked workers for a large file) straight into staging files
     and copied in as each completes, in file order; bad rows come back with their reasons.
     Under --strict the copying stops at the first bad row (the import will roll back)."""
     global _done_bytes
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
-    blocks = list(bulk.blocks(tab.path, layout))
+    hasher = hashlib.sha256()
+    blocks = list(bulk.blocks(tab.path, layout, hasher=hasher))
+    digest.value = hasher.hexdigest()
     n = min(MAX_SEGMENTS, len(blocks)) if parallel else 1
     size = -(-len(blocks) // max(n, 1))
     segments = [blocks[i : i + size] for i in range(0, len(blocks), size)]

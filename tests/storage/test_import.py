@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -128,6 +129,10 @@ def test_large_file_loads_through_workers_and_staging(
     assert count(app, Patient) == 1499
     assert not any((app.home.root / "tmp").rglob("*"))
     with app.session() as s:
+        from phiguard.storage.models import ImportRun
+
+        run = s.scalars(select(ImportRun)).one()
+        assert run.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
         p = s.get(Patient, clean[1234]["patient_id"])
         assert p is not None
         assert app.cipher.decrypt_json(p.pii, b"patient:pii")["name_en"] == clean[1234]["name_en"]
