@@ -33,7 +33,7 @@ from phiguard.leaks.detectors import (
     surname_roots,
     surname_table,
 )
-from phiguard.leaks.linkage import Candidate, decrypt_rows
+from phiguard.leaks.linkage import PMI_COLUMNS, Candidate, decrypt_rows
 from phiguard.leaks.models import LeakLinkKey
 from phiguard.leaks.splink_db import JARO_WINKLER, backend, check_engine
 from phiguard.storage.models import Patient
@@ -73,7 +73,6 @@ def _spellings(root: str) -> set[str]:
     return out
 
 
-_COLS = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
 ROUND2_CAP = 250_000  # a year-based fetch larger than this is skipped (reported as unmatched)
 
 
@@ -108,7 +107,7 @@ def fetch_by_dob(app: App, records: list[LeakRecord]) -> list[Candidate]:
             keys = sorted(dob_keys)
             for i in range(0, len(keys), 500):
                 q = (
-                    select(*_COLS)
+                    select(*PMI_COLUMNS)
                     .join(LeakLinkKey, LeakLinkKey.patient_id == Patient.patient_id)
                     .where(LeakLinkKey.dob_bidx.in_(keys[i : i + 500]))
                     .where(Patient.surname_bidx.in_(names))
@@ -141,7 +140,7 @@ def fetch_by_year(app: App, records: list[LeakRecord]) -> tuple[list[Candidate],
             if size > ROUND2_CAP:
                 skipped.add(root)
                 continue
-            for row in s.execute(select(*_COLS).where(*where)):
+            for row in s.execute(select(*PMI_COLUMNS).where(*where)):
                 rows[row[0]] = tuple(row)
     return decrypt_rows(app, rows.values()), skipped
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from phiguard.app import App
-from phiguard.identifiers.hkid import parse_hkid
+from phiguard.identifiers.hkid import canonical_hkid_fast, parse_hkid
 from phiguard.leaks.detectors import LeakRecord, parse_english_name, surname_variants
 from phiguard.storage.models import Patient
 
@@ -105,20 +105,41 @@ def decrypt_rows(app: App, rows: Iterable[Any]) -> list[Candidate]:
 def _canon_hkid(text: str | None) -> str | None:
     if not text:
         return None
+    fast = canonical_hkid_fast(text)  # the PMI stores canonical HKIDs: this is the usual path
+    if fast is not None:
+        return fast
     try:
         return parse_hkid(text).canonical
     except Exception:
         return None
 
 
+PMI_COLUMNS = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
+
+
 def load_patients(app: App, ids: Sequence[str]) -> dict[str, Candidate]:
-    cols = (Patient.patient_id, Patient.pii, Patient.sex, Patient.birth_year, Patient.is_canary)
     out: dict[str, Candidate] = {}
     with app.session() as s:
         for part in _chunks(sorted(set(ids))):
-            rows = s.execute(select(*cols).where(Patient.patient_id.in_(part))).all()
+            rows = s.execute(select(*PMI_COLUMNS).where(Patient.patient_id.in_(part))).all()
             out.update({c.patient_id: c for c in decrypt_rows(app, rows)})
     return out
+
+
+def lookup_rows(app: App, kind: str, values: Iterable[str]) -> dict[str, Candidate]:
+    """value -> the decrypted PMI row whose keyed digest it matches: the look-up and the row in
+    one query (half the round trips of :func:`lookup` then :func:`load_patients`)."""
+    column = Patient.hkid_bidx if kind == "hkid" else Patient.hospital_no_bidx
+    by_digest = {app.blind.digest(kind, v): v for v in set(values)}
+    found: dict[str, Candidate] = {}
+    with app.session() as s:
+        for part in _chunks(list(by_digest)):
+            rows = s.execute(select(column, *PMI_COLUMNS).where(column.in_(part))).all()
+            for dig, cand in zip(
+                (r[0] for r in rows), decrypt_rows(app, (r[1:] for r in rows)), strict=True
+            ):
+                found[by_digest[bytes(dig or b"")]] = cand
+    return found
 
 
 def lookup(app: App, kind: str, values: Iterable[str]) -> dict[str, str]:
@@ -180,34 +201,33 @@ class Linker:
 
     def link(self, records: list[LeakRecord]) -> LinkResult:
         result = LinkResult()
-        hk = lookup(self.app, "hkid", (r.hkid for r in records if r.hkid))
-        hn = lookup(self.app, "hospital_no", (r.hospital_no for r in records if r.hospital_no))
-        chosen: list[tuple[LeakRecord, str, list[str]]] = []
+        hk = lookup_rows(self.app, "hkid", (r.hkid for r in records if r.hkid))
+        # a hospital number is looked up only where there is no HKID; beside an HKID it is
+        # compared with the linked row (the PMI holds both in the canonical form of the index)
+        alone = (r.hospital_no for r in records if r.hospital_no and not r.hkid)
+        hn = lookup_rows(self.app, "hospital_no", alone)
         rest: list[LeakRecord] = []
         for rec in records:
             if rec.hkid:
-                pid = hk.get(rec.hkid)
-                if pid is None:
+                cand = hk.get(rec.hkid)
+                if cand is None:
                     result.decoys += 1  # a real-looking HKID that is nobody here: never linked
                     continue
                 on = ["hkid"]
-                if rec.hospital_no and hn.get(rec.hospital_no) == pid:
+                if rec.hospital_no and rec.hospital_no == cand.hospital_no:
                     on.append("hospital_no")
-                chosen.append((rec, pid, on))
             elif rec.hospital_no:
-                pid = hn.get(rec.hospital_no)
-                if pid is None:
+                cand = hn.get(rec.hospital_no)
+                if cand is None:
                     result.decoys += 1
                     continue
-                chosen.append((rec, pid, ["hospital_no"]))
+                on = ["hospital_no"]
             else:
                 rest.append(rec)
-        pmi = load_patients(self.app, [pid for _, pid, _ in chosen])
-        for rec, pid, on in chosen:
-            cand = pmi[pid]
+                continue
             agree, differ = agreement(rec, cand)
             conf = 1.0 if not differ else 0.9 if len(differ) == 1 else 0.75
-            self._add(result, pid, on + agree, conf, cand.is_canary)
+            self._add(result, cand.patient_id, on + agree, conf, cand.is_canary)
         if self.fuzzy and rest:
             from phiguard.leaks.fuzzy import fuzzy_link
 
