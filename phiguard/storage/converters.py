@@ -241,7 +241,7 @@ def _vendors(app: App) -> KindSpec:
             if (c := r["_contract"])[0]
         ]
         if contracts:
-            _upsert(conn, Contract.__table__, contracts, "contract_id")  # type: ignore[arg-type]
+            _upsert(conn, Contract.__table__, contracts, "contract_id")
 
     spec = KindSpec(
         model=Vendor,
@@ -329,7 +329,7 @@ def _encounters(app: App) -> KindSpec:
         end = n.timestamp(row.get("end"), "end") if n.optional(row, "end") else None
         if end is not None and end < start:
             raise ValueError("end is before start")
-        values = {
+        values: dict[str, Any] = {
             "patient_id": n.required(row, "patient_id"),
             "department": n.required(row, "department").upper(),
             "account_id": n.optional(row, "account_id"),

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from phiguard.errors import InputError
 
@@ -51,7 +51,7 @@ def detect_format(path: Path) -> str:
 class CountingReader(io.RawIOBase):
     """Wraps a binary file and counts bytes read, for progress bars."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self.raw = raw
         self.count = 0
 
@@ -59,9 +59,9 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self.raw.readinto(b)  # type: ignore[attr-defined]
-        self.count += n or 0
-        return n  # type: ignore[no-any-return]
+        n = self.raw.readinto(b)
+        self.count += n
+        return n
 
 
 def _has_surrogates(values: Any) -> bool:
@@ -243,9 +243,9 @@ class TabularFile:
             yield from read_parquet(self.path, required=required)
             return
         with self.path.open("rb") as raw:
-            source: BinaryIO = raw
+            source: io.BufferedIOBase = raw
             if self.path.name.lower().endswith(".gz"):
-                source = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+                source = gzip.GzipFile(fileobj=raw)
             self._counter = CountingReader(source)
             if self.format == "csv":
                 yield from read_csv(self._counter, required=required)
