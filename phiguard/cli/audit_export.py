@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from phiguard.audit.export import export, export_to_file
 
         phg = open_app(ctx, home)
-        kw = dict(
+        kw: dict[str, Any] = dict(
             fmt=fmt,
             since=_ts(since, "--since"),
             until=_ts(until, "--until"),
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
             bundle_size=bundle_size,
         )
         if output is not None:
-            result = export_to_file(phg, output, **kw)  # type: ignore[arg-type]
+            result = export_to_file(phg, output, **kw)
             err.print(
                 f"exported {result.events:,} events as {result.documents:,} {fmt} "
                 f"document(s) to {output}",
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 soft_wrap=True,
             )
         else:
-            result = export(phg, sys.stdout, **kw)  # type: ignore[arg-type]
+            result = export(phg, sys.stdout, **kw)
 
     @audit_app.command("sources")
     def sources_cmd(

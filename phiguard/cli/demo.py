@@ -6,13 +6,16 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
 from phiguard.cli.common import HomeOpt, err, interactive, out, settings_for
 from phiguard.errors import UsageError
+
+if TYPE_CHECKING:
+    from phiguard.demo.generator import GenerationSummary
 
 demo_app = typer.Typer(
     help="Build a synthetic hospital and replay the April 2026 contractor leak end to end.",
@@ -39,7 +42,6 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     from phiguard.app import App
-    from phiguard.demo.generator import generate
     from phiguard.demo.story import Story, tell
 
     settings = settings_for(ctx, home)
@@ -57,7 +59,7 @@ def demo(
     if data.exists():
         shutil.rmtree(data)
     out.rule("[bold]phiguard demo — the April 2026 contractor leak, replayed")
-    summary = _generate(generate, data, patients=patients, days=days, seed=seed)
+    summary = _generate(data, patients=patients, days=days, seed=seed)
     labels = json.loads(Path(summary.labels).read_text())
     phg = App.init(settings)
     try:
@@ -67,7 +69,10 @@ def demo(
         phg.close()
 
 
-def _generate(generate, data: Path, **kw: int):  # type: ignore[no-untyped-def]
+def _generate(data: Path, **kw: Any) -> GenerationSummary:
+    """Run the generator; on a terminal, with one progress bar per stage."""
+    from phiguard.demo.generator import generate
+
     if not interactive():
         return generate(data, **kw)
     with Progress(
@@ -78,7 +83,7 @@ def _generate(generate, data: Path, **kw: int):  # type: ignore[no-untyped-def]
         console=err,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -113,8 +118,6 @@ def generate_cmd(
     """Write a synthetic Hong Kong public hospital in the spec's formats (plus labels.json)."""
     from datetime import date
 
-    from phiguard.demo.generator import generate
-
     if fmt not in {"csv", "parquet"}:
         raise UsageError("--format must be csv or parquet")
     if patients < 100 or days < 1:
@@ -124,13 +127,15 @@ def generate_cmd(
     except ValueError:
         raise UsageError("--start must be a YYYY-MM-DD date") from None
     summary = _generate(
-        lambda d, **kw: generate(
-            d, fmt=fmt, scenarios=scenarios, events=events, start=first, overwrite=overwrite, **kw
-        ),
         out_dir,
         patients=patients,
         days=days,
         seed=seed,
+        fmt=fmt,
+        scenarios=scenarios,
+        events=events,
+        start=first,
+        overwrite=overwrite,
     )
     out.print(f"wrote a synthetic hospital to {out_dir}")
     for name, count in summary.counts.items():

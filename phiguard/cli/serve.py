@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phiguard.cli.common import HomeOpt, err, open_app
 from phiguard.errors import UsageError
+
+if TYPE_CHECKING:
+    from phiguard.web.background import Running
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"cannot read {path}")
         scheme = "https" if web.tls else "http"
 
-        def started(parts: list) -> None:  # type: ignore[type-arg]
+        def started(parts: list[Running]) -> None:
             for part in parts:
                 err.print(f"  {part.name}: {part.detail}", markup=False)
             err.print(f"phiguard console on {scheme}://{host}:{port}/  (Ctrl-C to stop)")
