@@ -66,7 +66,7 @@ class Home:
 
     def read_marker(self) -> dict[str, object]:
         self.require()
-        return json.loads(self.marker.read_text())  # type: ignore[no-any-return]
+        return json.loads(self.marker.read_text())
 
     def create_layout(self, database: str, database_url: str | None = None) -> None:
         """Create the folders and the marker. Refuses to touch an existing home."""

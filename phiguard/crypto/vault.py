@@ -39,7 +39,7 @@ class VaultTransitKeyProvider:
 
     def _call(self, what: str, fn: Any, **kw: Any) -> dict[str, Any]:
         try:
-            return fn(name=self.key_name, mount_point=self.mount, **kw)  # type: ignore[no-any-return]
+            return fn(name=self.key_name, mount_point=self.mount, **kw)
         except Exception as exc:  # hvac raises per-status types; never echo the token
             raise CryptoError(f"Vault transit {what} failed: {type(exc).__name__}") from exc
 

@@ -243,7 +243,7 @@ def verify_notice(request: Request, console: ConsoleDep, body: VerifyIn) -> Veri
     payload = result.as_dict(_incident_settings())
     if result.status == "rate_limited":
         return JSONResponse(payload, status_code=429)  # type: ignore[return-value]
-    return VerifyOut(**payload)  # type: ignore[arg-type]
+    return VerifyOut(**payload)
 
 
 def _incident_settings():
