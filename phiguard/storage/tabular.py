@@ -230,11 +230,15 @@ class TabularFile:
     format: str
     size: int
     _counter: CountingReader | None = None
+    _compressed: io.BufferedIOBase | None = None  # the .gz file under the decompressor
 
     @property
     def bytes_read(self) -> int:
+        """How far into the file on disk (compressed bytes for .gz), for progress bars."""
         if self.format == "parquet":
             return self.size
+        if self._compressed is not None:
+            return self.size if self._compressed.closed else self._compressed.tell()
         return self._counter.count if self._counter else 0
 
     def rows(self, *, required: tuple[str, ...] = ()) -> Iterator[tuple[int, Row | BadRow]]:
@@ -246,6 +250,7 @@ class TabularFile:
             source: io.BufferedIOBase = raw
             if self.path.name.lower().endswith(".gz"):
                 source = gzip.GzipFile(fileobj=raw)
+                self._compressed = raw
             self._counter = CountingReader(source)
             if self.format == "csv":
                 yield from read_csv(self._counter, required=required)
