@@ -83,7 +83,8 @@ def select_events(
         params.append(event_id)
     glob = str(app.home.events / "events" / "**" / "*.parquet")
     sql = (
-        f"SELECT DISTINCT leaf_index FROM read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+        "SELECT DISTINCT leaf_index FROM "
+        f"read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
         f"WHERE {' AND '.join(where)} ORDER BY leaf_index"
     )
     with duckdb.connect() as con:
@@ -100,7 +101,8 @@ def build(log: AuditLog, indices: Iterable[int], out: Path, *, selection: dict[s
     latest = Checkpoint.parse_body(SignedNote.parse(latest_note).text)
     if chosen and chosen[-1] >= latest.size:
         raise UsageError(
-            f"entry {chosen[-1]} is not covered by a checkpoint yet (run `phiguard audit checkpoint`)"
+            f"entry {chosen[-1]} is not covered by a checkpoint yet "
+            "(run `phiguard audit checkpoint`)"
         )
     notes = list(log.checkpoints())
     sizes = [Checkpoint.parse_body(SignedNote.parse(n).text).size for n in notes]
