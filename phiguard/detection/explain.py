@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from phiguard.detection.rules.stages import flag
+
 # The sums per account-day were taken while the accesses streamed past (stage acct_day_x,
 # restricted to the report window there); the report adds them up.
 EXPLAIN_SQL = """
@@ -33,7 +35,9 @@ HAVING sum(r_accesses) > 0
 # account filter reaches the scan; used to set labelled scenarios apart from benign work).
 EXPLAIN_SPANS_SQL = """
 WITH x AS (
-  SELECT a.*, coalesce(gr.by_grant, 0) = 1 AS by_grant FROM ({{ access_sql }}) a
+  SELECT a.*, BY_ACCOUNT AS by_account, BY_DEPARTMENT AS by_department,
+         coalesce(gr.by_grant, 0) = 1 AS by_grant
+  FROM ({{ access_sql }}) a
   LEFT JOIN (
     SELECT DISTINCT v.account_id, v.patient_id, v.dayno, 1 AS by_grant
     FROM gev v JOIN gcheck c ON c.account_id = v.account_id AND c.qkey = v.qkey
@@ -51,7 +55,9 @@ SELECT count(*) AS accesses, sum(n) AS events,
        sum(CASE WHEN by_account OR by_department OR by_grant THEN 1 ELSE 0 END) AS acc_explained
 FROM x
 WHERE dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }} AND ({{ where }})
-"""
+""".replace("BY_ACCOUNT", flag("by_account", "a.flags")).replace(
+    "BY_DEPARTMENT", flag("by_department", "a.flags")
+)
 
 SUMS = (
     "accesses",

@@ -69,7 +69,14 @@ class Window:
 
 
 def render(sql: str, engine: Engine, p: DetectionSettings, w: Window, **extra: Any) -> str:
-    ctx: dict[str, Any] = {"d": engine.dialect, "p": p, "w": w, "n": p.sample_size, "chunk": None}
+    ctx: dict[str, Any] = {
+        "d": engine.dialect,
+        "p": p,
+        "w": w,
+        "n": p.sample_size,
+        "chunk": None,  # ev only: the [start, end) of the day being read
+        "one_day": False,  # daily stages: every row read is of the same day
+    }
     return _JINJA.from_string(sql).render(**{**ctx, **extra})
 
 
@@ -147,9 +154,9 @@ def build_stages(
             for name in daily:
                 stage = STAGES[name]
                 if stage.scratch or i == 0:
-                    build(name)
+                    build(name, one_day=True)
                 else:
-                    sql = render(stage.sql, engine, p, w)
+                    sql = render(stage.sql, engine, p, w, one_day=True)
                     timed(name, lambda n=name, q=sql: engine.append(n, q))
         built.update(daily)
         build("ev")

@@ -14,6 +14,8 @@ import pyarrow as pa
 from phiguard.detection.engines import EVENT_SCHEMA
 from phiguard.errors import InputError
 
+COPY_ROWS = 1_000_000  # reference tables up to this size are copied into DuckDB
+
 
 class DuckDBDialect:
     name = "duckdb"
@@ -87,6 +89,10 @@ class DuckDBEngine:
 
     def register(self, name: str, table: pa.Table) -> None:
         self._arrow[name] = table
+        if table.num_rows > COPY_ROWS:
+            # Millions of patients: scanned in place (a copy would double their memory).
+            self.con.register(name, table)
+            return
         self.con.register(f"__arrow_{name}", table)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM __arrow_{name}")
         self.con.unregister(f"__arrow_{name}")

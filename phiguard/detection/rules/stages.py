@@ -67,8 +67,6 @@ WHERE true
 ACCT = """
 SELECT a.account_id, a.vendor_id, a.role, a.department, a.cluster, a.active_from, a.active_to,
        a.patient_id, a.surname_bidx, a.address_bidx, a.status, a.needs_grant,
-       CASE WHEN a.surname_bidx IS NOT NULL AND a.address_bidx IS NOT NULL
-            THEN concat(a.surname_bidx, ':', a.address_bidx) END AS household,
        v.status AS vendor_status, v.contract_start, v.contract_end, v.suspended_us,
        coalesce(g.n_grants, 0) AS n_grants
 FROM accounts a
@@ -114,28 +112,67 @@ FROM i
 """
 OPEN_END = 4611686018427387904  # 2^62 µs: later than any access
 
+# Households: the surname and home-address blind indexes of account holders, numbered (an
+# integer compares faster than two 64-digit keys, a hundred million times over).
+HOUSEHOLDS = """
+SELECT household, row_number() OVER (ORDER BY household) AS hh FROM (
+  SELECT DISTINCT concat(surname_bidx, ':', address_bidx) AS household FROM accounts
+  WHERE surname_bidx IS NOT NULL AND address_bidx IS NOT NULL
+) k
+"""
+
+# What the per-access pass needs to know about an account, slim: its department, vendor,
+# own patient record, household, and the local days it may work (contract and validity as day
+# numbers; a vendor suspension as an instant).
+ACCT_X = """
+SELECT a.account_id, a.department, a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant,
+       a.patient_id, hh.hh,
+       {{ d.day_no('a.active_from') }} AS from_day,
+       least({{ d.day_no('a.active_to') }},
+             CASE WHEN a.vendor_id IS NOT NULL THEN {{ d.day_no('a.contract_end') }} END)
+           AS to_day,
+       a.suspended_us
+FROM acct a
+LEFT JOIN households hh
+       ON hh.household = concat(a.surname_bidx, ':', a.address_bidx)
+"""
+
 # Who a patient may be to an account, as one small table keyed by patient: a VIP, an account
-# holder (a co-worker), or someone sharing surname and home address with some account (the
-# blind indexes joined as one household key; family when it is this account's).
+# holder (a co-worker), or someone of an account holder's household (family when it is this
+# account's).
 PFLAGS = """
 WITH h AS (
   SELECT patient_id, min(account_id) AS holder
   FROM accounts WHERE patient_id IS NOT NULL GROUP BY patient_id
-), k AS (
-  SELECT DISTINCT concat(surname_bidx, ':', address_bidx) AS household FROM accounts
-  WHERE surname_bidx IS NOT NULL AND address_bidx IS NOT NULL
 ), pt AS (
-  SELECT p.patient_id, max(CASE WHEN p.vip THEN 1 ELSE 0 END) = 1 AS vip,
-         max(k.household) AS household
+  SELECT p.patient_id, max(CASE WHEN p.vip THEN 1 ELSE 0 END) = 1 AS vip, max(k.hh) AS hh
   FROM patients p
-  LEFT JOIN k ON k.household = concat(p.surname_bidx, ':', p.address_bidx)
-  WHERE p.patient_id IS NOT NULL AND (p.vip OR k.household IS NOT NULL)
+  LEFT JOIN households k ON k.household = concat(p.surname_bidx, ':', p.address_bidx)
+  WHERE p.patient_id IS NOT NULL AND (p.vip OR k.hh IS NOT NULL)
   GROUP BY p.patient_id
 )
 SELECT coalesce(pt.patient_id, h.patient_id) AS patient_id, coalesce(pt.vip, false) AS vip,
-       h.holder, pt.household
+       h.holder, pt.hh
 FROM pt FULL OUTER JOIN h ON h.patient_id = pt.patient_id
 """
+
+# Flags of an access, packed into one small integer (one grouping key instead of eight).
+FLAGS = {
+    "vip": 1,
+    "is_self": 2,
+    "is_coworker": 4,
+    "is_family": 8,
+    "by_account": 16,
+    "by_department": 32,
+    "rep": 64,  # in the report window
+    "needs_grant": 128,
+}
+
+
+def flag(name: str, col: str = "flags") -> str:
+    """SQL for one flag of ``col`` as a boolean."""
+    return f"({{{{ d.idiv('{col}', {FLAGS[name]}) }}}} % 2 = 1)"
+
 
 # One row per account, patient and day is the grain of explanation-based auditing: what
 # explains the access — an encounter of the account or of its department (a grant is added
@@ -152,30 +189,28 @@ FROM pt FULL OUTER JOIN h ON h.patient_id = pt.patient_id
 # ``all_rows`` keeps every access row by row (the quality report's per-span sums).
 ACCESS_DAY = """
 WITH g AS (
-  SELECT account_id, patient_id, dayno, count(*) AS n,
+  SELECT account_id, patient_id, min(dayno) AS dayno, count(*) AS n,
          min(ts_us) AS first_us, max(ts_us) AS last_us
   FROM ev
   WHERE outcome = 'success' AND patient_id IS NOT NULL
-  GROUP BY account_id, patient_id, dayno
+  GROUP BY account_id, patient_id{% if not one_day %}, dayno{% endif %}
 ), j AS (
-  SELECT g.account_id, g.patient_id, g.dayno, g.n, g.first_us, g.last_us,
-         a.vendor_id, coalesce(a.needs_grant, false) AS needs_grant,
+  SELECT g.account_id, g.patient_id, g.dayno, g.n, g.first_us, g.last_us, a.vendor_id,
+         coalesce(a.needs_grant, false) AS needs_grant,
          coalesce(f.vip, false) AS vip,
          (a.patient_id IS NOT NULL AND a.patient_id = g.patient_id) AS is_self,
          (f.holder IS NOT NULL AND (a.patient_id IS NULL OR a.patient_id <> g.patient_id))
              AS is_coworker,
-         (f.household IS NOT NULL AND f.household = a.household
+         (f.hh IS NOT NULL AND f.hh = a.hh
           AND (a.patient_id IS NULL OR a.patient_id <> g.patient_id)) AS is_family,
          (a.account_id IS NOT NULL AND ia.s IS NOT NULL) AS by_account,
          (id.s IS NOT NULL) AS by_department,
-         (a.account_id IS NULL
-          OR (a.vendor_id IS NOT NULL AND a.contract_end IS NOT NULL
-              AND {{ d.date_of('g.dayno') }} > a.contract_end)
-          OR (a.active_to IS NOT NULL AND {{ d.date_of('g.dayno') }} > a.active_to)
-          OR (a.active_from IS NOT NULL AND {{ d.date_of('g.dayno') }} < a.active_from)
-          OR (a.suspended_us IS NOT NULL AND g.last_us >= a.suspended_us)) AS barred
+         (a.account_id IS NULL OR coalesce(g.dayno > a.to_day, false)
+          OR coalesce(g.dayno < a.from_day, false)
+          OR coalesce(g.last_us >= a.suspended_us, false)) AS barred,
+         (g.dayno >= {{ w.report_dayno }} AND g.last_us >= {{ w.report_us }}) AS rep
   FROM g
-  LEFT JOIN acct a ON a.account_id = g.account_id
+  LEFT JOIN acct_x a ON a.account_id = g.account_id
   LEFT JOIN isl_account ia ON ia.patient_id = g.patient_id AND ia.account_id = g.account_id
        AND g.last_us >= ia.s AND g.first_us <= ia.e
        AND (ia.next_s IS NULL OR ia.next_s > g.last_us)
@@ -184,32 +219,44 @@ WITH g AS (
        AND (id.next_s IS NULL OR id.next_s > g.last_us)
   LEFT JOIN pflags f ON f.patient_id = g.patient_id
 ), k AS (
-  SELECT j.*,
+  SELECT account_id, dayno, n, first_us, last_us,
 {% if all_rows is defined and all_rows %}
-         true AS keep,
+         patient_id,
 {% else %}
-         (NOT (by_account OR by_department) OR vip OR is_self OR is_coworker OR is_family
-          OR needs_grant OR vendor_id IS NOT NULL OR barred) AS keep,
+         CASE WHEN NOT (by_account OR by_department) OR vip OR is_self OR is_coworker
+                   OR is_family OR needs_grant OR vendor_id IS NOT NULL OR barred
+              THEN patient_id END AS patient_id,
 {% endif %}
-         (dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }}) AS rep
+         FLAGS_SUM AS flags
   FROM j
 )
-SELECT account_id, dayno, CASE WHEN keep THEN patient_id END AS patient_id,
-       by_account, by_department, rep, count(*) AS n_acc, CAST(sum(n) AS BIGINT) AS n,
-       min(first_us) AS first_us, max(last_us) AS last_us, max(vendor_id) AS vendor_id,
-       bool_or(needs_grant) AS needs_grant, bool_or(vip) AS vip, bool_or(is_self) AS is_self,
-       bool_or(is_coworker) AS is_coworker, bool_or(is_family) AS is_family
+SELECT account_id, dayno, patient_id, flags, count(*) AS n_acc, CAST(sum(n) AS BIGINT) AS n,
+       min(first_us) AS first_us, max(last_us) AS last_us
 FROM k
-GROUP BY account_id, dayno, CASE WHEN keep THEN patient_id END, by_account, by_department, rep
-"""
+GROUP BY account_id, dayno, patient_id, flags
+""".replace(
+    "FLAGS_SUM",
+    "\n           + ".join(
+        f"CASE WHEN {name} THEN {bit} ELSE 0 END" for name, bit in FLAGS.items()
+    ),
+)
 
 # The accesses a rule may look at one by one (see ACCESS_DAY).
-ACCESS_SUB = """
-SELECT account_id, patient_id, dayno, n, first_us, last_us, vendor_id, needs_grant,
-       vip, is_self, is_coworker, is_family, by_account, by_department
-FROM access_day
-WHERE patient_id IS NOT NULL
+ACCESS_SUB = (
+    """
+SELECT x.account_id, x.patient_id, x.dayno, x.n, x.first_us, x.last_us, a.vendor_id,
 """
+    + ", ".join(
+        f"{flag(name, 'x.flags')} AS {name}"
+        for name in ("needs_grant", "vip", "is_self", "is_coworker", "is_family")
+    )
+    + ",\n"
+    + ", ".join(f"{flag(name, 'x.flags')} AS {name}" for name in ("by_account", "by_department"))
+    + """
+FROM access_day x LEFT JOIN acct_x a ON a.account_id = x.account_id
+WHERE x.patient_id IS NOT NULL
+"""
+)
 
 # Per account and day: how many patients, how many unexplained, and the explanation report's
 # sums (restricted to the report window). Accounts that need a grant are counted from
@@ -217,14 +264,14 @@ WHERE patient_id IS NOT NULL
 _X_SUMS = """
 CAST(sum({k}) AS BIGINT) AS n_patients,
 CAST(sum(CASE WHEN {ex} THEN 0 ELSE {k} END) AS BIGINT) AS n_unexplained,
-CAST(sum(CASE WHEN vip AND NOT ({ex}) THEN {k} ELSE 0 END) AS BIGINT) AS n_vip,
-CAST(sum(CASE WHEN needs_grant AND NOT ({gr}) THEN {k} ELSE 0 END) AS BIGINT) AS n_outside_grant,
+CAST(sum(CASE WHEN {vip} AND NOT ({ex}) THEN {k} ELSE 0 END) AS BIGINT) AS n_vip,
+CAST(sum(CASE WHEN {needs} AND NOT ({gr}) THEN {k} ELSE 0 END) AS BIGINT) AS n_outside_grant,
 CAST(sum(CASE WHEN {rep} THEN {k} ELSE 0 END) AS BIGINT) AS r_accesses,
 CAST(sum(CASE WHEN {rep} THEN n ELSE 0 END) AS BIGINT) AS r_events,
-CAST(sum(CASE WHEN {rep} AND by_account THEN n ELSE 0 END) AS BIGINT) AS r_ev_account,
-CAST(sum(CASE WHEN {rep} AND NOT by_account AND by_department THEN n ELSE 0 END) AS BIGINT)
+CAST(sum(CASE WHEN {rep} AND {acc} THEN n ELSE 0 END) AS BIGINT) AS r_ev_account,
+CAST(sum(CASE WHEN {rep} AND NOT {acc} AND {dep} THEN n ELSE 0 END) AS BIGINT)
     AS r_ev_department,
-CAST(sum(CASE WHEN {rep} AND NOT by_account AND NOT by_department AND {gr} THEN n ELSE 0 END)
+CAST(sum(CASE WHEN {rep} AND NOT {acc} AND NOT {dep} AND {gr} THEN n ELSE 0 END)
     AS BIGINT) AS r_ev_grant,
 CAST(sum(CASE WHEN {rep} AND {ex} THEN n ELSE 0 END) AS BIGINT) AS r_ev_explained,
 CAST(sum(CASE WHEN {rep} AND {ex} THEN {k} ELSE 0 END) AS BIGINT) AS r_acc_explained
@@ -233,8 +280,17 @@ _REP = "(dayno >= {{ w.report_dayno }} AND last_us >= {{ w.report_us }})"
 
 ACCT_DAY_XD = (
     "SELECT account_id, dayno,"
-    + _X_SUMS.format(k="n_acc", ex="(by_account OR by_department)", gr="false", rep="rep")
-    + "FROM access_day WHERE NOT needs_grant GROUP BY account_id, dayno\n"
+    + _X_SUMS.format(
+        k="n_acc",
+        ex=f"({flag('by_account')} OR {flag('by_department')})",
+        gr="false",
+        rep=flag("rep"),
+        vip=flag("vip"),
+        needs=flag("needs_grant"),
+        acc=flag("by_account"),
+        dep=flag("by_department"),
+    )
+    + f"FROM access_day WHERE NOT {flag('needs_grant')} GROUP BY account_id, dayno\n"
 )
 
 # The accesses of access_sub with the grant explanation: explained by a grant when the access
@@ -258,7 +314,16 @@ LEFT JOIN gr ON gr.account_id = x.account_id AND gr.patient_id = x.patient_id
 
 ACCT_DAY_X = (
     "SELECT * FROM acct_day_xd\nUNION ALL\nSELECT account_id, dayno,"
-    + _X_SUMS.format(k="1", ex="explained", gr="by_grant", rep=_REP)
+    + _X_SUMS.format(
+        k="1",
+        ex="explained",
+        gr="by_grant",
+        rep=_REP,
+        vip="vip",
+        needs="needs_grant",
+        acc="by_account",
+        dep="by_department",
+    )
     + "FROM access_x WHERE needs_grant GROUP BY account_id, dayno\n"
 )
 
@@ -425,23 +490,32 @@ STAGES: dict[str, Stage] = {
         Stage("acct", ACCT, "table"),
         Stage("isl_account", _islands("account_id"), "table"),
         Stage("isl_department", _islands("department"), "table"),
-        Stage("pflags", PFLAGS, "table"),
+        Stage("households", HOUSEHOLDS, "table"),
+        Stage("acct_x", ACCT_X, "table", ("acct", "households")),
+        Stage("pflags", PFLAGS, "table", ("households",)),
         Stage(
             "access_day",
             ACCESS_DAY,
             "table",
-            ("ev", "acct", "isl_account", "isl_department", "pflags"),
+            ("ev", "acct_x", "isl_account", "isl_department", "pflags"),
             transient=True,
             daily=True,
             scratch=True,
         ),
-        Stage("access_sub", ACCESS_SUB, "table", ("access_day",), transient=True, daily=True),
+        Stage(
+            "access_sub",
+            ACCESS_SUB,
+            "table",
+            ("access_day", "acct_x"),
+            transient=True,
+            daily=True,
+        ),
         Stage("acct_day_xd", ACCT_DAY_XD, "table", ("access_day",), transient=True, daily=True),
         Stage("access_x", ACCESS_X, "table", ("access_sub", "gev", "gcheck")),
         Stage("acct_day_x", ACCT_DAY_X, "table", ("acct_day_xd", "access_x")),
-        Stage("acct_client", ACCT_CLIENT, "table", ("ev",)),
+        Stage("acct_client", ACCT_CLIENT, "table", ("ev",), daily=True),
         Stage("acct_day", ACCT_DAY, "table", ("acct_hour", "acct_day_x", "acct_client")),
-        Stage("acct_hour", ACCT_HOUR, "table", ("ev",)),
+        Stage("acct_hour", ACCT_HOUR, "table", ("ev",), daily=True),
         Stage("qev", QEV, "table", ("ev",)),
         Stage("queries", QUERIES, "table", ("qev",)),
         Stage("gev0", GEV0, "table", ("ev",), transient=True),
