@@ -63,3 +63,19 @@ def test_pmi_csv_helper_roundtrip(tmp_path):
     people = make_people(3)
     rows = list(csv.DictReader(write_pmi(tmp_path / "p.csv", people).open()))
     assert [r["patient_id"] for r in rows] == [p.patient_id for p in people]
+
+
+def test_masked_records_are_linked_through_the_birth_date_index_on_each_database(app, tmp_path):
+    """Round 1 (surname group + date of birth) finds them, on SQLite and on PostgreSQL."""
+    from phiguard.leaks.fuzzy import fetch_by_dob
+
+    people = make_people(200)
+    import_pmi(app, tmp_path, people)
+    refresh(app)
+    chosen = people[:25]
+    records = _records(chosen)
+    fetched = {c.patient_id for c in fetch_by_dob(app, records)}
+    assert {p.patient_id for p in chosen} <= fetched
+    assert len(fetched) < len(people)  # the date narrows the surname group
+    got = Linker(app).link(records)
+    assert set(got.links) == {p.patient_id for p in chosen}
