@@ -79,3 +79,23 @@ def test_masked_records_are_linked_through_the_birth_date_index_on_each_database
     assert len(fetched) < len(people)  # the date narrows the surname group
     got = Linker(app).link(records)
     assert set(got.links) == {p.patient_id for p in chosen}
+
+
+def test_keys_of_an_older_format_are_found_and_rebuilt(sqlite_app, tmp_path):
+    """Keys made another way (an earlier phiguard keyed the date of birth alone) would only
+    send every record to the slow second round; one re-derived key finds them out."""
+    from sqlalchemy import update
+
+    from phiguard.leaks.models import LeakLinkKey
+
+    people = make_people(50)
+    import_pmi(sqlite_app, tmp_path, people)
+    assert refresh(sqlite_app, full=False) == 50
+    with sqlite_app.engine.begin() as c:
+        c.execute(update(LeakLinkKey).values(dob_bidx=b"\x01" * 16))
+    assert refresh(sqlite_app, full=False) == 50
+    assert refresh(sqlite_app, full=False) == 0
+    from phiguard.leaks.fuzzy import fetch_by_dob
+
+    fetched = {c.patient_id for c in fetch_by_dob(sqlite_app, _records(people[:5]))}
+    assert {p.patient_id for p in people[:5]} <= fetched
