@@ -369,7 +369,8 @@ def link_stage(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     exact step links that file's records (the generator's leaked dump) and, with
     ``args.labels``, checks them against its labels; otherwise it links ``args.exact``
     records made from random PMI patients. The home is only read, except for the
-    date-of-birth blind index, which the first fuzzy run builds (``phiguard leaks index``)."""
+    surname + date-of-birth blind index, which the first fuzzy run builds (``phiguard leaks
+    index``)."""
     from phiguard.app import App
     from phiguard.leaks.detectors import LeakRecord, parse_english_name
     from phiguard.leaks.fuzzy import pmi_size
@@ -419,7 +420,7 @@ def link_stage(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     from phiguard.leaks.linkindex import refresh
 
     t, c = time.perf_counter(), cpu()
-    keyed = refresh(app, full=False)  # the date-of-birth blind index: once, then new rows only
+    keyed = refresh(app, full=False)  # the surname + date-of-birth index: once, then new rows
     index_s, index_cpu = time.perf_counter() - t, cpu() - c
     t, c = time.perf_counter(), cpu()
     trace: list[tuple[int, str, float]] = []
@@ -628,12 +629,12 @@ def run_link(tmp: Path, args: argparse.Namespace) -> None:
         print(f"  vs truth: F1 {q['f1']:.4f}, {q['wrong']} wrong, {q['missed']} missed")
     if r["index_keyed"]:
         print(
-            f"date-of-birth blind index: {r['index_keyed']:,} patients keyed in "
+            f"surname + date-of-birth blind index: {r['index_keyed']:,} patients keyed in "
             f"{r['index_s']:.1f} s wall, {r['index_cpu']:.1f} s CPU (once; later scans only "
             "key new or changed rows)"
         )
     else:
-        print(f"date-of-birth blind index: already up to date ({r['index_s']:.2f} s to check)")
+        print(f"surname + date-of-birth index: already up to date ({r['index_s']:.2f} s to check)")
     q = r["fuzzy_quality"]
     print(
         f"fuzzy ({args.engine}): {args.fuzzy:,} masked rows in {r['fuzzy_s']:.1f} s wall, "
@@ -674,7 +675,7 @@ def main() -> None:
         "--home",
         type=Path,
         help="link (and attribute) against this existing home instead of building a PMI; "
-        "read only, except that the date-of-birth blind index is built there once",
+        "read only, except that the surname + date-of-birth index is built there once",
     )
     ap.add_argument(
         "--dump", help="with --home: the leaked dump to link exactly (e.g. leak/dump.csv)"
