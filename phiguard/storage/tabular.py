@@ -146,13 +146,19 @@ def csv_layout(path: Path, *, required: tuple[str, ...] = ()) -> CsvLayout | Non
     with path.open("rb") as f:
         raw = f.readline(MAX_LINE_BYTES)
     body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
-    if not raw.endswith(b"\n") or b"\r" in body or b'"' in body:
+    # quoted names ("patient_id","hkid",… as many exporters write them) are fine as long as
+    # every quote pairs up on this line; anything else goes to the sequential reader
+    if not raw.endswith(b"\n") or b"\r" in body or body.count(b'"') % 2:
         return None
     first = raw.decode("utf-8-sig", errors="surrogateescape")
     if not first.strip():
         raise InputError("file is empty (no header row)")
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+    try:
+        names = next(csv.reader([first], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return None
+    header = [h.strip() for h in names]
     if _has_surrogates(header):
         raise InputError("header row is not valid UTF-8")
     missing = [c for c in required if c not in header]
