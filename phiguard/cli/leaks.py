@@ -67,9 +67,17 @@ def register(app: typer.Typer) -> None:
         as_: Annotated[
             str | None, typer.Option("--as", help="Who is scanning (for the log).")
         ] = None,
+        engine: Annotated[
+            str | None,
+            typer.Option(
+                help="Fuzzy linkage on 'duckdb' or 'spark' (default: the engine setting)."
+            ),
+        ] = None,
         home: HomeOpt = None,
     ) -> None:
         """Read the files, link every leaked record to the PMI and rank the likely source."""
+        if engine not in (None, "duckdb", "spark"):
+            raise typer.BadParameter("expected duckdb or spark", param_hint="--engine")
         from phiguard.leaks.scan import iter_summary, scan
 
         phg = open_app(ctx, home)
@@ -78,6 +86,7 @@ def register(app: typer.Typer) -> None:
             fuzzy=not no_fuzzy,
             since=_ts(since, "--since"),
             until=_ts(until, "--until"),
+            engine=engine,
         )
         if interactive() and fmt != "json":
             total = sum(f.stat().st_size for f in files if f.is_file()) or 1
@@ -106,8 +115,8 @@ def register(app: typer.Typer) -> None:
 
     @leaks.command("index")
     def index(ctx: typer.Context, home: HomeOpt = None) -> None:
-        """Key every patient's date of birth for fuzzy linkage now (a scan does it when needed;
-        after a large PMI import, doing it ahead saves the first scan that time)."""
+        """Key every patient's surname and date of birth for fuzzy linkage now (a scan does it
+        when needed; after a large PMI import, doing it ahead saves the first scan that time)."""
         from phiguard.leaks.linkindex import refresh
 
         n = refresh(open_app(ctx, home))

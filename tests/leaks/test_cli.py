@@ -78,3 +78,13 @@ def test_plant_and_list_canaries(sqlite_cli, tmp_path):
     listed = json.loads(sqlite_cli("leaks", "canaries", "list", "--format", "json").stdout)
     assert {c["patient_id"] for c in listed} == {p["patient_id"] for p in planted}
     assert sqlite_cli("leaks", "canaries", "plant").exit_code == 2
+
+
+def test_scan_engine_option(sqlite_cli, tmp_path):
+    people = _home(sqlite_cli, tmp_path, n=10)
+    dump = tmp_path / "paste.txt"
+    dump.write_text("".join(f"{p.name_en} {p.hkid}\n" for p in people[:2]))
+    r = sqlite_cli("leaks", "scan", str(dump), "--engine", "duckdb", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["affected_count"] == 2
+    bad = sqlite_cli("leaks", "scan", str(dump), "--engine", "oracle")
+    assert bad.exit_code == 2 and "duckdb or spark" in bad.stderr
