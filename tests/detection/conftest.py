@@ -38,10 +38,19 @@ def reference(hospital: W.World) -> Reference:
 
 
 def run_world(
-    engine: str, world_dir: Path, reference: Reference, since: datetime = SINCE, **extra: Any
+    engine: str,
+    world_dir: Path,
+    reference: Reference,
+    since: datetime = SINCE,
+    chunked: bool | None = None,
+    **extra: Any,
 ) -> PackResult:
+    """The pack over the hand-made hospital; ``chunked=False`` makes DuckDB read all days in
+    one pass instead of one day at a time."""
     p = W.settings(**extra)
     eng = open_engine(engine, settings=Settings(), detect=p)
+    if chunked is not None:
+        eng.chunked = chunked  # type: ignore[misc]
     try:
         return run_pack(
             eng,
@@ -57,3 +66,11 @@ def run_world(
 @pytest.fixture(scope="session")
 def duck_result(world_dir: Path, reference: Reference) -> PackResult:
     return run_world("duckdb", world_dir, reference)
+
+
+def assert_same_results(a: PackResult, b: PackResult) -> None:
+    """Two runs of the pack found the same: explanation report, features, hits."""
+    assert a.explain == b.explain
+    assert a.features == b.features
+    assert [h.key() for h in a.hits] == [h.key() for h in b.hits]
+    assert [h.reasons for h in a.hits] == [h.reasons for h in b.hits]

@@ -20,8 +20,7 @@ from phiguard.detection.pack import PackResult, Window, run_pack
 from phiguard.detection.settings import DetectionSettings
 from phiguard.detection.snapshot import Reference, to_us
 from phiguard.settings import Settings
-from tests.detection import world as W
-from tests.detection.conftest import SINCE
+from tests.detection.conftest import assert_same_results, run_world
 
 DAY = timedelta(days=1)
 T0 = datetime(2026, 3, 1, tzinfo=HKT)
@@ -130,20 +129,4 @@ def test_explanations_match_the_definition_access_by_access(tmp_path: Path) -> N
 def test_day_by_day_and_one_pass_give_the_same_alerts(
     world_dir: Path, reference: Reference, duck_result: PackResult
 ) -> None:
-    p = W.settings()
-    eng = open_engine("duckdb", settings=Settings(), detect=p)
-    eng.chunked = False  # type: ignore[misc]
-    try:
-        one_pass = run_pack(
-            eng,
-            reference,
-            p,
-            Window(SINCE, None, p.baseline_days),
-            events_uri=str(world_dir / "events.parquet"),
-        )
-    finally:
-        eng.close()
-    assert one_pass.explain == duck_result.explain
-    assert one_pass.features == duck_result.features
-    assert [h.key() for h in one_pass.hits] == [h.key() for h in duck_result.hits]
-    assert [h.reasons for h in one_pass.hits] == [h.reasons for h in duck_result.hits]
+    assert_same_results(run_world("duckdb", world_dir, reference, chunked=False), duck_result)

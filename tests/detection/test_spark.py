@@ -14,7 +14,7 @@ from phiguard.detection.pack import PackResult, Window
 from phiguard.detection.service import drafts_for
 from phiguard.detection.snapshot import Reference
 from tests.detection import world as W
-from tests.detection.conftest import SINCE, run_world
+from tests.detection.conftest import SINCE, assert_same_results, run_world
 
 # Small data: Spark's code generation and adaptive planning cost more than they save.
 LOCAL_SMALL = (
@@ -48,9 +48,7 @@ def test_spark_and_duckdb_raise_identical_alerts(
     world_dir: Path, reference: Reference, duck_result: PackResult
 ) -> None:
     spark = run_world("spark", world_dir, reference, spark_conf=LOCAL_SMALL)
-    assert spark.explain == duck_result.explain
-    assert spark.features == duck_result.features
-    assert [h.key() for h in spark.hits] == [h.key() for h in duck_result.hits]
+    assert_same_results(spark, duck_result)
     duck_alerts = _alerts(duck_result)
     assert _alerts(spark) == duck_alerts
     assert {a["subject"] for a in duck_alerts} >= set(W.PLANTED.values())
