@@ -7,6 +7,7 @@ already hits, so the same pack gives the same hits on DuckDB and on Spark.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ def build_stages(
                     build(name, one_day=True)
                 else:
                     sql = render(stage.sql, engine, p, w, one_day=True)
-                    timed(name, lambda n=name, q=sql: engine.append(n, q))
+                    timed(name, functools.partial(engine.append, name, sql))
         built.update(daily)
         build("ev")
         forget()

@@ -120,7 +120,7 @@ def _spark(settings: Any) -> Iterator[Any]:
     schema = StructType([StructField(n, kinds[t], True) for n, t in COLUMNS])
     persisted: list[Any] = []
 
-    class _API(SparkAPI):  # type: ignore[misc]
+    class _API(SparkAPI):
         """Remembers what Splink persisted so it can be dropped from executor memory."""
 
         def _break_lineage_and_repartition(self, df: Any, templated: str, physical: str) -> Any:
