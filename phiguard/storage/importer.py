@@ -506,8 +506,11 @@ def _load_staged(
 
     try:
         work = enumerate(segments)
-        args = (stage.folder,) if parallel else (stage.folder, on_block)
-        for result in _ordered(conv, "stage_segment", work, parallel, *args, wait=tick):
+        # workers count into the shared counter (a module function: it pickles by name)
+        count = _count_block if parallel else on_block
+        for result in _ordered(
+            conv, "stage_segment", work, parallel, stage.folder, count, wait=tick
+        ):
             report.rows_total += result.rows
             for line, reason in result.bad:
                 report.bad(line, reason)
@@ -568,8 +571,6 @@ def _ordered(
 
 def _on_item(method: str, item: Any, *args: Any) -> Any:
     assert _worker_blocks is not None
-    if method == "stage_segment":
-        args = (*args, _count_block)
     return getattr(_worker_blocks, method)(item, *args)
 
 
