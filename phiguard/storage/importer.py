@@ -27,6 +27,7 @@ import multiprocessing as mp
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -446,6 +447,12 @@ class _Stage:
     def __init__(self, home: Path) -> None:
         root = home / "tmp"
         root.mkdir(mode=0o700, exist_ok=True)
+        # an import killed mid-way leaves its folder behind; one untouched for a day is
+        # nobody's (a running import writes or reads its own folder all the time)
+        stale = time.time() - STALE_STAGING_SECONDS
+        for old in root.glob("import-*"):
+            if old.is_dir() and old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
         self.folder = Path(tempfile.mkdtemp(prefix="import-", dir=root))
         self.attached: list[str] = []
 
@@ -473,6 +480,7 @@ class _Stage:
 
 
 MAX_SEGMENTS = 8  # SQLite attaches at most 10 databases to a connection
+STALE_STAGING_SECONDS = 24 * 3600
 
 
 def _load_staged(

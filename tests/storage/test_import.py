@@ -420,3 +420,23 @@ def test_bulk_path_gives_the_row_by_row_results(app: App, tmp_path: Path, quotin
 
     for (line_a, a), (line_b, b) in zip(expected, got, strict=True):
         assert line_a == line_b and plain(a) == plain(b), line_a
+
+
+def test_a_first_load_sweeps_staging_folders_left_by_a_killed_import(
+    app: App, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    tmp = app.home.root / "tmp"
+    tmp.mkdir(exist_ok=True)
+    old, fresh = tmp / "import-old", tmp / "import-fresh"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "segment-000.db").write_bytes(b"tokens only")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    import_file(app, "patients", write_csv(tmp_path / "p.csv", patient_rows(5)))
+    if app.engine.dialect.name == "sqlite":  # only the staged load uses the folder
+        assert not old.exists()
+    assert fresh.exists()  # might be another import's, still running
