@@ -21,7 +21,6 @@ import csv
 import functools
 import gc
 import io
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,17 +170,16 @@ class PatientBlocks:
         target = folder / f"segment-{number:03d}.db"
         rows, staged, bad = 0, 0, []
         for block in run:
-            result = self.stage(block, folder, target)
+            result = self.stage(block, target)
             rows, staged = rows + result.rows, staged + result.staged
             bad.extend(result.bad)
             if on_block is not None:
                 on_block(block)
         return Staged(rows, staged, bad, str(target) if staged else None)
 
-    def stage(self, block: Block, folder: Path, target: Path | None = None) -> Staged:
-        """Convert ``block`` and append its good rows to this process's staging file in
-        ``folder`` (one SQLite file per worker, written through ADBC straight from Arrow
-        buffers); only counts and bad rows travel back."""
+    def stage(self, block: Block, target: Path) -> Staged:
+        """Convert ``block`` and append its good rows to the staging file ``target``
+        (through ADBC, straight from Arrow buffers); only counts and bad rows travel back."""
         was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -195,7 +193,6 @@ class PatientBlocks:
                 numbered = [(block.first_line + pos, v) for pos, v in slow]
             bad = [(line, v) for line, v in numbered if isinstance(v, str)]
             good = [v for _, v in numbered if not isinstance(v, str)]
-            target = target or folder / f"stage-{os.getpid()}.db"
             staged = stage_rows(target, fast, good)
             rows = len(numbered) + (0 if fast is None else fast.num_rows)
             return Staged(rows, staged, bad, str(target) if staged else None)
