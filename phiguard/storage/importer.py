@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import importlib.util
 import itertools
 import multiprocessing as mp
 import os
@@ -430,11 +431,8 @@ def _can_stage(conn: Connection, writer: _Writer) -> bool:
     """The staged load applies to a first load of a SQLite PMI (no rows to compare with)."""
     if conn.dialect.name != "sqlite" or not writer.empty_at_start:
         return False
-    try:
-        import adbc_driver_sqlite.dbapi  # noqa: F401
-    except ImportError:  # pragma: no cover - a dependency; kept optional for odd platforms
-        return False
-    return True
+    # looked up, not imported: the workers import it (importing costs time, see bulk.py)
+    return importlib.util.find_spec("adbc_driver_sqlite") is not None
 
 
 class _Stage:
