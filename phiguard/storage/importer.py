@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from phiguard.app import App
 from phiguard.errors import InputError, UsageError
@@ -347,6 +347,7 @@ def _load(
     gc.disable()
     stage = None
     with app.engine.connect() as conn:
+        journal = staged and layout is not None and _rollback_journal(conn, spec)
         tx = conn.begin()
         if conn.dialect.name == "sqlite":
             # Python's sqlite3 opens a transaction only before DML, so the index drops below
@@ -425,6 +426,47 @@ def _load(
                 conn.exec_driver_sql(f"PRAGMA cache_size={cache_before}")
             if stage is not None:
                 stage.close(conn)
+            if journal:
+                _restore_wal(conn)
+
+
+def _rollback_journal(conn: Connection, spec: converters.KindSpec) -> bool:
+    """A first load into an empty SQLite PMI runs with a rollback journal instead of the
+    WAL: SQLite journals only the pages that existed before the transaction (the schema,
+    the empty table's and indexes' roots), and writes the new table and index pages once,
+    straight into the database file, where the WAL would have taken every page twice (into
+    the WAL, then the checkpoint's copy). Atomic and durable the same way (``synchronous=
+    FULL``); a killed import leaves a hot journal that the next connection rolls back.
+    Switching needs the database to itself: while any other connection has it open the
+    switch fails at once (no waiting) and the load runs in the WAL as before. Returns
+    whether it switched; :func:`_restore_wal` switches back."""
+    if conn.dialect.name != "sqlite":
+        return False
+    table = spec.model.__table__.name  # type: ignore[attr-defined]
+    empty = conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
+    mode = None
+    if empty:
+        timeout = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            mode = conn.exec_driver_sql("PRAGMA main.journal_mode=DELETE").scalar()
+        except OperationalError:  # another connection has the database open
+            mode = None
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={timeout}")
+    conn.commit()  # ends SQLAlchemy's implicit transaction (SQLite opened none)
+    return mode == "delete"
+
+
+def _restore_wal(conn: Connection) -> None:
+    """Back to the WAL after a first load (committed or rolled back). Should this fail
+    (a reader holds the database past the busy timeout), the next connection switches it:
+    every connection sets ``journal_mode=WAL`` when it opens (storage.base)."""
+    if conn.closed:
+        return
+    with contextlib.suppress(DBAPIError):
+        conn.exec_driver_sql("PRAGMA main.journal_mode=WAL")
+        conn.commit()
 
 
 def _can_stage(conn: Connection, writer: _Writer) -> bool:

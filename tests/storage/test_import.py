@@ -440,3 +440,93 @@ def test_a_first_load_sweeps_staging_folders_left_by_a_killed_import(
     if app.engine.dialect.name == "sqlite":  # only the staged load uses the folder
         assert not old.exists()
     assert fresh.exists()  # might be another import's, still running
+
+
+_KILL_AFTER_INDEXES = """
+import os, signal, sys
+from pathlib import Path
+from phiguard.app import App
+from phiguard.settings import Settings
+from phiguard.storage import importer
+
+finish = importer._Writer.finish
+
+def finish_then_die(self):
+    finish(self)  # the indexes are built, their pages and the table's are in the file
+    os.kill(os.getpid(), signal.SIGKILL)
+
+importer._Writer.finish = finish_then_die
+app = App.open(Settings(home=Path(sys.argv[1])))
+importer.import_file(app, "patients", Path(sys.argv[2]))
+"""
+
+
+def test_a_first_load_killed_before_its_commit_leaves_the_home_as_before(
+    sqlite_app: App, tmp_path: Path
+) -> None:
+    """A first load writes the new pages straight into the database file (rollback journal,
+    not the WAL). Killed just before the commit, with the table and its indexes written,
+    the next opening of the home rolls the journal back: no patient, the unique indexes in
+    place, the database intact and back in WAL mode, and the file imports cleanly."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    home = sqlite_app.home.root
+    db = home / "phiguard.db"
+    sqlite_app.close()
+    size_before = db.stat().st_size
+    rows = patient_rows(20_000)
+    path = write_csv(tmp_path / "p.csv", rows)
+    child = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_INDEXES, str(home), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -9, child.stderr
+    # the kill hit mid-transaction with pages already in the file: a hot journal is left
+    assert (home / "phiguard.db-journal").exists()
+    assert db.stat().st_size > size_before + (4 << 20)
+
+    app = App.open(Settings(home=home))
+    try:
+        assert count(app, Patient) == 0
+        with app.engine.connect() as conn:
+            from sqlalchemy import inspect
+
+            names = {i["name"] for i in inspect(conn).get_indexes("patients")}
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert {"ix_patients_hkid_bidx", "ix_patients_hospital_no_bidx"} <= names
+        assert not (home / "phiguard.db-journal").exists()
+        report = import_file(app, "patients", path)
+        assert (report.inserted, report.committed) == (20_000, True)
+        assert count(app, Patient) == 20_000
+    finally:
+        app.close()
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_first_load_beside_another_open_connection_keeps_the_wal(
+    sqlite_app: App, tmp_path: Path
+) -> None:
+    """The rollback journal of a first load needs the database to itself; with another
+    connection open (a reader in another process) the load runs in the WAL, at once."""
+    import sqlite3
+    import time
+
+    db = sqlite_app.home.root / "phiguard.db"
+    other = sqlite3.connect(db)
+    try:
+        assert other.execute("SELECT count(*) FROM patients").fetchone() == (0,)
+        started = time.monotonic()
+        report = import_file(
+            sqlite_app, "patients", write_csv(tmp_path / "p.csv", patient_rows(50))
+        )
+        assert report.committed and time.monotonic() - started < 20  # no busy wait (30 s)
+        assert other.execute("SELECT count(*) FROM patients").fetchone() == (50,)
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        other.close()
