@@ -1,7 +1,10 @@
 """Detection benchmarks, each beside its anchor in the same run.
 
 1. The full rule pack (every rule, the explanation report and the account-day features) on
-   DuckDB over the generator's events, in a fresh process: wall time and peak memory.
+   DuckDB over the generator's events, in a fresh process: wall time and peak memory, three
+   ways — with the day summaries an earlier run kept (the steady state of a hospital that runs
+   detection daily), on the first run that condenses every day and writes its summary, and
+   with summaries off (every event read). All three must find the same hits.
    Anchors, same data, same run: the daily-volume rule written naively in pandas (read the
    Parquet, group, shift, compare), the same rule as one DuckDB query, and DuckDB's raw
    decoding scan of the columns the pack reads (the floor no SQL can beat).
@@ -82,7 +85,7 @@ t0 = time.perf_counter()
 ref = Reference({{name: pq.read_table(snap / f"{{name}}.parquet") for name in SCHEMAS}})
 t_ref = time.perf_counter() - t0
 p = DetectionSettings(duckdb_memory_limit={mem!r})
-eng = open_engine("duckdb", settings=Settings(), detect=p)
+eng = open_engine("duckdb", settings=Settings(), detect=p, home={home!r})
 t1 = time.perf_counter()
 res = run_pack(eng, ref, p, Window(None, None, p.baseline_days),
                events_uri=str(d / "events.parquet"))
@@ -177,19 +180,47 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
+MODES = {
+    "kept": "day summaries kept from an earlier run (the steady state)",
+    "first": "first run: every day condensed from its events and its summary written",
+    "events": "no summaries: every event read (day_summaries off)",
+}
+
+
 def bench_pack(data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Each repeat runs the pack three ways (see MODES) in fresh processes: with a fresh home
+    (``first``: it condenses and writes every day), again with that home (``kept``), and with
+    no home (``events``), then the anchors."""
     events = str(data / "events.parquet")
     snap = snapshot(data, args.cache)
-    pack_s, pack_cpu, pack_mem, raw_s, vol_duck, vol_pd = [], [], [], [], [], []
+    runs: dict[str, dict[str, list[float]]] = {m: {"s": [], "cpu": [], "mib": []} for m in MODES}
+    raw_s, vol_duck, vol_pd = [], [], []
     loads: list[float] = []
     pandas_mem: float | None = None
-    last: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
+    summary_mib = 0.0
     for i in range(args.repeat):
         loads.append(os.getloadavg()[0])
-        _, rss, last = child(PACK.format(data=str(data), snapshot=str(snap), mem=args.memory_limit))
-        pack_s.append(last["pack_s"])
-        pack_cpu.append(last["pack_cpu_s"])
-        pack_mem.append(rss)
+        with tempfile.TemporaryDirectory(dir=args.cache) as home:
+            for mode in ("first", "kept", "events"):
+                if mode == "events" and i >= args.events_repeat:
+                    continue
+                code = PACK.format(
+                    data=str(data),
+                    snapshot=str(snap),
+                    mem=args.memory_limit,
+                    home=None if mode == "events" else home,
+                )
+                _, rss, results[mode] = child(code)
+                runs[mode]["s"].append(results[mode]["pack_s"])
+                runs[mode]["cpu"].append(results[mode]["pack_cpu_s"])
+                runs[mode]["mib"].append(rss)
+            days = Path(home) / "detection" / "days"
+            summary_mib = sum(f.stat().st_size for f in days.rglob("*") if f.is_file()) / 2**20
+        for mode in ("first", "events"):
+            if results.get(mode):
+                assert results[mode]["hits"] == results["kept"]["hits"], (mode, results[mode])
+                assert results[mode]["explained"] == results["kept"]["explained"]
         raw_s.append(child(RAW_SCAN.format(path=events))[2]["s"])
         vd = child(VOLUME_DUCKDB.format(path=events))[2]
         vol_duck.append(vd["s"])
@@ -199,20 +230,35 @@ def bench_pack(data: Path, args: argparse.Namespace) -> dict[str, Any]:
             pandas_mem = vp[1]
             assert vp[2]["hits"] == vd["hits"], (vp[2], vd)
         print(
-            f"  run {i + 1} (load {loads[-1]:.1f}): pack {pack_s[-1]:.1f} s (CPU "
-            f"{pack_cpu[-1]:.1f} s, {rss:,.0f} MiB), raw scan "
-            f"{raw_s[-1]:.2f} s, volume rule DuckDB {vol_duck[-1]:.2f} s"
+            f"  run {i + 1} (load {loads[-1]:.1f}): pack "
+            + ", ".join(
+                f"{m} {r['s'][-1]:.1f} s (CPU {r['cpu'][-1]:.1f} s, {r['mib'][-1]:,.0f} MiB)"
+                for m, r in runs.items()
+                if len(r["s"]) == i + 1
+            )
+            + f"; raw scan {raw_s[-1]:.2f} s, volume rule DuckDB {vol_duck[-1]:.2f} s"
             + (f", pandas {vol_pd[-1]:.1f} s" if i < args.pandas_repeat else ""),
             flush=True,
         )
+    last = results["kept"]
     n = int(last["events"] or 0)
+    modes: dict[str, dict[str, Any]] = {
+        m: {
+            "s": med(r["s"]),
+            "cpu_s": med(r["cpu"]),
+            "peak_mib": max(r["mib"]),
+            "runs_s": [round(x, 1) for x in r["s"]],
+        }
+        for m, r in runs.items()
+        if r["s"]
+    }
     return {
         "events": n,
-        "pack_s": med(pack_s),
-        "pack_cpu_s": med(pack_cpu),
-        "pack_peak_mib": max(pack_mem),
-        "pack_runs_s": [round(x, 1) for x in pack_s],
-        "pack_runs_cpu_s": [round(x, 1) for x in pack_cpu],
+        "pack_s": modes["kept"]["s"],
+        "pack_cpu_s": modes["kept"]["cpu_s"],
+        "pack_peak_mib": max(m["peak_mib"] for m in modes.values()),
+        "modes": modes,
+        "summaries_mib": round(summary_mib),
         "load_before_runs": [round(x, 1) for x in loads],
         "raw_scan_s": med(raw_s),
         "volume_duckdb_s": med(vol_duck),
@@ -220,6 +266,10 @@ def bench_pack(data: Path, args: argparse.Namespace) -> dict[str, Any]:
         "volume_pandas_peak_mib": pandas_mem,
         "hits": last["hits"],
         "explained": last["explained"],
+        "timings_first": {
+            k: round(v, 2)
+            for k, v in sorted(results["first"]["timings"].items(), key=lambda kv: -kv[1])[:12]
+        },
         "stage_timings": {
             k: round(v, 2) for k, v in sorted(last["timings"].items(), key=lambda kv: -kv[1])[:16]
         },
@@ -354,6 +404,12 @@ def main() -> None:
     ap.add_argument(
         "--pandas-repeat", type=int, default=1, help="runs of the pandas anchor (0: skip it)"
     )
+    ap.add_argument(
+        "--events-repeat",
+        type=int,
+        default=1,
+        help="runs of the pack without day summaries (every event read; 0: skip it)",
+    )
     ap.add_argument("--memory-limit", default="6GB")
     ap.add_argument(
         "--cache",
@@ -391,6 +447,12 @@ def batch_report(args: argparse.Namespace) -> dict[str, Any]:
         f"{batch['pack_peak_mib']:,.0f} MiB; "
         f"{batch['hits']:,} hits, {batch['explained']:.1%} explained"
     )
+    for mode, m in batch["modes"].items():
+        print(
+            f"  {mode:6s} {m['s']:6.1f} s (CPU {m['cpu_s']:.1f} s, peak {m['peak_mib']:,.0f} MiB,"
+            f" runs {m['runs_s']}): {MODES[mode]}"
+        )
+    print(f"  day summaries on disk: {batch['summaries_mib']:,} MiB")
     print(
         f"  anchor: DuckDB raw decoding scan {batch['raw_scan_s']:.2f} s "
         f"(pack/scan {batch['pack_s'] / batch['raw_scan_s']:.1f}×)"

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from phiguard.app import App
 
 EXCLUDED_TOP = frozenset({"exports", "logs", "tmp", "audit.lock"})
+#: derived from the event store and rebuilt by the next run when missing: detection's day
+#: summaries (docs/dev/detection.md, ADR 10) and DuckDB's spill files
+DERIVED = ("detection/days/", "detection/spill/")
 #: audit files that only grow; anything else under audit/ is small and read whole
 _APPEND_ONLY = ("journal/", "checkpoints.log")
 
@@ -170,8 +173,9 @@ def take(app: App, work: Path) -> Snapshot:
             continue  # the WAL and shm files are folded into the backup-API copy
         if entry.is_dir():
             for path in sorted(entry.rglob("*")):
-                if path.is_file():
-                    members.append(_read(path, path.relative_to(root).as_posix()))
+                rel = path.relative_to(root).as_posix()
+                if path.is_file() and not rel.startswith(DERIVED):
+                    members.append(_read(path, rel))
         elif entry.is_file():
             members.append(_read(entry, name))
     db = root / "phiguard.db"

@@ -19,6 +19,7 @@ import pyarrow as pa
 from jinja2 import Environment, StrictUndefined
 
 from phiguard.detection.engines import Engine
+from phiguard.detection.rollups import DaySummaries, Rollups
 from phiguard.detection.rules import PACK, Context, Hit, Rule
 from phiguard.detection.rules.stages import STAGES, closure
 from phiguard.detection.settings import DetectionSettings
@@ -102,7 +103,12 @@ def prepare(engine: Engine, ref: Reference, events_uri: str | None) -> None:
 
 
 def build_stages(
-    engine: Engine, names: list[str], p: DetectionSettings, w: Window, timings: dict[str, float]
+    engine: Engine,
+    names: list[str],
+    p: DetectionSettings,
+    w: Window,
+    timings: dict[str, float],
+    summaries: DaySummaries | None = None,
 ) -> None:
     """Build the stages ``names`` need, dependencies first.
 
@@ -111,12 +117,18 @@ def build_stages(
     it and appended, and the day's scratch tables are replaced by the next day's. Their
     queries group by day and join only reference-sized tables, so the days' results together
     are exactly the one-pass result that Spark computes; what changes is that a day's accesses
-    fit in memory where a hundred million events' do not."""
+    fit in memory where a hundred million events' do not.
+
+    With ``summaries`` (ADR 10), a whole local day is condensed once — its accesses, hours and
+    clients — and kept; later runs read the day's summary instead of its events."""
     order = closure(names)
     daily = [n for n in order if STAGES[n].daily]
     after_daily = {n for n in order if not STAGES[n].daily and set(closure([n])) & set(daily)}
     chunks = day_chunks(engine, p, w) if daily and getattr(engine, "chunked", False) else None
     built: set[str] = set()
+
+    def render_day(sql: str, **extra: Any) -> str:
+        return render(sql, engine, p, w, one_day=True, **extra)
 
     def timed(name: str, run: Callable[[], None]) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -150,15 +162,30 @@ def build_stages(
             built.add(name)
             forget()
     else:
-        for i, chunk in enumerate(chunks):
+        created: set[str] = set()
+        for chunk in chunks:
             engine.view("ev", render(STAGES["ev"].sql, engine, p, w, chunk=chunk))
+            dayno = (int(to_us(chunk[0]) or 0) + int(w.offset_us or 0)) // DAY_US
+            summary = None
+            if summaries is not None and _whole_day(chunk, w):
+                t0, c0 = time.perf_counter(), time.process_time()
+                summary = summaries.day(engine, dayno, daily, render_day)
+                key = "summary:written" if summary.written else "summary:read"
+                timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+                timings[f"cpu:{key}"] = timings.get(f"cpu:{key}", 0.0) + time.process_time() - c0
             for name in daily:
                 stage = STAGES[name]
-                if stage.scratch or i == 0:
-                    build(name, one_day=True)
+                if summary is not None and name in summary.sql:
+                    sql = summary.sql[name]
                 else:
                     sql = render(stage.sql, engine, p, w, one_day=True)
+                if stage.scratch or name not in created:
+                    timed(name, functools.partial(engine.materialise, name, sql))
+                    created.add(name)
+                else:
                     timed(name, functools.partial(engine.append, name, sql))
+            if summary is not None:
+                summary.close()
         built.update(daily)
         build("ev")
         forget()
@@ -169,6 +196,12 @@ def build_stages(
 
 
 DAY_US = 86_400_000_000
+
+
+def _whole_day(chunk: tuple[datetime, datetime], w: Window) -> bool:
+    """True when the window does not cut the day ``chunk`` (its summary is then valid)."""
+    lo, hi = chunk
+    return (w.load_from is None or w.load_from <= lo) and (w.until is None or w.until >= hi)
 
 
 def day_chunks(
@@ -234,7 +267,15 @@ def run_pack(
     needs = [s for r in rules for s in r.needs]
     if features or explain:
         needs += ["acct_day", "acct_day_x"]
-    build_stages(engine, needs, p, window, timings)
+    summaries = None
+    if getattr(engine, "chunked", False):
+        rollups = Rollups.for_source(
+            getattr(engine, "summaries_root", None), events_uri, window.offset_us
+        )
+        summaries = None if rollups is None else DaySummaries(rollups)
+    build_stages(engine, needs, p, window, timings, summaries)
+    if summaries is not None:
+        summaries.rollups.prune()
     ctx = Context.build(p, ref, window.tz)
     hits = run_rules(engine, rules, ctx, window, timings)
     result = PackResult(hits=hits, timings=timings)

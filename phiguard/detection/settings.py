@@ -43,6 +43,12 @@ class DetectionSettings(BaseSettings):
         "6GB", description="DuckDB memory limit for a detection run (spills to disk beyond it)."
     )
     duckdb_threads: int = Field(0, description="DuckDB threads (0 = one per core).", ge=0)
+    day_summaries: bool = Field(
+        True,
+        description="Keep each local day's condensed events (accesses, hours, clients; "
+        "pseudonymous ids only) under HOME/detection/days and reuse them in later runs "
+        "while the day's event files are unchanged (DuckDB). Off: every run reads every event.",
+    )
 
     # -- windows -------------------------------------------------------------------------
     baseline_days: int = Field(

@@ -182,3 +182,23 @@ def test_a_backup_can_stream_through_a_pipe(populated, tmp_path: Path) -> None: 
     restored = service.restore(fifo, identity, tmp_path / "restored")
     writer.join()
     assert restored["verified"] and restored["tree_size"] >= restored["manifest_tree_size"] > 0
+
+
+def test_derived_detection_files_are_left_out(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Day summaries and spill files are rebuilt from the event store; a backup of a home
+    that ran detection does not carry them (they can be as large as the events)."""
+    app, _, identity = populated
+    root = app.home.root / "detection"
+    (root / "days" / "day=2026-04-01").mkdir(parents=True)
+    (root / "days" / "day=2026-04-01" / "accesses.parquet").write_bytes(b"x" * 1000)
+    (root / "spill").mkdir(parents=True, exist_ok=True)
+    (root / "spill" / "duckdb_temp_block-1.block").write_bytes(b"y" * 1000)
+    (root / "snapshot").mkdir(parents=True, exist_ok=True)
+    (root / "snapshot" / "accounts.parquet").write_bytes(b"z")
+    out = tmp_path / "b.phgbak"
+    service.create(app, out)
+    restored = tmp_path / "restored"
+    service.restore(out, identity, restored)
+    assert (restored / "detection" / "snapshot" / "accounts.parquet").read_bytes() == b"z"
+    assert not (restored / "detection" / "days").exists()
+    assert not (restored / "detection" / "spill").exists()

@@ -43,12 +43,14 @@ def run_world(
     reference: Reference,
     since: datetime = SINCE,
     chunked: bool | None = None,
+    home: Path | None = None,
+    events: Path | None = None,
     **extra: Any,
 ) -> PackResult:
     """The pack over the hand-made hospital; ``chunked=False`` makes DuckDB read all days in
-    one pass instead of one day at a time."""
+    one pass instead of one day at a time; with ``home`` DuckDB keeps day summaries there."""
     p = W.settings(**extra)
-    eng = open_engine(engine, settings=Settings(), detect=p)
+    eng = open_engine(engine, settings=Settings(), detect=p, home=home)
     if chunked is not None:
         eng.chunked = chunked  # type: ignore[misc]
     try:
@@ -57,7 +59,7 @@ def run_world(
             reference,
             p,
             Window(since, None, p.baseline_days),
-            events_uri=str(world_dir / "events.parquet"),
+            events_uri=str(events or world_dir / "events.parquet"),
         )
     finally:
         eng.close()

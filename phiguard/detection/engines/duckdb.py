@@ -68,6 +68,7 @@ class DuckDBEngine:
     name: str = "duckdb"
     chunked: bool = True
     dialect: DuckDBDialect = field(default_factory=DuckDBDialect)
+    summaries_root: Path | None = None  # where day summaries are kept (rollups.py), if at all
     _arrow: dict[str, pa.Table] = field(default_factory=dict)
 
     @classmethod
@@ -79,13 +80,16 @@ class DuckDBEngine:
             con.execute(f"SET memory_limit = '{detect.duckdb_memory_limit}'")
             if detect.duckdb_threads:
                 con.execute(f"SET threads = {int(detect.duckdb_threads)}")
+        summaries = None
         if home is not None:
             spill = Path(home) / "detection" / "spill"
             spill.mkdir(parents=True, exist_ok=True)
-            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute(f"SET temp_directory = '{_q(spill)}'")
+            if detect is None or getattr(detect, "day_summaries", True):
+                summaries = Path(home) / "detection" / "days"
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")
-        return cls(con=con, timezone=tz)
+        return cls(con=con, timezone=tz, summaries_root=summaries)
 
     def register(self, name: str, table: pa.Table) -> None:
         self._arrow[name] = table
@@ -133,6 +137,16 @@ class DuckDBEngine:
 
     def drop(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def export_parquet(self, table: str, path: Path) -> int:
+        """Write a materialised relation to a Parquet file; returns its row count."""
+        rows = self.con.execute(
+            f"COPY {table} TO '{_q(path)}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def parquet_view(self, name: str, path: Path) -> None:
+        self.view(name, f"SELECT * FROM read_parquet('{_q(path)}', hive_partitioning = false)")
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         return self.con.sql(sql).to_arrow_table().to_pylist()

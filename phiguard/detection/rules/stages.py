@@ -174,6 +174,26 @@ def flag(name: str, col: str = "flags") -> str:
     return f"({{{{ d.idiv('{col}', {FLAGS[name]}) }}}} % 2 = 1)"
 
 
+# The flags of an access (columns of the same names) packed into one integer.
+FLAGS_SUM = "\n           + ".join(
+    f"CASE WHEN {name} THEN {bit} ELSE 0 END" for name, bit in FLAGS.items()
+)
+
+
+def meets(island: str, access: str = "g") -> str:
+    """Join condition: the access's span meets the island, and it is the last island the
+    access meets (so each access joins at most one island; see ISLANDS)."""
+    return (
+        f"AND {access}.last_us >= {island}.s AND {access}.first_us <= {island}.e\n"
+        f"       AND ({island}.next_s IS NULL OR {island}.next_s > {access}.last_us)"
+    )
+
+
+# Which accesses ACCESS_DAY keeps row by row (the others are folded into counting rows).
+KEPT = """NOT (by_account OR by_department) OR vip OR is_self OR is_coworker
+                   OR is_family OR needs_grant OR vendor_id IS NOT NULL OR barred"""
+
+
 # One row per account, patient and day is the grain of explanation-based auditing: what
 # explains the access — an encounter of the account or of its department (a grant is added
 # later, for the accounts that need one) — who the patient is to the account, and whether
@@ -187,7 +207,8 @@ def flag(name: str, col: str = "flags") -> str:
 # access, everything of accounts that need a grant or belong to a vendor, and everything of
 # an account on a day it should not have worked (account_status reads all of those).
 # ``all_rows`` keeps every access row by row (the quality report's per-span sums).
-ACCESS_DAY = """
+ACCESS_DAY = (
+    """
 WITH g AS (
   SELECT account_id, patient_id, min(dayno) AS dayno, count(*) AS n,
          min(ts_us) AS first_us, max(ts_us) AS last_us
@@ -212,20 +233,16 @@ WITH g AS (
   FROM g
   LEFT JOIN acct_x a ON a.account_id = g.account_id
   LEFT JOIN isl_account ia ON ia.patient_id = g.patient_id AND ia.account_id = g.account_id
-       AND g.last_us >= ia.s AND g.first_us <= ia.e
-       AND (ia.next_s IS NULL OR ia.next_s > g.last_us)
+       MEETS_IA
   LEFT JOIN isl_department id ON id.patient_id = g.patient_id AND id.department = a.department
-       AND g.last_us >= id.s AND g.first_us <= id.e
-       AND (id.next_s IS NULL OR id.next_s > g.last_us)
+       MEETS_ID
   LEFT JOIN pflags f ON f.patient_id = g.patient_id
 ), k AS (
   SELECT account_id, dayno, n, first_us, last_us,
 {% if all_rows is defined and all_rows %}
          patient_id,
 {% else %}
-         CASE WHEN NOT (by_account OR by_department) OR vip OR is_self OR is_coworker
-                   OR is_family OR needs_grant OR vendor_id IS NOT NULL OR barred
-              THEN patient_id END AS patient_id,
+         CASE WHEN KEPT THEN patient_id END AS patient_id,
 {% endif %}
          FLAGS_SUM AS flags
   FROM j
@@ -234,11 +251,10 @@ SELECT account_id, dayno, patient_id, flags, count(*) AS n_acc, CAST(sum(n) AS B
        min(first_us) AS first_us, max(last_us) AS last_us
 FROM k
 GROUP BY account_id, dayno, patient_id, flags
-""".replace(
-    "FLAGS_SUM",
-    "\n           + ".join(
-        f"CASE WHEN {name} THEN {bit} ELSE 0 END" for name, bit in FLAGS.items()
-    ),
+""".replace("FLAGS_SUM", FLAGS_SUM)
+    .replace("KEPT", KEPT)
+    .replace("MEETS_IA", meets("ia"))
+    .replace("MEETS_ID", meets("id"))
 )
 
 # The accesses a rule may look at one by one (see ACCESS_DAY).
