@@ -530,3 +530,35 @@ def test_a_first_load_beside_another_open_connection_keeps_the_wal(
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         other.close()
+
+
+def test_the_block_byte_scans_agree_with_plain_counting() -> None:
+    """The line count of a cut block and the test for characters the JSON encoder escapes
+    are numpy shortcuts; over random bytes rich in the characters that matter they must
+    say what a plain count says."""
+    import random
+
+    import numpy as np
+
+    from phiguard.storage import bulk
+
+    def lines(data: bytes) -> int:
+        return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+    def special(data: bytes) -> bool:
+        counts = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+        if counts[:0x20].sum() != counts[0x0A] + counts[0x0D] or counts[[0x5C, 0x7F, 0xC2]].any():
+            return True
+        return any(counts[seq[0]] and seq in data for seq in bulk._SPECIAL_UTF8)
+
+    rng = random.Random(7)
+    alphabet = [b"a", b",", b'"', b"\n", b"\r", b"\r\n", b"\t", b"\\", b"\x7f", b"\xc2\xa0"]
+    alphabet += [b"\xe9\x99\xb3", *bulk._SPECIAL_UTF8, b"\xe2\x82\xac", b"\x00"]
+    found = set()
+    for _ in range(3000):
+        data = b"".join(rng.choice(alphabet[: rng.randint(4, len(alphabet))]) for _ in range(20))
+        end = rng.randint(0, len(data))
+        assert bulk._lines(data, end) == lines(data[:end])
+        assert bulk._maybe_special(data) == special(data), data
+        found.add(special(data))
+    assert found == {True, False}
