@@ -541,11 +541,12 @@ def _load_staged(
     global _done_bytes
     conv = bulk.PatientBlocks(app, tab.path, layout, spec.convert)
     hasher = hashlib.sha256()
-    blocks = list(bulk.blocks(tab.path, layout, hasher=hasher))
-    digest.value = hasher.hexdigest()
-    n = min(MAX_SEGMENTS, len(blocks)) if parallel else 1
-    size = -(-len(blocks) // max(n, 1))
-    segments = [blocks[i : i + size] for i in range(0, len(blocks), size)]
+    blocks = bulk.blocks(tab.path, layout, hasher=hasher)
+    data_bytes = max(tab.size - layout.data_offset, 1)
+    n = min(MAX_SEGMENTS, -(-data_bytes // bulk.BLOCK_BYTES)) if parallel else 1
+    # segments are formed while the file is cut, so the workers start on the first one
+    # at once instead of after the whole file has been read and hashed
+    segments = _segments(blocks, layout.data_offset, data_bytes, n)
     _done_bytes = mp.get_context("fork").Value("q", 0) if parallel else None
 
     def tick() -> None:
@@ -557,7 +558,7 @@ def _load_staged(
             progress(block.offset + block.length, tab.size)
 
     try:
-        work = enumerate(segments)
+        work = segments
         # workers count into the shared counter (a module function: it pickles by name)
         count = _count_block if parallel else on_block
         for result in _ordered(
@@ -568,8 +569,25 @@ def _load_staged(
                 report.bad(line, reason)
             if result.file is not None and not (report.strict and report.rows_bad):
                 stage.insert(conn, result.file)
+        digest.value = hasher.hexdigest()  # every block was cut, so all the file was hashed
     finally:
         _done_bytes = None
+
+
+def _segments(
+    blocks: Iterable[bulk.Block], start: int, total: int, n: int
+) -> Iterator[tuple[int, list[bulk.Block]]]:
+    """Numbered runs of consecutive blocks of about ``total / n`` bytes each (at most
+    ``n``), each yielded as soon as its last block is cut."""
+    run: list[bulk.Block] = []
+    number = 0
+    for block in blocks:
+        run.append(block)
+        if number < n - 1 and block.offset + block.length - start >= (number + 1) * total / n:
+            yield number, run
+            number, run = number + 1, []
+    if run:
+        yield number, run
 
 
 _done_bytes: Any = None  # bytes converted so far, shared with forked workers
