@@ -165,6 +165,7 @@ def build_stages(
         created: set[str] = set()
         for chunk in chunks:
             engine.view("ev", render(STAGES["ev"].sql, engine, p, w, chunk=chunk))
+            engine.view("ev_all", render(STAGES["ev_all"].sql, engine, p, w, chunk=chunk))
             dayno = (int(to_us(chunk[0]) or 0) + int(w.offset_us or 0)) // DAY_US
             summary = None
             if summaries is not None and _whole_day(chunk, w):
@@ -188,6 +189,7 @@ def build_stages(
                 summary.close()
         built.update(daily)
         build("ev")
+        build("ev_all")
         forget()
     for name in [n for n in order if n in after_daily]:
         build(name)

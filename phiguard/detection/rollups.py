@@ -3,17 +3,17 @@
 Every run reads its baseline history again — a daily ``phiguard detect --since yesterday`` reads
 the last 45 days — and most of a run's time goes into condensing each day's events into the
 grains the rules read (ADR 9 in docs/dev/detection.md): one row per account, patient and day
-(the accesses), per account, day and hour, and per account, day and client. Those condensed
-forms depend on the day's events and nothing else: not on accounts, encounters, grants or
-settings. So they are written once, per local day, as Parquet beside the run's spill folder
-and read back by later runs (ADR 10):
+(the accesses), per account, day and hour, per account, day and client, the day's queries,
+denials and per-source sequence ranges. Those condensed forms depend on the day's events and
+nothing else: not on accounts, encounters, grants or settings. So they are written once, per
+local day, as Parquet beside the run's spill folder and read back by later runs (ADR 10):
 
     ROOT/day=YYYY-MM-DD/
       accesses.parquet   ano, pno, n, first_us, last_us   (one row per account, patient, day)
       accounts.parquet   ano, account_id                  (the day's accounts, numbered)
       patients.parquet   pno, patient_id                  (the day's patients, numbered)
-      acct_hour.parquet  the ``acct_hour`` stage's rows of the day
-      acct_client.parquet  the ``acct_client`` stage's rows of the day
+      acct_hour.parquet, acct_client.parquet, qev.parquet, denied.parquet, source_day.parquet
+                         the rows of the daily stages of those names (see PURE)
       day.json           {"key": …, "version": …, counts}
 
 Accounts and patients are numbered per day so that the per-access joins of a later run hash
@@ -45,7 +45,10 @@ from phiguard.audit.journal import fsync_dir
 from phiguard.detection.rules.stages import FLAGS_SUM, KEPT, meets
 
 VERSION = 1
-PARTS = ("accesses", "accounts", "patients", "acct_hour", "acct_client")
+#: Daily stages (rules/stages.py) that read the day's events and nothing else: a summary
+#: holds their rows as they are.
+PURE = ("acct_hour", "acct_client", "qev", "denied", "source_day")
+PARTS = ("accesses", "accounts", "patients", *PURE)
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 #: The event store's partition dates are Hong Kong dates (phiguard.storage.events); a day's
@@ -342,7 +345,7 @@ class DaySummaries:
         else:
             for part in PARTS:
                 engine.parquet_view(f"day_{part}", folder / f"{part}.parquet")
-        sql = {name: f"SELECT * FROM day_{name}" for name in ("acct_hour", "acct_client")}
+        sql = {name: f"SELECT * FROM day_{name}" for name in PURE}
         if "access_day" in daily:
             if not self._prepared:
                 engine.materialise("departments", DEPARTMENTS)
@@ -363,7 +366,7 @@ class DaySummaries:
         engine.materialise("_day_patients", DAY_PATIENTS)
         engine.materialise("_day_accesses", DAY_CODED)
         engine.drop("_day_g")
-        for name in ("acct_hour", "acct_client"):
+        for name in PURE:
             engine.materialise(f"_day_{name}", render_day(STAGES[name].sql))
         tmp = self.rollups.begin()
         try:

@@ -10,8 +10,7 @@ from phiguard.detection.rules.base import Context, Hit, Rule, num, plural, sampl
 
 SOURCE_GAP = """
 WITH s AS (
-  SELECT source, dayno, count(*) AS n, min(seq) AS lo, max(seq) AS hi
-  FROM ev_all WHERE seq IS NOT NULL GROUP BY source, dayno
+  SELECT source, dayno, n, lo, hi FROM source_day
 ), x AS (
   SELECT s.*, lag(hi) OVER (PARTITION BY source ORDER BY dayno) AS prev_hi,
          lag(dayno) OVER (PARTITION BY source ORDER BY dayno) AS prev_dayno
@@ -98,7 +97,7 @@ WITH dn AS (
          count(*) OVER (PARTITION BY account_id ORDER BY ts_us
              RANGE BETWEEN {{ p.denied_window_minutes * 60000000 }} PRECEDING AND CURRENT ROW)
              AS n_win
-  FROM ev WHERE outcome = 'denied' AND dayno >= {{ w.report_dayno }} - 1
+  FROM denied WHERE dayno >= {{ w.report_dayno }} - 1
 )
 SELECT account_id, dayno, max(n_win) AS peak, count(*) AS n_denied,
        count(DISTINCT patient_id) AS n_patients, min(ts_us) AS first_us, max(ts_us) AS last_us,
@@ -143,7 +142,7 @@ RULES = [
         "Events missing from a source",
         SOURCE_GAP,
         assess_gap,
-        needs=("ev_all",),
+        needs=("source_day", "ev_all"),
     ),
     Rule(
         "recorded_gap",
@@ -159,6 +158,6 @@ RULES = [
         "Burst of denied attempts",
         DENIED,
         assess_denied,
-        needs=("ev",),
+        needs=("denied",),
     ),
 ]

@@ -62,6 +62,7 @@ FROM events_raw
 WHERE true
 {% if w.load_from %}  AND ts >= {{ d.ts_lit(w.load_from) }}{% endif %}
 {% if w.until %}  AND ts < {{ d.ts_lit(w.until) }}{% endif %}
+{% if chunk %}  AND ts >= {{ d.ts_lit(chunk[0]) }} AND ts < {{ d.ts_lit(chunk[1]) }}{% endif %}
 """
 
 ACCT = """
@@ -393,6 +394,18 @@ FROM ev
 WHERE query_id IS NOT NULL AND outcome = 'success'
 """
 
+# Denied attempts (few), read by the denied-burst rule.
+DENIED = """
+SELECT account_id, dayno, ts_us, patient_id FROM ev WHERE outcome = 'denied'
+"""
+
+# Per source and day: how many events and the range of their sequence numbers (every event,
+# with or without an account), read by the source-gap rule.
+SOURCE_DAY = """
+SELECT source, dayno, count(*) AS n, min(seq) AS lo, max(seq) AS hi
+FROM ev_all WHERE seq IS NOT NULL GROUP BY source, dayno
+"""
+
 # One row per query or export.
 QUERIES = """
 SELECT account_id, query_id, min(action) AS action, max(fields) AS fields,
@@ -532,7 +545,9 @@ STAGES: dict[str, Stage] = {
         Stage("acct_client", ACCT_CLIENT, "table", ("ev",), daily=True),
         Stage("acct_day", ACCT_DAY, "table", ("acct_hour", "acct_day_x", "acct_client")),
         Stage("acct_hour", ACCT_HOUR, "table", ("ev",), daily=True),
-        Stage("qev", QEV, "table", ("ev",)),
+        Stage("qev", QEV, "table", ("ev",), daily=True),
+        Stage("denied", DENIED, "table", ("ev",), daily=True),
+        Stage("source_day", SOURCE_DAY, "table", ("ev_all",), daily=True),
         Stage("queries", QUERIES, "table", ("qev",)),
         Stage("gev0", GEV0, "table", ("ev",), transient=True),
         Stage("gev", GEV, "table", ("gev0",)),
