@@ -176,6 +176,13 @@ def _morning(story: Story, alert_id: str, first: datetime) -> None:
             f"{ex.get('explained_share', 0):.1%} explained by encounters or grants; "
             f"alerts: {counts}; the live alert {alert_id} is completed, not repeated"
         )
+        kept = sorted((app.home.root / "detection" / "days").glob("day=*"))
+        if kept:
+            story.say(
+                f"  {len(kept)} whole days of baseline history were condensed once and kept "
+                "(HOME/detection/days, pseudonymous ids only): tomorrow's run reads them "
+                "instead of their events"
+            )
     story.say(
         f"  [bold]{a['alert_id']}[/bold] [{SEV[a['severity']]}]{a['severity']}[/] "
         f"score {a['score']}  {a['account_id']} ({a['vendor_id'] or 'staff'})  "
