@@ -156,12 +156,17 @@ class Rollups:
         return tmp
 
     def commit(self, tmp: Path, dayno: int, counts: dict[str, int]) -> Path:
-        """Move a written summary into place (replacing a stale one) and return its folder."""
+        """Move a written summary into place (replacing a stale one) and return its folder.
+        When another run has just put a valid summary of the same events there, that one
+        stays (a run reading it is never left without its files) and ``tmp`` is dropped."""
         meta = {"version": VERSION, "key": self.key_of(dayno), "day": str(day_of(dayno)), **counts}
+        folder = self.folder(dayno)
+        if self.find(dayno) is not None:
+            self.abandon(tmp)
+            return folder
         _write_synced(tmp / "day.json", json.dumps(meta, sort_keys=True).encode())
         for part in PARTS:
             fsync_dir(tmp / f"{part}.parquet", os.fsync)  # opens read-only, so files too
-        folder = self.folder(dayno)
         old = None
         if folder.exists():
             old = self.root / f".old-{uuid.uuid4().hex}"

@@ -172,3 +172,21 @@ def test_summaries_of_days_whose_events_are_gone_are_pruned(tmp_path: Path) -> N
     assert rollups is not None
     assert rollups.prune() == 1
     assert sorted(p.name for p in root.iterdir()) == ["day=2026-04-02"]
+
+
+def test_a_valid_summary_another_run_wrote_is_kept(tmp_path: Path) -> None:
+    """Two runs condensing the same day at once: the second leaves the first one's summary
+    in place (a third run may be reading it) and drops its own."""
+    store = tmp_path / "events"
+    store_part(store, "2026-04-01", "part-00000000000000.parquet", 3)
+    rollups = Rollups.for_source(tmp_path / "days", str(store), HK)
+    assert rollups is not None
+    first, second = rollups.begin(), rollups.begin()
+    for tmp, mark in ((first, b"first"), (second, b"second")):
+        for part in PARTS:
+            (tmp / f"{part}.parquet").write_bytes(mark)
+    rollups.commit(first, dayno("2026-04-01"), {})
+    folder = rollups.commit(second, dayno("2026-04-01"), {})
+    assert (folder / "accesses.parquet").read_bytes() == b"first"
+    assert not second.exists()
+    assert [p.name for p in (tmp_path / "days").iterdir()] == ["day=2026-04-01"]
