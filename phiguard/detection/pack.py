@@ -122,9 +122,12 @@ def build_stages(
     With ``summaries`` (ADR 10), a whole local day is condensed once — its accesses, hours and
     clients — and kept; later runs read the day's summary instead of its events."""
     order = closure(names)
-    daily = [n for n in order if STAGES[n].daily]
-    after_daily = {n for n in order if not STAGES[n].daily and set(closure([n])) & set(daily)}
-    chunks = day_chunks(engine, p, w) if daily and getattr(engine, "chunked", False) else None
+    chunked = getattr(engine, "chunked", False)
+    daily = [
+        n for n in order if STAGES[n].daily or (STAGES[n].summarised and summaries is not None)
+    ]
+    after_daily = {n for n in order if n not in daily and set(closure([n])) & set(daily)}
+    chunks = day_chunks(engine, p, w) if daily and chunked else None
     built: set[str] = set()
 
     def render_day(sql: str, **extra: Any) -> str:

@@ -3,8 +3,8 @@
 Every run reads its baseline history again — a daily ``phiguard detect --since yesterday`` reads
 the last 45 days — and most of a run's time goes into condensing each day's events into the
 grains the rules read (ADR 9 in docs/dev/detection.md): one row per account, patient and day
-(the accesses), per account, day and hour, per account, day and client, the day's queries,
-denials and per-source sequence ranges. Those condensed forms depend on the day's events and
+(the accesses), per account, day and hour, per account, day and client, the day's denials
+and per-source sequence ranges. Those condensed forms depend on the day's events and
 nothing else: not on accounts, encounters, grants or settings. So they are written once, per
 local day, as Parquet beside the run's spill folder and read back by later runs (ADR 10):
 
@@ -12,7 +12,7 @@ local day, as Parquet beside the run's spill folder and read back by later runs 
       accesses.parquet   ano, pno, n, first_us, last_us   (one row per account, patient, day)
       accounts.parquet   ano, account_id                  (the day's accounts, numbered)
       patients.parquet   pno, patient_id                  (the day's patients, numbered)
-      acct_hour.parquet, acct_client.parquet, qev.parquet, denied.parquet, source_day.parquet
+      acct_hour.parquet, acct_client.parquet, denied.parquet, source_day.parquet
                          the rows of the daily stages of those names (see PURE)
       day.json           {"key": …, "version": …, counts}
 
@@ -47,7 +47,7 @@ from phiguard.detection.rules.stages import FLAGS_SUM, KEPT, meets
 VERSION = 1
 #: Daily stages (rules/stages.py) that read the day's events and nothing else: a summary
 #: holds their rows as they are.
-PURE = ("acct_hour", "acct_client", "qev", "denied", "source_day")
+PURE = ("acct_hour", "acct_client", "denied", "source_day")
 PARTS = ("accesses", "accounts", "patients", *PURE)
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")

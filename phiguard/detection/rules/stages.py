@@ -24,6 +24,10 @@ class Stage:
     needs: tuple[str, ...] = ()
     transient: bool = False  # dropped once every stage that reads it is built (memory)
     daily: bool = False  # computed one local day at a time on engines that chunk (see below)
+    # daily only in runs that keep day summaries (rollups.py): a small stage read from every
+    # event, cheaper as one pass over all days than as a filtered pass per day, but free to
+    # read from a kept summary
+    summarised: bool = False
     scratch: bool = False  # daily: holds only the current day (read by the day's other stages)
 
 
@@ -545,9 +549,9 @@ STAGES: dict[str, Stage] = {
         Stage("acct_client", ACCT_CLIENT, "table", ("ev",), daily=True),
         Stage("acct_day", ACCT_DAY, "table", ("acct_hour", "acct_day_x", "acct_client")),
         Stage("acct_hour", ACCT_HOUR, "table", ("ev",), daily=True),
-        Stage("qev", QEV, "table", ("ev",), daily=True),
-        Stage("denied", DENIED, "table", ("ev",), daily=True),
-        Stage("source_day", SOURCE_DAY, "table", ("ev_all",), daily=True),
+        Stage("qev", QEV, "table", ("ev",)),
+        Stage("denied", DENIED, "table", ("ev",), summarised=True),
+        Stage("source_day", SOURCE_DAY, "table", ("ev_all",), summarised=True),
         Stage("queries", QUERIES, "table", ("qev",)),
         Stage("gev0", GEV0, "table", ("ev",), transient=True),
         Stage("gev", GEV, "table", ("gev0",)),
