@@ -25,6 +25,16 @@ except ImportError:  # pragma: no cover - built without a C compiler or OpenSSL 
 from phiguard.errors import CryptoError
 
 _VERSION = 1
+# A compact plaintext for a document of known keys, written by the PMI bulk load instead of
+# JSON (about 60 bytes a patient less to encrypt, store and scan): a NUL byte, which no JSON
+# text starts with, the layout's number, then every value after a 0x1f separator; an empty
+# value is null. The values are never empty and never hold a control character (the load
+# sends such rows down its exact path, which writes JSON). Tokens are unchanged: AES-GCM
+# under the home's data key, bound to their column by the associated data.
+COMPACT_MARK = b"\x00"
+COMPACT_LAYOUTS: dict[int, tuple[str, ...]] = {
+    1: ("hkid", "hospital_no", "name_en", "name_zh", "dob", "phone", "address"),  # patient:pii
+}
 
 
 class FieldCipher:
@@ -88,5 +98,17 @@ class FieldCipher:
         )
 
     def decrypt_json(self, token: bytes, context: bytes) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.decrypt(token, context))
+        """The document in ``token``, written as JSON or in a compact layout."""
+        plaintext = self.decrypt(token, context)
+        if plaintext[:1] == COMPACT_MARK:
+            return _compact(plaintext)
+        value: dict[str, Any] = json.loads(plaintext)
         return value
+
+
+def _compact(plaintext: bytes) -> dict[str, Any]:
+    head, *values = plaintext.decode().split("\x1f")
+    keys = COMPACT_LAYOUTS.get(ord(head[1:2] or "\x00"))
+    if len(head) != 2 or keys is None or len(values) != len(keys):
+        raise CryptoError("field token holds an unknown compact layout")
+    return {k: v or None for k, v in zip(keys, values, strict=True)}

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from phiguard.app import App
+from phiguard.crypto.fields import COMPACT_LAYOUTS, COMPACT_MARK
 from phiguard.storage import normalise as n
 from phiguard.storage.tabular import BadRow, CsvLayout, csv_records
 
@@ -53,6 +54,7 @@ PATIENT_COLUMNS = (
 BLOCK_BYTES = 4 << 20
 MAX_BLOCK_BYTES = 64 << 20  # cut here even if quotes look unbalanced (malformed file)
 PII_CONTEXT = b"patient:pii"
+_PII_HEAD = (COMPACT_MARK + bytes([1])).decode()  # the patient's layout in COMPACT_LAYOUTS
 
 _FIELD_START = np.frombuffer(b",\t\n", dtype=np.uint8)
 _FIELD_END = np.frombuffer(b",\t\r\n", dtype=np.uint8)
@@ -383,6 +385,15 @@ class PatientBlocks:
             ',"name_zh":', q(name_zh), ',"dob":', q(dob), ',"phone":', q(phone),
             ',"address":', q(address), "}", "",
         )  # fmt: skip
+        # what is encrypted is the compact form of the same document (fields.COMPACT_LAYOUTS);
+        # the row MAC stays over the JSON, byte for byte what the row-by-row path computes
+        doc = {
+            "hkid": hkid, "hospital_no": hn, "name_en": name_en, "name_zh": name_zh,
+            "dob": dob, "phone": phone, "address": address,
+        }  # fmt: skip
+        compact = pc.binary_join_element_wise(
+            _PII_HEAD, *(pc.fill_null(doc[k], "") for k in COMPACT_LAYOUTS[1]), "\x1f"
+        )
         mac_input = pc.binary_join_element_wise(
             pid, "\x1f", sex, "\x1f", cluster, "\x1f",
             pc.if_else(app_reg, "1", "0"), pc.if_else(vip, "1", "0"), "\x1f", pii, "",
@@ -413,7 +424,7 @@ class PatientBlocks:
         fast = pa.Table.from_arrays(
             [
                 pid,
-                self.encrypt_column(pii, PII_CONTEXT),
+                self.encrypt_column(compact, PII_CONTEXT),
                 self.h_hkid(hkid),
                 self.h_hn(hn),
                 self._surnames(surname),

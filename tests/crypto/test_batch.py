@@ -119,3 +119,32 @@ def test_arrow_buffers_out_of_range_are_refused() -> None:
         _batch.hmac_arrow(b"k", b"", b"", offsets, b"x" * 100, 0, 1, 16)
     with pytest.raises(ValueError, match="offsets"):
         _batch.gcm_arrow(b"k" * 32, b"", b"n" * 12, offsets, b"short", 0, 1, b"")
+
+
+def test_a_compact_document_decrypts_to_the_json_one_and_an_unknown_layout_is_refused() -> None:
+    """The PMI bulk load encrypts the identifiers document in a compact layout; readers get
+    the same dictionary as from the JSON tokens written before (and by the row-by-row path),
+    and the token is bound to its column like any other."""
+    from phiguard.errors import CryptoError
+
+    ring = Keyring(None, {1: b"d" * 32}, 1, b"i" * 32, b"s" * 32)  # type: ignore[arg-type]
+    cipher = FieldCipher(ring)
+    doc = {
+        "hkid": "A1234563",
+        "hospital_no": None,
+        "name_en": "CHAN Tai Man",
+        "name_zh": "陳大文",
+        "dob": "1980-02-29",
+        "phone": None,
+        "address": "Flat 1, Block A",
+    }
+    head = fields.COMPACT_MARK + b"\x01"
+    body = "\x1f".join(v or "" for v in doc.values()).encode()
+    compact = cipher.encrypt(head + b"\x1f" + body, b"patient:pii")
+    assert cipher.decrypt_json(compact, b"patient:pii") == doc
+    assert cipher.decrypt_json(cipher.encrypt_json(doc, b"patient:pii"), b"patient:pii") == doc
+    with pytest.raises(CryptoError):
+        cipher.decrypt_json(compact, b"account:person")
+    for bad in (fields.COMPACT_MARK + b"\x09\x1f" + body, head + b"\x1fonly\x1ftwo"):
+        with pytest.raises(CryptoError, match="compact layout"):
+            cipher.decrypt_json(cipher.encrypt(bad, b"patient:pii"), b"patient:pii")

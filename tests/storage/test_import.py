@@ -416,7 +416,8 @@ def test_bulk_path_gives_the_row_by_row_results(app: App, tmp_path: Path, quotin
         if isinstance(v, str):
             return v
         assert isinstance(v, tuple)
-        return (v[0], app.cipher.decrypt(v[1], b"patient:pii"), *v[2:])
+        # the bulk path encrypts the compact form of the same document (fields.py)
+        return (v[0], app.cipher.decrypt_json(v[1], b"patient:pii"), *v[2:])
 
     for (line_a, a), (line_b, b) in zip(expected, got, strict=True):
         assert line_a == line_b and plain(a) == plain(b), line_a
