@@ -128,3 +128,17 @@ def test_empty_home_detects_nothing(sqlite_cli: Cli) -> None:
     assert sqlite_cli("init").exit_code == 0
     r = sqlite_cli("detect", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout) == []
+
+
+def test_detect_keeps_day_summaries_of_the_event_store(home: Cli) -> None:
+    """Over the event store (hive partitions by Hong Kong date) a run keeps one summary per
+    whole day it read; a run with summaries off finds exactly the same alerts."""
+    kept = json.loads(home("detect", "--since", "2026-03-15", "--format", "json").stdout)
+    days = sorted(p.name for p in (home.home / "detection" / "days").glob("day=*"))
+    store = sorted(p.name for p in (home.home / "events" / "events").glob("date=*"))
+    assert days and {d.removeprefix("day=") for d in days} <= {
+        s.removeprefix("date=") for s in store
+    }
+    off = Cli(home.home, {**home.env, "PHIGUARD_DETECT_DAY_SUMMARIES": "false"})
+    plain = json.loads(off("detect", "--since", "2026-03-15", "--format", "json").stdout)
+    assert plain == kept
