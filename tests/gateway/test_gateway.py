@@ -129,7 +129,8 @@ def test_copy_select_to_stdout_needs_export_and_is_masked(world, gw):
         pytest.raises(
             psycopg.errors.InsufficientPrivilege,
             match="does not allow export",
-        ),conn.cursor().copy("COPY (SELECT hkid FROM patients) TO STDOUT") as cp
+        ),
+        conn.cursor().copy("COPY (SELECT hkid FROM patients) TO STDOUT") as cp,
     ):
         cp.read()
     export = gw.url(world.credential(world.grant(actions="read,export", max_rows=5)))
