@@ -344,6 +344,9 @@ class DaySummaries:
         disk, or condensed now from the ``ev`` view (narrowed to the day) and written — and
         return the SQL of the daily stages over it."""
         folder = self.rollups.find(dayno)
+        if folder is not None and not _intact(engine, folder):
+            shutil.rmtree(folder, ignore_errors=True)  # damaged: condensed again, rewritten
+            folder = None
         tables: list[str] = []
         if folder is None:
             tables = self._condense(engine, dayno, render_day)
@@ -386,3 +389,18 @@ class DaySummaries:
         for part in PARTS:
             engine.view(f"day_{part}", f"SELECT * FROM _day_{part}")
         return [f"_day_{part}" for part in PARTS]
+
+
+def _intact(engine: Any, folder: Path) -> bool:
+    """Every part's row count (from its Parquet footer, so cheap) is the one recorded when the
+    summary was written: a truncated or damaged file is caught before any stage reads it."""
+    try:
+        meta = json.loads((folder / "day.json").read_text())
+        for part in PARTS:
+            path = str(folder / f"{part}.parquet").replace("'", "''")
+            n = engine.query(f"SELECT count(*) AS n FROM read_parquet('{path}')")[0]["n"]
+            if int(n) != int(meta.get(part, -1)):
+                return False
+    except Exception:  # any unreadable part means: condense the day again
+        return False
+    return True

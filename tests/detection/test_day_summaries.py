@@ -190,3 +190,17 @@ def test_a_valid_summary_another_run_wrote_is_kept(tmp_path: Path) -> None:
     assert (folder / "accesses.parquet").read_bytes() == b"first"
     assert not second.exists()
     assert [p.name for p in (tmp_path / "days").iterdir()] == ["day=2026-04-01"]
+
+
+def test_a_damaged_summary_file_is_condensed_again(
+    tmp_path: Path, world_dir: Path, reference: Reference, duck_result: PackResult
+) -> None:
+    run_world("duckdb", world_dir, reference, home=tmp_path)
+    root = tmp_path / "detection" / "days"
+    part = next(root.glob("day=*/accesses.parquet"))
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 2])  # a disk fault cut the file (same name, same key)
+    again = run_world("duckdb", world_dir, reference, home=tmp_path)
+    assert again.timings.get("summary:written", 0) > 0
+    assert_same_results(again, duck_result)
+    assert pq.read_table(part).num_rows > 0  # written whole again
