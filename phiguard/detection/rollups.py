@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -41,10 +42,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from phiguard.audit.journal import fsync_dir
 from phiguard.detection.rules.stages import FLAGS_SUM, KEPT, meets
 
 VERSION = 1
+log = logging.getLogger(__name__)
 #: Daily stages (rules/stages.py) that read the day's events and nothing else: a summary
 #: holds their rows as they are.
 PURE = ("acct_hour", "acct_client", "denied", "source_day")
@@ -376,15 +380,23 @@ class DaySummaries:
         engine.drop("_day_g")
         for name in PURE:
             engine.materialise(f"_day_{name}", render_day(STAGES[name].sql))
-        tmp = self.rollups.begin()
+        tmp: Path | None = None
         try:
+            tmp = self.rollups.begin()
             counts = {
                 part: engine.export_parquet(f"_day_{part}", tmp / f"{part}.parquet")
                 for part in PARTS
             }
             self.rollups.commit(tmp, dayno, counts)
+        except (OSError, duckdb.IOException) as exc:
+            # A summary is only a saving: a full disk or a read-only folder costs the next run
+            # the time, never this run its result.
+            log.warning("day summary of %s not kept: %s", day_of(dayno), exc)
+            if tmp is not None:
+                self.rollups.abandon(tmp)
         except BaseException:
-            self.rollups.abandon(tmp)
+            if tmp is not None:
+                self.rollups.abandon(tmp)
             raise
         for part in PARTS:
             engine.view(f"day_{part}", f"SELECT * FROM _day_{part}")

@@ -204,3 +204,17 @@ def test_a_damaged_summary_file_is_condensed_again(
     assert again.timings.get("summary:written", 0) > 0
     assert_same_results(again, duck_result)
     assert pq.read_table(part).num_rows > 0  # written whole again
+
+
+def test_a_summary_that_cannot_be_written_costs_nothing_but_time(
+    tmp_path: Path,
+    world_dir: Path,
+    reference: Reference,
+    duck_result: PackResult,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "detection").mkdir()
+    (tmp_path / "detection" / "days").write_text("not a folder")  # e.g. a read-only mount
+    result = run_world("duckdb", world_dir, reference, home=tmp_path)
+    assert_same_results(result, duck_result)
+    assert "day summary of" in caplog.text and "not kept" in caplog.text
