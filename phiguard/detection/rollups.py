@@ -45,7 +45,7 @@ from typing import Any
 import duckdb
 
 from phiguard.audit.journal import fsync_dir
-from phiguard.detection.rules.stages import FLAGS_SUM, KEPT, meets
+from phiguard.detection.rules.stages import ACCESS_EVENTS, FLAGS_SUM, KEPT, meets
 
 VERSION = 1
 log = logging.getLogger(__name__)
@@ -217,9 +217,9 @@ DAY_ACCESSES = """
 SELECT account_id, patient_id, CAST(count(*) AS INTEGER) AS n,
        min(ts_us) AS first_us, max(ts_us) AS last_us
 FROM ev
-WHERE outcome = 'success' AND patient_id IS NOT NULL
+WHERE ACCESS_EVENTS
 GROUP BY account_id, patient_id
-"""
+""".replace("ACCESS_EVENTS", ACCESS_EVENTS)
 DAY_ACCOUNTS = """
 SELECT CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS ano, account_id
 FROM (SELECT DISTINCT account_id FROM _day_g) d

@@ -194,6 +194,10 @@ def meets(island: str, access: str = "g") -> str:
     )
 
 
+# Which events are accesses to a patient's record (grouped into ACCESS_DAY's accesses, and
+# into the accesses of a day summary, rollups.py: one definition for both).
+ACCESS_EVENTS = "outcome = 'success' AND patient_id IS NOT NULL"
+
 # Which accesses ACCESS_DAY keeps row by row (the others are folded into counting rows).
 KEPT = """NOT (by_account OR by_department) OR vip OR is_self OR is_coworker
                    OR is_family OR needs_grant OR vendor_id IS NOT NULL OR barred"""
@@ -218,7 +222,7 @@ WITH g AS (
   SELECT account_id, patient_id, min(dayno) AS dayno, count(*) AS n,
          min(ts_us) AS first_us, max(ts_us) AS last_us
   FROM ev
-  WHERE outcome = 'success' AND patient_id IS NOT NULL
+  WHERE ACCESS_EVENTS
   GROUP BY account_id, patient_id{% if not one_day %}, dayno{% endif %}
 ), j AS (
   SELECT g.account_id, g.patient_id, g.dayno, g.n, g.first_us, g.last_us, a.vendor_id,
@@ -256,7 +260,8 @@ SELECT account_id, dayno, patient_id, flags, count(*) AS n_acc, CAST(sum(n) AS B
        min(first_us) AS first_us, max(last_us) AS last_us
 FROM k
 GROUP BY account_id, dayno, patient_id, flags
-""".replace("FLAGS_SUM", FLAGS_SUM)
+""".replace("ACCESS_EVENTS", ACCESS_EVENTS)
+    .replace("FLAGS_SUM", FLAGS_SUM)
     .replace("KEPT", KEPT)
     .replace("MEETS_IA", meets("ia"))
     .replace("MEETS_ID", meets("id"))
